@@ -63,6 +63,7 @@ enum class Reason : int {
   kHandleStale,            // Unavailable: a loaded key outlived a device re-initialisation; reload it
   kMechanismUnsupported,   // Unimplemented: the module does not offer a mechanism
   kPolicyViolation,        // FailedPrecondition: a key's attributes break the HAL's crypto policy
+  kDryRunOperation,        // FailedPrecondition: DryRunOperationException (DryRun set, call would succeed)
 };
 
 std::string_view StatusCodeName(StatusCode code);
