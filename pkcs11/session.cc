@@ -1,0 +1,283 @@
+#include "pkcs11/session.h"
+
+#include "pkcs11/rv.h"
+
+namespace kms::pkcs11 {
+namespace {
+
+// Cryptoki takes non-const input pointers for data it only reads. SoftHSM2 refuses a NULL data pointer
+// even with length 0 (CKR_ARGUMENTS_BAD), so empty inputs point at a dummy byte.
+unsigned char* In(ByteView v) {
+  static unsigned char empty = 0;
+  return v.empty() ? &empty : const_cast<unsigned char*>(v.data());
+}
+
+CK_ULONG Len(std::size_t n) { return static_cast<CK_ULONG>(n); }
+
+}  // namespace
+
+StatusOr<Session> Session::Open(Module& module, CK_SLOT_ID slot, bool read_write) {
+  // PKCS#11 v2.40 §5.6: CKF_SERIAL_SESSION must always be set.
+  CK_FLAGS flags = CKF_SERIAL_SESSION | (read_write ? CKF_RW_SESSION : 0);
+  CK_SESSION_HANDLE handle = CK_INVALID_HANDLE;
+  CK_RV rv = module.functions()->C_OpenSession(slot, flags, nullptr, nullptr, &handle);
+  if (rv != CKR_OK) return RvToStatus(rv, "C_OpenSession");
+  return Session(&module, handle);
+}
+
+Session::Session(Session&& other) noexcept
+    : module_(std::exchange(other.module_, nullptr)),
+      handle_(std::exchange(other.handle_, CK_INVALID_HANDLE)),
+      generation_(other.generation_) {}
+
+Session& Session::operator=(Session&& other) noexcept {
+  if (this != &other) {
+    (void)Close();
+    module_ = std::exchange(other.module_, nullptr);
+    handle_ = std::exchange(other.handle_, CK_INVALID_HANDLE);
+    generation_ = other.generation_;
+  }
+  return *this;
+}
+
+Session::~Session() { (void)Close(); }
+
+Status Session::Close() {
+  if (module_ == nullptr) return Status();
+  Module* module = std::exchange(module_, nullptr);
+  CK_SESSION_HANDLE handle = std::exchange(handle_, CK_INVALID_HANDLE);
+  // After a re-initialisation the number may belong to a newer session: leave it alone.
+  if (module->generation() != generation_ || !module->initialized()) return Status();
+  return RvToStatus(module->functions()->C_CloseSession(handle), "C_CloseSession");
+}
+
+void Session::Abandon() {
+  module_ = nullptr;
+  handle_ = CK_INVALID_HANDLE;
+}
+
+StatusOr<CK_SESSION_INFO> Session::Info() const {
+  CK_SESSION_INFO info{};
+  CK_RV rv = f()->C_GetSessionInfo(handle_, &info);
+  if (rv != CKR_OK) return RvToStatus(rv, "C_GetSessionInfo");
+  return info;
+}
+
+StatusOr<CK_OBJECT_HANDLE> Session::CreateObject(AttributeTemplate& attributes) {
+  CK_OBJECT_HANDLE object = CK_INVALID_HANDLE;
+  CK_RV rv = f()->C_CreateObject(handle_, attributes.data(), attributes.size(), &object);
+  if (rv != CKR_OK) return RvToStatus(rv, "C_CreateObject");
+  return object;
+}
+
+Status Session::DestroyObject(CK_OBJECT_HANDLE object) {
+  return RvToStatus(f()->C_DestroyObject(handle_, object), "C_DestroyObject");
+}
+
+StatusOr<CK_OBJECT_HANDLE> Session::CopyObject(CK_OBJECT_HANDLE object,
+                                               AttributeTemplate& attributes) {
+  CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
+  CK_RV rv = f()->C_CopyObject(handle_, object, attributes.data(), attributes.size(), &copy);
+  if (rv != CKR_OK) return RvToStatus(rv, "C_CopyObject");
+  return copy;
+}
+
+StatusOr<std::vector<CK_OBJECT_HANDLE>> Session::FindObjects(AttributeTemplate& attributes,
+                                                             std::size_t max) {
+  CK_RV rv = f()->C_FindObjectsInit(handle_, attributes.data(), attributes.size());
+  if (rv != CKR_OK) return RvToStatus(rv, "C_FindObjectsInit");
+  std::vector<CK_OBJECT_HANDLE> found(max);
+  CK_ULONG count = 0;
+  rv = f()->C_FindObjects(handle_, found.data(), Len(max), &count);
+  // C_FindObjectsFinal always, so the session is left without an active search.
+  CK_RV final_rv = f()->C_FindObjectsFinal(handle_);
+  if (rv != CKR_OK) return RvToStatus(rv, "C_FindObjects");
+  if (final_rv != CKR_OK) return RvToStatus(final_rv, "C_FindObjectsFinal");
+  found.resize(count);
+  return found;
+}
+
+StatusOr<std::vector<AttributeValue>> Session::GetAttributes(
+    CK_OBJECT_HANDLE object, std::span<const CK_ATTRIBUTE_TYPE> types) {
+  // PKCS#11 v2.40 §5.7 C_GetAttributeValue: first call sizes, second call fills. Unavailable entries get
+  // ulValueLen = CK_UNAVAILABLE_INFORMATION and the call returns TYPE_INVALID/SENSITIVE for them.
+  std::vector<CK_ATTRIBUTE> query(types.size());
+  for (std::size_t i = 0; i < types.size(); ++i) query[i] = CK_ATTRIBUTE{types[i], nullptr, 0};
+  CK_RV rv = f()->C_GetAttributeValue(handle_, object, query.data(), Len(query.size()));
+  if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_ATTRIBUTE_SENSITIVE) {
+    return RvToStatus(rv, "C_GetAttributeValue");
+  }
+  std::vector<AttributeValue> values(types.size());
+  std::vector<CK_ATTRIBUTE> fetch;
+  std::vector<std::size_t> index;
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    values[i].type = types[i];
+    if (query[i].ulValueLen == CK_UNAVAILABLE_INFORMATION) continue;
+    values[i].present = true;
+    values[i].value = SecretBytes(static_cast<std::size_t>(query[i].ulValueLen));
+    if (query[i].ulValueLen == 0) continue;
+    fetch.push_back(CK_ATTRIBUTE{types[i], values[i].value.ExposeSecretMutable().data(),
+                                 query[i].ulValueLen});
+    index.push_back(i);
+  }
+  if (!fetch.empty()) {
+    rv = f()->C_GetAttributeValue(handle_, object, fetch.data(), Len(fetch.size()));
+    if (rv != CKR_OK) return RvToStatus(rv, "C_GetAttributeValue");
+    for (std::size_t j = 0; j < fetch.size(); ++j) {
+      values[index[j]].value.resize(static_cast<std::size_t>(fetch[j].ulValueLen));
+    }
+  }
+  return values;
+}
+
+StatusOr<AttributeValue> Session::GetAttribute(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) {
+  const CK_ATTRIBUTE_TYPE types[] = {type};
+  KMS_ASSIGN_OR_RETURN(std::vector<AttributeValue> values, GetAttributes(object, types));
+  if (!values[0].present) {
+    return FailedPreconditionError("C_GetAttributeValue: attribute unavailable");
+  }
+  return std::move(values[0]);
+}
+
+Status Session::GetAttributeStrict(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) {
+  CK_ATTRIBUTE query{type, nullptr, 0};
+  return RvToStatus(f()->C_GetAttributeValue(handle_, object, &query, 1), "C_GetAttributeValue");
+}
+
+Status Session::SetAttributes(CK_OBJECT_HANDLE object, AttributeTemplate& attributes) {
+  return RvToStatus(
+      f()->C_SetAttributeValue(handle_, object, attributes.data(), attributes.size()),
+      "C_SetAttributeValue");
+}
+
+StatusOr<CK_OBJECT_HANDLE> Session::GenerateKey(CK_MECHANISM& mechanism,
+                                                AttributeTemplate& attributes) {
+  CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+  CK_RV rv = f()->C_GenerateKey(handle_, &mechanism, attributes.data(), attributes.size(), &key);
+  if (rv != CKR_OK) return RvToStatus(rv, "C_GenerateKey");
+  return key;
+}
+
+StatusOr<std::pair<CK_OBJECT_HANDLE, CK_OBJECT_HANDLE>> Session::GenerateKeyPair(
+    CK_MECHANISM& mechanism, AttributeTemplate& public_attributes,
+    AttributeTemplate& private_attributes) {
+  CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE;
+  CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE;
+  CK_RV rv = f()->C_GenerateKeyPair(handle_, &mechanism, public_attributes.data(),
+                                    public_attributes.size(), private_attributes.data(),
+                                    private_attributes.size(), &pub, &priv);
+  if (rv != CKR_OK) return RvToStatus(rv, "C_GenerateKeyPair");
+  return std::make_pair(pub, priv);
+}
+
+StatusOr<Bytes> Session::WrapKey(CK_MECHANISM& mechanism, CK_OBJECT_HANDLE wrapping_key,
+                                 CK_OBJECT_HANDLE key) {
+  CK_ULONG length = 0;
+  CK_RV rv = f()->C_WrapKey(handle_, &mechanism, wrapping_key, key, nullptr, &length);
+  if (rv != CKR_OK) return RvToStatus(rv, "C_WrapKey");
+  Bytes out(static_cast<std::size_t>(length));
+  rv = f()->C_WrapKey(handle_, &mechanism, wrapping_key, key, out.data(), &length);
+  if (rv != CKR_OK) return RvToStatus(rv, "C_WrapKey");
+  out.resize(static_cast<std::size_t>(length));
+  return out;
+}
+
+StatusOr<CK_OBJECT_HANDLE> Session::UnwrapKey(CK_MECHANISM& mechanism,
+                                              CK_OBJECT_HANDLE unwrapping_key, ByteView wrapped,
+                                              AttributeTemplate& attributes) {
+  CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+  CK_RV rv = f()->C_UnwrapKey(handle_, &mechanism, unwrapping_key, In(wrapped), Len(wrapped.size()),
+                              attributes.data(), attributes.size(), &key);
+  if (rv != CKR_OK) return RvToStatus(rv, "C_UnwrapKey");
+  return key;
+}
+
+StatusOr<Bytes> Session::Encrypt(CK_MECHANISM& mechanism, CK_OBJECT_HANDLE key,
+                                 ByteView plaintext, std::size_t capacity) {
+  CK_RV rv = f()->C_EncryptInit(handle_, &mechanism, key);
+  if (rv != CKR_OK) return RvToStatus(rv, "C_EncryptInit");
+  Bytes out(capacity == 0 ? 1 : capacity);
+  CK_ULONG length = Len(out.size());
+  rv = f()->C_Encrypt(handle_, In(plaintext), Len(plaintext.size()), out.data(), &length);
+  if (rv == CKR_BUFFER_TOO_SMALL) {  // §5.2: the operation stays active, `length` is the need
+    out.resize(static_cast<std::size_t>(length));
+    rv = f()->C_Encrypt(handle_, In(plaintext), Len(plaintext.size()), out.data(), &length);
+  }
+  if (rv != CKR_OK) return RvToStatus(rv, "C_Encrypt");
+  out.resize(static_cast<std::size_t>(length));
+  return out;
+}
+
+StatusOr<SecretBytes> Session::Decrypt(CK_MECHANISM& mechanism, CK_OBJECT_HANDLE key,
+                                       ByteView ciphertext, std::size_t capacity) {
+  CK_RV rv = f()->C_DecryptInit(handle_, &mechanism, key);
+  if (rv != CKR_OK) return RvToStatus(rv, "C_DecryptInit");
+  SecretBytes out(capacity == 0 ? 1 : capacity);
+  CK_ULONG length = Len(out.size());
+  rv = f()->C_Decrypt(handle_, In(ciphertext), Len(ciphertext.size()),
+                      out.ExposeSecretMutable().data(), &length);
+  if (rv == CKR_BUFFER_TOO_SMALL) {
+    out.resize(static_cast<std::size_t>(length));
+    rv = f()->C_Decrypt(handle_, In(ciphertext), Len(ciphertext.size()),
+                        out.ExposeSecretMutable().data(), &length);
+  }
+  if (rv != CKR_OK) return RvToStatus(rv, "C_Decrypt");
+  out.resize(static_cast<std::size_t>(length));
+  return out;
+}
+
+StatusOr<Bytes> Session::Sign(CK_MECHANISM& mechanism, CK_OBJECT_HANDLE key, ByteView data,
+                              std::size_t capacity) {
+  CK_RV rv = f()->C_SignInit(handle_, &mechanism, key);
+  if (rv != CKR_OK) return RvToStatus(rv, "C_SignInit");
+  Bytes out(capacity == 0 ? 1 : capacity);
+  CK_ULONG length = Len(out.size());
+  rv = f()->C_Sign(handle_, In(data), Len(data.size()), out.data(), &length);
+  if (rv == CKR_BUFFER_TOO_SMALL) {
+    out.resize(static_cast<std::size_t>(length));
+    rv = f()->C_Sign(handle_, In(data), Len(data.size()), out.data(), &length);
+  }
+  if (rv != CKR_OK) return RvToStatus(rv, "C_Sign");
+  out.resize(static_cast<std::size_t>(length));
+  return out;
+}
+
+Status Session::Verify(CK_MECHANISM& mechanism, CK_OBJECT_HANDLE key, ByteView data,
+                       ByteView signature) {
+  CK_RV rv = f()->C_VerifyInit(handle_, &mechanism, key);
+  if (rv != CKR_OK) return RvToStatus(rv, "C_VerifyInit");
+  rv = f()->C_Verify(handle_, In(data), Len(data.size()), In(signature), Len(signature.size()));
+  return RvToStatus(rv, "C_Verify");
+}
+
+StatusOr<SecretBytes> Session::GenerateRandom(std::size_t size) {
+  SecretBytes out(size);
+  if (size == 0) return out;
+  CK_RV rv = f()->C_GenerateRandom(handle_, out.ExposeSecretMutable().data(), Len(size));
+  if (rv != CKR_OK) return RvToStatus(rv, "C_GenerateRandom");
+  return out;
+}
+
+namespace {
+Status DoLogin(Session& session, CK_USER_TYPE user, const SecretBytes& pin) {
+  ByteView p = pin.ExposeSecret();
+  CK_RV rv = session.module().functions()->C_Login(session.handle(), user, In(p), Len(p.size()));
+  // §5.6: the login is per application and token; already being logged in as this user is the goal.
+  if (rv == CKR_USER_ALREADY_LOGGED_IN) return Status();
+  return RvToStatus(rv, "C_Login");
+}
+}  // namespace
+
+Status Login::User(Session& session, const SecretBytes& pin) {
+  return DoLogin(session, CKU_USER, pin);
+}
+
+Status Login::SecurityOfficer(Session& session, const SecretBytes& pin) {
+  return DoLogin(session, CKU_SO, pin);
+}
+
+Status Login::Logout(Session& session) {
+  return RvToStatus(session.module().functions()->C_Logout(session.handle()), "C_Logout");
+}
+
+}  // namespace kms::pkcs11
