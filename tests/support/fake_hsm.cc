@@ -639,7 +639,8 @@ StatusOr<KeyHandle> FakeHsm::UnwrapKey(const WrappedKey& wrapped) {
                                ? kAes256KeySize
                                : HmacGeneratedKeySize(wrapped.algorithm);
     if (material.size() != expected) return BadCiphertext();
-    return MakeKey(*state_, wrapped.algorithm, wrapped.purpose, /*wrappable=*/true,
+    // hal/hsm.h: an unwrapped key is a non-extractable session key, so it cannot be wrapped again.
+    return MakeKey(*state_, wrapped.algorithm, wrapped.purpose, /*wrappable=*/false,
                    std::move(material), Bytes());
   }
   KMS_ASSIGN_OR_RETURN(auto pair,
@@ -647,7 +648,7 @@ StatusOr<KeyHandle> FakeHsm::UnwrapKey(const WrappedKey& wrapped) {
   if (!wrapped.public_key_der.empty() && wrapped.public_key_der != pair.second) {
     return BadCiphertext();  // the stored public key is not the wrapped private key's
   }
-  return MakeKey(*state_, wrapped.algorithm, wrapped.purpose, /*wrappable=*/true,
+  return MakeKey(*state_, wrapped.algorithm, wrapped.purpose, /*wrappable=*/false,
                  std::move(pair.first), std::move(pair.second));
 }
 

@@ -17,6 +17,8 @@
 //  * Material formats: `ImportKey` takes raw bytes for AES-256 (32 bytes) and HMAC keys (from the hash's
 //    output size up to 512 bytes: RFC 2104 §3 discourages shorter keys and SoftHSM2 refuses them), and
 //    DER PKCS#8 PrivateKeyInfo for RSA/EC keys. `GenerateExportableKeyPair` returns PKCS#8.
+//  * Only keys made by GenerateKey can be wrapped; imported, unwrapped and public keys answer
+//    FailedPrecondition/kPolicyViolation (non-extractable, as on the device).
 //  * Handles: a handle from another Hsm instance is InvalidArgument. `SimulateReinitialize()` makes every
 //    existing handle answer Unavailable/kHandleStale, as the real HAL does after a device re-init.
 //

@@ -1,0 +1,22 @@
+// The HSM a HAL suite runs against, chosen when the suite is compiled: the in-memory fake
+// (KMS_TEST_HSM_FAKE, label `unit`) or a SoftHSM2 dev token in a temp folder (KMS_TEST_HSM_SOFTHSM,
+// label `softhsm`). The same test sources compile once per backend, so one contract holds for all.
+//
+// Contract: `TestHsm()` opens the backend on first use and keeps it for the life of the process (a
+// SoftHSM token costs a PIN derivation and a domain-key ceremony; one per process is plenty).
+// Thread-safety: TestHsm() may be called from any thread; the Hsm itself is thread-safe.
+#ifndef KMS_TESTS_HAL_HSM_TEST_BACKEND_H_
+#define KMS_TESTS_HAL_HSM_TEST_BACKEND_H_
+
+#include <string_view>
+
+#include "hal/hsm.h"
+
+namespace kms::testing {
+
+hal::Hsm& TestHsm();
+std::string_view TestHsmName();  // "fake" or "softhsm"
+
+}  // namespace kms::testing
+
+#endif  // KMS_TESTS_HAL_HSM_TEST_BACKEND_H_
