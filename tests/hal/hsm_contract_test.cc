@@ -160,6 +160,7 @@ bool MbedVerify(ByteView spki, SignatureAlgorithm sig_alg, ByteView digest, Byte
 
 // One generated key per (algorithm, purpose), shared by the cases: RSA-4096 generation is slow.
 KeyHandle GeneratedKey(KeyAlgorithm algorithm, KeyPurpose purpose) {
+  TestHsm();  // opened before the cache exists, so the cache (and its handles) dies first at exit
   static std::mutex mu;
   static std::map<std::pair<KeyAlgorithm, KeyPurpose>, KeyHandle> cache;
   std::lock_guard<std::mutex> lock(mu);
@@ -543,10 +544,9 @@ TEST_CASE("ECDSA verification accepts strict DER only", "[hal][contract]") {
                Reason::kInvalidSignature);
   }
   SECTION("non-minimal INTEGER (extra leading zero)") {
-    if (r.size() < 33) {  // a leading zero on r that is not needed for the sign bit
-      CheckError(verify(EncodeEcdsa(r, s, false, true)), StatusCode::kInvalidArgument,
-                 Reason::kInvalidSignature);
-    }
+    // Any extra leading zero is non-minimal (X.690 §8.3.2), whether or not r already had one.
+    CheckError(verify(EncodeEcdsa(r, s, false, true)), StatusCode::kInvalidArgument,
+               Reason::kInvalidSignature);
   }
   SECTION("trailing garbage after the SEQUENCE") {
     Bytes t = *sig;
