@@ -1,6 +1,9 @@
 #include "tests/hal/hsm_test_backend.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <utility>
 
 #if defined(KMS_TEST_HSM_SOFTHSM)
 #include "tests/support/softhsm_fixture.h"
@@ -11,6 +14,22 @@
 #endif
 
 namespace kms::testing {
+
+#if defined(KMS_TEST_HSM_SOFTHSM)
+hal::Hsm& TestHsm() {
+  // One token per process (SOFTHSM2_CONF is process-global; CTest runs each case in its own process).
+  static const std::unique_ptr<SoftHsmFixture> fixture = [] {
+    auto f = SoftHsmFixture::Create();
+    if (!f.has_value()) {
+      std::fprintf(stderr, "cannot make a SoftHSM2 dev token: %s\n", f.error().ToString().c_str());
+      std::abort();  // every case needs it; failing loudly beats a cascade of null dereferences
+    }
+    return std::move(*f);
+  }();
+  return fixture->hsm();
+}
+std::string_view TestHsmName() { return "softhsm"; }
+#endif
 
 #if defined(KMS_TEST_HSM_FAKE)
 hal::Hsm& TestHsm() {
