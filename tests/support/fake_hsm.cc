@@ -703,8 +703,8 @@ StatusOr<Bytes> FakeHsm::PublicKeyDer(const KeyHandle& handle) {
 
 StatusOr<ExportedKeyPair> FakeHsm::GenerateExportableKeyPair(KeyAlgorithm algorithm) {
   if (hal::IsSymmetric(algorithm)) {
-    return UsageError("exportable key pairs are RSA or EC, not " +
-                      std::string(hal::KeyAlgorithmName(algorithm)));
+    return InvalidArgumentError("exportable key pairs are RSA or EC, not " +
+                                std::string(hal::KeyAlgorithmName(algorithm)));
   }
   if (!capabilities_.key_algorithms.contains(algorithm)) {
     return Unsupported(std::string(hal::KeyAlgorithmName(algorithm)) + " is not supported");
