@@ -852,6 +852,17 @@ TEST_CASE("ImportKey checks material and makes keys that cannot be wrapped", "[h
     CheckError(hsm.ImportKey(KeyAlgorithm::kEcP384, KeyPurpose::kSignVerify,
                              SecretBytes::CopyFrom(Message(40))),
                StatusCode::kInvalidArgument, Reason::kNone);
+    // The same key as SEC1 ECPrivateKey (RFC 5915), not wrapped in PKCS#8, is refused.
+    Pk sec1_pk;
+    REQUIRE(mbedtls_pk_parse_key(&sec1_pk.ctx, pair->private_key_pkcs8.ExposeSecret().data(),
+                                 pair->private_key_pkcs8.size(), nullptr, 0) == 0);
+    SecretBytes sec1_buf(1024);
+    int n = mbedtls_pk_write_key_der(&sec1_pk.ctx, sec1_buf.ExposeSecretMutable().data(),
+                                     sec1_buf.size());
+    REQUIRE(n > 0);
+    SecretBytes sec1 = SecretBytes::CopyFrom(sec1_buf.ExposeSecret().last(static_cast<std::size_t>(n)));
+    CheckError(hsm.ImportKey(KeyAlgorithm::kEcP384, KeyPurpose::kSignVerify, sec1),
+               StatusCode::kInvalidArgument, Reason::kNone);
     auto key = hsm.ImportKey(KeyAlgorithm::kEcP384, KeyPurpose::kSignVerify, pair->private_key_pkcs8);
     REQUIRE_OK(key);
     CheckError(hsm.WrapKey(*key), StatusCode::kFailedPrecondition, Reason::kPolicyViolation);

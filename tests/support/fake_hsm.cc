@@ -561,11 +561,28 @@ StatusOr<std::pair<SecretBytes, Bytes>> NewKeyPair(FakeHsm::State& st, KeyAlgori
   return std::make_pair(std::move(priv), std::move(pub));
 }
 
+// Whether `der` is shaped as a PKCS#8 PrivateKeyInfo (RFC 5208 §5: SEQUENCE { INTEGER version,
+// SEQUENCE AlgorithmIdentifier, ... }), not PKCS#1 RSAPrivateKey or SEC1 ECPrivateKey (whose second
+// element is an INTEGER or an OCTET STRING), which mbedtls_pk_parse_key would also take.
+bool LooksLikePkcs8(ByteView der) {
+  auto* p = const_cast<unsigned char*>(der.data());
+  const unsigned char* end = der.data() + der.size();
+  std::size_t len = 0;
+  if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0 ||
+      static_cast<std::size_t>(end - p) != len) {
+    return false;
+  }
+  int version = -1;
+  if (mbedtls_asn1_get_int(&p, end, &version) != 0 || version != 0) return false;
+  return mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) == 0;
+}
+
 // Parses PKCS#8 private key material for `algorithm`; returns the canonical PKCS#8 and the SPKI.
 StatusOr<std::pair<SecretBytes, Bytes>> ParsePrivate(KeyAlgorithm algorithm, ByteView der,
                                                      Status on_error) {
   Pk pk;
-  if (der.empty() || mbedtls_pk_parse_key(&pk.ctx, der.data(), der.size(), nullptr, 0) != 0) {
+  if (der.empty() || !LooksLikePkcs8(der) ||
+      mbedtls_pk_parse_key(&pk.ctx, der.data(), der.size(), nullptr, 0) != 0) {
     return on_error;
   }
   if (!CheckPkMatches(&pk.ctx, algorithm).ok()) return on_error;
