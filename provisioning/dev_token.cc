@@ -1,0 +1,231 @@
+#include "provisioning/dev_token.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "hal/pkcs11_policy.h"
+#include "pkcs11/module.h"
+#include "pkcs11/pkcs11.h"
+#include "pkcs11/rv.h"
+#include "pkcs11/session.h"
+
+namespace kms::provisioning {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kStateFile[] = "dev-token.state";
+constexpr char kConfFile[] = "softhsm2.conf";
+constexpr std::size_t kPinEntropyBytes = 16;  // 128 bits, written as 32 hex characters
+
+// The PIN as hex text, built straight into wiped storage.
+SecretBytes HexPin(const SecretBytes& random) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  SecretBytes pin(random.size() * 2);
+  auto out = pin.ExposeSecretMutable();
+  std::size_t i = 0;
+  for (std::uint8_t b : random.ExposeSecret()) {
+    out[i++] = static_cast<std::uint8_t>(kHex[b >> 4]);
+    out[i++] = static_cast<std::uint8_t>(kHex[b & 0x0F]);
+  }
+  return pin;
+}
+
+unsigned char* PinPtr(const SecretBytes& pin) {
+  return const_cast<unsigned char*>(pin.ExposeSecret().data());
+}
+CK_ULONG PinLen(const SecretBytes& pin) { return static_cast<CK_ULONG>(pin.size()); }
+
+// Writes `content` to a new file of mode 0600 (never readable by others, not even briefly).
+Status WritePrivateFile(const fs::path& path, std::string_view content) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "cannot create " + path.string() + ": " + std::strerror(errno));
+  }
+  const char* p = content.data();
+  std::size_t left = content.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ::close(fd);
+      return InternalError("cannot write " + path.string());
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) return InternalError("cannot write " + path.string());
+  return Status();
+}
+
+Status MakePrivateDir(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return FailedPreconditionError("cannot create " + dir.string() + ": " + ec.message());
+  if (::chmod(dir.c_str(), 0700) != 0) {
+    return FailedPreconditionError("cannot restrict " + dir.string());
+  }
+  return Status();
+}
+
+Status SetConfEnv(const std::string& conf_path) {
+  // Process-global; SoftHSM2 reads it in C_Initialize (see the header).
+  if (::setenv("SOFTHSM2_CONF", conf_path.c_str(), 1) != 0) {
+    return InternalError("cannot set SOFTHSM2_CONF");
+  }
+  return Status();
+}
+
+}  // namespace
+
+StatusOr<DevToken> CreateDevToken(const std::string& dir, const DevTokenOptions& options) {
+  if (options.token_label.empty() || options.token_label.size() > 32) {
+    return InvalidArgumentError("token label must be 1..32 characters");
+  }
+  const fs::path root = fs::absolute(dir);
+  KMS_RETURN_IF_ERROR(MakePrivateDir(root));
+  if (fs::exists(root / kStateFile)) {
+    return AlreadyExistsError("a dev token already exists in " + root.string());
+  }
+  const fs::path tokens = root / "tokens";
+  KMS_RETURN_IF_ERROR(MakePrivateDir(tokens));
+  const fs::path conf = root / kConfFile;
+  std::ostringstream conf_text;
+  conf_text << "# SoftHSM2 configuration of a KMS dev token (written by provisioning/dev_token.cc)\n"
+            << "directories.tokendir = " << tokens.string() << "\n"
+            << "objectstore.backend = file\n"
+            << "log.level = ERROR\n"
+            << "slots.removable = false\n"
+            // reference/softhsm.md §4 fork(): a child must never reuse the parent's state.
+            << "library.reset_on_fork = true\n";
+  std::error_code ec;
+  fs::remove(conf, ec);
+  KMS_RETURN_IF_ERROR(WritePrivateFile(conf, conf_text.str()));
+  KMS_RETURN_IF_ERROR(SetConfEnv(conf.string()));
+
+  KMS_ASSIGN_OR_RETURN(std::unique_ptr<pkcs11::Module> module,
+                       pkcs11::Module::Load(options.module_path));
+  CK_FUNCTION_LIST* f = module->functions();
+
+  // SoftHSM2 always offers one free slot holding an uninitialised token.
+  KMS_ASSIGN_OR_RETURN(std::vector<CK_SLOT_ID> slots, module->SlotList(true));
+  std::optional<CK_SLOT_ID> free_slot;
+  for (CK_SLOT_ID slot : slots) {
+    auto info = module->TokenInfo(slot);
+    if (info.has_value() && (info->flags & CKF_TOKEN_INITIALIZED) == 0) {
+      free_slot = slot;
+      break;
+    }
+  }
+  if (!free_slot) return FailedPreconditionError("the module offers no uninitialised token");
+
+  // No session can be opened on an uninitialised token, so the module RNG is out of reach for the
+  // first SO PIN: take it from the kernel, then replace it below with one from the module.
+  SecretBytes seed(kPinEntropyBytes);
+  if (::getrandom(seed.ExposeSecretMutable().data(), seed.size(), 0) !=
+      static_cast<ssize_t>(seed.size())) {
+    return InternalError("getrandom failed");
+  }
+  SecretBytes first_so_pin = HexPin(seed);
+  unsigned char label[32];
+  std::memset(label, ' ', sizeof(label));  // PKCS#11 v2.40 §5.5 C_InitToken: 32 bytes, blank padded
+  std::memcpy(label, options.token_label.data(), options.token_label.size());
+  KMS_RETURN_IF_ERROR(pkcs11::RvToStatus(
+      f->C_InitToken(*free_slot, PinPtr(first_so_pin), PinLen(first_so_pin), label), "C_InitToken"));
+
+  // SoftHSM2 gives an initialised token a new slot id: look it up again, by label.
+  KMS_ASSIGN_OR_RETURN(CK_SLOT_ID slot, module->FindToken(options.token_label));
+  KMS_ASSIGN_OR_RETURN(pkcs11::Session session, pkcs11::Session::Open(*module, slot, true));
+  KMS_RETURN_IF_ERROR(pkcs11::Login::SecurityOfficer(session, first_so_pin));
+  KMS_ASSIGN_OR_RETURN(SecretBytes so_random, session.GenerateRandom(kPinEntropyBytes));
+  SecretBytes so_pin = HexPin(so_random);
+  KMS_RETURN_IF_ERROR(pkcs11::RvToStatus(
+      f->C_SetPIN(session.handle(), PinPtr(first_so_pin), PinLen(first_so_pin), PinPtr(so_pin),
+                  PinLen(so_pin)),
+      "C_SetPIN"));
+  KMS_ASSIGN_OR_RETURN(SecretBytes user_random, session.GenerateRandom(kPinEntropyBytes));
+  SecretBytes user_pin = HexPin(user_random);
+  KMS_RETURN_IF_ERROR(pkcs11::RvToStatus(
+      f->C_InitPIN(session.handle(), PinPtr(user_pin), PinLen(user_pin)), "C_InitPIN"));
+  // The SO may not create private objects (reference/softhsm.md §4): switch to the user.
+  KMS_RETURN_IF_ERROR(pkcs11::Login::Logout(session));
+  KMS_RETURN_IF_ERROR(pkcs11::Login::User(session, user_pin));
+
+  CK_MECHANISM keygen{CKM_AES_KEY_GEN, nullptr, 0};
+  pkcs11::AttributeTemplate dk_template = hal::DomainKeyTemplate(options.domain_key_label);
+  KMS_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE dk, session.GenerateKey(keygen, dk_template));
+  KMS_RETURN_IF_ERROR(hal::CheckDomainKeyPolicy(session, dk));
+  KMS_ASSIGN_OR_RETURN(CK_TOKEN_INFO info, module->TokenInfo(slot));
+
+  DevToken token;
+  token.dir = root.string();
+  token.conf_path = conf.string();
+  token.module_path = options.module_path;
+  token.token_label = options.token_label;
+  token.token_serial = pkcs11::TrimPadded(info.serialNumber, sizeof(info.serialNumber));
+  token.so_pin = std::move(so_pin);
+  token.user_pin = user_pin.Clone();
+  token.domain_key_label = options.domain_key_label;
+
+  // DEV MODE ONLY (see the header): the user PIN in a 0600 file so dev restarts keep their keys.
+  std::string state = "# KMS dev token state. DEV MODE ONLY: holds the user PIN in clear.\n";
+  state += "module_path=" + token.module_path + "\n";
+  state += "token_label=" + token.token_label + "\n";
+  state += "token_serial=" + token.token_serial + "\n";
+  state += "domain_key_label=" + token.domain_key_label + "\n";
+  state += "user_pin=";
+  state.append(AsStringView(user_pin.ExposeSecret()));
+  state += "\n";
+  Status written = WritePrivateFile(root / kStateFile, state);
+  WipeString(state);
+  KMS_RETURN_IF_ERROR(written);
+  return token;
+}
+
+StatusOr<DevToken> OpenDevToken(const std::string& dir) {
+  const fs::path root = fs::absolute(dir);
+  const fs::path state_path = root / kStateFile;
+  std::ifstream in(state_path);
+  if (!in) return NotFoundError("no dev token in " + root.string());
+  DevToken token;
+  token.dir = root.string();
+  token.conf_path = (root / kConfFile).string();
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key = line.substr(0, eq);
+    std::string value = line.substr(eq + 1);
+    if (key == "module_path") token.module_path = value;
+    if (key == "token_label") token.token_label = value;
+    if (key == "token_serial") token.token_serial = value;
+    if (key == "domain_key_label") token.domain_key_label = value;
+    if (key == "user_pin") token.user_pin = SecretBytes::TakeFrom(value);
+    WipeString(line);
+  }
+  if (token.module_path.empty() || token.token_label.empty() || token.user_pin.empty() ||
+      token.domain_key_label.empty()) {
+    return DataLossError("dev token state in " + root.string() + " is incomplete");
+  }
+  if (!fs::exists(token.conf_path)) return DataLossError("dev token config missing");
+  KMS_RETURN_IF_ERROR(SetConfEnv(token.conf_path));
+  return token;
+}
+
+StatusOr<DevToken> OpenOrCreateDevToken(const std::string& dir, const DevTokenOptions& options) {
+  if (fs::exists(fs::path(dir) / kStateFile)) return OpenDevToken(dir);
+  return CreateDevToken(dir, options);
+}
+
+}  // namespace kms::provisioning
