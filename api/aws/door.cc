@@ -1,0 +1,171 @@
+#include "api/aws/door.h"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <array>
+#include <cstdio>
+#include <random>
+
+namespace kms::api::aws {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view kContentType = "application/x-amz-json-1.1";
+constexpr std::string_view kTargetPrefix = "TrentService.";
+
+bool AcceptableContentType(std::string_view ct) {
+  ct = ct.substr(0, ct.find(';'));
+  while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
+  return http::HeaderNameEquals(ct, "application/x-amz-json-1.1") ||
+         http::HeaderNameEquals(ct, "application/x-amz-json-1.0");
+}
+
+}  // namespace
+
+std::string NewRequestId() {
+  // Request ids are correlation handles, not secrets; a per-thread PRNG seeded once is enough.
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::array<std::uint8_t, 16> b{};
+  for (std::size_t i = 0; i < b.size(); i += 8) {
+    const std::uint64_t r = rng();
+    for (std::size_t j = 0; j < 8; ++j) b[i + j] = static_cast<std::uint8_t>(r >> (8 * j));
+  }
+  b[6] = static_cast<std::uint8_t>((b[6] & 0x0f) | 0x40);  // RFC 4122 §4.4: version 4
+  b[8] = static_cast<std::uint8_t>((b[8] & 0x3f) | 0x80);  // variant 10
+  char out[37];
+  std::snprintf(out, sizeof out,
+                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+                b[15]);
+  return out;
+}
+
+void OperationTable::Add(std::string name, Operation operation) {
+  ops_.insert_or_assign(std::move(name), std::move(operation));
+}
+
+const Operation* OperationTable::Find(std::string_view name) const {
+  auto it = ops_.find(name);
+  return it == ops_.end() ? nullptr : &it->second;
+}
+
+namespace {
+sigv4::VerifierConfig VerifierConfigFor(const AwsDoorConfig& c) {
+  sigv4::VerifierConfig v;
+  v.region = c.region;
+  v.service = "kms";
+  v.required_signed_headers = {"host", "x-amz-target"};
+  v.max_skew = c.max_skew;
+  v.clock = c.clock;
+  return v;
+}
+}  // namespace
+
+AwsDoor::AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, OperationTable operations)
+    : config_(std::move(config)),
+      verifier_(VerifierConfigFor(config_), keys),
+      operations_(std::move(operations)) {}
+
+http::HttpResponse AwsDoor::ErrorResponse(const AwsError& error, std::string_view request_id) {
+  http::HttpResponse r;
+  r.status = error.http_status;
+  r.headers.emplace_back("x-amzn-RequestId", std::string(request_id));
+  r.headers.emplace_back("Content-Type", std::string(kContentType));
+  json::object body;
+  body["__type"] = error.type;
+  body["message"] = error.message;
+  r.body = json::serialize(body);
+  return r;
+}
+
+http::HttpResponse AwsDoor::FaultResponse(http::ServerFault fault, std::string_view detail) {
+  AwsError e;
+  switch (fault) {
+    case http::ServerFault::kBodyTooLarge:
+      e = AwsError{"RequestEntityTooLargeException", 413, std::string(detail)};
+      break;
+    case http::ServerFault::kHeaderTooLarge:
+      e = AwsError{"RequestHeaderFieldsTooLargeException", 431, std::string(detail)};
+      break;
+    case http::ServerFault::kBadRequest:
+      e = AwsError{"SerializationException", 400, std::string(detail)};
+      break;
+    case http::ServerFault::kOverloaded:
+      e = ClientError("ThrottlingException",
+                      "You have exceeded the rate at which you may call KMS. Reduce the frequency "
+                      "of your calls.");
+      break;
+    case http::ServerFault::kHandlerFailed:
+      e = AwsError{"KMSInternalException", 500, "An internal error occurred; retry the request."};
+      break;
+  }
+  return ErrorResponse(e, NewRequestId());
+}
+
+AwsResult<json::object> AwsDoor::Dispatch(const http::HttpRequest& request,
+                                          std::string_view request_id) const {
+  auto caller = verifier_.Verify(request);
+  if (!caller) return std::unexpected(std::move(caller).error());
+
+  // Reference §1.1: POST /, operation in X-Amz-Target.
+  const auto target = request.Header("x-amz-target");
+  if (request.method != "POST" || request.Path() != "/" || !target ||
+      !target->starts_with(kTargetPrefix)) {
+    return std::unexpected(ClientError(
+        "UnknownOperationException",
+        "Requests must be POST / with X-Amz-Target: TrentService.<Operation>."));
+  }
+  const std::string_view op_name = target->substr(kTargetPrefix.size());
+  const Operation* op = operations_.Find(op_name);
+  if (!op) {
+    return std::unexpected(
+        ClientError("UnknownOperationException",
+                    "Operation '" + std::string(op_name) + "' is not known to this service."));
+  }
+  const auto content_type = request.Header("content-type");
+  if (!content_type || !AcceptableContentType(*content_type)) {
+    return std::unexpected(ClientError(
+        "SerializationException", "Content-Type must be application/x-amz-json-1.1."));
+  }
+
+  json::object body;
+  if (!request.body.empty()) {
+    boost::system::error_code ec;
+    json::value parsed = json::parse(request.body, ec);
+    if (ec) {
+      return std::unexpected(
+          ClientError("SerializationException", "The request body is not valid JSON."));
+    }
+    if (!parsed.is_object()) {
+      return std::unexpected(ClientError("SerializationException",
+                                         "The request body must be a JSON object."));
+    }
+    body = std::move(parsed.get_object());
+  }
+  const OperationContext ctx{*caller, request_id};
+  return (*op)(ctx, body);
+}
+
+http::HttpResponse AwsDoor::Handle(const http::HttpRequest& request) const {
+  const std::string request_id = NewRequestId();
+  AwsResult<json::object> result;
+  try {
+    result = Dispatch(request, request_id);
+  } catch (...) {
+    // Boundary catch (CONVENTIONS.md "Errors"): nothing escapes to the server.
+    result = std::unexpected(
+        AwsError{"KMSInternalException", 500, "An internal error occurred; retry the request."});
+  }
+  if (!result) return ErrorResponse(result.error(), request_id);
+  http::HttpResponse r;
+  r.status = 200;
+  r.headers.emplace_back("x-amzn-RequestId", request_id);
+  r.headers.emplace_back("Content-Type", std::string(kContentType));
+  r.body = json::serialize(*result);
+  return r;
+}
+
+}  // namespace kms::api::aws

@@ -1,0 +1,97 @@
+// The AWS KMS door: AWS JSON 1.1 over HTTP with SigV4 (AWS KMS reference §1).
+//
+// `AwsDoor::Handle` is an http::Handler (mount it at "/" of an http::Router, or give it to the server
+// directly). Per request, in this order:
+//   1. a fresh `x-amzn-RequestId` (UUID v4) that every response carries, errors included;
+//   2. SigV4 verification (api/aws/sigv4.h) against the door's AccessKeyStore, region and clock;
+//   3. framing: `POST /`, `X-Amz-Target: TrentService.<Op>` (UnknownOperationException otherwise),
+//      Content-Type application/x-amz-json-1.1 (1.0 tolerated), body a JSON object (empty body = {});
+//      malformed JSON or a non-object is SerializationException;
+//   4. the operation from the `OperationTable`; its AwsError or JSON object becomes the response.
+// Errors are `{"__type": "<Exception>", "message": "..."}` with the status of the AwsError (400 for
+// client errors, 500/503 for faults); success is 200 with Content-Type application/x-amz-json-1.1.
+// An operation that throws becomes KMSInternalException (500); nothing escapes to the server.
+//
+// `FaultResponse` is the door's http::FaultResponder: body too large -> 413
+// RequestEntityTooLargeException, header too large -> 431, malformed HTTP -> 400 SerializationException,
+// overload -> ThrottlingException (400, which every SDK retries with backoff, reference §0.4).
+//
+// Thread-safety: immutable after construction; Handle runs concurrently on the worker pool.
+#ifndef KMS_API_AWS_DOOR_H_
+#define KMS_API_AWS_DOOR_H_
+
+#include <boost/json/object.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "api/aws/access_key_store.h"
+#include "api/aws/aws_error.h"
+#include "api/aws/sigv4.h"
+#include "api/http/message.h"
+#include "api/http/server.h"
+
+namespace kms::api::aws {
+
+// What an operation knows about the call besides its body.
+struct OperationContext {
+  const sigv4::Caller& caller;
+  std::string_view request_id;
+};
+
+// One AWS operation: request JSON object in, response JSON object or AwsError out. Runs on a worker
+// thread (may block on the HSM). Must be thread-safe.
+using Operation =
+    std::function<AwsResult<boost::json::object>(const OperationContext&, const boost::json::object&)>;
+
+// Operation name ("Encrypt") -> Operation.
+class OperationTable {
+ public:
+  void Add(std::string name, Operation operation);
+  const Operation* Find(std::string_view name) const;
+  std::size_t size() const { return ops_.size(); }
+
+ private:
+  std::map<std::string, Operation, std::less<>> ops_;
+};
+
+struct AwsDoorConfig {
+  std::string region = "us-east-1";
+  std::string account_id = "111122223333";
+  // SigV4 clock skew window (reference §1.3.3).
+  std::chrono::seconds max_skew{300};
+  // Defaults to the system clock; tests pin it.
+  std::function<std::chrono::system_clock::time_point()> clock;
+};
+
+class AwsDoor {
+ public:
+  // `keys` must outlive the door.
+  AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, OperationTable operations);
+
+  http::HttpResponse Handle(const http::HttpRequest& request) const;
+  static http::HttpResponse FaultResponse(http::ServerFault fault, std::string_view detail);
+
+  // The response an AwsError becomes (exposed for tests and for the fault path).
+  static http::HttpResponse ErrorResponse(const AwsError& error, std::string_view request_id);
+
+  const AwsDoorConfig& config() const { return config_; }
+
+ private:
+  AwsResult<boost::json::object> Dispatch(const http::HttpRequest& request,
+                                          std::string_view request_id) const;
+
+  AwsDoorConfig config_;
+  sigv4::Verifier verifier_;
+  OperationTable operations_;
+};
+
+// A random UUID v4 in the 8-4-4-4-12 form AWS request ids have.
+std::string NewRequestId();
+
+}  // namespace kms::api::aws
+
+#endif  // KMS_API_AWS_DOOR_H_

@@ -1,0 +1,15 @@
+// AWS KMS DisableKey: JSON 1.1 request <-> firmware::KeyService (AWS KMS reference §2.2 "DisableKey").
+#include "api/aws/internal/operation_support.h"
+
+namespace kms::api::aws::internal {
+
+OpResult DisableKey(firmware::KeyService& service, const boost::json::object& body) {
+  RequestReader r(body);
+  firmware::DisableKeyRequest req;
+  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  KMS_AWS_RETURN_IF_READ_ERROR(r);
+  KMS_AWS_RETURN_IF_ERROR(service.DisableKey(req));
+  return boost::json::object();
+}
+
+}  // namespace kms::api::aws::internal

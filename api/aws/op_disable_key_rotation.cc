@@ -1,0 +1,15 @@
+// AWS KMS DisableKeyRotation: JSON 1.1 request <-> firmware::KeyService (AWS KMS reference §2.2 "DisableKeyRotation").
+#include "api/aws/internal/operation_support.h"
+
+namespace kms::api::aws::internal {
+
+OpResult DisableKeyRotation(firmware::KeyService& service, const boost::json::object& body) {
+  RequestReader r(body);
+  firmware::DisableKeyRotationRequest req;
+  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  KMS_AWS_RETURN_IF_READ_ERROR(r);
+  KMS_AWS_RETURN_IF_ERROR(service.DisableKeyRotation(req));
+  return boost::json::object();
+}
+
+}  // namespace kms::api::aws::internal

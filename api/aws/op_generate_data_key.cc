@@ -1,0 +1,27 @@
+// AWS KMS GenerateDataKey: JSON 1.1 request <-> firmware::KeyService (AWS KMS reference §2.2 "GenerateDataKey").
+#include "api/aws/internal/operation_support.h"
+
+namespace kms::api::aws::internal {
+
+OpResult GenerateDataKey(firmware::KeyService& service, const boost::json::object& body) {
+  RequestReader r(body);
+  firmware::GenerateDataKeyRequest req;
+  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.encryption_context = r.StringMap("EncryptionContext");
+  req.number_of_bytes = r.Integer("NumberOfBytes");
+  req.key_spec = r.Enum<firmware::DataKeySpec>("KeySpec", firmware::ParseDataKeySpec);
+  ReadGrantTokens(r);
+  r.Unsupported("Recipient", "Recipient (Nitro Enclaves attestation) is not supported by this "
+                             "appliance.");
+  req.dry_run = r.Boolean("DryRun");
+  KMS_AWS_RETURN_IF_READ_ERROR(r);
+  KMS_AWS_ASSIGN_OR_FAIL(auto res, service.GenerateDataKey(req));
+  boost::json::object out;
+  PutBlob(out, "CiphertextBlob", res.ciphertext_blob);
+  PutBlob(out, "Plaintext", res.plaintext.ExposeSecret());
+  out["KeyId"] = res.key_id;
+  if (!res.key_material_id.empty()) out["KeyMaterialId"] = res.key_material_id;
+  return out;
+}
+
+}  // namespace kms::api::aws::internal

@@ -1,0 +1,30 @@
+// AWS KMS GenerateDataKeyPair: JSON 1.1 request <-> firmware::KeyService (AWS KMS reference §2.2 "GenerateDataKeyPair").
+#include "api/aws/internal/operation_support.h"
+
+namespace kms::api::aws::internal {
+
+OpResult GenerateDataKeyPair(firmware::KeyService& service, const boost::json::object& body) {
+  RequestReader r(body);
+  firmware::GenerateDataKeyPairRequest req;
+  req.encryption_context = r.StringMap("EncryptionContext");
+  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  if (auto spec = r.Enum<firmware::KeySpec>("KeyPairSpec", firmware::ParseDataKeyPairSpec,
+                                            /*required=*/true)) {
+    req.key_pair_spec = *spec;
+  }
+  ReadGrantTokens(r);
+  r.Unsupported("Recipient", "Recipient (Nitro Enclaves attestation) is not supported by this "
+                             "appliance.");
+  req.dry_run = r.Boolean("DryRun");
+  KMS_AWS_RETURN_IF_READ_ERROR(r);
+  KMS_AWS_ASSIGN_OR_FAIL(auto res, service.GenerateDataKeyPair(req));
+  boost::json::object out;
+  PutBlob(out, "PrivateKeyCiphertextBlob", res.private_key_ciphertext_blob);
+  PutBlob(out, "PrivateKeyPlaintext", res.private_key_plaintext.ExposeSecret());
+  PutBlob(out, "PublicKey", res.public_key);
+  out["KeyId"] = res.key_id;
+  out["KeyPairSpec"] = firmware::KeySpecName(res.key_pair_spec);
+  return out;
+}
+
+}  // namespace kms::api::aws::internal

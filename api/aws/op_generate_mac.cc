@@ -1,0 +1,25 @@
+// AWS KMS GenerateMac: JSON 1.1 request <-> firmware::KeyService (AWS KMS reference §2.2 "GenerateMac").
+#include "api/aws/internal/operation_support.h"
+
+namespace kms::api::aws::internal {
+
+OpResult GenerateMac(firmware::KeyService& service, const boost::json::object& body) {
+  RequestReader r(body);
+  firmware::GenerateMacRequest req;
+  req.message = r.RequiredSecretBlob("Message", 1, 4096);
+  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  if (auto a = r.Enum<firmware::MacAlgorithm>("MacAlgorithm", firmware::ParseMacAlgorithm, true)) {
+    req.mac_algorithm = *a;
+  }
+  ReadGrantTokens(r);
+  req.dry_run = r.Boolean("DryRun");
+  KMS_AWS_RETURN_IF_READ_ERROR(r);
+  KMS_AWS_ASSIGN_OR_FAIL(auto res, service.GenerateMac(req));
+  boost::json::object out;
+  PutBlob(out, "Mac", res.mac);
+  out["MacAlgorithm"] = firmware::MacAlgorithmName(res.mac_algorithm);
+  out["KeyId"] = res.key_id;
+  return out;
+}
+
+}  // namespace kms::api::aws::internal

@@ -1,0 +1,26 @@
+// Key policies and grants (AWS KMS reference §2.1 #33-#40): not implemented yet. They answer
+// UnsupportedOperationException, a modelled 400 that SDKs do not retry, with a message that says so,
+// so a client learns exactly what is missing instead of "unknown operation".
+#include <string>
+
+#include "api/aws/key_service_operations.h"
+
+namespace kms::api::aws {
+
+void RegisterNotImplementedOperations(OperationTable& table) {
+  static constexpr const char* kOperations[] = {
+      "GetKeyPolicy", "PutKeyPolicy",       "ListKeyPolicies", "CreateGrant",
+      "ListGrants",   "ListRetirableGrants", "RetireGrant",     "RevokeGrant",
+  };
+  for (const char* name : kOperations) {
+    const std::string message = std::string(name) +
+                                " is not implemented by this appliance yet: key policies and grants "
+                                "are not supported.";
+    table.Add(name, [message](const OperationContext&,
+                              const boost::json::object&) -> AwsResult<boost::json::object> {
+      return std::unexpected(ClientError("UnsupportedOperationException", message));
+    });
+  }
+}
+
+}  // namespace kms::api::aws

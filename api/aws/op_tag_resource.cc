@@ -1,0 +1,16 @@
+// AWS KMS TagResource: JSON 1.1 request <-> firmware::KeyService (AWS KMS reference §2.2 "TagResource").
+#include "api/aws/internal/operation_support.h"
+
+namespace kms::api::aws::internal {
+
+OpResult TagResource(firmware::KeyService& service, const boost::json::object& body) {
+  RequestReader r(body);
+  firmware::TagResourceRequest req;
+  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.tags = ReadTags(r, "Tags", /*required=*/true);
+  KMS_AWS_RETURN_IF_READ_ERROR(r);
+  KMS_AWS_RETURN_IF_ERROR(service.TagResource(req));
+  return boost::json::object();
+}
+
+}  // namespace kms::api::aws::internal

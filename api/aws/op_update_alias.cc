@@ -1,0 +1,16 @@
+// AWS KMS UpdateAlias: JSON 1.1 request <-> firmware::KeyService (AWS KMS reference §2.2 "UpdateAlias").
+#include "api/aws/internal/operation_support.h"
+
+namespace kms::api::aws::internal {
+
+OpResult UpdateAlias(firmware::KeyService& service, const boost::json::object& body) {
+  RequestReader r(body);
+  firmware::UpdateAliasRequest req;
+  req.alias_name = r.RequiredString("AliasName", 1, 256);
+  req.target_key_id = r.RequiredString("TargetKeyId", 1, 2048);
+  KMS_AWS_RETURN_IF_READ_ERROR(r);
+  KMS_AWS_RETURN_IF_ERROR(service.UpdateAlias(req));
+  return boost::json::object();
+}
+
+}  // namespace kms::api::aws::internal

@@ -1,0 +1,30 @@
+// AWS KMS Verify: JSON 1.1 request <-> firmware::KeyService (AWS KMS reference §2.2 "Verify").
+#include "api/aws/internal/operation_support.h"
+
+namespace kms::api::aws::internal {
+
+OpResult Verify(firmware::KeyService& service, const boost::json::object& body) {
+  RequestReader r(body);
+  firmware::VerifyRequest req;
+  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.message = r.RequiredSecretBlob("Message", 1, 4096);
+  if (auto t = r.Enum<firmware::MessageType>("MessageType", firmware::ParseMessageType)) {
+    req.message_type = *t;
+  }
+  req.signature = r.RequiredBlob("Signature", 1, 6144);
+  if (auto a = r.Enum<firmware::SigningAlgorithm>("SigningAlgorithm",
+                                                  firmware::ParseSigningAlgorithm, true)) {
+    req.signing_algorithm = *a;
+  }
+  ReadGrantTokens(r);
+  req.dry_run = r.Boolean("DryRun");
+  KMS_AWS_RETURN_IF_READ_ERROR(r);
+  KMS_AWS_ASSIGN_OR_FAIL(auto res, service.Verify(req));
+  boost::json::object out;
+  out["KeyId"] = res.key_id;
+  out["SignatureValid"] = res.signature_valid;
+  out["SigningAlgorithm"] = firmware::SigningAlgorithmName(res.signing_algorithm);
+  return out;
+}
+
+}  // namespace kms::api::aws::internal
