@@ -70,13 +70,17 @@ inline constexpr std::string_view kReservedMetaPrefix = "store.";
 template <typename T>
 struct Page {
   std::vector<T> items;
-  bool truncated = false;   // more items follow this page
-  std::string next_marker;  // when truncated: the sort key of the last item; pass it as the next `after`
+  // More items follow this page.
+  bool truncated = false;
+  // When truncated: the sort key of the last item; pass it as the next `after`.
+  std::string next_marker;
 };
 
 enum class TransactionMode {
-  kReadWrite,  // takes the write lock at Begin (SQLite BEGIN IMMEDIATE): never fails mid-way on a lock
-  kReadOnly,   // a snapshot; writes answer FailedPrecondition
+  // Takes the write lock at Begin (SQLite: BEGIN IMMEDIATE), so it never fails mid-way on a lock.
+  kReadWrite,
+  // A snapshot; writes answer FailedPrecondition.
+  kReadOnly,
 };
 
 class Transaction {
@@ -119,7 +123,8 @@ class Transaction {
   virtual Status InsertKeyVersion(const KeyVersionRecord& version) = 0;
   // Replaces an existing version (state, invocation_count, erased material); NotFound if missing.
   virtual Status UpdateKeyVersion(const KeyVersionRecord& version) = 0;
-  virtual StatusOr<KeyVersionRecord> GetKeyVersion(std::string_view key_id, std::uint32_t version) = 0;
+  virtual StatusOr<KeyVersionRecord> GetKeyVersion(std::string_view key_id,
+                                                   std::uint32_t version) = 0;
   // All versions of the key in ascending version order (empty if the key has none or does not exist:
   // versions per key are few, 25 on demand plus one per rotation period, so this is not paged).
   virtual StatusOr<std::vector<KeyVersionRecord>> ListKeyVersions(std::string_view key_id) = 0;
@@ -136,20 +141,22 @@ class Transaction {
   // All aliases ordered by name, after the alias name `after`.
   virtual StatusOr<Page<AliasRecord>> ListAliases(std::string_view after, std::size_t limit) = 0;
   // The aliases whose target is `key_id`, ordered by name, after `after` (empty page for an unknown key).
-  virtual StatusOr<Page<AliasRecord>> ListAliasesForKey(std::string_view key_id, std::string_view after,
+  virtual StatusOr<Page<AliasRecord>> ListAliasesForKey(std::string_view key_id,
+                                                        std::string_view after,
                                                         std::size_t limit) = 0;
 
   // ---- tags ----
   // Inserts or overwrites the tag (key_id, tag_key) (AWS TagResource overwrites). NotFound if the key
   // does not exist.
   virtual Status PutTag(const TagRecord& tag) = 0;
-  virtual Status DeleteTag(std::string_view key_id, std::string_view tag_key) = 0;  // NotFound if missing
+  // NotFound if missing.
+  virtual Status DeleteTag(std::string_view key_id, std::string_view tag_key) = 0;
   // All tags of the key ordered by tag_key (the service bounds them at 50 per key, aws-kms.md §2.3).
   virtual StatusOr<std::vector<TagRecord>> ListTags(std::string_view key_id) = 0;
 
   // ---- intents (crash safety of multi-step operations, issue 3 item 8) ----
-  virtual Status InsertIntent(const IntentRecord& intent) = 0;     // AlreadyExists if intent_id exists
-  virtual Status DeleteIntent(std::string_view intent_id) = 0;     // NotFound if missing
+  virtual Status InsertIntent(const IntentRecord& intent) = 0;  // AlreadyExists if intent_id exists
+  virtual Status DeleteIntent(std::string_view intent_id) = 0;  // NotFound if missing
   // Every intent, ordered by (created_time_ms, intent_id).
   virtual StatusOr<std::vector<IntentRecord>> ListIntents() = 0;
 

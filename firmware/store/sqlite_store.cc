@@ -167,7 +167,8 @@ class Connection {
       sqlite3_finalize(stmt);
       if (prc != SQLITE_ROW) return SqliteError(prc, db, "set journal_mode");
       if (mode != "wal") {
-        return UnavailableError("metadata store: the database refused WAL mode (got '" + mode + "')");
+        return UnavailableError("metadata store: the database refused WAL mode (got '" + mode +
+                                "')");
       }
     }
     return conn;
@@ -279,7 +280,8 @@ template <typename Record>
 StatusOr<std::string> Serialize(Record record) {
   record.set_record_version(kRecordVersion);
   std::string out;
-  if (!record.SerializeToString(&out)) return InternalError("metadata store: record serialization failed");
+  if (!record.SerializeToString(&out))
+    return InternalError("metadata store: record serialization failed");
   return out;
 }
 
@@ -288,17 +290,18 @@ StatusOr<Record> Parse(std::string_view blob, std::string_view table) {
   Record record;
   if (blob.size() > static_cast<std::size_t>(INT_MAX) ||
       !record.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
-    return DataLossError("metadata store: a record in table " + std::string(table) + " does not parse");
+    return DataLossError("metadata store: a record in table " + std::string(table) +
+                         " does not parse");
   }
   if (record.record_version() == 0) {
     return DataLossError("metadata store: a record in table " + std::string(table) +
                          " has no record_version");
   }
   if (record.record_version() > kRecordVersion) {
-    return FailedPreconditionError("metadata store: a record in table " + std::string(table) +
-                                   " has record_version " + std::to_string(record.record_version()) +
-                                   ", newer than this firmware reads (" +
-                                   std::to_string(kRecordVersion) + ")");
+    return FailedPreconditionError(
+        "metadata store: a record in table " + std::string(table) + " has record_version " +
+        std::to_string(record.record_version()) + ", newer than this firmware reads (" +
+        std::to_string(kRecordVersion) + ")");
   }
   return record;
 }
@@ -329,9 +332,11 @@ StatusOr<KeyRecord> DecodeKey(const Stmt& s) {
   return k;
 }
 StatusOr<KeyVersionRecord> DecodeVersion(const Stmt& s) {  // key_id, version, record
-  KMS_ASSIGN_OR_RETURN(KeyVersionRecord v, Parse<KeyVersionRecord>(s.ColumnBlob(2), "key_versions"));
+  KMS_ASSIGN_OR_RETURN(KeyVersionRecord v,
+                       Parse<KeyVersionRecord>(s.ColumnBlob(2), "key_versions"));
   if (v.key_id() != s.ColumnText(0)) return Mismatch("key_versions", "key_id");
-  if (static_cast<std::int64_t>(v.version()) != s.ColumnInt(1)) return Mismatch("key_versions", "version");
+  if (static_cast<std::int64_t>(v.version()) != s.ColumnInt(1))
+    return Mismatch("key_versions", "version");
   return v;
 }
 StatusOr<AliasRecord> DecodeAlias(const Stmt& s) {  // alias_name, target_key_id, record
@@ -418,8 +423,9 @@ StatusOr<int> ReadSchemaVersion(sqlite3* db) {
     KMS_ASSIGN_OR_RETURN(bool row, s.Step());
     return row ? s.ColumnInt(0) : 0;
   };
-  KMS_ASSIGN_OR_RETURN(std::int64_t has_meta,
-                       count("SELECT count(*) FROM sqlite_schema WHERE type='table' AND name='meta'"));
+  KMS_ASSIGN_OR_RETURN(
+      std::int64_t has_meta,
+      count("SELECT count(*) FROM sqlite_schema WHERE type='table' AND name='meta'"));
   if (has_meta == 0) {
     KMS_ASSIGN_OR_RETURN(std::int64_t objects, count("SELECT count(*) FROM sqlite_schema"));
     if (objects == 0) return 0;
@@ -446,7 +452,8 @@ StatusOr<int> ReadSchemaVersion(sqlite3* db) {
 Status WriteSchemaVersion(sqlite3* db, int version) {
   sqlite3_stmt* raw = nullptr;
   const int rc = sqlite3_prepare_v2(
-      db, "INSERT INTO meta (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = ?2",
+      db,
+      "INSERT INTO meta (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = ?2",
       -1, &raw, nullptr);
   if (rc != SQLITE_OK) return SqliteError(rc, db, "write schema version");
   std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(raw, sqlite3_finalize);
@@ -487,17 +494,18 @@ StatusOr<int> Migrate(sqlite3* db, std::span<const SqliteMigration> migrations) 
       return version;
     }
     if (version > latest) {
-      return FailedPreconditionError("metadata store: the database has schema version " +
-                                     std::to_string(version) + ", newer than this firmware supports (" +
-                                     std::to_string(latest) +
-                                     "); run newer firmware or restore a backup made by this version");
+      return FailedPreconditionError(
+          "metadata store: the database has schema version " + std::to_string(version) +
+          ", newer than this firmware supports (" + std::to_string(latest) +
+          "); run newer firmware or restore a backup made by this version");
     }
     const SqliteMigration* step = nullptr;
     for (const auto& m : migrations) {
       if (m.to_version == version + 1) step = &m;
     }
     if (step == nullptr) {
-      return InternalError("metadata store: no migration from schema version " + std::to_string(version));
+      return InternalError("metadata store: no migration from schema version " +
+                           std::to_string(version));
     }
     KMS_RETURN_IF_ERROR(step->apply(db));
     KMS_RETURN_IF_ERROR(WriteSchemaVersion(db, step->to_version));
@@ -601,7 +609,8 @@ class SqliteTransaction final : public Transaction {
         auto s, Use("SELECT key_id, state, next_rotation_ms, deletion_ms, record FROM keys "
                     "WHERE key_id > ?1 ORDER BY key_id LIMIT ?2"));
     s->Text(1, after).Int(2, static_cast<std::int64_t>(limit) + 1);
-    return CollectPage<KeyRecord>(*s, limit, DecodeKey, [](const KeyRecord& k) { return k.key_id(); });
+    return CollectPage<KeyRecord>(*s, limit, DecodeKey,
+                                  [](const KeyRecord& k) { return k.key_id(); });
   }
 
   StatusOr<std::uint64_t> CountKeys() override {
@@ -666,7 +675,8 @@ class SqliteTransaction final : public Transaction {
     return Status::Ok();
   }
 
-  StatusOr<KeyVersionRecord> GetKeyVersion(std::string_view key_id, std::uint32_t version) override {
+  StatusOr<KeyVersionRecord> GetKeyVersion(std::string_view key_id,
+                                           std::uint32_t version) override {
     KMS_RETURN_IF_ERROR(CheckOpen());
     KMS_ASSIGN_OR_RETURN(auto s, Use("SELECT key_id, version, record FROM key_versions "
                                      "WHERE key_id = ?1 AND version = ?2"));
@@ -686,7 +696,8 @@ class SqliteTransaction final : public Transaction {
 
   Status DeleteKeyVersion(std::string_view key_id, std::uint32_t version) override {
     KMS_RETURN_IF_ERROR(CheckWritable());
-    KMS_ASSIGN_OR_RETURN(auto s, Use("DELETE FROM key_versions WHERE key_id = ?1 AND version = ?2"));
+    KMS_ASSIGN_OR_RETURN(auto s,
+                         Use("DELETE FROM key_versions WHERE key_id = ?1 AND version = ?2"));
     s->Text(1, key_id).Int(2, version);
     KMS_RETURN_IF_ERROR(s->Run());
     if (Changes() == 0) return VersionNotFound(key_id, version);
@@ -775,8 +786,9 @@ class SqliteTransaction final : public Transaction {
     KMS_RETURN_IF_ERROR(CheckText("tag_value", tag.tag_value()));
     KMS_RETURN_IF_ERROR(RequireKey(tag.key_id()));
     KMS_ASSIGN_OR_RETURN(std::string blob, Serialize(tag));
-    KMS_ASSIGN_OR_RETURN(auto s, Use("INSERT INTO tags (key_id, tag_key, record) VALUES (?1, ?2, ?3) "
-                                     "ON CONFLICT (key_id, tag_key) DO UPDATE SET record = ?3"));
+    KMS_ASSIGN_OR_RETURN(auto s,
+                         Use("INSERT INTO tags (key_id, tag_key, record) VALUES (?1, ?2, ?3) "
+                             "ON CONFLICT (key_id, tag_key) DO UPDATE SET record = ?3"));
     s->Text(1, tag.key_id()).Text(2, tag.tag_key()).Blob(3, blob);
     KMS_RETURN_IF_ERROR(s->Run());
     dirty_ = true;
@@ -814,7 +826,8 @@ class SqliteTransaction final : public Transaction {
                                      "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"));
     s->Text(1, intent.intent_id()).Int(2, intent.created_time_ms()).Blob(3, blob);
     KMS_RETURN_IF_ERROR(s->Run());
-    if (Changes() == 0) return AlreadyExistsError("intent " + intent.intent_id() + " already exists");
+    if (Changes() == 0)
+      return AlreadyExistsError("intent " + intent.intent_id() + " already exists");
     dirty_ = true;
     return Status::Ok();
   }
@@ -928,11 +941,12 @@ class SqliteTransaction final : public Transaction {
         "SELECT key_id, state, next_rotation_ms, deletion_ms, record FROM keys", DecodeKey));
     KMS_RETURN_IF_ERROR(CheckTable<KeyVersionRecord>(
         "SELECT key_id, version, record FROM key_versions", DecodeVersion));
+    KMS_RETURN_IF_ERROR(CheckTable<AliasRecord>(
+        "SELECT alias_name, target_key_id, record FROM aliases", DecodeAlias));
     KMS_RETURN_IF_ERROR(
-        CheckTable<AliasRecord>("SELECT alias_name, target_key_id, record FROM aliases", DecodeAlias));
-    KMS_RETURN_IF_ERROR(CheckTable<TagRecord>("SELECT key_id, tag_key, record FROM tags", DecodeTag));
-    KMS_RETURN_IF_ERROR(
-        CheckTable<IntentRecord>("SELECT intent_id, created_ms, record FROM intents", DecodeIntent));
+        CheckTable<TagRecord>("SELECT key_id, tag_key, record FROM tags", DecodeTag));
+    KMS_RETURN_IF_ERROR(CheckTable<IntentRecord>(
+        "SELECT intent_id, created_ms, record FROM intents", DecodeIntent));
     return Status::Ok();
   }
 
@@ -1011,7 +1025,8 @@ class SqliteTransaction final : public Transaction {
     KMS_ASSIGN_OR_RETURN(bool row, s->Step());
     if (!row) return std::uint64_t{0};
     const std::int64_t v = s->ColumnInt(0);
-    if (v < 0) return DataLossError("metadata store: counter " + std::string(name) + " is negative");
+    if (v < 0)
+      return DataLossError("metadata store: counter " + std::string(name) + " is negative");
     return static_cast<std::uint64_t>(v);
   }
 
@@ -1099,7 +1114,8 @@ class SqliteStore final : public MetadataStore {
 
   void ReturnReader(std::unique_ptr<Connection> reader) {
     std::lock_guard<std::mutex> lock(pool_mutex_);
-    if (idle_readers_.size() < options_.max_idle_readers) idle_readers_.push_back(std::move(reader));
+    if (idle_readers_.size() < options_.max_idle_readers)
+      idle_readers_.push_back(std::move(reader));
   }
 
  private:

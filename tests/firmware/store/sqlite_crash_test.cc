@@ -87,7 +87,8 @@ TEST_CASE("crash: SIGKILL at random moments loses no committed transaction and t
     // Everything the child reported is in the pipe (the kernel keeps it after the writer dies).
     std::string text;
     char buf[4096];
-    for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+    for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;)
+      text.append(buf, static_cast<size_t>(n));
     close(fds[0]);
     int max_seen = next_first - 1;
     for (std::size_t pos = 0; pos < text.size();) {

@@ -49,7 +49,8 @@ TEST_CASE("migration: an older database migrates forward and keeps its records",
     REQUIRE(txn->Commit().ok());
   }
   // Firmware "v2" adds a table; its migration list is v1's plus one step.
-  std::vector<SqliteMigration> v2(BuiltinSqliteMigrations().begin(), BuiltinSqliteMigrations().end());
+  std::vector<SqliteMigration> v2(BuiltinSqliteMigrations().begin(),
+                                  BuiltinSqliteMigrations().end());
   int v2_runs = 0;
   v2.push_back({2, [&v2_runs](sqlite3* db) {
                   ++v2_runs;
@@ -84,7 +85,8 @@ TEST_CASE("migration: an older database migrates forward and keeps its records",
 TEST_CASE("migration: a failing step leaves the last completed version", "[unit][store]") {
   TempDir dir;
   const std::string path = dir.File("kms.db");
-  std::vector<SqliteMigration> v2(BuiltinSqliteMigrations().begin(), BuiltinSqliteMigrations().end());
+  std::vector<SqliteMigration> v2(BuiltinSqliteMigrations().begin(),
+                                  BuiltinSqliteMigrations().end());
   v2.push_back({2, [](sqlite3* db) {
                   // Half the work, then a failure: none of it may survive.
                   Status s = internal::ExecSql(db, "CREATE TABLE half_done (x INTEGER)");

@@ -70,9 +70,10 @@ TEST_CASE("scale: 100,000 keys in batches", "[unit][store][scale]") {
   std::error_code ec;
   const auto db_size = std::filesystem::file_size(path, ec);
   const auto wal_size = std::filesystem::file_size(path + "-wal", ec);
-  WARN("insert " << kKeys << " keys+versions: "
-                 << std::chrono::duration_cast<ms>(inserted - start).count() << " ms; list+lookups: "
-                 << std::chrono::duration_cast<ms>(done - inserted).count() << " ms; integrity check: "
+  WARN("insert " << kKeys
+                 << " keys+versions: " << std::chrono::duration_cast<ms>(inserted - start).count()
+                 << " ms; list+lookups: " << std::chrono::duration_cast<ms>(done - inserted).count()
+                 << " ms; integrity check: "
                  << std::chrono::duration_cast<ms>(checked - done).count() << " ms; db "
                  << db_size / 1024 << " KiB, wal " << wal_size / 1024 << " KiB");
 }

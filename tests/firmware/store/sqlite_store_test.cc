@@ -109,7 +109,8 @@ TEST_CASE("store: ListKeys pages in id order", "[unit][store]") {
   auto store = OpenOrDie(dir.File("kms.db"));
   auto txn = BeginOrDie(*store);
   // Inserted out of order; listed byte-wise ascending.
-  for (const char* id : {"k05", "k01", "k03", "k02", "k04"}) KMS_REQUIRE_OK(txn->InsertKey(MakeKey(id)));
+  for (const char* id : {"k05", "k01", "k03", "k02", "k04"})
+    KMS_REQUIRE_OK(txn->InsertKey(MakeKey(id)));
   CHECK(*txn->CountKeys() == 5);
 
   auto p1 = txn->ListKeys("", 2);
@@ -325,7 +326,7 @@ TEST_CASE("store: tags", "[unit][store]") {
   auto txn = BeginOrDie(*store);
   KMS_REQUIRE_OK(txn->InsertKey(MakeKey("k")));
   KMS_REQUIRE_OK(txn->PutTag(MakeTag("k", "env", "prod")));
-  KMS_REQUIRE_OK(txn->PutTag(MakeTag("k", "app", "")));  // AWS TagValue may be empty
+  KMS_REQUIRE_OK(txn->PutTag(MakeTag("k", "app", "")));     // AWS TagValue may be empty
   KMS_REQUIRE_OK(txn->PutTag(MakeTag("k", "env", "dev")));  // overwrite
   auto tags = txn->ListTags("k");
   REQUIRE(tags->size() == 2);
@@ -349,7 +350,8 @@ TEST_CASE("store: tags", "[unit][store]") {
   KMS_REQUIRE_OK(txn->Commit());
 }
 
-TEST_CASE("store: deleting a key cascades to its versions, tags and aliases only", "[unit][store]") {
+TEST_CASE("store: deleting a key cascades to its versions, tags and aliases only",
+          "[unit][store]") {
   TempDir dir;
   auto store = OpenOrDie(dir.File("kms.db"));
   auto txn = BeginOrDie(*store);
@@ -400,7 +402,8 @@ TEST_CASE("store: intents", "[unit][store]") {
   CHECK((*all)[0].intent_id() == "c");  // by time, then id
   CHECK((*all)[1].intent_id() == "a");
   CHECK((*all)[2].intent_id() == "b");
-  CHECK(MessageDifferencer::Equals((*all)[2], Stamped(make("b", 20, records::INTENT_KIND_ROTATE_KEY))));
+  CHECK(MessageDifferencer::Equals((*all)[2],
+                                   Stamped(make("b", 20, records::INTENT_KIND_ROTATE_KEY))));
 
   const Status dup = txn->InsertIntent(make("a", 1, records::INTENT_KIND_CREATE_KEY));
   CHECK(dup.code() == StatusCode::kAlreadyExists);
@@ -583,9 +586,10 @@ TEST_CASE("store: concurrent writers serialise without losing updates", "[unit][
           ++failures;
           continue;
         }
-        const bool ok = (*txn)->IncrementCounter("n", 1).has_value() &&
-                        (*txn)->InsertKey(MakeKey("t" + std::to_string(t) + "-" + std::to_string(i))).ok() &&
-                        (*txn)->Commit().ok();
+        const bool ok =
+            (*txn)->IncrementCounter("n", 1).has_value() &&
+            (*txn)->InsertKey(MakeKey("t" + std::to_string(t) + "-" + std::to_string(i))).ok() &&
+            (*txn)->Commit().ok();
         if (!ok) ++failures;
         // Readers run alongside.
         auto r = store->Begin(TransactionMode::kReadOnly);
@@ -622,7 +626,7 @@ TEST_CASE("store: reopening keeps every record", "[unit][store]") {
     KMS_REQUIRE_OK(txn->Commit());
   }
   // The file is private to the appliance.
-  struct stat st{};
+  struct stat st {};
   REQUIRE(::stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
 
@@ -676,18 +680,21 @@ TEST_CASE("store: a corrupt or foreign record is DataLoss, found by reads and Ch
     auto r = txn->GetKeyVersion("c", 1);
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code() == StatusCode::kDataLoss);
-    CHECK(r.error().message() == "metadata store: a record in table key_versions has no record_version");
+    CHECK(r.error().message() ==
+          "metadata store: a record in table key_versions has no record_version");
     CHECK(store->CheckIntegrity().code() == StatusCode::kDataLoss);
   }
   SECTION("a record swapped under another id disagrees with its column") {
-    RawExec(path, "UPDATE keys SET record = (SELECT record FROM keys WHERE key_id = 'a') "
-                  "WHERE key_id = 'c'");
+    RawExec(path,
+            "UPDATE keys SET record = (SELECT record FROM keys WHERE key_id = 'a') "
+            "WHERE key_id = 'c'");
     auto store = OpenOrDie(path);
     auto txn = BeginOrDie(*store, TransactionMode::kReadOnly);
     auto r = txn->GetKey("c");
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code() == StatusCode::kDataLoss);
-    CHECK(r.error().message() == "metadata store: a record in table keys disagrees with its indexed column key_id");
+    CHECK(r.error().message() ==
+          "metadata store: a record in table keys disagrees with its indexed column key_id");
     CHECK(store->CheckIntegrity().code() == StatusCode::kDataLoss);
   }
   SECTION("a record from newer firmware is FailedPrecondition") {
@@ -707,7 +714,8 @@ TEST_CASE("store: a corrupt or foreign record is DataLoss, found by reads and Ch
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code() == StatusCode::kFailedPrecondition);
     CHECK(r.error().message() ==
-          "metadata store: a record in table keys has record_version 2, newer than this firmware reads (1)");
+          "metadata store: a record in table keys has record_version 2, newer than this firmware "
+          "reads (1)");
   }
   SECTION("a dangling reference fails the foreign key check") {
     RawExec(path, "PRAGMA foreign_keys=OFF; DELETE FROM keys WHERE key_id = 'a'");
@@ -718,9 +726,10 @@ TEST_CASE("store: a corrupt or foreign record is DataLoss, found by reads and Ch
   }
   SECTION("a damaged b-tree fails PRAGMA integrity_check") {
     // Drop the primary-key index's entries behind SQLite's back: the table and its index disagree.
-    RawExec(path, "PRAGMA writable_schema=ON; "
-                  "UPDATE sqlite_schema SET sql = 'CREATE INDEX keys_by_rotation ON keys (state)' "
-                  "WHERE name = 'keys_by_rotation'; PRAGMA writable_schema=OFF;");
+    RawExec(path,
+            "PRAGMA writable_schema=ON; "
+            "UPDATE sqlite_schema SET sql = 'CREATE INDEX keys_by_rotation ON keys (state)' "
+            "WHERE name = 'keys_by_rotation'; PRAGMA writable_schema=OFF;");
     auto store = OpenOrDie(path);
     const Status s = store->CheckIntegrity();
     CHECK(s.code() == StatusCode::kDataLoss);

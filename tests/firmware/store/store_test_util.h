@@ -37,8 +37,8 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-inline std::unique_ptr<MetadataStore> OpenOrDie(const std::string& path,
-                                                std::chrono::milliseconds busy = std::chrono::milliseconds(5000)) {
+inline std::unique_ptr<MetadataStore> OpenOrDie(
+    const std::string& path, std::chrono::milliseconds busy = std::chrono::milliseconds(5000)) {
   SqliteStoreOptions options;
   options.path = path;
   options.busy_timeout = busy;
@@ -54,11 +54,11 @@ inline std::unique_ptr<Transaction> BeginOrDie(MetadataStore& store,
   return std::move(*txn);
 }
 
-#define KMS_REQUIRE_OK(expr)                                              \
-  do {                                                                    \
-    const ::kms::Status kms_test_status_ = ::kms::StatusOf(expr);         \
-    INFO(kms_test_status_.ToString());                                    \
-    REQUIRE(kms_test_status_.ok());                                       \
+#define KMS_REQUIRE_OK(expr)                                      \
+  do {                                                            \
+    const ::kms::Status kms_test_status_ = ::kms::StatusOf(expr); \
+    INFO(kms_test_status_.ToString());                            \
+    REQUIRE(kms_test_status_.ok());                               \
   } while (0)
 
 inline KeyRecord MakeKey(const std::string& id) {
@@ -83,7 +83,8 @@ inline KeyVersionRecord MakeVersion(const std::string& key_id, std::uint32_t ver
   v.set_purpose(records::HAL_PURPOSE_ENCRYPT_DECRYPT);
   v.set_wrapped(std::string(40, '\x5a'));
   v.set_creation_time_ms(1'700'000'000'000 + version);
-  v.set_rotation_type(version == 1 ? records::ROTATION_TYPE_INITIAL : records::ROTATION_TYPE_ON_DEMAND);
+  v.set_rotation_type(version == 1 ? records::ROTATION_TYPE_INITIAL
+                                   : records::ROTATION_TYPE_ON_DEMAND);
   v.set_state(records::KEY_VERSION_STATE_CURRENT);
   return v;
 }
@@ -97,7 +98,8 @@ inline AliasRecord MakeAlias(const std::string& name, const std::string& target)
   return a;
 }
 
-inline TagRecord MakeTag(const std::string& key_id, const std::string& tag_key, const std::string& value) {
+inline TagRecord MakeTag(const std::string& key_id, const std::string& tag_key,
+                         const std::string& value) {
   TagRecord t;
   t.set_key_id(key_id);
   t.set_tag_key(tag_key);
