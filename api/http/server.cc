@@ -2,6 +2,7 @@
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -123,6 +124,9 @@ class Server::State : public std::enable_shared_from_this<Server::State> {
   FaultResponder faults_;
   std::shared_ptr<tls::TlsContext> tls_;
   asio::io_context ioc_;
+  // Keeps the network threads running while a request is away on the worker pool and no socket
+  // operation is pending (otherwise io_context::run would return and the response would never go out).
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   asio::thread_pool workers_;
   tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
@@ -331,6 +335,7 @@ Status Server::State::Start() {
                             std::to_string(config_.port) + ": " + ec.message());
   }
   port_ = acceptor_.local_endpoint().port();
+  work_.emplace(ioc_.get_executor());
   asio::dispatch(acceptor_.get_executor(), [self = shared_from_this()] { self->Accept(); });
   for (std::size_t i = 0; i < config_.network_threads; ++i) {
     threads_.emplace_back([self = shared_from_this()] { self->ioc_.run(); });
@@ -408,10 +413,16 @@ void Server::State::Stop() {
     cv_.wait_for(lock, std::chrono::seconds(2), [&] { return sessions_ == 0; });
   }
   workers_.join();
+  work_.reset();
   ioc_.stop();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }
+  threads_.clear();
+  // Every socket and timer is closed by now; run their cancelled completions so the handlers (and
+  // the sessions and state they hold) are released rather than left in the queue.
+  ioc_.restart();
+  ioc_.poll();
 }
 
 // ---- Server -----------------------------------------------------------------------------------------
