@@ -13,11 +13,13 @@
 //  * Records are serialized kms.records messages in a `record` BLOB, beside the few indexed columns the
 //    lookups need (ids, the rotation and deletion due times). Reads check that the blob parses and that
 //    it agrees with its columns; a mismatch is DataLoss.
-//  * Thread and process model: one writer connection guarded by a timed mutex, on which read-write
-//    transactions run as BEGIN IMMEDIATE (the SQLite write lock is taken at Begin, so a transaction never
-//    fails later on a lock); read-only transactions run on a small pool of reader connections, each a
-//    WAL snapshot that neither blocks nor is blocked by the writer. Other processes may open the same
-//    file: SQLite's file locks serialise writers across processes, waiting up to `busy_timeout_ms`.
+//  * Thread and process model: one writer connection, which this process's threads take in turns
+//    (waiting up to `busy_timeout`); on it read-write transactions run as BEGIN IMMEDIATE (the SQLite
+//    write lock is taken at Begin, so a transaction never fails later on a lock). Read-only
+//    transactions run on a small pool of reader connections, each a WAL snapshot that neither blocks
+//    nor is blocked by the writer. Other processes may open the same file: SQLite's file locks
+//    serialise writers across processes, again waiting up to `busy_timeout`. Every connection is used
+//    by one thread at a time (SQLITE_OPEN_NOMUTEX).
 //  * The database file is created with mode 0600 (it holds wrapped keys and key metadata).
 #ifndef KMS_FIRMWARE_STORE_SQLITE_STORE_H_
 #define KMS_FIRMWARE_STORE_SQLITE_STORE_H_
