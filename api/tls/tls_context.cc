@@ -58,6 +58,13 @@ StatusOr<std::shared_ptr<TlsContext>> TlsContext::Create(const TlsOptions& optio
     return InvalidArgumentError("cannot load TLS private key '" + options.key_file +
                                 "': " + MbedtlsErrorText(rc));
   }
+  // mbedtls_ssl_conf_own_cert does not check that the key belongs to the certificate; a mismatch
+  // would only show up as failed handshakes, so refuse it here.
+  rc = mbedtls_pk_check_pair(&ctx->cert_.pk, &ctx->key_);
+  if (rc != 0) {
+    return InvalidArgumentError("TLS private key '" + options.key_file +
+                                "' does not match the certificate: " + MbedtlsErrorText(rc));
+  }
   rc = mbedtls_ssl_config_defaults(&ctx->conf_, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
                                    MBEDTLS_SSL_PRESET_DEFAULT);
   if (rc != 0) return InternalError("TLS config defaults failed: " + MbedtlsErrorText(rc));
