@@ -1,7 +1,9 @@
-// ServiceFixture: a KeyService over the fake HSM and a SQLite store in a fresh temporary folder, with a
-// manual clock, for the firmware unit suites. `Restart()` closes the service and the store and opens
-// both again on the same database with a sibling fake HSM (same domain key, no loaded keys): what a
-// restarted appliance sees.
+// ServiceFixture: a KeyService over an HSM and a SQLite store in a fresh temporary folder, with a manual
+// clock. The HSM is the fake (unit suite) or, when compiled with KMS_TEST_HSM_SOFTHSM, a real SoftHSM2
+// dev token opened through the PKCS#11 HAL (softhsm suite): the same test source runs against both.
+// `Restart()` closes the service and the store and opens both again on the same database, with the HSM
+// reopened (fake: a sibling with the same domain key; SoftHSM: the token closed and opened again), so no
+// loaded key survives: what a restarted appliance sees.
 #ifndef KMS_TESTS_FIRMWARE_KEY_SERVICE_FIXTURE_H_
 #define KMS_TESTS_FIRMWARE_KEY_SERVICE_FIXTURE_H_
 
@@ -16,6 +18,9 @@
 #include "firmware/key_service.h"
 #include "firmware/store/sqlite_store.h"
 #include "tests/support/fake_hsm.h"
+#if defined(KMS_TEST_HSM_SOFTHSM)
+#include "tests/support/softhsm_fixture.h"
+#endif
 
 namespace kms::firmware::testing {
 
@@ -41,11 +46,22 @@ class TempDir {
 };
 
 struct ServiceFixture {
+#if defined(KMS_TEST_HSM_SOFTHSM)
+  explicit ServiceFixture(KeyServiceConfig config = {}) : config_(std::move(config)), clock(kStartMs) {
+    auto made = kms::testing::SoftHsmFixture::Create();
+    if (!made) FAIL(made.error().ToString());
+    softhsm = std::move(*made);
+    Open();
+  }
+  hal::Hsm& Hsm() { return softhsm->hsm(); }
+#else
   explicit ServiceFixture(KeyServiceConfig config = {}, kms::testing::FakeHsmOptions hsm_options = {})
       : config_(std::move(config)), clock(kStartMs) {
     hsm = kms::testing::NewFakeHsm(std::move(hsm_options));
     Open();
   }
+  hal::Hsm& Hsm() { return *hsm; }
+#endif
   ~ServiceFixture() {
     service.reset();
     store.reset();
@@ -57,7 +73,7 @@ struct ServiceFixture {
     auto opened = store::OpenSqliteStore(options);
     REQUIRE(opened.has_value());
     store = std::move(*opened);
-    auto s = KeyService::Open(*hsm, *store, clock, config_);
+    auto s = KeyService::Open(Hsm(), *store, clock, config_);
     if (!s) FAIL(s.error().ToString());
     service = std::move(*s);
   }
@@ -65,7 +81,13 @@ struct ServiceFixture {
   void Restart() {
     service.reset();
     store.reset();
+#if defined(KMS_TEST_HSM_SOFTHSM)
+    softhsm->CloseHsm();
+    Status reopened = softhsm->OpenHsm();
+    if (!reopened.ok()) FAIL(reopened.ToString());
+#else
     hsm = hsm->NewSibling();
+#endif
     Open();
   }
 
@@ -88,7 +110,11 @@ struct ServiceFixture {
   KeyServiceConfig config_;
   TempDir dir;
   ManualClock clock;
+#if defined(KMS_TEST_HSM_SOFTHSM)
+  std::unique_ptr<kms::testing::SoftHsmFixture> softhsm;
+#else
   std::unique_ptr<kms::testing::FakeHsm> hsm;
+#endif
   std::unique_ptr<store::MetadataStore> store;
   std::unique_ptr<KeyService> service;
 };
