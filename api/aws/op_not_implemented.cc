@@ -1,9 +1,6 @@
-// Key policies and grants (AWS KMS reference §2.1 #33-#40): not implemented yet. They answer
-// UnsupportedOperationException, a modelled 400 that SDKs do not retry, with a message that says so,
-// so a client learns exactly what is missing instead of "unknown operation".
 #include <string>
 
-#include "api/aws/key_service_operations.h"
+#include "api/aws/op_not_implemented.h"
 
 namespace kms::api::aws {
 
