@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -185,6 +186,11 @@ class Device {
   }
 
   const Capabilities& capabilities() const { return capabilities_; }
+  // The shortest HMAC key the module takes for `hash` (SoftHSM2: the digest size), 0 if unknown.
+  std::size_t HmacMinKeyBytes(HashAlgorithm hash) const {
+    auto it = hmac_min_key_bytes_.find(hash);
+    return it == hmac_min_key_bytes_.end() ? 0 : it->second;
+  }
   CK_OBJECT_HANDLE domain_key() const { return domain_key_; }
   std::uint64_t generation() const { return module_->generation(); }
 
@@ -292,9 +298,13 @@ class Device {
   void Return(Session session, RvClass failure) {
     const bool keep = failure == RvClass::kNone && !session.stale();
     if (!keep) {
-      if (failure == RvClass::kSessionLost || failure == RvClass::kDevice || session.stale()) {
-        session.Abandon();  // the module says it is gone; its number must not be closed again
+      if (failure == RvClass::kDevice || session.stale()) {
+        session.Abandon();  // the module is being re-initialised: C_Finalize closes everything
       } else {
+        // Also for CKR_SESSION_HANDLE_INVALID/CLOSED: closing a handle the module already dropped is
+        // harmless, and closing one it still holds (a spurious report) is what prevents a leak. Only
+        // this HAL opens sessions on the module, so a reused number could only be another pool
+        // session, which then fails with SESSION_HANDLE_INVALID and is replaced the same way.
         (void)session.Close();
       }
     }
@@ -381,8 +391,9 @@ class Device {
     if (Has(mechs, CKM_GENERIC_SECRET_KEY_GEN, CKF_GENERATE)) {
       for (KeyAlgorithm a : {KeyAlgorithm::kHmacSha224, KeyAlgorithm::kHmacSha256,
                              KeyAlgorithm::kHmacSha384, KeyAlgorithm::kHmacSha512}) {
-        if (Has(mechs, HmacMechanism(*HmacHashOf(a)), CKF_SIGN | CKF_VERIFY)) {
+        if (Has(mechs, HmacMechanism(*HmacHashOf(a)), CKF_SIGN | CKF_VERIFY, &info)) {
           caps.key_algorithms.insert(a);
+          hmac_min_key_bytes_[*HmacHashOf(a)] = static_cast<std::size_t>(info.ulMinKeySize);
         }
       }
     }
@@ -467,6 +478,7 @@ class Device {
   CK_SLOT_ID slot_ = 0;
   CK_OBJECT_HANDLE domain_key_ = CK_INVALID_HANDLE;
   Capabilities capabilities_;
+  std::map<HashAlgorithm, std::size_t> hmac_min_key_bytes_;
   std::atomic<bool> connected_{false};
 
   std::shared_mutex mu_;
@@ -585,16 +597,20 @@ class Pkcs11Hsm final : public Hsm {
         KMS_RETURN_IF_ERROR(CheckPrivateMatchesPublic(s, key, pub_parts));
         KMS_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE pub,
                              CreatePublicObject(s, algorithm, purpose, pub_parts));
-        ScopedObject pub_guard(s, pub);
-        if (IsEc(algorithm)) KMS_RETURN_IF_ERROR(CheckEcPair(s, key, pub, algorithm));
-        raw.pub = pub_guard.Release();
+        raw.pub = pub;
         raw.public_der = wrapped.public_key_der;
         raw.modulus_bytes = pub_parts.modulus.size();
       }
       raw.key = guard.Release();
       return raw;
     }));
-    return MakeKey(algorithm, purpose, KeyOrigin::kUnwrapped, std::move(raw));
+    KMS_ASSIGN_OR_RETURN(KeyHandle handle,
+                         MakeKey(algorithm, purpose, KeyOrigin::kUnwrapped, std::move(raw)));
+    // An EC private key object does not carry its public point: a sign/verify round trip proves the
+    // pair. Run on a pool session, never the anchor: an operation cut short there could leave it with
+    // an active operation, and the anchor cannot be replaced without losing every loaded key.
+    if (IsEc(algorithm)) KMS_RETURN_IF_ERROR(CheckEcPair(*static_cast<const Pkcs11Key*>(handle.get())));
+    return handle;
   }
 
   StatusOr<KeyHandle> ImportKey(KeyAlgorithm algorithm, KeyPurpose purpose,
@@ -609,12 +625,22 @@ class Pkcs11Hsm final : public Hsm {
         return InvalidArgumentError("an AES-256 key is 32 bytes");
       }
       if (material.empty()) return InvalidArgumentError("empty key material");
-      spec.value_len = material.size();  // HMAC keys of any length may be imported (RFC 2104 §3)
+      SecretBytes value = material.Clone();
+      if (std::optional<HashAlgorithm> hash = HmacHashOf(algorithm)) {
+        // HMAC keys of any length may be imported (RFC 2104 §3), but SoftHSM2 refuses keys shorter
+        // than the digest (CKR_KEY_SIZE_RANGE). RFC 2104 §2 pads a short key with zeros to the block
+        // size B before use, so K and K||00..00 (up to B bytes) are the same HMAC key: pad up to the
+        // module's minimum when that stays within B.
+        const std::size_t block = DigestSize(*hash) > 32 ? 128 : 64;
+        const std::size_t min = device_->HmacMinKeyBytes(*hash);
+        if (value.size() < min && min <= block) value.resize(min);  // resize zero-fills
+      }
+      spec.value_len = value.size();
       KMS_ASSIGN_OR_RETURN(RawKey raw, device_->OnAnchor([&](Session& s) -> StatusOr<RawKey> {
         RawKey raw;
         raw.generation = device_->generation();
         AttributeTemplate t = TemplateOf(spec, /*with_value_len=*/false);
-        t.Secret(CKA_VALUE, material);
+        t.Secret(CKA_VALUE, value);
         KMS_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE key, s.CreateObject(t));
         ScopedObject guard(s, key);
         KMS_RETURN_IF_ERROR(CheckKeyPolicy(s, key, spec));
@@ -1014,19 +1040,17 @@ class Pkcs11Hsm final : public Hsm {
     return Status();
   }
 
-  // An EC private key does not carry its public point: a sign/verify round trip proves the pair.
-  static Status CheckEcPair(Session& s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub,
-                            KeyAlgorithm algorithm) {
-    const std::size_t order = internal::CurveOf(algorithm)->order_bytes;
-    Bytes digest(32, 0x5A);
-    CK_MECHANISM mech{CKM_ECDSA, nullptr, 0};
-    KMS_ASSIGN_OR_RETURN(Bytes sig, s.Sign(mech, priv, digest, 2 * order));
-    Status ok = s.Verify(mech, pub, digest, sig);
-    if (!ok.ok()) {
+  Status CheckEcPair(const Pkcs11Key& k) {
+    const std::size_t order = internal::CurveOf(k.algorithm())->order_bytes;
+    return device_->OnPool([&](Session& s) -> Status {
+      KMS_RETURN_IF_ERROR(device_->Fresh(k.raw()));
+      const Bytes digest(32, 0x5A);
+      CK_MECHANISM mech{CKM_ECDSA, nullptr, 0};
+      KMS_ASSIGN_OR_RETURN(Bytes sig, s.Sign(mech, k.raw().key, digest, 2 * order));
+      Status ok = s.Verify(mech, k.raw().pub, digest, sig);
       if (pkcs11::RvOf(ok) == CKR_SIGNATURE_INVALID) return InvalidCiphertext(CKR_OK);
       return ok;
-    }
-    return Status();
+    });
   }
 
   Status RequireGcmKey(const Pkcs11Key& k) const {

@@ -96,8 +96,7 @@ KeySpec SecretOrPrivateKeySpec(KeyAlgorithm algorithm, KeyPurpose purpose, KeyOr
   KeySpec spec;
   const bool extractable = origin == KeyOrigin::kGenerated;
   spec.flags = {{CKA_TOKEN, false},       {CKA_PRIVATE, true},    {CKA_SENSITIVE, true},
-                {CKA_EXTRACTABLE, extractable}, {CKA_COPYABLE, false},
-                {CKA_WRAP, false},        {CKA_UNWRAP, false},    {CKA_DERIVE, false}};
+                {CKA_EXTRACTABLE, extractable}, {CKA_COPYABLE, false}, {CKA_DERIVE, false}};
   // SoftHSM2 2.6 refuses CKA_MODIFIABLE in a C_UnwrapKey template (CKR_ATTRIBUTE_READ_ONLY, measured), so
   // unwrapped keys stay modifiable there. They are non-extractable session objects, never wrap-capable,
   // and CKA_ALLOWED_MECHANISMS pins them to their purpose's one mechanism (no wrap mechanism).
@@ -115,13 +114,17 @@ KeySpec SecretOrPrivateKeySpec(KeyAlgorithm algorithm, KeyPurpose purpose, KeyOr
     spec.flags.insert(spec.flags.end(), {{CKA_ENCRYPT, enc},
                                          {CKA_DECRYPT, enc},
                                          {CKA_SIGN, !enc},
-                                         {CKA_VERIFY, !enc}});
+                                         {CKA_VERIFY, !enc},
+                                         {CKA_WRAP, false},
+                                         {CKA_UNWRAP, false}});
   } else {
     spec.object_class = CKO_PRIVATE_KEY;
     spec.key_type = IsRsa(algorithm) ? CKK_RSA : CKK_EC;
     const bool decrypt = purpose == KeyPurpose::kEncryptDecrypt;
     spec.flags.insert(spec.flags.end(),
                       {{CKA_DECRYPT, decrypt}, {CKA_SIGN, !decrypt}, {CKA_SIGN_RECOVER, false}});
+    // CKA_WRAP is not a private key attribute (it is refused); CKA_UNWRAP see the header.
+    spec.never_true = {CKA_WRAP};
   }
   spec.allowed_mechanisms = AllowedFor(algorithm, purpose);
   return spec;
@@ -156,6 +159,7 @@ Status CheckKeyPolicy(pkcs11::Session& session, CK_OBJECT_HANDLE key, const KeyS
   // Beyond the spec's own flags, no key may wrap and decrypt, or unwrap and encrypt.
   for (CK_ATTRIBUTE_TYPE t : {CKA_WRAP, CKA_UNWRAP, CKA_ENCRYPT, CKA_DECRYPT}) types.push_back(t);
   for (const auto& f : spec.flags) types.push_back(f.first);
+  for (CK_ATTRIBUTE_TYPE t : spec.never_true) types.push_back(t);
   KMS_ASSIGN_OR_RETURN(std::vector<pkcs11::AttributeValue> values, session.GetAttributes(key, types));
   auto find = [&values](CK_ATTRIBUTE_TYPE t) -> const pkcs11::AttributeValue& {
     return *std::find_if(values.begin(), values.end(),
@@ -178,6 +182,9 @@ Status CheckKeyPolicy(pkcs11::Session& session, CK_OBJECT_HANDLE key, const KeyS
     if (v.AsBool().value_or(false) != expected) {
       return Violation(AttributeName(type) + " must be " + (expected ? "TRUE" : "FALSE"));
     }
+  }
+  for (CK_ATTRIBUTE_TYPE type : spec.never_true) {
+    if (flag(type)) return Violation(AttributeName(type) + " must be FALSE");
   }
   if (!spec.allowed_mechanisms.empty()) {
     const pkcs11::AttributeValue& allowed = find(CKA_ALLOWED_MECHANISMS);

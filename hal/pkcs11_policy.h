@@ -17,6 +17,12 @@
 //  * Public key objects: session objects, VERIFY or ENCRYPT only, never WRAP.
 //  No key can both wrap and decrypt.
 //
+// SoftHSM2 2.6 deviations, measured and accepted: it refuses CKA_UNWRAP in a private key template
+// (CKR_ATTRIBUTE_TYPE_INVALID) and defaults it to TRUE, so private keys are not checked for UNWRAP (an
+// unwrap imports into the device, it never extracts; CKA_ALLOWED_MECHANISMS still pins the key to its
+// purpose); it refuses CKA_MODIFIABLE in a C_UnwrapKey template and leaves CKA_VALUE_LEN at 0 on
+// unwrapped keys (see SecretOrPrivateKeySpec and value_len_may_be_unset).
+//
 // Thread-safety: pure functions over a Session the caller holds.
 #ifndef KMS_HAL_PKCS11_POLICY_H_
 #define KMS_HAL_PKCS11_POLICY_H_
@@ -37,7 +43,9 @@ namespace kms::hal {
 struct KeySpec {
   CK_OBJECT_CLASS object_class = CKO_SECRET_KEY;
   CK_KEY_TYPE key_type = CKK_AES;
-  std::vector<std::pair<CK_ATTRIBUTE_TYPE, bool>> flags;  // each must hold exactly
+  std::vector<std::pair<CK_ATTRIBUTE_TYPE, bool>> flags;  // sent, and each must hold exactly
+  // Checked (TRUE is refused) but not sent, for attributes a module may not accept in a template.
+  std::vector<CK_ATTRIBUTE_TYPE> never_true;
   std::optional<CK_ULONG> value_len;                       // secret keys: CKA_VALUE_LEN
   // SoftHSM2 2.6 leaves CKA_VALUE_LEN at 0 on keys made by C_UnwrapKey (measured): for unwrapped keys a
   // 0 is accepted and the length is enforced through the wrapped blob's size instead (RFC 5649 §4.1:

@@ -204,7 +204,7 @@ StatusOr<SecretBytes> WritePkcs8(mbedtls_pk_context& pk, const CurveInfo* curve)
             &p, start, MBEDTLS_OID_EC_ALG_UNRESTRICTED, MBEDTLS_OID_SIZE(MBEDTLS_OID_EC_ALG_UNRESTRICTED),
             curve->ec_params.size());
         ok = r > 0;
-        alg_len = ok ? static_cast<std::size_t>(r) + curve->ec_params.size() : 0;
+        alg_len = ok ? static_cast<std::size_t>(r) : 0;  // r counts the parameters already
       }
     } else {
       r = mbedtls_asn1_write_algorithm_identifier(&p, start, MBEDTLS_OID_PKCS1_RSA,

@@ -1,0 +1,361 @@
+// The PKCS#11 HAL on SoftHSM2: round trips for every key kind, cross-checks with mbedTLS, exact errors,
+// opening errors, the session pool under threads, and the dev token folder.
+#include <catch2/catch.hpp>
+
+#include <mbedtls/md.h>
+#include <mbedtls/pk.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "base/encoding.h"
+#include "hal/hsm.h"
+#include "hal/pkcs11_hsm.h"
+#include "provisioning/dev_token.h"
+#include "tests/hal/softhsm_test_util.h"
+
+namespace kms::testing {
+namespace {
+
+using hal::HashAlgorithm;
+using hal::KeyAlgorithm;
+using hal::KeyPurpose;
+using hal::SignatureAlgorithm;
+
+Bytes Digest(HashAlgorithm h, std::string_view message) {
+  mbedtls_md_type_t t = h == HashAlgorithm::kSha256   ? MBEDTLS_MD_SHA256
+                        : h == HashAlgorithm::kSha384 ? MBEDTLS_MD_SHA384
+                                                      : MBEDTLS_MD_SHA512;
+  const mbedtls_md_info_t* info = mbedtls_md_info_from_type(t);
+  Bytes out(mbedtls_md_get_size(info));
+  REQUIRE(mbedtls_md(info, reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+                     out.data()) == 0);
+  return out;
+}
+
+// Verifies with mbedTLS, independently of the device.
+bool SoftwareVerify(ByteView spki, SignatureAlgorithm alg, ByteView digest, ByteView sig) {
+  mbedtls_pk_context pk;
+  mbedtls_pk_init(&pk);
+  bool ok = false;
+  if (mbedtls_pk_parse_public_key(&pk, spki.data(), spki.size()) == 0) {
+    HashAlgorithm h = hal::DigestOf(alg);
+    mbedtls_md_type_t md = h == HashAlgorithm::kSha256   ? MBEDTLS_MD_SHA256
+                           : h == HashAlgorithm::kSha384 ? MBEDTLS_MD_SHA384
+                                                         : MBEDTLS_MD_SHA512;
+    if (alg == SignatureAlgorithm::kRsaPssSha256 || alg == SignatureAlgorithm::kRsaPssSha384 ||
+        alg == SignatureAlgorithm::kRsaPssSha512) {
+      mbedtls_pk_rsassa_pss_options opts{md, static_cast<int>(digest.size())};
+      ok = mbedtls_pk_verify_ext(MBEDTLS_PK_RSASSA_PSS, &opts, &pk, md, digest.data(), digest.size(),
+                                 sig.data(), sig.size()) == 0;
+    } else {
+      ok = mbedtls_pk_verify(&pk, md, digest.data(), digest.size(), sig.data(), sig.size()) == 0;
+    }
+  }
+  mbedtls_pk_free(&pk);
+  return ok;
+}
+
+TEST_CASE("capabilities are asked of SoftHSM2", "[softhsm][hal]") {
+  auto fx = MakeFixture();
+  const hal::Capabilities& caps = fx->hsm().capabilities();
+  CHECK(caps.aes_gcm);
+  CHECK(caps.key_wrap_pad);
+  CHECK(caps.key_algorithms.size() == 12);  // all of key_types.h, secp256k1 included
+  CHECK(caps.signature_algorithms.size() == 9);
+  // SoftHSM2 lists CKM_RSA_PKCS_OAEP but only does SHA-1 (reference/softhsm.md §1).
+  CHECK(caps.oaep_hashes == std::set<HashAlgorithm>{HashAlgorithm::kSha1});
+}
+
+TEST_CASE("symmetric keys: generate then wrap then unwrap then use", "[softhsm][hal]") {
+  auto fx = MakeFixture();
+  hal::Hsm& hsm = fx->hsm();
+  auto aes = Must(hsm.GenerateKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt));
+  hal::WrappedKey w = Must(hsm.WrapKey(aes));
+  CHECK(w.wrapped.size() == 40);  // RFC 5649: 32 bytes + 8
+  CHECK(w.public_key_der.empty());
+  auto aes2 = Must(hsm.UnwrapKey(w));
+  auto c = Must(hsm.EncryptAesGcm(aes, AsBytes(""), {}));
+  CHECK(c.ciphertext.empty());
+  CHECK(Must(hsm.DecryptAesGcm(aes2, c.iv, c.ciphertext, c.tag, {})).empty());
+  Bytes big(100000, 0xA5);
+  auto cb = Must(hsm.EncryptAesGcm(aes2, big, AsBytes("x")));
+  CHECK(Must(hsm.DecryptAesGcm(aes, cb.iv, cb.ciphertext, cb.tag, AsBytes("x"))).ExposeSecret()
+            .size() == big.size());
+  // Two encryptions never share an IV.
+  CHECK(Must(hsm.EncryptAesGcm(aes, AsBytes("a"), {})).iv != c.iv);
+  // Unwrapped keys cannot be wrapped again.
+  CHECK(hsm.WrapKey(aes2).error() ==
+        FailedPreconditionError("only keys made by GenerateKey can be wrapped",
+                                Reason::kPolicyViolation));
+
+  for (KeyAlgorithm a : {KeyAlgorithm::kHmacSha224, KeyAlgorithm::kHmacSha256,
+                         KeyAlgorithm::kHmacSha384, KeyAlgorithm::kHmacSha512}) {
+    INFO(hal::KeyAlgorithmName(a));
+    auto k = Must(hsm.GenerateKey(a, KeyPurpose::kMac));
+    auto k2 = Must(hsm.UnwrapKey(Must(hsm.WrapKey(k))));
+    Bytes mac = Must(hsm.ComputeMac(k, AsBytes("message")));
+    CHECK(mac.size() == hal::DigestSize(*hal::HmacHashOf(a)));
+    MustOk(hsm.VerifyMac(k2, AsBytes("message"), mac));
+    CHECK(hsm.VerifyMac(k2, AsBytes("messagf"), mac) ==
+          InvalidArgumentError("invalid MAC", Reason::kInvalidMac));
+    Bytes truncated(mac.begin(), mac.end() - 1);
+    CHECK(hsm.VerifyMac(k2, AsBytes("message"), truncated) ==
+          InvalidArgumentError("invalid MAC", Reason::kInvalidMac));
+    mac[0] ^= 1;
+    CHECK(hsm.VerifyMac(k, AsBytes("message"), mac) ==
+          InvalidArgumentError("invalid MAC", Reason::kInvalidMac));
+  }
+}
+
+TEST_CASE("HMAC and AES known answers through ImportKey", "[softhsm][hal]") {
+  auto fx = MakeFixture();
+  hal::Hsm& hsm = fx->hsm();
+  // RFC 4231 test case 2: key "Jefe", "what do ya want for nothing?".
+  SecretBytes jefe = SecretBytes::CopyFrom(AsBytes("Jefe"));
+  auto k = Must(hsm.ImportKey(KeyAlgorithm::kHmacSha256, KeyPurpose::kMac, jefe));
+  Bytes mac = Must(hsm.ComputeMac(k, AsBytes("what do ya want for nothing?")));
+  CHECK(HexEncode(mac) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  // Imported keys can never be wrapped.
+  CHECK(hsm.WrapKey(k).error().reason() == Reason::kPolicyViolation);
+  CHECK(hsm.ImportKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt, SecretBytes(16)).error() ==
+        InvalidArgumentError("an AES-256 key is 32 bytes"));
+  CHECK(hsm.ImportKey(KeyAlgorithm::kAes256, KeyPurpose::kMac, SecretBytes(32)).error().reason() ==
+        Reason::kInvalidKeyUsage);
+}
+
+TEST_CASE("asymmetric keys: sign and verify and cross-check with mbedTLS and wrap and unwrap",
+          "[softhsm][hal]") {
+  auto fx = MakeFixture();
+  hal::Hsm& hsm = fx->hsm();
+  const std::pair<KeyAlgorithm, std::vector<SignatureAlgorithm>> kinds[] = {
+      {KeyAlgorithm::kEcP256, {SignatureAlgorithm::kEcdsaSha256, SignatureAlgorithm::kEcdsaSha512}},
+      {KeyAlgorithm::kEcP384, {SignatureAlgorithm::kEcdsaSha384}},
+      {KeyAlgorithm::kEcP521, {SignatureAlgorithm::kEcdsaSha512}},
+      {KeyAlgorithm::kEcSecp256k1, {SignatureAlgorithm::kEcdsaSha256}},
+      {KeyAlgorithm::kRsa2048,
+       {SignatureAlgorithm::kRsaPssSha256, SignatureAlgorithm::kRsaPssSha512,
+        SignatureAlgorithm::kRsaPkcs1Sha256, SignatureAlgorithm::kRsaPkcs1Sha384}},
+  };
+  for (const auto& [algorithm, sigs] : kinds) {
+    INFO(hal::KeyAlgorithmName(algorithm));
+    auto key = Must(hsm.GenerateKey(algorithm, KeyPurpose::kSignVerify));
+    Bytes spki = Must(hsm.PublicKeyDer(key));
+    hal::WrappedKey w = Must(hsm.WrapKey(key));
+    CHECK(w.public_key_der == spki);
+    auto loaded = Must(hsm.UnwrapKey(w));
+    auto verifier = Must(hsm.ImportPublicKey(algorithm, KeyPurpose::kSignVerify, spki));
+    for (SignatureAlgorithm sa : sigs) {
+      INFO(hal::SignatureAlgorithmName(sa));
+      Bytes digest = Digest(hal::DigestOf(sa), "payload");
+      Bytes sig = Must(hsm.SignDigest(loaded, sa, digest));
+      CHECK(SoftwareVerify(spki, sa, digest, sig));  // DER and SPKI as any verifier reads them
+      MustOk(hsm.VerifyDigest(key, sa, digest, sig));
+      MustOk(hsm.VerifyDigest(verifier, sa, digest, sig));
+      Bytes bad = sig;
+      bad[bad.size() / 2] ^= 0x01;
+      CHECK(hsm.VerifyDigest(verifier, sa, digest, bad) ==
+            InvalidArgumentError("invalid signature", Reason::kInvalidSignature));
+      Bytes other = Digest(hal::DigestOf(sa), "other");
+      CHECK(hsm.VerifyDigest(verifier, sa, other, sig) ==
+            InvalidArgumentError("invalid signature", Reason::kInvalidSignature));
+      CHECK(hsm.SignDigest(verifier, sa, digest).error().reason() == Reason::kInvalidKeyUsage);
+      CHECK(hsm.SignDigest(loaded, sa, AsBytes("short")).error().code() ==
+            StatusCode::kInvalidArgument);
+    }
+  }
+}
+
+TEST_CASE("RSA-OAEP: SHA-1 works and SHA-256 is a clear Unimplemented", "[softhsm][hal]") {
+  auto fx = MakeFixture();
+  hal::Hsm& hsm = fx->hsm();
+  auto key = Must(hsm.GenerateKey(KeyAlgorithm::kRsa2048, KeyPurpose::kEncryptDecrypt));
+  auto loaded = Must(hsm.UnwrapKey(Must(hsm.WrapKey(key))));
+  Bytes c = Must(hsm.EncryptRsaOaep(key, HashAlgorithm::kSha1, AsBytes("data key")));
+  CHECK(c.size() == 256);
+  CHECK(AsStringView(Must(hsm.DecryptRsaOaep(loaded, HashAlgorithm::kSha1, c)).ExposeSecret()) ==
+        "data key");
+  c[10] ^= 1;
+  CHECK(hsm.DecryptRsaOaep(loaded, HashAlgorithm::kSha1, c).error() ==
+        InvalidArgumentError("invalid ciphertext", Reason::kInvalidCiphertext));
+  CHECK(hsm.EncryptRsaOaep(key, HashAlgorithm::kSha256, AsBytes("x")).error() ==
+        UnimplementedError("RSA-OAEP with SHA-256 is not supported by the HSM",
+                           Reason::kMechanismUnsupported));
+  // A sign key cannot decrypt, an encrypt key cannot sign.
+  auto signer = Must(hsm.GenerateKey(KeyAlgorithm::kRsa2048, KeyPurpose::kSignVerify));
+  CHECK(hsm.DecryptRsaOaep(signer, HashAlgorithm::kSha1, c).error().reason() ==
+        Reason::kInvalidKeyUsage);
+  CHECK(hsm.SignDigest(key, SignatureAlgorithm::kRsaPssSha256, Bytes(32)).error().reason() ==
+        Reason::kInvalidKeyUsage);
+}
+
+TEST_CASE("wrong key for the operation is InvalidArgument/kInvalidKeyUsage", "[softhsm][hal]") {
+  auto fx = MakeFixture();
+  hal::Hsm& hsm = fx->hsm();
+  auto hmac = Must(hsm.GenerateKey(KeyAlgorithm::kHmacSha256, KeyPurpose::kMac));
+  auto aes = Must(hsm.GenerateKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt));
+  CHECK(hsm.EncryptAesGcm(hmac, AsBytes("x"), {}).error() ==
+        InvalidArgumentError("AES-GCM needs an AES-256 encryption key", Reason::kInvalidKeyUsage));
+  CHECK(hsm.ComputeMac(aes, AsBytes("x")).error() ==
+        InvalidArgumentError("not an HMAC key", Reason::kInvalidKeyUsage));
+  CHECK(hsm.PublicKeyDer(aes).error().reason() == Reason::kInvalidKeyUsage);
+  CHECK(hsm.GenerateKey(KeyAlgorithm::kEcP256, KeyPurpose::kEncryptDecrypt).error().reason() ==
+        Reason::kInvalidKeyUsage);
+  CHECK(hsm.GenerateKey(KeyAlgorithm::kAes256, KeyPurpose::kSignVerify).error().reason() ==
+        Reason::kInvalidKeyUsage);
+  CHECK(hsm.ImportPublicKey(KeyAlgorithm::kEcP256, KeyPurpose::kSignVerify, AsBytes("junk"))
+            .error() == InvalidArgumentError("malformed SubjectPublicKeyInfo"));
+  CHECK(hsm.GenerateRandom(std::size_t{2} << 20).error().code() == StatusCode::kInvalidArgument);
+  CHECK(Must(hsm.GenerateRandom(64)).size() == 64);
+  MustOk(hsm.CheckHealth());
+}
+
+TEST_CASE("GenerateExportableKeyPair returns a PKCS#8 key matching its public key",
+          "[softhsm][hal]") {
+  auto fx = MakeFixture();
+  hal::Hsm& hsm = fx->hsm();
+  for (KeyAlgorithm a : {KeyAlgorithm::kEcP256, KeyAlgorithm::kEcSecp256k1, KeyAlgorithm::kEcP521,
+                         KeyAlgorithm::kRsa2048}) {
+    INFO(hal::KeyAlgorithmName(a));
+    hal::ExportedKeyPair pair = Must(hsm.GenerateExportableKeyPair(a));
+    mbedtls_pk_context priv, pub;
+    mbedtls_pk_init(&priv);
+    mbedtls_pk_init(&pub);
+    ByteView der = pair.private_key_pkcs8.ExposeSecret();
+    CHECK(der[0] == 0x30);
+    CHECK(mbedtls_pk_parse_key(&priv, der.data(), der.size(), nullptr, 0) == 0);
+    CHECK(mbedtls_pk_parse_public_key(&pub, pair.public_key_der.data(),
+                                      pair.public_key_der.size()) == 0);
+    CHECK(mbedtls_pk_check_pair(&pub, &priv) == 0);
+    mbedtls_pk_free(&priv);
+    mbedtls_pk_free(&pub);
+  }
+  CHECK(hsm.GenerateExportableKeyPair(KeyAlgorithm::kAes256).error().code() ==
+        StatusCode::kInvalidArgument);
+  // The exportable pair left no object behind: only the domain key remains.
+  RawSession raw(*fx);
+  CHECK(raw.Find({}).size() == 1);
+}
+
+TEST_CASE("a key's objects are destroyed with its last handle", "[softhsm][hal]") {
+  auto fx = MakeFixture();
+  hal::Hsm& hsm = fx->hsm();
+  RawSession raw(*fx);
+  const std::size_t before = raw.Find({}).size();
+  {
+    auto k = Must(hsm.GenerateKey(KeyAlgorithm::kEcP256, KeyPurpose::kSignVerify));
+    auto u = Must(hsm.UnwrapKey(Must(hsm.WrapKey(k))));
+    CHECK(raw.Find({}).size() == before + 4);
+  }
+  CHECK(raw.Find({}).size() == before);
+}
+
+TEST_CASE("opening fails loudly on a wrong token or serial or PIN or module", "[softhsm][hal]") {
+  auto fx = MakeFixture({.open_hsm = false});
+  hal::Pkcs11HsmConfig label = fx->Config();
+  label.token_label = "nope";
+  label.token_serial.clear();
+  CHECK(fx->OpenHsm(std::move(label)) == NotFoundError("PKCS#11 token 'nope' not found"));
+  hal::Pkcs11HsmConfig serial = fx->Config();
+  serial.token_serial = "0000";
+  CHECK(fx->OpenHsm(std::move(serial)).code() == StatusCode::kNotFound);
+  hal::Pkcs11HsmConfig pin = fx->Config();
+  pin.user_pin = SecretBytes::CopyFrom(AsBytes("wrong-pin"));
+  CHECK(fx->OpenHsm(std::move(pin)) ==
+        Status(StatusCode::kUnauthenticated, "C_Login: CKR_PIN_INCORRECT"));
+  hal::Pkcs11HsmConfig pool = fx->Config();
+  pool.session_pool_size = 0;
+  CHECK(fx->OpenHsm(std::move(pool)).code() == StatusCode::kInvalidArgument);
+  hal::Pkcs11HsmConfig module = fx->Config();
+  module.module_path = "/nonexistent/libpkcs11.so";
+  CHECK(hal::OpenPkcs11Hsm(std::move(module)).error().code() == StatusCode::kFailedPrecondition);
+  // By path, the way kmsd opens it.
+  auto by_path = Must(hal::OpenPkcs11Hsm(fx->Config()));
+  MustOk(by_path->CheckHealth());
+}
+
+TEST_CASE("the session pool serves many threads on few sessions", "[softhsm][hal]") {
+  auto fx = MakeFixture({.session_pool_size = 2, .inject_faults = true});
+  hal::Hsm& hsm = fx->hsm();
+  auto key = Must(hsm.GenerateKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt));
+  auto mac = Must(hsm.GenerateKey(KeyAlgorithm::kHmacSha256, KeyPurpose::kMac));
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 150; ++i) {
+        auto c = hsm.EncryptAesGcm(key, AsBytes("payload"), AsBytes("aad"));
+        if (!c.has_value()) {
+          ++failures;
+          continue;
+        }
+        auto p = hsm.DecryptAesGcm(key, c->iv, c->ciphertext, c->tag, AsBytes("aad"));
+        if (!p.has_value()) ++failures;
+        if (!hsm.ComputeMac(mac, AsBytes("m")).has_value()) ++failures;
+        if (t == 0 && i % 50 == 0) {  // objects come and go on the anchor meanwhile
+          if (!hsm.GenerateKey(KeyAlgorithm::kEcP256, KeyPurpose::kSignVerify).has_value()) {
+            ++failures;
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(failures == 0);
+  // The anchor plus at most the pool, however many threads.
+  CHECK(fx->faults()->open_sessions() <= 3);
+  CHECK(fx->faults()->calls("C_OpenSession") <= 3);
+}
+
+TEST_CASE("the dev token folder survives a restart", "[softhsm][provisioning]") {
+  std::string dir;
+  hal::WrappedKey wrapped;
+  Bytes ciphertext, iv, tag;
+  {
+    auto fx = MakeFixture();
+    dir = fx->token().dir;
+    struct stat st {};
+    REQUIRE(::stat((dir + "/dev-token.state").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    REQUIRE(::stat((dir + "/softhsm2.conf").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    REQUIRE(::stat(dir.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0700);
+    CHECK(fx->token().user_pin.size() == 32);
+    CHECK(fx->token().so_pin.size() == 32);
+    CHECK_FALSE(fx->token().user_pin == fx->token().so_pin);
+    CHECK(provisioning::CreateDevToken(dir).error().code() == StatusCode::kAlreadyExists);
+
+    {
+      auto key = Must(fx->hsm().GenerateKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt));
+      wrapped = Must(fx->hsm().WrapKey(key));
+      auto c = Must(fx->hsm().EncryptAesGcm(key, AsBytes("kept"), {}));
+      ciphertext = c.ciphertext;
+      iv = c.iv;
+      tag = c.tag;
+    }  // keys keep their device alive: drop them before closing
+    fx->CloseHsm();
+
+    // A restart: reopen the folder, open the HSM by path, and the old blob still opens.
+    provisioning::DevToken token = Must(provisioning::OpenDevToken(dir));
+    CHECK(token.user_pin == fx->token().user_pin);
+    CHECK(token.so_pin.empty());
+    CHECK(token.token_serial == fx->token().token_serial);
+    hal::Pkcs11HsmConfig config;
+    config.module_path = token.module_path;
+    config.token_label = token.token_label;
+    config.token_serial = token.token_serial;
+    config.user_pin = std::move(token.user_pin);
+    auto hsm = Must(hal::OpenPkcs11Hsm(std::move(config)));
+    auto again = Must(hsm->UnwrapKey(wrapped));
+    CHECK(AsStringView(Must(hsm->DecryptAesGcm(again, iv, ciphertext, tag, {})).ExposeSecret()) ==
+          "kept");
+  }
+  CHECK_FALSE(std::filesystem::exists(dir));  // the fixture cleans up
+  CHECK(provisioning::OpenDevToken(dir).error().code() == StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace kms::testing
