@@ -371,6 +371,23 @@ struct FakeHsm::State {
   std::shared_ptr<std::atomic<std::size_t>> loaded_keys = std::make_shared<std::atomic<std::size_t>>(0);
   std::shared_ptr<const SecretBytes> domain_key;
 
+  // Injected failures (FakeHsm::InjectFailure): skip `fault_after` calls, then fail `fault_count`.
+  std::mutex fault_mu;
+  Status fault_status;
+  std::size_t fault_after = 0;
+  std::size_t fault_count = 0;
+
+  Status TakeFault() {
+    std::lock_guard<std::mutex> lock(fault_mu);
+    if (fault_count == 0) return Status::Ok();
+    if (fault_after > 0) {
+      --fault_after;
+      return Status::Ok();
+    }
+    --fault_count;
+    return fault_status;
+  }
+
   std::mutex rng_mu;
   mbedtls_entropy_context entropy;
   mbedtls_ctr_drbg_context drbg;
@@ -395,6 +412,21 @@ struct FakeHsm::State {
 };
 
 namespace {
+
+StatusOr<SecretBytes> RandomBytes(FakeHsm::State& st, std::size_t size) {
+  if (size > kMaxRandomSize) return InvalidArgumentError("at most 1 MiB of random bytes per call");
+  SecretBytes out(size);
+  // CTR-DRBG caps a request at MBEDTLS_CTR_DRBG_MAX_REQUEST bytes.
+  std::size_t done = 0;
+  while (done < size) {
+    std::size_t n = std::min<std::size_t>(size - done, MBEDTLS_CTR_DRBG_MAX_REQUEST);
+    if (int rc = FakeHsm::State::Random(&st, out.ExposeSecretMutable().data() + done, n); rc != 0) {
+      return MbedError("RNG", rc);
+    }
+    done += n;
+  }
+  return out;
+}
 
 // A key in the fake. Immutable once made, so operations need no lock.
 class FakeKey final : public LoadedKey {
@@ -607,6 +639,7 @@ Status CheckSymmetricSize(KeyAlgorithm algorithm, std::size_t size) {
 }  // namespace
 
 StatusOr<KeyHandle> FakeHsm::GenerateKey(KeyAlgorithm algorithm, KeyPurpose purpose) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
   if (!hal::PurposeAllowed(algorithm, purpose)) {
     return UsageError(std::string(hal::KeyAlgorithmName(algorithm)) + " keys cannot be used for " +
                       std::string(hal::KeyPurposeName(purpose)));
@@ -617,7 +650,7 @@ StatusOr<KeyHandle> FakeHsm::GenerateKey(KeyAlgorithm algorithm, KeyPurpose purp
   if (hal::IsSymmetric(algorithm)) {
     std::size_t size =
         algorithm == KeyAlgorithm::kAes256 ? kAes256KeySize : HmacGeneratedKeySize(algorithm);
-    KMS_ASSIGN_OR_RETURN(SecretBytes secret, GenerateRandom(size));
+    KMS_ASSIGN_OR_RETURN(SecretBytes secret, RandomBytes(*state_, size));
     return MakeKey(*state_, algorithm, purpose, /*wrappable=*/true, std::move(secret), Bytes());
   }
   KMS_ASSIGN_OR_RETURN(auto pair, NewKeyPair(*state_, algorithm));
@@ -626,6 +659,7 @@ StatusOr<KeyHandle> FakeHsm::GenerateKey(KeyAlgorithm algorithm, KeyPurpose purp
 }
 
 StatusOr<WrappedKey> FakeHsm::WrapKey(const KeyHandle& handle) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
   KMS_ASSIGN_OR_RETURN(const FakeKey* key, Resolve(*state_, handle));
   if (!capabilities_.key_wrap_pad) return Unsupported("AES key wrap with padding is not supported");
   // Imported keys and public keys are not extractable (hal/hsm.h: ImportKey "cannot be wrapped").
@@ -642,6 +676,7 @@ StatusOr<WrappedKey> FakeHsm::WrapKey(const KeyHandle& handle) {
 }
 
 StatusOr<KeyHandle> FakeHsm::UnwrapKey(const WrappedKey& wrapped) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
   if (!hal::PurposeAllowed(wrapped.algorithm, wrapped.purpose)) {
     return UsageError("wrapped key has a purpose its algorithm does not allow");
   }
@@ -671,6 +706,7 @@ StatusOr<KeyHandle> FakeHsm::UnwrapKey(const WrappedKey& wrapped) {
 
 StatusOr<KeyHandle> FakeHsm::ImportKey(KeyAlgorithm algorithm, KeyPurpose purpose,
                                        const SecretBytes& material) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
   if (!hal::PurposeAllowed(algorithm, purpose)) {
     return UsageError(std::string(hal::KeyAlgorithmName(algorithm)) + " keys cannot be used for " +
                       std::string(hal::KeyPurposeName(purpose)));
@@ -693,6 +729,7 @@ StatusOr<KeyHandle> FakeHsm::ImportKey(KeyAlgorithm algorithm, KeyPurpose purpos
 
 StatusOr<KeyHandle> FakeHsm::ImportPublicKey(KeyAlgorithm algorithm, KeyPurpose purpose,
                                              ByteView public_key_der) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
   if (hal::IsSymmetric(algorithm)) return UsageError("symmetric keys have no public key");
   if (!hal::PurposeAllowed(algorithm, purpose)) {
     return UsageError(std::string(hal::KeyAlgorithmName(algorithm)) + " keys cannot be used for " +
@@ -713,12 +750,14 @@ StatusOr<KeyHandle> FakeHsm::ImportPublicKey(KeyAlgorithm algorithm, KeyPurpose 
 }
 
 StatusOr<Bytes> FakeHsm::PublicKeyDer(const KeyHandle& handle) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
   KMS_ASSIGN_OR_RETURN(const FakeKey* key, Resolve(*state_, handle));
   if (hal::IsSymmetric(key->algorithm())) return UsageError("symmetric keys have no public key");
   return key->public_der();
 }
 
 StatusOr<ExportedKeyPair> FakeHsm::GenerateExportableKeyPair(KeyAlgorithm algorithm) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
   if (hal::IsSymmetric(algorithm)) {
     return InvalidArgumentError("exportable key pairs are RSA or EC, not " +
                                 std::string(hal::KeyAlgorithmName(algorithm)));
@@ -735,6 +774,7 @@ StatusOr<ExportedKeyPair> FakeHsm::GenerateExportableKeyPair(KeyAlgorithm algori
 
 StatusOr<GcmCiphertext> FakeHsm::EncryptAesGcm(const KeyHandle& handle, ByteView plaintext,
                                                ByteView aad) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
   KMS_ASSIGN_OR_RETURN(const FakeKey* key, ResolveFor(*state_, handle, KeyPurpose::kEncryptDecrypt));
   if (key->algorithm() != KeyAlgorithm::kAes256) return UsageError("AES-GCM needs an AES-256 key");
   if (!capabilities_.aes_gcm) return Unsupported("AES-GCM is not supported");
@@ -758,6 +798,7 @@ StatusOr<GcmCiphertext> FakeHsm::EncryptAesGcm(const KeyHandle& handle, ByteView
 
 StatusOr<SecretBytes> FakeHsm::DecryptAesGcm(const KeyHandle& handle, ByteView iv,
                                              ByteView ciphertext, ByteView tag, ByteView aad) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
   KMS_ASSIGN_OR_RETURN(const FakeKey* key, ResolveFor(*state_, handle, KeyPurpose::kEncryptDecrypt));
   if (key->algorithm() != KeyAlgorithm::kAes256) return UsageError("AES-GCM needs an AES-256 key");
   if (!capabilities_.aes_gcm) return Unsupported("AES-GCM is not supported");
@@ -778,6 +819,7 @@ StatusOr<SecretBytes> FakeHsm::DecryptAesGcm(const KeyHandle& handle, ByteView i
 
 StatusOr<Bytes> FakeHsm::SignDigest(const KeyHandle& handle, SignatureAlgorithm algorithm,
                                     ByteView digest) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
   KMS_ASSIGN_OR_RETURN(const FakeKey* key, ResolveFor(*state_, handle, KeyPurpose::kSignVerify));
   if (!hal::SignatureAllowed(key->algorithm(), algorithm)) {
     return UsageError(std::string(hal::SignatureAlgorithmName(algorithm)) + " needs another key type");
@@ -823,6 +865,7 @@ StatusOr<Bytes> FakeHsm::SignDigest(const KeyHandle& handle, SignatureAlgorithm 
 
 Status FakeHsm::VerifyDigest(const KeyHandle& handle, SignatureAlgorithm algorithm, ByteView digest,
                              ByteView signature) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
   KMS_ASSIGN_OR_RETURN(const FakeKey* key, ResolveFor(*state_, handle, KeyPurpose::kSignVerify));
   if (!hal::SignatureAllowed(key->algorithm(), algorithm)) {
     return UsageError(std::string(hal::SignatureAlgorithmName(algorithm)) + " needs another key type");
@@ -865,8 +908,10 @@ Status FakeHsm::VerifyDigest(const KeyHandle& handle, SignatureAlgorithm algorit
   return Status::Ok();
 }
 
-StatusOr<Bytes> FakeHsm::ComputeMac(const KeyHandle& handle, ByteView message) {
-  KMS_ASSIGN_OR_RETURN(const FakeKey* key, ResolveFor(*state_, handle, KeyPurpose::kMac));
+namespace {
+
+StatusOr<Bytes> Mac(const FakeHsm::State& st, const KeyHandle& handle, ByteView message) {
+  KMS_ASSIGN_OR_RETURN(const FakeKey* key, ResolveFor(st, handle, KeyPurpose::kMac));
   const mbedtls_md_info_t* md = mbedtls_md_info_from_type(MdType(*hal::HmacHashOf(key->algorithm())));
   Bytes mac(mbedtls_md_get_size(md));
   int rc = mbedtls_md_hmac(md, key->secret().ExposeSecret().data(), key->secret().size(),
@@ -875,8 +920,16 @@ StatusOr<Bytes> FakeHsm::ComputeMac(const KeyHandle& handle, ByteView message) {
   return mac;
 }
 
+}  // namespace
+
+StatusOr<Bytes> FakeHsm::ComputeMac(const KeyHandle& handle, ByteView message) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
+  return Mac(*state_, handle, message);
+}
+
 Status FakeHsm::VerifyMac(const KeyHandle& handle, ByteView message, ByteView mac) {
-  KMS_ASSIGN_OR_RETURN(Bytes expected, ComputeMac(handle, message));
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
+  KMS_ASSIGN_OR_RETURN(Bytes expected, Mac(*state_, handle, message));
   // Full-length tags only (hal/hsm.h); lengths are public, the comparison is constant-time.
   if (!ConstantTimeEquals(expected, mac)) return BadMac();
   return Status::Ok();
@@ -884,6 +937,7 @@ Status FakeHsm::VerifyMac(const KeyHandle& handle, ByteView message, ByteView ma
 
 StatusOr<Bytes> FakeHsm::EncryptRsaOaep(const KeyHandle& handle, HashAlgorithm hash,
                                         ByteView plaintext) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
   KMS_ASSIGN_OR_RETURN(const FakeKey* key, ResolveFor(*state_, handle, KeyPurpose::kEncryptDecrypt));
   if (!hal::IsRsa(key->algorithm())) return UsageError("RSA-OAEP needs an RSA key");
   if (!capabilities_.oaep_hashes.contains(hash)) {
@@ -908,6 +962,7 @@ StatusOr<Bytes> FakeHsm::EncryptRsaOaep(const KeyHandle& handle, HashAlgorithm h
 
 StatusOr<SecretBytes> FakeHsm::DecryptRsaOaep(const KeyHandle& handle, HashAlgorithm hash,
                                               ByteView ciphertext) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
   KMS_ASSIGN_OR_RETURN(const FakeKey* key, ResolveFor(*state_, handle, KeyPurpose::kEncryptDecrypt));
   if (!hal::IsRsa(key->algorithm())) return UsageError("RSA-OAEP needs an RSA key");
   if (!capabilities_.oaep_hashes.contains(hash)) {
@@ -932,20 +987,17 @@ StatusOr<SecretBytes> FakeHsm::DecryptRsaOaep(const KeyHandle& handle, HashAlgor
 }
 
 StatusOr<SecretBytes> FakeHsm::GenerateRandom(std::size_t size) {
-  if (size > kMaxRandomSize) return InvalidArgumentError("at most 1 MiB of random bytes per call");
-  SecretBytes out(size);
-  // CTR-DRBG caps a request at MBEDTLS_CTR_DRBG_MAX_REQUEST bytes.
-  std::size_t done = 0;
-  while (done < size) {
-    std::size_t n = std::min<std::size_t>(size - done, MBEDTLS_CTR_DRBG_MAX_REQUEST);
-    if (int rc = State::Random(state_.get(), out.ExposeSecretMutable().data() + done, n); rc != 0) {
-      return MbedError("RNG", rc);
-    }
-    done += n;
-  }
-  return out;
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
+  return RandomBytes(*state_, size);
 }
 
-Status FakeHsm::CheckHealth() { return Status::Ok(); }
+Status FakeHsm::CheckHealth() { return state_->TakeFault(); }
+
+void FakeHsm::InjectFailure(Status status, std::size_t after_calls, std::size_t count) {
+  std::lock_guard<std::mutex> lock(state_->fault_mu);
+  state_->fault_status = std::move(status);
+  state_->fault_after = after_calls;
+  state_->fault_count = count;
+}
 
 }  // namespace kms::testing

@@ -65,6 +65,10 @@ class FakeHsm final : public hal::Hsm {
   void SimulateReinitialize();
   // Keys currently loaded (handles alive), to check that dropping the last handle frees the key.
   std::size_t LoadedKeyCount() const;
+  // Fault injection (as Beast's fail_count): after `after_calls` more hal::Hsm calls succeed, the next
+  // `count` calls return `status` without doing anything (e.g. UnavailableError("device gone")).
+  // capabilities() and the knobs are not counted; count 0 clears a pending failure.
+  void InjectFailure(Status status, std::size_t after_calls = 0, std::size_t count = 1);
 
   // --- hal::Hsm ---------------------------------------------------------------------------------------
   const hal::Capabilities& capabilities() const override;

@@ -126,6 +126,33 @@ TEST_CASE("FakeHsm refuses a wrapped blob relabelled as another key kind", "[uni
   CheckError(hsm->UnwrapKey(*w), StatusCode::kInvalidArgument, Reason::kInvalidCiphertext);
 }
 
+TEST_CASE("FakeHsm injects failures after N calls, then recovers", "[unit][fake_hsm]") {
+  auto hsm = NewFakeHsm();
+  auto key = hsm->GenerateKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt);
+  REQUIRE(key.has_value());
+  hsm->InjectFailure(UnavailableError("device gone"), /*after_calls=*/1, /*count=*/2);
+  auto first = hsm->EncryptAesGcm(*key, Bytes(3), {});  // the one call let through
+  REQUIRE(first.has_value());
+  CheckError(hsm->DecryptAesGcm(*key, first->iv, first->ciphertext, first->tag, {}),
+             StatusCode::kUnavailable, Reason::kNone);
+  CheckError(hsm->CheckHealth(), StatusCode::kUnavailable, Reason::kNone);
+  CHECK(hsm->CheckHealth().ok());
+  auto back = hsm->DecryptAesGcm(*key, first->iv, first->ciphertext, first->tag, {});
+  CHECK(back.has_value());
+  // VerifyMac counts as one call, though it computes a MAC inside.
+  auto mac_key = hsm->GenerateKey(KeyAlgorithm::kHmacSha256, KeyPurpose::kMac);
+  REQUIRE(mac_key.has_value());
+  auto mac = hsm->ComputeMac(*mac_key, AsBytes("m"));
+  REQUIRE(mac.has_value());
+  hsm->InjectFailure(InternalError("boom"), 1, 1);
+  CHECK(hsm->VerifyMac(*mac_key, AsBytes("m"), *mac).ok());
+  CheckError(hsm->GenerateRandom(4), StatusCode::kInternal, Reason::kNone);
+  // count 0 clears a pending failure.
+  hsm->InjectFailure(InternalError("boom"), 0, 1);
+  hsm->InjectFailure(Status(), 0, 0);
+  CHECK(hsm->GenerateRandom(4).has_value());
+}
+
 TEST_CASE("FakeHsm's AES-KWP matches RFC 5649 §6", "[unit][fake_hsm]") {
   SecretBytes kek = SecretBytes::CopyFrom(Hex("5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8"));
   SecretBytes k20 = SecretBytes::CopyFrom(Hex("c37b7e6492584340bed12207808941155068f738"));
