@@ -186,11 +186,6 @@ class Device {
   }
 
   const Capabilities& capabilities() const { return capabilities_; }
-  // The shortest HMAC key the module takes for `hash` (SoftHSM2: the digest size), 0 if unknown.
-  std::size_t HmacMinKeyBytes(HashAlgorithm hash) const {
-    auto it = hmac_min_key_bytes_.find(hash);
-    return it == hmac_min_key_bytes_.end() ? 0 : it->second;
-  }
   CK_OBJECT_HANDLE domain_key() const { return domain_key_; }
   std::uint64_t generation() const { return module_->generation(); }
 
@@ -391,9 +386,8 @@ class Device {
     if (Has(mechs, CKM_GENERIC_SECRET_KEY_GEN, CKF_GENERATE)) {
       for (KeyAlgorithm a : {KeyAlgorithm::kHmacSha224, KeyAlgorithm::kHmacSha256,
                              KeyAlgorithm::kHmacSha384, KeyAlgorithm::kHmacSha512}) {
-        if (Has(mechs, HmacMechanism(*HmacHashOf(a)), CKF_SIGN | CKF_VERIFY, &info)) {
+        if (Has(mechs, HmacMechanism(*HmacHashOf(a)), CKF_SIGN | CKF_VERIFY)) {
           caps.key_algorithms.insert(a);
-          hmac_min_key_bytes_[*HmacHashOf(a)] = static_cast<std::size_t>(info.ulMinKeySize);
         }
       }
     }
@@ -478,7 +472,6 @@ class Device {
   CK_SLOT_ID slot_ = 0;
   CK_OBJECT_HANDLE domain_key_ = CK_INVALID_HANDLE;
   Capabilities capabilities_;
-  std::map<HashAlgorithm, std::size_t> hmac_min_key_bytes_;
   std::atomic<bool> connected_{false};
 
   std::shared_mutex mu_;
@@ -625,16 +618,13 @@ class Pkcs11Hsm final : public Hsm {
         return InvalidArgumentError("an AES-256 key is 32 bytes");
       }
       if (material.empty()) return InvalidArgumentError("empty key material");
-      SecretBytes value = material.Clone();
-      if (std::optional<HashAlgorithm> hash = HmacHashOf(algorithm)) {
-        // HMAC keys of any length may be imported (RFC 2104 §3), but SoftHSM2 refuses keys shorter
-        // than the digest (CKR_KEY_SIZE_RANGE). RFC 2104 §2 pads a short key with zeros to the block
-        // size B before use, so K and K||00..00 (up to B bytes) are the same HMAC key: pad up to the
-        // module's minimum when that stays within B.
-        const std::size_t block = DigestSize(*hash) > 32 ? 128 : 64;
-        const std::size_t min = device_->HmacMinKeyBytes(*hash);
-        if (value.size() < min && min <= block) value.resize(min);  // resize zero-fills
+      if (std::optional<HashAlgorithm> hash = HmacHashOf(algorithm);
+          hash.has_value() && material.size() < DigestSize(*hash)) {
+        // RFC 2104 §3: keys shorter than the digest are "strongly discouraged"; the HAL refuses them
+        // on every backend (and SoftHSM2 would refuse them at use, CKR_KEY_SIZE_RANGE).
+        return InvalidArgumentError("an HMAC key must be at least as long as its digest");
       }
+      const SecretBytes& value = material;
       spec.value_len = value.size();
       KMS_ASSIGN_OR_RETURN(RawKey raw, device_->OnAnchor([&](Session& s) -> StatusOr<RawKey> {
         RawKey raw;
@@ -908,6 +898,10 @@ class Pkcs11Hsm final : public Hsm {
                                  ByteView plaintext) override {
     KMS_ASSIGN_OR_RETURN(const Pkcs11Key* k, Own(key));
     KMS_RETURN_IF_ERROR(RequireOaep(*k, hash));
+    // RFC 8017 §7.1.1 step 1b, checked here: SoftHSM2 answers CKR_GENERAL_ERROR instead.
+    if (plaintext.size() + 2 * DigestSize(hash) + 2 > k->raw().modulus_bytes) {
+      return InvalidArgumentError("plaintext too long for RSA-OAEP with this key");
+    }
     return device_->OnPool([&](Session& s) -> StatusOr<Bytes> {
       KMS_RETURN_IF_ERROR(device_->Fresh(k->raw()));
       CK_RSA_PKCS_OAEP_PARAMS params{HashMechanism(hash), Mgf1(hash), CKZ_DATA_SPECIFIED, nullptr, 0};

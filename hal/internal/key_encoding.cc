@@ -1,5 +1,6 @@
 #include "hal/internal/key_encoding.h"
 
+#include <mbedtls/asn1.h>
 #include <mbedtls/asn1write.h>
 #include <mbedtls/bignum.h>
 #include <mbedtls/ecp.h>
@@ -353,7 +354,21 @@ StatusOr<PublicKeyParts> ParseSpki(ByteView der) {
 
 StatusOr<PrivateKeyParts> ParsePkcs8(const SecretBytes& der) {
   ByteView d = der.ExposeSecret();
-  if (d.empty() || d[0] != 0x30) return InvalidArgumentError("private key must be DER PKCS#8");
+  {
+    // RFC 5208 §5: SEQUENCE { INTEGER version, AlgorithmIdentifier (a SEQUENCE), OCTET STRING, ... }
+    // covering the whole input. mbedTLS also takes PKCS#1 and SEC1 keys and PEM; only PKCS#8 DER is
+    // accepted here (a PKCS#1/SEC1 key has an INTEGER or OCTET STRING after the version).
+    unsigned char* p = const_cast<unsigned char*>(d.data());
+    const unsigned char* end = p + d.size();
+    std::size_t len = 0;
+    int version = -1;
+    if (d.empty() ||
+        mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0 ||
+        p + len != end || mbedtls_asn1_get_int(&p, end, &version) != 0 || version != 0 ||
+        p >= end || *p != (MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) {
+      return InvalidArgumentError("private key must be DER PKCS#8");
+    }
+  }
   Pk pk;
   if (mbedtls_pk_parse_key(&pk.ctx, d.data(), d.size(), nullptr, 0) != 0) {
     return InvalidArgumentError("malformed private key");

@@ -113,11 +113,16 @@ TEST_CASE("symmetric keys: generate then wrap then unwrap then use", "[softhsm][
 TEST_CASE("HMAC and AES known answers through ImportKey", "[softhsm][hal]") {
   auto fx = MakeFixture();
   hal::Hsm& hsm = fx->hsm();
-  // RFC 4231 test case 2: key "Jefe", "what do ya want for nothing?".
-  SecretBytes jefe = SecretBytes::CopyFrom(AsBytes("Jefe"));
-  auto k = Must(hsm.ImportKey(KeyAlgorithm::kHmacSha256, KeyPurpose::kMac, jefe));
-  Bytes mac = Must(hsm.ComputeMac(k, AsBytes("what do ya want for nothing?")));
-  CHECK(HexEncode(mac) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  // RFC 4231 test case 6: a 131-byte key of 0xaa (longer than the block: hashed first).
+  SecretBytes long_key(131);
+  for (auto& b : long_key.ExposeSecretMutable()) b = 0xaa;
+  auto k = Must(hsm.ImportKey(KeyAlgorithm::kHmacSha256, KeyPurpose::kMac, long_key));
+  Bytes mac = Must(hsm.ComputeMac(k, AsBytes("Test Using Larger Than Block-Size Key - Hash Key First")));
+  CHECK(HexEncode(mac) == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  // Keys shorter than the digest are refused (RFC 2104 §3), e.g. RFC 4231's "Jefe".
+  CHECK(hsm.ImportKey(KeyAlgorithm::kHmacSha256, KeyPurpose::kMac,
+                      SecretBytes::CopyFrom(AsBytes("Jefe")))
+            .error() == InvalidArgumentError("an HMAC key must be at least as long as its digest"));
   // Imported keys can never be wrapped.
   CHECK(hsm.WrapKey(k).error().reason() == Reason::kPolicyViolation);
   CHECK(hsm.ImportKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt, SecretBytes(16)).error() ==
@@ -180,6 +185,9 @@ TEST_CASE("RSA-OAEP: SHA-1 works and SHA-256 is a clear Unimplemented", "[sofths
   c[10] ^= 1;
   CHECK(hsm.DecryptRsaOaep(loaded, HashAlgorithm::kSha1, c).error() ==
         InvalidArgumentError("invalid ciphertext", Reason::kInvalidCiphertext));
+  CHECK(hsm.EncryptRsaOaep(key, HashAlgorithm::kSha1, Bytes(256 - 2 * 20 - 1)).error() ==
+        InvalidArgumentError("plaintext too long for RSA-OAEP with this key"));
+  CHECK(Must(hsm.EncryptRsaOaep(key, HashAlgorithm::kSha1, Bytes(256 - 2 * 20 - 2))).size() == 256);
   CHECK(hsm.EncryptRsaOaep(key, HashAlgorithm::kSha256, AsBytes("x")).error() ==
         UnimplementedError("RSA-OAEP with SHA-256 is not supported by the HSM",
                            Reason::kMechanismUnsupported));
