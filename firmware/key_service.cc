@@ -4,6 +4,7 @@
 #include <mbedtls/sha512.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -337,6 +338,15 @@ class KeyService::Impl {
 
   std::string Arn(std::string_view id) const { return s_.KeyArn(id); }
 
+  // Commits `tx`; after a read-write commit every cached key record is dropped, so this process never
+  // reads its own writes stale.
+  Status CommitWrite(store::Transaction& tx) {
+    const bool writes = tx.mode() == TransactionMode::kReadWrite;
+    Status s = tx.Commit();
+    if (writes) InvalidateRecords();
+    return s;
+  }
+
   static Status KeyNotFound(std::string_view arn) {
     return NotFoundError("Key '" + std::string(arn) + "' does not exist");
   }
@@ -441,14 +451,57 @@ class KeyService::Impl {
   };
   StatusOr<KeyAndVersion> LoadForCrypto(std::string_view key_id, KeyUsage usage,
                                         std::string_view operation) {
-    KMS_ASSIGN_OR_RETURN(auto tx, s_.store_.Begin(TransactionMode::kReadOnly));
-    KMS_ASSIGN_OR_RETURN(Key key, Resolve(*tx, key_id, IdForms::kAny));
-    KMS_RETURN_IF_ERROR(CheckUsable(key));
-    if (key.usage() != usage) return WrongUsage(key, operation);
-    KMS_ASSIGN_OR_RETURN(KeyVersionRecord v, tx->GetKeyVersion(key.id(), key.record.current_version()));
-    KMS_RETURN_IF_ERROR(CheckRecord(v));
-    KMS_RETURN_IF_ERROR(tx->Commit());
-    return KeyAndVersion{std::move(key), std::move(v)};
+    const std::string cache_key = "k:" + std::string(key_id);
+    std::optional<KeyAndVersion> kv = CachedRecords(cache_key);
+    if (!kv) {
+      const std::uint64_t generation = RecordGeneration();
+      KMS_ASSIGN_OR_RETURN(auto tx, s_.store_.Begin(TransactionMode::kReadOnly));
+      KMS_ASSIGN_OR_RETURN(Key key, Resolve(*tx, key_id, IdForms::kAny));
+      KMS_ASSIGN_OR_RETURN(KeyVersionRecord v,
+                           tx->GetKeyVersion(key.id(), key.record.current_version()));
+      KMS_RETURN_IF_ERROR(CheckRecord(v));
+      KMS_RETURN_IF_ERROR(CommitWrite(*tx));
+      kv = KeyAndVersion{std::move(key), std::move(v)};
+      CacheRecords(cache_key, *kv, generation);
+    }
+    KMS_RETURN_IF_ERROR(CheckUsable(kv->key));
+    if (kv->key.usage() != usage) return WrongUsage(kv->key, operation);
+    return std::move(*kv);
+  }
+
+  // ---- key record cache ----
+  // Cryptographic calls would otherwise pay a store snapshot per request (two record reads), which
+  // costs more than the HSM operation itself (docs/performance.md). Entries live at most
+  // `record_cache_ttl_ms` and are dropped on every write this service commits; a change committed by
+  // another process sharing the store is seen within the TTL. Errors are never cached.
+  std::optional<KeyAndVersion> CachedRecords(const std::string& cache_key) {
+    if (s_.config_.record_cache_ttl_ms <= 0) return std::nullopt;
+    std::lock_guard lock(records_mu_);
+    auto it = records_.find(cache_key);
+    if (it == records_.end()) return std::nullopt;
+    if (std::chrono::steady_clock::now() - it->second.loaded >
+        std::chrono::milliseconds(s_.config_.record_cache_ttl_ms)) {
+      records_.erase(it);
+      return std::nullopt;
+    }
+    return it->second.records;
+  }
+  std::uint64_t RecordGeneration() {
+    std::lock_guard lock(records_mu_);
+    return record_generation_;
+  }
+  void CacheRecords(const std::string& cache_key, const KeyAndVersion& kv, std::uint64_t generation) {
+    if (s_.config_.record_cache_ttl_ms <= 0) return;
+    std::lock_guard lock(records_mu_);
+    // Filled from a snapshot older than a write of ours: it may be stale, do not keep it.
+    if (generation != record_generation_) return;
+    if (records_.size() >= kMaxCachedRecords) records_.clear();
+    records_[cache_key] = CachedKey{kv, std::chrono::steady_clock::now()};
+  }
+  void InvalidateRecords() {
+    std::lock_guard lock(records_mu_);
+    ++record_generation_;
+    records_.clear();
   }
 
   // ---- HSM handles, through the cache ----
@@ -514,7 +567,7 @@ class KeyService::Impl {
                                          limit - used);
     v.set_invocation_count(used + batch);
     KMS_RETURN_IF_ERROR(tx->UpdateKeyVersion(v));
-    KMS_RETURN_IF_ERROR(tx->Commit());  // durable before any of the batch is used
+    KMS_RETURN_IF_ERROR(CommitWrite(*tx));  // durable before any of the batch is used
     std::lock_guard lock(mu_);
     // Invocations used..used+batch-1 (0-based) are now ours; this call takes the first.
     reservations_[id] = Reservation{used + 2, used + batch};
@@ -569,31 +622,38 @@ class KeyService::Impl {
           "The key ID in the request does not identify a CMK that can perform this operation.",
           Reason::kIncorrectKey);
     }
-    KMS_ASSIGN_OR_RETURN(auto tx, s_.store_.Begin(TransactionMode::kReadOnly));
-    auto key = GetById(*tx, id);
-    if (!key) {
-      if (key.error().code() == StatusCode::kNotFound) return InvalidCiphertextError();
-      return key.error();
+    const std::string cache_key = "v:" + id + ":" + std::to_string(blob.key_version);
+    std::optional<KeyAndVersion> kv = CachedRecords(cache_key);
+    if (!kv) {
+      const std::uint64_t generation = RecordGeneration();
+      KMS_ASSIGN_OR_RETURN(auto tx, s_.store_.Begin(TransactionMode::kReadOnly));
+      auto key = GetById(*tx, id);
+      if (!key) {
+        if (key.error().code() == StatusCode::kNotFound) return InvalidCiphertextError();
+        return key.error();
+      }
+      auto v = tx->GetKeyVersion(id, blob.key_version);
+      if (!v) {
+        if (v.error().code() == StatusCode::kNotFound) return InvalidCiphertextError();
+        return v.error();
+      }
+      KMS_RETURN_IF_ERROR(CheckRecord(*v));
+      KMS_RETURN_IF_ERROR(CommitWrite(*tx));
+      kv = KeyAndVersion{std::move(*key), std::move(*v)};
+      CacheRecords(cache_key, *kv, generation);
     }
-    KMS_RETURN_IF_ERROR(CheckUsable(*key));
-    if (key->spec() != KeySpec::kSymmetricDefault) return InvalidCiphertextError();
-    auto v = tx->GetKeyVersion(id, blob.key_version);
-    if (!v) {
-      if (v.error().code() == StatusCode::kNotFound) return InvalidCiphertextError();
-      return v.error();
-    }
-    KMS_RETURN_IF_ERROR(CheckRecord(*v));
-    KMS_RETURN_IF_ERROR(tx->Commit());
-    if (v->state() == records::KEY_VERSION_STATE_DESTROYED) return InvalidCiphertextError();
+    KMS_RETURN_IF_ERROR(CheckUsable(kv->key));
+    if (kv->key.spec() != KeySpec::kSymmetricDefault) return InvalidCiphertextError();
+    if (kv->version.state() == records::KEY_VERSION_STATE_DESTROYED) return InvalidCiphertextError();
     Bytes aad = blob.Aad(context);
-    auto plain = WithKey(*v, false, [&](const hal::KeyHandle& h) {
+    auto plain = WithKey(kv->version, false, [&](const hal::KeyHandle& h) {
       return s_.hsm_.DecryptAesGcm(h, blob.iv, blob.ciphertext, blob.tag, aad);
     });
     if (!plain) {
       if (plain.error().code() == StatusCode::kInvalidArgument) return InvalidCiphertextError();
       return MapHalError(plain.error());
     }
-    return Opened{std::move(*key), v->key_material_id(), std::move(*plain)};
+    return Opened{std::move(kv->key), kv->version.key_material_id(), std::move(*plain)};
   }
 
   // ---- key material ----
@@ -647,21 +707,21 @@ class KeyService::Impl {
       intent.set_version(key.current_version() + 1);
       intent.set_created_time_ms(now);
       KMS_RETURN_IF_ERROR(tx->InsertIntent(intent));
-      KMS_RETURN_IF_ERROR(tx->Commit());
+      KMS_RETURN_IF_ERROR(CommitWrite(*tx));
     }
     auto made = MakeVersion(key_id, key.current_version() + 1, FromRecord(key.key_spec()),
                             FromRecord(key.key_usage()), type, now);
     KMS_ASSIGN_OR_RETURN(auto tx, s_.store_.Begin(TransactionMode::kReadWrite));
     if (!made) {
       (void)tx->DeleteIntent(intent_id);
-      (void)tx->Commit();
+      (void)CommitWrite(*tx);
       return made.error();
     }
     auto current = tx->GetKey(key_id);
     if (!current) {
       // Deleted meanwhile: drop the intent, nothing else exists.
       (void)tx->DeleteIntent(intent_id);
-      KMS_RETURN_IF_ERROR(tx->Commit());
+      KMS_RETURN_IF_ERROR(CommitWrite(*tx));
       return current.error();
     }
     bool superseded = (expected_current != 0 && current->current_version() != expected_current) ||
@@ -669,7 +729,7 @@ class KeyService::Impl {
                        (!current->rotation_enabled() || current->next_rotation_time_ms() > now));
     if (superseded) {
       (void)tx->DeleteIntent(intent_id);
-      return tx->Commit();
+      return CommitWrite(*tx);
     }
     const std::uint32_t version = current->current_version() + 1;
     if (version != made->version()) {
@@ -694,7 +754,7 @@ class KeyService::Impl {
     KMS_RETURN_IF_ERROR(tx->UpdateKey(*current));
     auto deleted = tx->DeleteIntent(intent_id);
     if (!deleted.ok() && deleted.code() != StatusCode::kNotFound) return deleted;
-    return tx->Commit();
+    return CommitWrite(*tx);
   }
 
   // Destroys a key whose deletion is due: intent -> one transaction deleting the key with every
@@ -714,7 +774,7 @@ class KeyService::Impl {
       intent.set_key_id(key_id);
       intent.set_created_time_ms(now_ms);
       KMS_RETURN_IF_ERROR(tx->InsertIntent(intent));
-      KMS_RETURN_IF_ERROR(tx->Commit());
+      KMS_RETURN_IF_ERROR(CommitWrite(*tx));
     }
     s_.cache_.EraseKey(key_id);
     KMS_ASSIGN_OR_RETURN(auto tx, s_.store_.Begin(TransactionMode::kReadWrite));
@@ -722,7 +782,7 @@ class KeyService::Impl {
     if (!del.ok() && del.code() != StatusCode::kNotFound) return del;
     auto di = tx->DeleteIntent(intent_id);
     if (!di.ok() && di.code() != StatusCode::kNotFound) return di;
-    KMS_RETURN_IF_ERROR(tx->Commit());
+    KMS_RETURN_IF_ERROR(CommitWrite(*tx));
     s_.cache_.EraseKey(key_id);
     std::lock_guard lock(mu_);
     std::erase_if(reservations_, [&](const auto& e) { return e.first.first == key_id; });
@@ -774,7 +834,7 @@ class KeyService::Impl {
       if (!page.truncated) break;
       after = page.next_marker;
     }
-    return tx->Commit();
+    return CommitWrite(*tx);
   }
 
   KeyMetadata Metadata(const Key& k, const std::string& current_material_id) const {
@@ -811,10 +871,19 @@ class KeyService::Impl {
     KMS_ASSIGN_OR_RETURN(Key key, Resolve(*tx, key_id, IdForms::kKeyOnly));
     KMS_RETURN_IF_ERROR(fn(key));
     KMS_RETURN_IF_ERROR(tx->UpdateKey(key.record));
-    return tx->Commit();
+    return CommitWrite(*tx);
   }
 
  private:
+  static constexpr std::size_t kMaxCachedRecords = 16384;
+  struct CachedKey {
+    KeyAndVersion records;
+    std::chrono::steady_clock::time_point loaded;
+  };
+  std::mutex records_mu_;
+  std::uint64_t record_generation_ = 0;
+  std::map<std::string, CachedKey> records_;
+
   struct Reservation {
     std::uint64_t next = 0;  // 1-based number of the next invocation to hand out
     std::uint64_t end = 0;   // last 1-based invocation reserved
@@ -911,7 +980,7 @@ StatusOr<CreateKeyResponse> KeyService::CreateKey(const CreateKeyRequest& reques
     intent.set_created_time_ms(now);
     KMS_RETURN_IF_ERROR(tx->InsertIntent(intent));
     KMS_RETURN_IF_ERROR(tx->InsertKey(key));
-    KMS_RETURN_IF_ERROR(tx->Commit());
+    KMS_RETURN_IF_ERROR(impl_->CommitWrite(*tx));
   }
   // 2. HSM work: generate and wrap version 1.
   auto version = impl_->MakeVersion(key_id, 1, spec, usage, records::ROTATION_TYPE_INITIAL, now);
@@ -920,7 +989,7 @@ StatusOr<CreateKeyResponse> KeyService::CreateKey(const CreateKeyRequest& reques
     if (tx) {
       (void)(*tx)->DeleteKey(key_id);
       (void)(*tx)->DeleteIntent(intent_id);
-      (void)(*tx)->Commit();
+      (void)impl_->CommitWrite(**tx);
     }
     return version.error();
   }
@@ -938,7 +1007,7 @@ StatusOr<CreateKeyResponse> KeyService::CreateKey(const CreateKeyRequest& reques
     key.set_state(records::KEY_STATE_ENABLED);
     KMS_RETURN_IF_ERROR(tx->UpdateKey(key));
     KMS_RETURN_IF_ERROR(tx->DeleteIntent(intent_id));
-    KMS_RETURN_IF_ERROR(tx->Commit());
+    KMS_RETURN_IF_ERROR(impl_->CommitWrite(*tx));
   }
   Impl::Key k{key, KeyArn(key_id)};
   return CreateKeyResponse{impl_->Metadata(k, version->key_material_id())};
@@ -1431,7 +1500,7 @@ Status KeyService::CreateAlias(const CreateAliasRequest& request) {
                               " already exists");
   }
   KMS_RETURN_IF_ERROR(inserted);
-  return tx->Commit();
+  return impl_->CommitWrite(*tx);
 }
 
 Status KeyService::UpdateAlias(const UpdateAliasRequest& request) {
@@ -1465,7 +1534,7 @@ Status KeyService::UpdateAlias(const UpdateAliasRequest& request) {
   alias->set_target_key_id(target.id());
   alias->set_last_updated_time_ms(clock_.NowMs());
   KMS_RETURN_IF_ERROR(tx->UpdateAlias(*alias));
-  return tx->Commit();
+  return impl_->CommitWrite(*tx);
 }
 
 Status KeyService::DeleteAlias(const DeleteAliasRequest& request) {
@@ -1476,7 +1545,7 @@ Status KeyService::DeleteAlias(const DeleteAliasRequest& request) {
     return NotFoundError("Alias " + AliasArn(request.alias_name) + " is not found.");
   }
   KMS_RETURN_IF_ERROR(st);
-  return tx->Commit();
+  return impl_->CommitWrite(*tx);
 }
 
 StatusOr<ListAliasesResponse> KeyService::ListAliases(const ListAliasesRequest& request) {
@@ -1521,7 +1590,7 @@ Status KeyService::TagResource(const TagResourceRequest& request) {
     tag.set_tag_value(t.tag_value);
     KMS_RETURN_IF_ERROR(tx->PutTag(tag));
   }
-  return tx->Commit();
+  return impl_->CommitWrite(*tx);
 }
 
 Status KeyService::UntagResource(const UntagResourceRequest& request) {
@@ -1539,7 +1608,7 @@ Status KeyService::UntagResource(const UntagResourceRequest& request) {
     Status st = tx->DeleteTag(key.id(), k);
     if (!st.ok() && st.code() != StatusCode::kNotFound) return st;  // absent tags: nothing to do
   }
-  return tx->Commit();
+  return impl_->CommitWrite(*tx);
 }
 
 StatusOr<ListResourceTagsResponse> KeyService::ListResourceTags(
@@ -1714,7 +1783,7 @@ StatusOr<ScheduledWorkReport> KeyService::RunDue(std::int64_t now_ms) {
                                            std::int64_t{fresh->rotation_period_days()} * kMsPerDay);
           KMS_RETURN_IF_ERROR((*tx)->UpdateKey(*fresh));
         }
-        KMS_RETURN_IF_ERROR((*tx)->Commit());
+        KMS_RETURN_IF_ERROR(impl_->CommitWrite(**tx));
         ++done;
         continue;
       }

@@ -38,7 +38,10 @@
 //  * GCM bound (NIST SP 800-38D §8.3, docs/gcm-bound.md): every symmetric key version counts its AES-GCM
 //    invocations, reserved durably in batches; a version reaching `gcm_invocation_limit` is rotated
 //    automatically before it is used again.
-//  * Cache: unwrapped versions live in a bounded LRU of HSM session objects (KeyHandleCache). A handle
+//  * Caches: a key's records read for a cryptographic call are reused for `record_cache_ttl_ms` and
+//    dropped on every write this service commits (so within one process state changes take effect at
+//    once; across processes sharing a store within the TTL, an eventual consistency AWS also documents).
+//    Unwrapped versions live in a bounded LRU of HSM session objects (KeyHandleCache). A handle
 //    the HAL reports stale (Unavailable/kHandleStale) is evicted, unwrapped again and the call retried
 //    once.
 //  * Lifetime: the Hsm, MetadataStore and Clock passed to Open must outlive the service.
@@ -86,6 +89,10 @@ struct KeyServiceConfig {
   // Invocations reserved per durable counter write. A crash loses at most this many (overcounting,
   // never undercounting).
   std::uint64_t gcm_reservation_batch = 4096;
+  // How long a key's records read for a cryptographic call may be reused (0: read the store every call).
+  // Writes by this service drop the cache at once; a change committed by ANOTHER process sharing the
+  // store (a disable, a deletion, a rotation) is seen within this time.
+  std::int64_t record_cache_ttl_ms = 500;
 };
 
 struct Tag {

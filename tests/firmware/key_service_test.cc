@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <set>
+#include <thread>
 
 #include "firmware/key_scheduler.h"
 #include "firmware/store/metadata_store.h"
@@ -1284,6 +1285,49 @@ TEST_CASE("ARNs follow the configured region and account", "[unit]") {
   CHECK(f.svc().DescribeKey({m.arn}).has_value());
   CHECK(ErrorOf(f.svc().DescribeKey({"arn:aws:kms:us-east-1:111122223333:key/" + m.key_id})).code() ==
         StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace kms::firmware
+
+namespace kms::firmware {
+namespace {
+
+TEST_CASE("record cache: own writes take effect at once, another process's within the TTL", "[unit]") {
+  KeyServiceConfig config;
+  config.record_cache_ttl_ms = 300;
+  ServiceFixture f(config);
+  KeyMetadata m = f.Create();
+  // A second service on the same store and HSM: another worker process of the appliance.
+  auto other = KeyService::Open(f.Hsm(), *f.store, f.clock, config);
+  REQUIRE(other.has_value());
+  MustEncrypt(f.svc(), m.key_id, "warm the cache");
+  REQUIRE((*other)->DisableKey({m.key_id}).ok());
+  // The other process's own view changes at once.
+  EncryptRequest r;
+  r.key_id = m.key_id;
+  r.plaintext = Secret("x");
+  CHECK(ErrorOf((*other)->Encrypt(r)).reason() == Reason::kKeyDisabled);
+  // This one sees it within the TTL.
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  CHECK(ErrorOf(f.svc().Encrypt(r)).reason() == Reason::kKeyDisabled);
+  // Own writes: immediate.
+  REQUIRE(f.svc().EnableKey({m.key_id}).ok());
+  CHECK(f.svc().Encrypt(r).has_value());
+  REQUIRE(f.svc().DisableKey({m.key_id}).ok());
+  CHECK(ErrorOf(f.svc().Encrypt(r)).reason() == Reason::kKeyDisabled);
+}
+
+TEST_CASE("record cache off: every call reads the store", "[unit]") {
+  KeyServiceConfig config;
+  config.record_cache_ttl_ms = 0;
+  ServiceFixture f(config);
+  KeyMetadata m = f.Create();
+  auto other = KeyService::Open(f.Hsm(), *f.store, f.clock, config);
+  REQUIRE(other.has_value());
+  Bytes blob = MustEncrypt(f.svc(), m.key_id, "x").ciphertext_blob;
+  REQUIRE((*other)->DisableKey({m.key_id}).ok());
+  CHECK(ErrorOf(DoDecrypt(f.svc(), blob)).reason() == Reason::kKeyDisabled);
 }
 
 }  // namespace
