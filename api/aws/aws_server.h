@@ -1,0 +1,60 @@
+// The AWS KMS endpoint in one object, for the composition root (kmsd): an http::Server whose router
+// serves the AwsDoor at "/" with every KeyService operation registered, faults answered in AWS JSON.
+//
+//   kms::api::aws::AwsServerConfig cfg;
+//   cfg.server.bind_address = "127.0.0.1";  cfg.server.port = 0;         // port 0: any free port
+//   cfg.server.tls = kms::api::tls::TlsOptions{"cert.pem", "key.pem", ""};  // unset = plain HTTP
+//   cfg.door.region = "us-east-1";  cfg.door.account_id = "111122223333";
+//   auto server = kms::api::aws::AwsServer::Create(cfg, access_keys, key_service);
+//   (*server)->router().Exact("/health", health_handler);   // optional, before Start
+//   KMS_RETURN_IF_ERROR((*server)->Start());
+//   ... (*server)->port() ...;  on SIGTERM: (*server)->Stop();   // drains, then returns
+//
+// Lifetime: `keys` and `service` must outlive the AwsServer. Thread-safety: as http::Server.
+#ifndef KMS_API_AWS_AWS_SERVER_H_
+#define KMS_API_AWS_AWS_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "api/aws/access_key_store.h"
+#include "api/aws/door.h"
+#include "api/http/router.h"
+#include "api/http/server.h"
+#include "base/status.h"
+
+namespace kms::firmware {
+class KeyService;
+}  // namespace kms::firmware
+
+namespace kms::api::aws {
+
+struct AwsServerConfig {
+  http::ServerConfig server;  // bind address, port, TLS, threads, limits, timeouts
+  AwsDoorConfig door;         // region, account id, clock skew
+};
+
+class AwsServer {
+ public:
+  static StatusOr<std::unique_ptr<AwsServer>> Create(AwsServerConfig config,
+                                                     const AccessKeyStore& keys,
+                                                     firmware::KeyService& service);
+  ~AwsServer();  // Stop()
+
+  // Add further routes (health, other doors) before Start.
+  http::Router& router() { return *router_; }
+  Status Start() { return server_->Start(); }
+  void Stop() { server_->Stop(); }
+  std::uint16_t port() const { return server_->port(); }
+  const AwsDoor& door() const { return *door_; }
+
+ private:
+  AwsServer() = default;
+  std::unique_ptr<AwsDoor> door_;
+  std::unique_ptr<http::Router> router_;
+  std::unique_ptr<http::Server> server_;
+};
+
+}  // namespace kms::api::aws
+
+#endif  // KMS_API_AWS_AWS_SERVER_H_
