@@ -32,6 +32,7 @@
 #include "pkcs11/module.h"
 #include "pkcs11/rv.h"
 #include "pkcs11/session.h"
+#include "pkcs11/token.h"
 
 namespace kms::hal {
 namespace {

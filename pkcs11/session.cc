@@ -258,26 +258,4 @@ StatusOr<SecretBytes> Session::GenerateRandom(std::size_t size) {
   return out;
 }
 
-namespace {
-Status DoLogin(Session& session, CK_USER_TYPE user, const SecretBytes& pin) {
-  ByteView p = pin.ExposeSecret();
-  CK_RV rv = session.module().functions()->C_Login(session.handle(), user, In(p), Len(p.size()));
-  // §5.6: the login is per application and token; already being logged in as this user is the goal.
-  if (rv == CKR_USER_ALREADY_LOGGED_IN) return Status();
-  return RvToStatus(rv, "C_Login");
-}
-}  // namespace
-
-Status Login::User(Session& session, const SecretBytes& pin) {
-  return DoLogin(session, CKU_USER, pin);
-}
-
-Status Login::SecurityOfficer(Session& session, const SecretBytes& pin) {
-  return DoLogin(session, CKU_SO, pin);
-}
-
-Status Login::Logout(Session& session) {
-  return RvToStatus(session.module().functions()->C_Logout(session.handle()), "C_Logout");
-}
-
 }  // namespace kms::pkcs11

@@ -1,9 +1,9 @@
-// Session: an RAII Cryptoki session (PKCS#11 v2.40 §5.6) and the calls made on it; Login: the token-level
-// login; ScopedObject: an object handle destroyed with its owner.
+// Session: an RAII Cryptoki session (PKCS#11 v2.40 §5.6) and the calls made on it; ScopedObject: an
+// object handle destroyed with its owner. The token-level login is in pkcs11/token.h.
 //
 // A Session is move-only; its destructor calls C_CloseSession, unless the module was re-initialised since
 // the session opened (its handle number is dead and may have been reused) or `Abandon()` was called
-// because the module said the session is gone. It never calls C_Logout: login belongs to the token, not to
+// because the module said the session is gone. It never logs out: login belongs to the token, not to
 // a session (PKCS#11 v2.40 §6.7.1: all sessions of an application share one login state), so a session
 // closing must not log the others out. Session objects die with the session that created them.
 //
@@ -101,19 +101,6 @@ class Session {
   Module* module_ = nullptr;
   CK_SESSION_HANDLE handle_ = CK_INVALID_HANDLE;
   std::uint64_t generation_ = 0;
-};
-
-// The login state of a token for this process (PKCS#11 v2.40 §5.6 C_Login/C_Logout). Logging in
-// through any session logs in every session of the application; CKR_USER_ALREADY_LOGGED_IN means the
-// wanted state already holds and is success. The object never logs out on destruction.
-class Login {
- public:
-  static Status User(Session& session, const SecretBytes& pin);
-  static Status SecurityOfficer(Session& session, const SecretBytes& pin);
-  // C_Logout: ends the login of every session of this application on the token and destroys all its
-  // private session objects. The only call of C_Logout in the tree (tools/lint checks); provisioning uses
-  // it to switch from the SO to the user, the product never.
-  static Status Logout(Session& session);
 };
 
 // An object destroyed (C_DestroyObject through `session`) when the ScopedObject goes, unless released.

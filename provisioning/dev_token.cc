@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <iterator>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +19,7 @@
 #include "pkcs11/pkcs11.h"
 #include "pkcs11/rv.h"
 #include "pkcs11/session.h"
+#include "pkcs11/token.h"
 
 namespace kms::provisioning {
 namespace {
@@ -138,7 +141,7 @@ StatusOr<DevToken> CreateDevToken(const std::string& dir, const DevTokenOptions&
   }
   SecretBytes first_so_pin = HexPin(seed);
   unsigned char label[32];
-  std::memset(label, ' ', sizeof(label));  // PKCS#11 v2.40 §5.5 C_InitToken: 32 bytes, blank padded
+  std::fill(std::begin(label), std::end(label), ' ');  // PKCS#11 v2.40 §5.5: 32 bytes, blank padded
   std::memcpy(label, options.token_label.data(), options.token_label.size());
   KMS_RETURN_IF_ERROR(pkcs11::RvToStatus(
       f->C_InitToken(*free_slot, PinPtr(first_so_pin), PinLen(first_so_pin), label), "C_InitToken"));

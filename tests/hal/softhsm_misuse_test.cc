@@ -6,6 +6,7 @@
 #include "hal/hsm.h"
 #include "pkcs11/module.h"
 #include "pkcs11/session.h"
+#include "pkcs11/token.h"
 #include "tests/hal/softhsm_test_util.h"
 
 namespace kms::testing {

@@ -10,7 +10,7 @@
 // TEST_CASE is the pattern. The module is dlopen()ed once by the fixture and the Hsm is opened on its
 // function list (optionally through a FaultInjector), so tests can also reach the module directly with
 // `real_functions()` to inspect the objects the HAL made (session objects are visible to every session
-// of the process). Never C_Logout or C_Finalize through it: the Hsm owns the login and initialisation.
+// of the process). Never log out or finalise through it: the Hsm owns the login and initialisation.
 //
 // Thread-safety: the fixture itself is not; the Hsm it returns is.
 #ifndef KMS_TESTS_SUPPORT_SOFTHSM_FIXTURE_H_
