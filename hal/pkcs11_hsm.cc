@@ -289,10 +289,13 @@ class Device {
     return s;
   }
 
-  // Called with mu_ held shared. A session that failed is not trusted again: the module may have left an
-  // operation active on it (an injected or partial failure), and opening another costs under 1 us.
+  // Called with mu_ held shared. A session whose call failed is not trusted again, unless the data was
+  // at fault (bad signature, bad length: PKCS#11 v2.40 §5.2, such a return ends the operation): after
+  // any other failure the module may have left an operation active on it (an injected or partial
+  // failure), and opening another session costs under 1 us.
   void Return(Session session, RvClass failure) {
-    const bool keep = failure == RvClass::kNone && !session.stale();
+    const bool keep =
+        (failure == RvClass::kNone || failure == RvClass::kInvalidData) && !session.stale();
     if (!keep) {
       if (failure == RvClass::kDevice || session.stale()) {
         session.Abandon();  // the module is being re-initialised: C_Finalize closes everything
