@@ -643,6 +643,7 @@ class SqliteTransaction final : public Transaction {
     KMS_RETURN_IF_ERROR(s->Run());
     if (Changes() == 0) return NotFoundError("key " + std::string(key_id) + " not found");
     dirty_ = true;
+    erased_material_ = true;
     return Status::Ok();
   }
 
@@ -716,6 +717,8 @@ class SqliteTransaction final : public Transaction {
     KMS_RETURN_IF_ERROR(s->Run());
     if (Changes() == 0) return VersionNotFound(version.key_id(), version.version());
     dirty_ = true;
+    // Replacing a record may drop its wrapped material (KEY_VERSION_STATE_DESTROYED).
+    erased_material_ = true;
     return Status::Ok();
   }
 
@@ -746,6 +749,7 @@ class SqliteTransaction final : public Transaction {
     KMS_RETURN_IF_ERROR(s->Run());
     if (Changes() == 0) return VersionNotFound(key_id, version);
     dirty_ = true;
+    erased_material_ = true;
     return Status::Ok();
   }
 
@@ -1119,6 +1123,7 @@ class SqliteTransaction final : public Transaction {
   Connection* conn_;
   bool open_ = true;
   bool dirty_ = false;
+  bool erased_material_ = false;  // deleted or replaced a key version: purge the WAL after commit
   WriterTurn turn_;  // read-write transactions
   SqliteStore* store_ = nullptr;                   // read-only transactions: the pool to return to
   std::unique_ptr<Connection> reader_;
@@ -1196,6 +1201,17 @@ Status SqliteTransaction::End(const char* sql) {
   } else if (std::string_view(sql) == "COMMIT") {
     result = Status(StatusCode::kAborted,
                     "metadata store: the transaction was abandoned after an earlier error");
+  }
+  if (result.ok() && erased_material_ && std::string_view(sql) == "COMMIT") {
+    // Destruction of wrapped material (issue 3: "an actual destruction ... when the waiting period
+    // ends"): secure_delete zeroes the freed cells in the pages this commit wrote, but older page
+    // images still holding the material stay in the WAL until a checkpoint. TRUNCATE copies the
+    // zeroed pages into the database and truncates the WAL to zero bytes. Best effort: a reader in
+    // another process that still holds an old snapshot makes it stop short (after the busy timeout);
+    // the next erasing commit or SQLite's automatic checkpoints finish the job. The commit itself is
+    // already durable, so the outcome does not change `result`.
+    (void)sqlite3_wal_checkpoint_v2(conn_->db(), "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                                    nullptr);
   }
   turn_.Release();
   if (reader_ != nullptr && store_ != nullptr) store_->ReturnReader(std::move(reader_));

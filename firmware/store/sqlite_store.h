@@ -4,7 +4,10 @@
 //  * Durability: WAL journal with synchronous=FULL, so Commit returns only after the WAL is fsynced
 //    (sqlite.org/pragma.html#pragma_synchronous: "FULL ... ensures that an operating system crash or
 //    power failure will not corrupt the database"; in WAL mode FULL also makes each commit durable).
-//    secure_delete=ON overwrites deleted content (destroyed wrapped material) in the database pages.
+//  * Destruction: secure_delete=ON overwrites deleted content (destroyed wrapped material) in the
+//    database pages, and a commit that deleted or replaced a key version ends with a TRUNCATE
+//    checkpoint, so no stale page image holding the material stays in the -wal file either (best
+//    effort while another process holds an old read snapshot).
 //  * Schema: the version lives in the `meta` row "store.schema_version". Open migrates an older database
 //    forward one step at a time, each step in its own transaction together with its version bump, so a
 //    crash mid-migration leaves the last completed version. A database newer than this firmware is

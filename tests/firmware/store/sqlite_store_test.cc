@@ -8,6 +8,8 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -735,6 +737,63 @@ TEST_CASE("store: a corrupt or foreign record is DataLoss, found by reads and Ch
     CHECK(s.code() == StatusCode::kDataLoss);
     CHECK(s.message().starts_with("metadata store: integrity_check: "));
   }
+}
+
+
+// Whether `needle` occurs anywhere in the file (absent file: no).
+bool FileContains(const std::string& path, const std::string& needle) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream data;
+  data << in.rdbuf();
+  return data.str().find(needle) != std::string::npos;
+}
+
+TEST_CASE("store: destroyed wrapped material leaves neither the database nor its WAL",
+          "[unit][store]") {
+  TempDir dir;
+  const std::string path = dir.File("kms.db");
+  const std::string marker_a = "WRAPPED-MATERIAL-A-0123456789abcdef0123456789abcdef";
+  const std::string marker_b = "WRAPPED-MATERIAL-B-0123456789abcdef0123456789abcdef";
+  const std::string marker_c = "WRAPPED-MATERIAL-C-0123456789abcdef0123456789abcdef";
+  auto store = OpenOrDie(path);
+  {
+    auto txn = BeginOrDie(*store);
+    KMS_REQUIRE_OK(txn->InsertKey(MakeKey("k")));
+    KMS_REQUIRE_OK(txn->InsertKey(MakeKey("keep")));
+    KeyVersionRecord a = MakeVersion("k", 1);
+    a.set_wrapped(marker_a);
+    KeyVersionRecord b = MakeVersion("k", 2);
+    b.set_wrapped(marker_b);
+    KeyVersionRecord c = MakeVersion("keep", 1);
+    c.set_wrapped(marker_c);
+    KMS_REQUIRE_OK(txn->InsertKeyVersion(a));
+    KMS_REQUIRE_OK(txn->InsertKeyVersion(b));
+    KMS_REQUIRE_OK(txn->InsertKeyVersion(c));
+    KMS_REQUIRE_OK(txn->Commit());
+  }
+  // The material is on disk (in the WAL, or the database after a checkpoint): the check below is real.
+  CHECK((FileContains(path, marker_a) || FileContains(path + "-wal", marker_a)));
+  {
+    // Version 1 destroyed by erasing its bytes in place, then the whole key deleted.
+    auto txn = BeginOrDie(*store);
+    KeyVersionRecord a = *txn->GetKeyVersion("k", 1);
+    a.clear_wrapped();
+    a.set_state(records::KEY_VERSION_STATE_DESTROYED);
+    KMS_REQUIRE_OK(txn->UpdateKeyVersion(a));
+    KMS_REQUIRE_OK(txn->Commit());
+  }
+  CHECK_FALSE(FileContains(path, marker_a));
+  CHECK_FALSE(FileContains(path + "-wal", marker_a));
+  {
+    auto txn = BeginOrDie(*store);
+    KMS_REQUIRE_OK(txn->DeleteKey("k"));
+    KMS_REQUIRE_OK(txn->Commit());
+  }
+  CHECK_FALSE(FileContains(path, marker_b));
+  CHECK_FALSE(FileContains(path + "-wal", marker_b));
+  // Other keys' material is untouched.
+  auto txn = BeginOrDie(*store, TransactionMode::kReadOnly);
+  CHECK(txn->GetKeyVersion("keep", 1)->wrapped() == marker_c);
 }
 
 }  // namespace
