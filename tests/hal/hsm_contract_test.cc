@@ -1,8 +1,8 @@
-// The HAL contract suite: one set of cases that every hal::Hsm backend must pass (the fake and SoftHSM2;
-// see tests/hal/hsm_test_backend.h). What is checked is the contract of hal/hsm.h: round trips, the
-// exact Status (code and Reason) of every refusal, and interoperability with an independent
-// implementation (mbedTLS) for every format the HAL hands out (GCM, DER signatures, SPKI, PKCS#8, OAEP).
-#include <catch2/catch.hpp>
+// The HAL contract suite: one set of cases that every hal::Hsm backend must pass (the fake and
+// SoftHSM2; see tests/hal/hsm_test_backend.h). What is checked is the contract of hal/hsm.h: round
+// trips, the exact Status (code and Reason) of every refusal, and interoperability with an
+// independent implementation (mbedTLS) for every format the HAL hands out (GCM, DER signatures,
+// SPKI, PKCS#8, OAEP).
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/entropy.h>
@@ -11,6 +11,7 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/rsa.h>
 
+#include <catch2/catch.hpp>
 #include <map>
 #include <mutex>
 #include <string>
@@ -32,10 +33,10 @@ namespace {
 using testing::TestHsm;
 
 constexpr KeyAlgorithm kAllAlgorithms[] = {
-    KeyAlgorithm::kAes256,  KeyAlgorithm::kHmacSha224, KeyAlgorithm::kHmacSha256,
+    KeyAlgorithm::kAes256,     KeyAlgorithm::kHmacSha224, KeyAlgorithm::kHmacSha256,
     KeyAlgorithm::kHmacSha384, KeyAlgorithm::kHmacSha512, KeyAlgorithm::kRsa2048,
-    KeyAlgorithm::kRsa3072, KeyAlgorithm::kRsa4096,    KeyAlgorithm::kEcP256,
-    KeyAlgorithm::kEcP384,  KeyAlgorithm::kEcP521,     KeyAlgorithm::kEcSecp256k1};
+    KeyAlgorithm::kRsa3072,    KeyAlgorithm::kRsa4096,    KeyAlgorithm::kEcP256,
+    KeyAlgorithm::kEcP384,     KeyAlgorithm::kEcP521,     KeyAlgorithm::kEcSecp256k1};
 constexpr KeyPurpose kAllPurposes[] = {KeyPurpose::kEncryptDecrypt, KeyPurpose::kSignVerify,
                                        KeyPurpose::kMac};
 constexpr SignatureAlgorithm kAllSignatures[] = {
@@ -48,13 +49,14 @@ constexpr HashAlgorithm kAllHashes[] = {HashAlgorithm::kSha1, HashAlgorithm::kSh
                                         HashAlgorithm::kSha256, HashAlgorithm::kSha384,
                                         HashAlgorithm::kSha512};
 
-// ---- helpers -----------------------------------------------------------------------------------------
+// ---- helpers
+// -----------------------------------------------------------------------------------------
 
-#define REQUIRE_OK(expr)                                  \
-  do {                                                    \
+#define REQUIRE_OK(expr)                                       \
+  do {                                                         \
     const ::kms::Status require_ok_s_ = ::kms::StatusOf(expr); \
-    INFO(require_ok_s_.ToString());                       \
-    REQUIRE(require_ok_s_.ok());                          \
+    INFO(require_ok_s_.ToString());                            \
+    REQUIRE(require_ok_s_.ok());                               \
   } while (0)
 
 // Checks that `s` is exactly (code, reason).
@@ -75,11 +77,16 @@ bool Supported(SignatureAlgorithm a) { return Caps().signature_algorithms.contai
 
 mbedtls_md_type_t MdType(HashAlgorithm h) {
   switch (h) {
-    case HashAlgorithm::kSha1: return MBEDTLS_MD_SHA1;
-    case HashAlgorithm::kSha224: return MBEDTLS_MD_SHA224;
-    case HashAlgorithm::kSha256: return MBEDTLS_MD_SHA256;
-    case HashAlgorithm::kSha384: return MBEDTLS_MD_SHA384;
-    case HashAlgorithm::kSha512: return MBEDTLS_MD_SHA512;
+    case HashAlgorithm::kSha1:
+      return MBEDTLS_MD_SHA1;
+    case HashAlgorithm::kSha224:
+      return MBEDTLS_MD_SHA224;
+    case HashAlgorithm::kSha256:
+      return MBEDTLS_MD_SHA256;
+    case HashAlgorithm::kSha384:
+      return MBEDTLS_MD_SHA384;
+    case HashAlgorithm::kSha512:
+      return MBEDTLS_MD_SHA512;
   }
   return MBEDTLS_MD_NONE;
 }
@@ -180,9 +187,10 @@ Bytes Message(std::size_t n, std::uint8_t seed = 0x5a) {
   return b;
 }
 
-// ---- capabilities and keys ----------------------------------------------------------------------------
+// ---- capabilities and keys
+// ----------------------------------------------------------------------------
 
-TEST_CASE("HSM reports what it can do and is healthy", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("HSM reports what it can do and is healthy"), "[hal][contract]") {
   INFO("backend " << testing::TestHsmName());
   CHECK(Caps().aes_gcm);
   CHECK(Caps().key_wrap_pad);
@@ -191,12 +199,14 @@ TEST_CASE("HSM reports what it can do and is healthy", "[hal][contract]") {
   REQUIRE_OK(TestHsm().CheckHealth());
 }
 
-TEST_CASE("GenerateKey refuses a purpose the algorithm does not allow", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("GenerateKey refuses a purpose the algorithm does not allow"),
+          "[hal][contract]") {
   for (KeyAlgorithm a : kAllAlgorithms) {
     for (KeyPurpose p : kAllPurposes) {
       if (PurposeAllowed(a, p)) continue;
       INFO(KeyAlgorithmName(a) << " for " << KeyPurposeName(p));
-      CheckError(TestHsm().GenerateKey(a, p), StatusCode::kInvalidArgument, Reason::kInvalidKeyUsage);
+      CheckError(TestHsm().GenerateKey(a, p), StatusCode::kInvalidArgument,
+                 Reason::kInvalidKeyUsage);
     }
   }
 }
@@ -217,7 +227,8 @@ void CheckSameKey(const KeyHandle& original, const KeyHandle& unwrapped) {
     REQUIRE_OK(m1);
     REQUIRE_OK(hsm.VerifyMac(unwrapped, msg, *m1));
   } else if (original->purpose() == KeyPurpose::kSignVerify) {
-    SignatureAlgorithm s = IsRsa(a) ? SignatureAlgorithm::kRsaPssSha256 : SignatureAlgorithm::kEcdsaSha256;
+    SignatureAlgorithm s =
+        IsRsa(a) ? SignatureAlgorithm::kRsaPssSha256 : SignatureAlgorithm::kEcdsaSha256;
     Bytes d = Digest(HashAlgorithm::kSha256, msg);
     auto sig = hsm.SignDigest(unwrapped, s, d);
     REQUIRE_OK(sig);
@@ -232,14 +243,16 @@ void CheckSameKey(const KeyHandle& original, const KeyHandle& unwrapped) {
   }
 }
 
-TEST_CASE("Every supported key generates, wraps and unwraps to the same key", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("Every supported key generates, wraps and unwraps to the same key"),
+          "[hal][contract]") {
   Hsm& hsm = TestHsm();
   for (KeyAlgorithm a : kAllAlgorithms) {
     for (KeyPurpose p : kAllPurposes) {
       if (!PurposeAllowed(a, p)) continue;
       INFO(KeyAlgorithmName(a) << " for " << KeyPurposeName(p));
       if (!Supported(a)) {
-        CheckError(hsm.GenerateKey(a, p), StatusCode::kUnimplemented, Reason::kMechanismUnsupported);
+        CheckError(hsm.GenerateKey(a, p), StatusCode::kUnimplemented,
+                   Reason::kMechanismUnsupported);
         continue;
       }
       KeyHandle key = GeneratedKey(a, p);
@@ -270,12 +283,14 @@ TEST_CASE("Every supported key generates, wraps and unwraps to the same key", "[
       }
       CheckSameKey(key, *unwrapped);
       // An unwrapped key is a non-extractable session key: it is never wrapped again.
-      CheckError(hsm.WrapKey(*unwrapped), StatusCode::kFailedPrecondition, Reason::kPolicyViolation);
+      CheckError(hsm.WrapKey(*unwrapped), StatusCode::kFailedPrecondition,
+                 Reason::kPolicyViolation);
     }
   }
 }
 
-TEST_CASE("Wrapping the same key twice gives blobs that both unwrap", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("Wrapping the same key twice gives blobs that both unwrap"),
+          "[hal][contract]") {
   Hsm& hsm = TestHsm();
   KeyHandle key = GeneratedKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt);
   auto w1 = hsm.WrapKey(key);
@@ -290,7 +305,8 @@ TEST_CASE("Wrapping the same key twice gives blobs that both unwrap", "[hal][con
   CheckSameKey(*u1, *u2);
 }
 
-TEST_CASE("A tampered or truncated wrapped blob is an invalid ciphertext", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("A tampered or truncated wrapped blob is an invalid ciphertext"),
+          "[hal][contract]") {
   Hsm& hsm = TestHsm();
   for (auto [a, p] : {std::pair{KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt},
                       std::pair{KeyAlgorithm::kHmacSha256, KeyPurpose::kMac},
@@ -298,7 +314,8 @@ TEST_CASE("A tampered or truncated wrapped blob is an invalid ciphertext", "[hal
     INFO(KeyAlgorithmName(a));
     auto wrapped = hsm.WrapKey(GeneratedKey(a, p));
     REQUIRE_OK(wrapped);
-    for (std::size_t pos : {std::size_t{0}, std::size_t{7}, std::size_t{8}, wrapped->wrapped.size() - 1}) {
+    for (std::size_t pos :
+         {std::size_t{0}, std::size_t{7}, std::size_t{8}, wrapped->wrapped.size() - 1}) {
       INFO("flipped byte " << pos);
       WrappedKey bad = *wrapped;
       bad.wrapped[pos] ^= 0x01;
@@ -313,20 +330,23 @@ TEST_CASE("A tampered or truncated wrapped blob is an invalid ciphertext", "[hal
   }
 }
 
-TEST_CASE("A null key handle is refused", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("A null key handle is refused"), "[hal][contract]") {
   Hsm& hsm = TestHsm();
   KeyHandle null_key;
-  CheckError(hsm.EncryptAesGcm(null_key, Message(4), {}), StatusCode::kInvalidArgument, Reason::kNone);
+  CheckError(hsm.EncryptAesGcm(null_key, Message(4), {}), StatusCode::kInvalidArgument,
+             Reason::kNone);
   CheckError(hsm.WrapKey(null_key), StatusCode::kInvalidArgument, Reason::kNone);
 }
 
-// ---- AES-GCM ------------------------------------------------------------------------------------------
+// ---- AES-GCM
+// ------------------------------------------------------------------------------------------
 
-TEST_CASE("AES-GCM round trips with AAD, 12-byte IVs and 16-byte tags", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("AES-GCM round trips with AAD, 12-byte IVs and 16-byte tags"),
+          "[hal][contract]") {
   Hsm& hsm = TestHsm();
   KeyHandle key = GeneratedKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt);
-  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{16}, std::size_t{1024},
-                        std::size_t{70000}}) {
+  for (std::size_t n :
+       {std::size_t{0}, std::size_t{1}, std::size_t{16}, std::size_t{1024}, std::size_t{70000}}) {
     INFO("plaintext size " << n);
     Bytes pt = Message(n);
     auto ct = hsm.EncryptAesGcm(key, pt, AsBytes("context"));
@@ -347,7 +367,8 @@ TEST_CASE("AES-GCM round trips with AAD, 12-byte IVs and 16-byte tags", "[hal][c
   CHECK(c1->ciphertext != c2->ciphertext);
 }
 
-TEST_CASE("AES-GCM output is standard GCM (an imported key, checked by mbedTLS)", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("AES-GCM output is standard GCM (an imported key, checked by mbedTLS)"),
+          "[hal][contract]") {
   Hsm& hsm = TestHsm();
   auto raw = hsm.GenerateRandom(32);
   REQUIRE_OK(raw);
@@ -368,7 +389,8 @@ TEST_CASE("AES-GCM output is standard GCM (an imported key, checked by mbedTLS)"
   CHECK(out == pt);
 }
 
-TEST_CASE("AES-GCM refuses other IV and tag sizes and fails closed on tampering", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("AES-GCM refuses other IV and tag sizes and fails closed on tampering"),
+          "[hal][contract]") {
   Hsm& hsm = TestHsm();
   KeyHandle key = GeneratedKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt);
   Bytes pt = Message(48);
@@ -419,7 +441,7 @@ TEST_CASE("AES-GCM refuses other IV and tag sizes and fails closed on tampering"
   }
 }
 
-TEST_CASE("AES-GCM refuses keys made for something else", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("AES-GCM refuses keys made for something else"), "[hal][contract]") {
   Hsm& hsm = TestHsm();
   GcmCiphertext ct{Bytes(12), Bytes(4), Bytes(16)};
   for (auto [a, p] : {std::pair{KeyAlgorithm::kHmacSha256, KeyPurpose::kMac},
@@ -435,9 +457,11 @@ TEST_CASE("AES-GCM refuses keys made for something else", "[hal][contract]") {
   }
 }
 
-// ---- signatures ---------------------------------------------------------------------------------------
+// ---- signatures
+// ---------------------------------------------------------------------------------------
 
-TEST_CASE("Every allowed signature algorithm signs and verifies, interoperably", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("Every allowed signature algorithm signs and verifies, interoperably"),
+          "[hal][contract]") {
   Hsm& hsm = TestHsm();
   Bytes msg = Message(200);
   for (KeyAlgorithm a : kAllAlgorithms) {
@@ -510,7 +534,8 @@ Bytes EncodeEcdsa(Bytes r, Bytes s, bool long_form_seq_len, bool pad_r) {
   return out;
 }
 
-// Splits a DER Ecdsa-Sig-Value (as produced by the HAL, short or 0x81 length) into r and s contents.
+// Splits a DER Ecdsa-Sig-Value (as produced by the HAL, short or 0x81 length) into r and s
+// contents.
 std::pair<Bytes, Bytes> SplitEcdsa(const Bytes& sig) {
   std::size_t pos = sig[1] == 0x81 ? 3 : 2;
   REQUIRE(sig[pos] == 0x02);
@@ -525,7 +550,7 @@ std::pair<Bytes, Bytes> SplitEcdsa(const Bytes& sig) {
   return {r, s};
 }
 
-TEST_CASE("ECDSA verification accepts strict DER only", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("ECDSA verification accepts strict DER only"), "[hal][contract]") {
   Hsm& hsm = TestHsm();
   KeyHandle key = GeneratedKey(KeyAlgorithm::kEcP256, KeyPurpose::kSignVerify);
   Bytes digest = Digest(HashAlgorithm::kSha256, Message(10));
@@ -555,9 +580,11 @@ TEST_CASE("ECDSA verification accepts strict DER only", "[hal][contract]") {
   }
   SECTION("raw r||s (IEEE P1363) instead of DER") {
     Bytes raw(64, 0);
-    std::copy(r.end() - std::min<std::ptrdiff_t>(32, static_cast<std::ptrdiff_t>(r.size())), r.end(),
-              raw.begin() + 32 - std::min<std::ptrdiff_t>(32, static_cast<std::ptrdiff_t>(r.size())));
-    std::copy(s.end() - std::min<std::ptrdiff_t>(32, static_cast<std::ptrdiff_t>(s.size())), s.end(),
+    std::copy(
+        r.end() - std::min<std::ptrdiff_t>(32, static_cast<std::ptrdiff_t>(r.size())), r.end(),
+        raw.begin() + 32 - std::min<std::ptrdiff_t>(32, static_cast<std::ptrdiff_t>(r.size())));
+    std::copy(s.end() - std::min<std::ptrdiff_t>(32, static_cast<std::ptrdiff_t>(s.size())),
+              s.end(),
               raw.end() - std::min<std::ptrdiff_t>(32, static_cast<std::ptrdiff_t>(s.size())));
     CheckError(verify(raw), StatusCode::kInvalidArgument, Reason::kInvalidSignature);
   }
@@ -567,7 +594,7 @@ TEST_CASE("ECDSA verification accepts strict DER only", "[hal][contract]") {
   }
 }
 
-TEST_CASE("Signing refuses keys made for something else", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("Signing refuses keys made for something else"), "[hal][contract]") {
   Hsm& hsm = TestHsm();
   Bytes d = Digest(HashAlgorithm::kSha256, Message(3));
   for (auto [a, p] : {std::pair{KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt},
@@ -592,13 +619,14 @@ TEST_CASE("Signing refuses keys made for something else", "[hal][contract]") {
   REQUIRE_OK(spki);
   auto pub = hsm.ImportPublicKey(KeyAlgorithm::kEcP256, KeyPurpose::kSignVerify, *spki);
   REQUIRE_OK(pub);
-  CheckError(hsm.SignDigest(*pub, SignatureAlgorithm::kEcdsaSha256, d), StatusCode::kInvalidArgument,
-             Reason::kInvalidKeyUsage);
+  CheckError(hsm.SignDigest(*pub, SignatureAlgorithm::kEcdsaSha256, d),
+             StatusCode::kInvalidArgument, Reason::kInvalidKeyUsage);
 }
 
-// ---- HMAC ---------------------------------------------------------------------------------------------
+// ---- HMAC
+// ---------------------------------------------------------------------------------------------
 
-TEST_CASE("HMAC computes and verifies full-length tags", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("HMAC computes and verifies full-length tags"), "[hal][contract]") {
   Hsm& hsm = TestHsm();
   Bytes msg = Message(300);
   for (KeyAlgorithm a : {KeyAlgorithm::kHmacSha224, KeyAlgorithm::kHmacSha256,
@@ -620,29 +648,34 @@ TEST_CASE("HMAC computes and verifies full-length tags", "[hal][contract]") {
     bad[0] ^= 0x01;
     CheckError(hsm.VerifyMac(key, msg, bad), StatusCode::kInvalidArgument, Reason::kInvalidMac);
     Bytes truncated(mac->begin(), mac->begin() + 16);
-    CheckError(hsm.VerifyMac(key, msg, truncated), StatusCode::kInvalidArgument, Reason::kInvalidMac);
+    CheckError(hsm.VerifyMac(key, msg, truncated), StatusCode::kInvalidArgument,
+               Reason::kInvalidMac);
     CheckError(hsm.VerifyMac(key, msg, {}), StatusCode::kInvalidArgument, Reason::kInvalidMac);
     CheckError(hsm.VerifyMac(key, Message(300, 0x5b), *mac), StatusCode::kInvalidArgument,
                Reason::kInvalidMac);
   }
 }
 
-TEST_CASE("HMAC of imported keys matches RFC 4231 test case 7", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("HMAC of imported keys matches RFC 4231 test case 7"), "[hal][contract]") {
   // RFC 4231 §4.8: a 131-byte key (longer than the block size, so hashed first).
   Hsm& hsm = TestHsm();
   std::string_view data =
-      "This is a test using a larger than block-size key and a larger than block-size data. The key "
+      "This is a test using a larger than block-size key and a larger than block-size data. The "
+      "key "
       "needs to be hashed before being used by the HMAC algorithm.";
   struct Case {
     KeyAlgorithm algorithm;
     std::string_view mac_hex;
   } cases[] = {
       {KeyAlgorithm::kHmacSha224, "3a854166ac5d9f023f54d517d0b39dbd946770db9c2b95c9f6f565d1"},
-      {KeyAlgorithm::kHmacSha256, "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"},
+      {KeyAlgorithm::kHmacSha256,
+       "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"},
       {KeyAlgorithm::kHmacSha384,
-       "6617178e941f020d351e2f254e8fd32c602420feb0b8fb9adccebb82461e99c5a678cc31e799176d3860e6110c46523e"},
+       "6617178e941f020d351e2f254e8fd32c602420feb0b8fb9adccebb82461e99c5a678cc31e799176d3860e6110c4"
+       "6523e"},
       {KeyAlgorithm::kHmacSha512,
-       "e37b6a775dc87dbaa4dfa9f96e5e3ffddebd71f8867289865df5a32d20cdc944b6022cac3c4982b10d5eeb55c3e4de15"
+       "e37b6a775dc87dbaa4dfa9f96e5e3ffddebd71f8867289865df5a32d20cdc944b6022cac3c4982b10d5eeb55c3e"
+       "4de15"
        "134676fb6de0446065c97440fa8c6a58"},
   };
   SecretBytes key_bytes = SecretBytes::CopyFrom(Bytes(131, 0xaa));
@@ -658,13 +691,15 @@ TEST_CASE("HMAC of imported keys matches RFC 4231 test case 7", "[hal][contract]
   }
 }
 
-// Contract (hal/hsm.h extension, see tests/support/fake_hsm.h): ImportKey takes HMAC keys of any length
-// from the hash's output size (RFC 2104 §3 discourages shorter ones; SoftHSM2 refuses them at use with
-// CKR_KEY_SIZE_RANGE, so a shorter key must be refused at import rather than fail later).
-TEST_CASE("HMAC keys shorter than the digest are refused at import", "[hal][contract]") {
+// Contract (hal/hsm.h extension, see tests/support/fake_hsm.h): ImportKey takes HMAC keys of any
+// length from the hash's output size (RFC 2104 §3 discourages shorter ones; SoftHSM2 refuses them
+// at use with CKR_KEY_SIZE_RANGE, so a shorter key must be refused at import rather than fail
+// later).
+TEST_CASE(KMS_HSM_CASE("HMAC keys shorter than the digest are refused at import"),
+          "[hal][contract]") {
   Hsm& hsm = TestHsm();
-  for (KeyAlgorithm a : {KeyAlgorithm::kHmacSha256, KeyAlgorithm::kHmacSha384,
-                         KeyAlgorithm::kHmacSha512}) {
+  for (KeyAlgorithm a :
+       {KeyAlgorithm::kHmacSha256, KeyAlgorithm::kHmacSha384, KeyAlgorithm::kHmacSha512}) {
     INFO(KeyAlgorithmName(a));
     std::size_t d = DigestSize(*HmacHashOf(a));
     CheckError(hsm.ImportKey(a, KeyPurpose::kMac, SecretBytes(d - 1)), StatusCode::kInvalidArgument,
@@ -678,7 +713,7 @@ TEST_CASE("HMAC keys shorter than the digest are refused at import", "[hal][cont
   }
 }
 
-TEST_CASE("MAC operations refuse keys made for something else", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("MAC operations refuse keys made for something else"), "[hal][contract]") {
   Hsm& hsm = TestHsm();
   for (auto [a, p] : {std::pair{KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt},
                       std::pair{KeyAlgorithm::kEcP256, KeyPurpose::kSignVerify}}) {
@@ -691,10 +726,12 @@ TEST_CASE("MAC operations refuse keys made for something else", "[hal][contract]
   }
 }
 
-// ---- RSA-OAEP -----------------------------------------------------------------------------------------
+// ---- RSA-OAEP
+// -----------------------------------------------------------------------------------------
 
-TEST_CASE("RSA-OAEP works for the hashes the device lists and is refused clearly otherwise",
-          "[hal][contract]") {
+TEST_CASE(
+    KMS_HSM_CASE("RSA-OAEP works for the hashes the device lists and is refused clearly otherwise"),
+    "[hal][contract]") {
   Hsm& hsm = TestHsm();
   KeyHandle key = GeneratedKey(KeyAlgorithm::kRsa2048, KeyPurpose::kEncryptDecrypt);
   auto spki = hsm.PublicKeyDer(key);
@@ -742,19 +779,22 @@ TEST_CASE("RSA-OAEP works for the hashes the device lists and is refused clearly
   }
   // Sign keys, EC keys and AES keys do not do OAEP.
   HashAlgorithm any = HashAlgorithm::kSha1;
-  CheckError(hsm.EncryptRsaOaep(GeneratedKey(KeyAlgorithm::kRsa2048, KeyPurpose::kSignVerify), any, pt),
-             StatusCode::kInvalidArgument, Reason::kInvalidKeyUsage);
-  CheckError(hsm.DecryptRsaOaep(GeneratedKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt), any,
-                                Bytes(256)),
+  CheckError(
+      hsm.EncryptRsaOaep(GeneratedKey(KeyAlgorithm::kRsa2048, KeyPurpose::kSignVerify), any, pt),
+      StatusCode::kInvalidArgument, Reason::kInvalidKeyUsage);
+  CheckError(hsm.DecryptRsaOaep(GeneratedKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt),
+                                any, Bytes(256)),
              StatusCode::kInvalidArgument, Reason::kInvalidKeyUsage);
 }
 
-// ---- random, public keys, exportable pairs, import ---------------------------------------------------
+// ---- random, public keys, exportable pairs, import
+// ---------------------------------------------------
 
-TEST_CASE("GenerateRandom returns the size asked for, fresh each time", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("GenerateRandom returns the size asked for, fresh each time"),
+          "[hal][contract]") {
   Hsm& hsm = TestHsm();
-  for (std::size_t n : {std::size_t{1}, std::size_t{12}, std::size_t{32}, std::size_t{1000},
-                        std::size_t{4096}}) {
+  for (std::size_t n :
+       {std::size_t{1}, std::size_t{12}, std::size_t{32}, std::size_t{1000}, std::size_t{4096}}) {
     INFO("size " << n);
     auto r = hsm.GenerateRandom(n);
     REQUIRE_OK(r);
@@ -768,7 +808,7 @@ TEST_CASE("GenerateRandom returns the size asked for, fresh each time", "[hal][c
   CHECK_FALSE(*a == SecretBytes(32));
 }
 
-TEST_CASE("PublicKeyDer is refused for symmetric keys", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("PublicKeyDer is refused for symmetric keys"), "[hal][contract]") {
   Hsm& hsm = TestHsm();
   CheckError(hsm.PublicKeyDer(GeneratedKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt)),
              StatusCode::kInvalidArgument, Reason::kInvalidKeyUsage);
@@ -776,8 +816,9 @@ TEST_CASE("PublicKeyDer is refused for symmetric keys", "[hal][contract]") {
              StatusCode::kInvalidArgument, Reason::kInvalidKeyUsage);
 }
 
-TEST_CASE("GenerateExportableKeyPair returns a PKCS#8 private key matching its public key",
-          "[hal][contract]") {
+TEST_CASE(
+    KMS_HSM_CASE("GenerateExportableKeyPair returns a PKCS#8 private key matching its public key"),
+    "[hal][contract]") {
   Hsm& hsm = TestHsm();
   TestRng rng;
   for (KeyAlgorithm a : {KeyAlgorithm::kEcP256, KeyAlgorithm::kEcP384, KeyAlgorithm::kEcP521,
@@ -805,7 +846,8 @@ TEST_CASE("GenerateExportableKeyPair returns a PKCS#8 private key matching its p
     sig.resize(sig_len);
     auto key = hsm.ImportPublicKey(a, KeyPurpose::kSignVerify, pair->public_key_der);
     REQUIRE_OK(key);
-    SignatureAlgorithm s = IsRsa(a) ? SignatureAlgorithm::kRsaPkcs1Sha256 : SignatureAlgorithm::kEcdsaSha256;
+    SignatureAlgorithm s =
+        IsRsa(a) ? SignatureAlgorithm::kRsaPkcs1Sha256 : SignatureAlgorithm::kEcdsaSha256;
     REQUIRE_OK(hsm.VerifyDigest(*key, s, digest, sig));
     // And it enters the device through ImportKey.
     auto imported = hsm.ImportKey(a, KeyPurpose::kSignVerify, pair->private_key_pkcs8);
@@ -824,7 +866,8 @@ TEST_CASE("GenerateExportableKeyPair returns a PKCS#8 private key matching its p
              Reason::kNone);
 }
 
-TEST_CASE("ImportKey checks material and makes keys that cannot be wrapped", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("ImportKey checks material and makes keys that cannot be wrapped"),
+          "[hal][contract]") {
   Hsm& hsm = TestHsm();
   SECTION("AES-256 takes exactly 32 bytes") {
     CheckError(hsm.ImportKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt, SecretBytes(16)),
@@ -839,16 +882,19 @@ TEST_CASE("ImportKey checks material and makes keys that cannot be wrapped", "[h
   SECTION("the purpose must suit the algorithm") {
     CheckError(hsm.ImportKey(KeyAlgorithm::kAes256, KeyPurpose::kMac, SecretBytes(32)),
                StatusCode::kInvalidArgument, Reason::kInvalidKeyUsage);
-    CheckError(hsm.ImportKey(KeyAlgorithm::kHmacSha256, KeyPurpose::kEncryptDecrypt, SecretBytes(32)),
-               StatusCode::kInvalidArgument, Reason::kInvalidKeyUsage);
+    CheckError(
+        hsm.ImportKey(KeyAlgorithm::kHmacSha256, KeyPurpose::kEncryptDecrypt, SecretBytes(32)),
+        StatusCode::kInvalidArgument, Reason::kInvalidKeyUsage);
   }
   SECTION("private keys are DER PKCS#8 of the named kind") {
     auto pair = hsm.GenerateExportableKeyPair(KeyAlgorithm::kEcP384);
     REQUIRE_OK(pair);
-    CheckError(hsm.ImportKey(KeyAlgorithm::kEcP256, KeyPurpose::kSignVerify, pair->private_key_pkcs8),
-               StatusCode::kInvalidArgument, Reason::kNone);
-    CheckError(hsm.ImportKey(KeyAlgorithm::kRsa2048, KeyPurpose::kSignVerify, pair->private_key_pkcs8),
-               StatusCode::kInvalidArgument, Reason::kNone);
+    CheckError(
+        hsm.ImportKey(KeyAlgorithm::kEcP256, KeyPurpose::kSignVerify, pair->private_key_pkcs8),
+        StatusCode::kInvalidArgument, Reason::kNone);
+    CheckError(
+        hsm.ImportKey(KeyAlgorithm::kRsa2048, KeyPurpose::kSignVerify, pair->private_key_pkcs8),
+        StatusCode::kInvalidArgument, Reason::kNone);
     CheckError(hsm.ImportKey(KeyAlgorithm::kEcP384, KeyPurpose::kSignVerify,
                              SecretBytes::CopyFrom(Message(40))),
                StatusCode::kInvalidArgument, Reason::kNone);
@@ -860,16 +906,19 @@ TEST_CASE("ImportKey checks material and makes keys that cannot be wrapped", "[h
     int n = mbedtls_pk_write_key_der(&sec1_pk.ctx, sec1_buf.ExposeSecretMutable().data(),
                                      sec1_buf.size());
     REQUIRE(n > 0);
-    SecretBytes sec1 = SecretBytes::CopyFrom(sec1_buf.ExposeSecret().last(static_cast<std::size_t>(n)));
+    SecretBytes sec1 =
+        SecretBytes::CopyFrom(sec1_buf.ExposeSecret().last(static_cast<std::size_t>(n)));
     CheckError(hsm.ImportKey(KeyAlgorithm::kEcP384, KeyPurpose::kSignVerify, sec1),
                StatusCode::kInvalidArgument, Reason::kNone);
-    auto key = hsm.ImportKey(KeyAlgorithm::kEcP384, KeyPurpose::kSignVerify, pair->private_key_pkcs8);
+    auto key =
+        hsm.ImportKey(KeyAlgorithm::kEcP384, KeyPurpose::kSignVerify, pair->private_key_pkcs8);
     REQUIRE_OK(key);
     CheckError(hsm.WrapKey(*key), StatusCode::kFailedPrecondition, Reason::kPolicyViolation);
   }
 }
 
-TEST_CASE("ImportPublicKey checks the SPKI against the algorithm", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("ImportPublicKey checks the SPKI against the algorithm"),
+          "[hal][contract]") {
   Hsm& hsm = TestHsm();
   auto p256 = hsm.PublicKeyDer(GeneratedKey(KeyAlgorithm::kEcP256, KeyPurpose::kSignVerify));
   REQUIRE_OK(p256);
@@ -894,7 +943,7 @@ TEST_CASE("ImportPublicKey checks the SPKI against the algorithm", "[hal][contra
   CHECK(*back == *p256);
 }
 
-TEST_CASE("The HSM serves concurrent callers", "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("The HSM serves concurrent callers"), "[hal][contract]") {
   Hsm& hsm = TestHsm();
   KeyHandle aes = GeneratedKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt);
   KeyHandle ec = GeneratedKey(KeyAlgorithm::kEcP256, KeyPurpose::kSignVerify);
@@ -905,12 +954,16 @@ TEST_CASE("The HSM serves concurrent callers", "[hal][contract]") {
       for (int i = 0; i < 50; ++i) {
         Bytes pt = Message(64, static_cast<std::uint8_t>(t));
         auto ct = hsm.EncryptAesGcm(aes, pt, {});
-        if (!ct) { ++failures[t]; continue; }
+        if (!ct) {
+          ++failures[t];
+          continue;
+        }
         auto back = hsm.DecryptAesGcm(aes, ct->iv, ct->ciphertext, ct->tag, {});
         if (!back || !ConstantTimeEquals(back->ExposeSecret(), pt)) ++failures[t];
         Bytes d(32, static_cast<std::uint8_t>(i));
         auto sig = hsm.SignDigest(ec, SignatureAlgorithm::kEcdsaSha256, d);
-        if (!sig || !hsm.VerifyDigest(ec, SignatureAlgorithm::kEcdsaSha256, d, *sig).ok()) ++failures[t];
+        if (!sig || !hsm.VerifyDigest(ec, SignatureAlgorithm::kEcdsaSha256, d, *sig).ok())
+          ++failures[t];
       }
     });
   }

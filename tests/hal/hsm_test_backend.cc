@@ -17,7 +17,8 @@ namespace kms::testing {
 
 #if defined(KMS_TEST_HSM_SOFTHSM)
 hal::Hsm& TestHsm() {
-  // One token per process (SOFTHSM2_CONF is process-global; CTest runs each case in its own process).
+  // One token per process (SOFTHSM2_CONF is process-global; CTest runs each case in its own
+  // process).
   static const std::unique_ptr<SoftHsmFixture> fixture = [] {
     auto f = SoftHsmFixture::Create();
     if (!f.has_value()) {

@@ -12,6 +12,13 @@
 
 #include "hal/hsm.h"
 
+// Test case names carry the backend, so the two builds of a suite register distinct CTest names.
+#if defined(KMS_TEST_HSM_SOFTHSM)
+#define KMS_HSM_CASE(name) "softhsm: " name
+#else
+#define KMS_HSM_CASE(name) "fake: " name
+#endif
+
 namespace kms::testing {
 
 hal::Hsm& TestHsm();

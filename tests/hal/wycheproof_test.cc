@@ -1,13 +1,15 @@
 // Project Wycheproof vectors through the HAL (hal::Hsm), on the backend this suite is compiled for
-// (tests/hal/hsm_test_backend.h): every `valid` vector must pass, every `invalid` one must be rejected
-// with the exact Status of hal/hsm.h, `acceptable` ones are run and counted apart. Vectors outside the
-// HAL's policy (AES-128/192, non-96-bit GCM IVs, ...) are counted as skipped with their reason, and
-// where the HAL has a rule for them (GCM IV sizes) the refusal itself is checked. Each file prints a
-// line: vectors, run, passed, failed, acceptable, skipped (reasons). Without ../shared/vectors the
-// cases say so (WARN) and return.
-#include <catch2/catch.hpp>
+// (tests/hal/hsm_test_backend.h): every `valid` vector must pass, every `invalid` one must be
+// rejected with the exact Status of hal/hsm.h, `acceptable` ones are run and counted apart. Vectors
+// outside the HAL's policy (AES-128/192, non-96-bit GCM IVs, ...) are counted as skipped with their
+// reason, and where the HAL has a rule for them (GCM IV sizes) the refusal itself is checked. Each
+// file prints a line: vectors, run, passed, failed, acceptable, skipped (reasons). Without
+// ../shared/vectors the cases say so (WARN) and return.
+#include "tests/support/wycheproof.h"
+
 #include <mbedtls/md.h>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -20,7 +22,6 @@
 #include "hal/hsm.h"
 #include "hal/key_types.h"
 #include "tests/hal/hsm_test_backend.h"
-#include "tests/support/wycheproof.h"
 #if defined(KMS_TEST_HSM_FAKE)
 #include "tests/support/fake_hsm.h"
 #endif
@@ -106,8 +107,8 @@ Bytes Digest(HashAlgorithm h, ByteView message) {
   return out;
 }
 
-// Records one judged outcome: `ok` is whether the HSM accepted the vector; `as_expected` whether the
-// exact outcome (including the error's code and reason) is what its result demands.
+// Records one judged outcome: `ok` is whether the HSM accepted the vector; `as_expected` whether
+// the exact outcome (including the error's code and reason) is what its result demands.
 void Record(WycheproofTally& tally, const WycheproofTest& t, bool ok, bool as_expected,
             const Status& status) {
   if (t.result == "acceptable") {
@@ -123,8 +124,8 @@ void Record(WycheproofTally& tally, const WycheproofTest& t, bool ok, bool as_ex
   // Report the first few failures in detail; the tally's CHECK fails the case anyway.
   if (tally.run - tally.passed <= 10) {
     FAIL_CHECK("tcId " << t.tc_id << " (" << t.result << ", " << t.comment << "): got "
-                       << (ok ? std::string("OK") : status.ToString())
-                       << " reason " << static_cast<int>(status.reason()));
+                       << (ok ? std::string("OK") : status.ToString()) << " reason "
+                       << static_cast<int>(status.reason()));
   }
 }
 
@@ -132,7 +133,8 @@ bool IsRejection(const Status& s, Reason reason) {
   return s.code() == StatusCode::kInvalidArgument && s.reason() == reason;
 }
 
-TEST_CASE("Wycheproof cases skip, saying so, when the vectors are absent", "[hal][wycheproof]") {
+TEST_CASE(KMS_HSM_CASE("Wycheproof cases skip, saying so, when the vectors are absent"),
+          "[hal][wycheproof]") {
   // The same LoadOrSkip every case uses, pointed at a folder that does not exist.
   const char* saved = std::getenv("KMS_WYCHEPROOF_DIR");
   std::string saved_value = saved != nullptr ? saved : "";
@@ -146,9 +148,10 @@ TEST_CASE("Wycheproof cases skip, saying so, when the vectors are absent", "[hal
   CHECK_FALSE(file.has_value());
 }
 
-// ---- AES-GCM ------------------------------------------------------------------------------------------
+// ---- AES-GCM
+// ------------------------------------------------------------------------------------------
 
-TEST_CASE("Wycheproof AES-GCM decrypts through the HAL", "[hal][wycheproof]") {
+TEST_CASE(KMS_HSM_CASE("Wycheproof AES-GCM decrypts through the HAL"), "[hal][wycheproof]") {
   auto file = LoadOrSkip("aes_gcm_test.json");
   if (!file) return;
   Hsm& hsm = TestHsm();
@@ -197,7 +200,8 @@ TEST_CASE("Wycheproof AES-GCM decrypts through the HAL", "[hal][wycheproof]") {
   CHECK(tally.run > 0);
 }
 
-// ---- HMAC ---------------------------------------------------------------------------------------------
+// ---- HMAC
+// ---------------------------------------------------------------------------------------------
 
 void RunHmacFile(std::string_view name, KeyAlgorithm algorithm) {
   auto file = LoadOrSkip(name);
@@ -216,20 +220,23 @@ void RunHmacFile(std::string_view name, KeyAlgorithm algorithm) {
       if (!key.has_value()) {
         // RFC 2104 §3: keys shorter than the output are refused (SoftHSM2: CKR_KEY_SIZE_RANGE). Any
         // other refusal is a failure.
-        INFO("tcId " << t.tc_id << " key bytes " << key_bytes.size() << ": " << key.error().ToString());
+        INFO("tcId " << t.tc_id << " key bytes " << key_bytes.size() << ": "
+                     << key.error().ToString());
         REQUIRE(key_bytes.size() < digest_size);
         CHECK(key.error().code() == StatusCode::kInvalidArgument);
         ++tally.skipped["key shorter than the digest: refused at import (HAL policy, SoftHSM2)"];
         continue;
       }
       if (key_bytes.size() < digest_size) {
-        // A backend that takes the short key at import but whose device refuses it at use (SoftHSM2:
-        // CKR_KEY_SIZE_RANGE at C_SignInit) is counted as skipped too, the refusal checked.
+        // A backend that takes the short key at import but whose device refuses it at use
+        // (SoftHSM2: CKR_KEY_SIZE_RANGE at C_SignInit) is counted as skipped too, the refusal
+        // checked.
         auto probe = hsm.ComputeMac(*key, msg);
         if (!probe.has_value()) {
           INFO("tcId " << t.tc_id << ": " << probe.error().ToString());
           CHECK(probe.error().code() == StatusCode::kInvalidArgument);
-          ++tally.skipped["key shorter than the digest: refused at use (SoftHSM2 CKR_KEY_SIZE_RANGE)"];
+          ++tally.skipped
+                ["key shorter than the digest: refused at use (SoftHSM2 CKR_KEY_SIZE_RANGE)"];
           continue;
         }
       }
@@ -255,17 +262,18 @@ void RunHmacFile(std::string_view name, KeyAlgorithm algorithm) {
   CHECK(tally.run > 0);
 }
 
-TEST_CASE("Wycheproof HMAC-SHA-256 through the HAL", "[hal][wycheproof]") {
+TEST_CASE(KMS_HSM_CASE("Wycheproof HMAC-SHA-256 through the HAL"), "[hal][wycheproof]") {
   RunHmacFile("hmac_sha256_test.json", KeyAlgorithm::kHmacSha256);
 }
-TEST_CASE("Wycheproof HMAC-SHA-384 through the HAL", "[hal][wycheproof]") {
+TEST_CASE(KMS_HSM_CASE("Wycheproof HMAC-SHA-384 through the HAL"), "[hal][wycheproof]") {
   RunHmacFile("hmac_sha384_test.json", KeyAlgorithm::kHmacSha384);
 }
-TEST_CASE("Wycheproof HMAC-SHA-512 through the HAL", "[hal][wycheproof]") {
+TEST_CASE(KMS_HSM_CASE("Wycheproof HMAC-SHA-512 through the HAL"), "[hal][wycheproof]") {
   RunHmacFile("hmac_sha512_test.json", KeyAlgorithm::kHmacSha512);
 }
 
-// ---- signatures ---------------------------------------------------------------------------------------
+// ---- signatures
+// ---------------------------------------------------------------------------------------
 
 // Runs a signature-verification file: each group's public key enters through ImportPublicKey, each
 // message is hashed here and the digest verified by the device.
@@ -291,7 +299,8 @@ void RunSignatureFile(std::string_view name, KeyAlgorithm algorithm, SignatureAl
       tally.skipped[reason] += g.tests.size();
       continue;
     }
-    auto key = hsm.ImportPublicKey(algorithm, KeyPurpose::kSignVerify, Hex(g.fields, "publicKeyDer"));
+    auto key =
+        hsm.ImportPublicKey(algorithm, KeyPurpose::kSignVerify, Hex(g.fields, "publicKeyDer"));
     {
       INFO("group key: " << (key.has_value() ? std::string("ok") : key.error().ToString()));
       REQUIRE(key.has_value());
@@ -308,38 +317,46 @@ void RunSignatureFile(std::string_view name, KeyAlgorithm algorithm, SignatureAl
   CHECK(tally.run > 0);
 }
 
-TEST_CASE("Wycheproof ECDSA P-256 SHA-256 (DER) verifies through the HAL", "[hal][wycheproof]") {
+TEST_CASE(KMS_HSM_CASE("Wycheproof ECDSA P-256 SHA-256 (DER) verifies through the HAL"),
+          "[hal][wycheproof]") {
   RunSignatureFile("ecdsa_secp256r1_sha256_test.json", KeyAlgorithm::kEcP256,
                    SignatureAlgorithm::kEcdsaSha256, false);
 }
-TEST_CASE("Wycheproof ECDSA P-384 SHA-384 (DER) verifies through the HAL", "[hal][wycheproof]") {
+TEST_CASE(KMS_HSM_CASE("Wycheproof ECDSA P-384 SHA-384 (DER) verifies through the HAL"),
+          "[hal][wycheproof]") {
   RunSignatureFile("ecdsa_secp384r1_sha384_test.json", KeyAlgorithm::kEcP384,
                    SignatureAlgorithm::kEcdsaSha384, false);
 }
-TEST_CASE("Wycheproof ECDSA P-521 SHA-512 (DER) verifies through the HAL", "[hal][wycheproof]") {
+TEST_CASE(KMS_HSM_CASE("Wycheproof ECDSA P-521 SHA-512 (DER) verifies through the HAL"),
+          "[hal][wycheproof]") {
   RunSignatureFile("ecdsa_secp521r1_sha512_test.json", KeyAlgorithm::kEcP521,
                    SignatureAlgorithm::kEcdsaSha512, false);
 }
-TEST_CASE("Wycheproof RSA-PSS 2048 SHA-256 verifies through the HAL", "[hal][wycheproof]") {
+TEST_CASE(KMS_HSM_CASE("Wycheproof RSA-PSS 2048 SHA-256 verifies through the HAL"),
+          "[hal][wycheproof]") {
   RunSignatureFile("rsa_pss_2048_sha256_mgf1_32_test.json", KeyAlgorithm::kRsa2048,
                    SignatureAlgorithm::kRsaPssSha256, true);
 }
-TEST_CASE("Wycheproof RSA-PSS 3072 SHA-256 verifies through the HAL", "[hal][wycheproof]") {
+TEST_CASE(KMS_HSM_CASE("Wycheproof RSA-PSS 3072 SHA-256 verifies through the HAL"),
+          "[hal][wycheproof]") {
   RunSignatureFile("rsa_pss_3072_sha256_mgf1_32_test.json", KeyAlgorithm::kRsa3072,
                    SignatureAlgorithm::kRsaPssSha256, true);
 }
-TEST_CASE("Wycheproof RSA-PSS 4096 SHA-256 verifies through the HAL", "[hal][wycheproof]") {
+TEST_CASE(KMS_HSM_CASE("Wycheproof RSA-PSS 4096 SHA-256 verifies through the HAL"),
+          "[hal][wycheproof]") {
   RunSignatureFile("rsa_pss_4096_sha256_mgf1_32_test.json", KeyAlgorithm::kRsa4096,
                    SignatureAlgorithm::kRsaPssSha256, true);
 }
-TEST_CASE("Wycheproof RSA PKCS#1 v1.5 2048 SHA-256 verifies through the HAL", "[hal][wycheproof]") {
+TEST_CASE(KMS_HSM_CASE("Wycheproof RSA PKCS#1 v1.5 2048 SHA-256 verifies through the HAL"),
+          "[hal][wycheproof]") {
   RunSignatureFile("rsa_signature_2048_sha256_test.json", KeyAlgorithm::kRsa2048,
                    SignatureAlgorithm::kRsaPkcs1Sha256, false);
 }
 
-// ---- RSA-OAEP -----------------------------------------------------------------------------------------
+// ---- RSA-OAEP
+// -----------------------------------------------------------------------------------------
 
-TEST_CASE("Wycheproof RSA-OAEP 2048 SHA-256 decrypts through the HAL where supported",
+TEST_CASE(KMS_HSM_CASE("Wycheproof RSA-OAEP 2048 SHA-256 decrypts through the HAL where supported"),
           "[hal][wycheproof]") {
   auto file = LoadOrSkip("rsa_oaep_2048_sha256_mgf1sha256_test.json");
   if (!file) return;
@@ -379,10 +396,10 @@ TEST_CASE("Wycheproof RSA-OAEP 2048 SHA-256 decrypts through the HAL where suppo
       }
       auto pt = hsm.DecryptRsaOaep(key, HashAlgorithm::kSha256, Hex(t.fields, "ct"));
       Status status = pt.has_value() ? Status() : pt.error();
-      bool as_expected = t.result == "valid"
-                             ? pt.has_value() && ConstantTimeEquals(pt->ExposeSecret(),
-                                                                    Hex(t.fields, "msg"))
-                             : IsRejection(status, Reason::kInvalidCiphertext);
+      bool as_expected =
+          t.result == "valid"
+              ? pt.has_value() && ConstantTimeEquals(pt->ExposeSecret(), Hex(t.fields, "msg"))
+              : IsRejection(status, Reason::kInvalidCiphertext);
       Record(tally, t, pt.has_value(), as_expected, status);
     }
   }
@@ -390,17 +407,18 @@ TEST_CASE("Wycheproof RSA-OAEP 2048 SHA-256 decrypts through the HAL where suppo
   if (supported) CHECK(tally.run > 0);
 }
 
-// ---- AES-KWP ------------------------------------------------------------------------------------------
+// ---- AES-KWP
+// ------------------------------------------------------------------------------------------
 
-TEST_CASE("Wycheproof AES-KWP", "[hal][wycheproof]") {
+TEST_CASE(KMS_HSM_CASE("Wycheproof AES-KWP"), "[hal][wycheproof]") {
   auto file = LoadOrSkip("aes_kwp_test.json");
   if (!file) return;
   WycheproofTally tally;
 #if defined(KMS_TEST_HSM_FAKE)
   // The HAL has no KWP door with a caller-chosen KEK (the domain key never leaves or enters the
   // device). The fake implements RFC 5649 itself (Debian's mbedTLS lacks MBEDTLS_NIST_KW_C) and its
-  // domain-key wrap runs on that code, so the vectors check the fake's own wrap: unwrap must give the
-  // key (and wrapping the key must give the vector), invalid blobs must be rejected.
+  // domain-key wrap runs on that code, so the vectors check the fake's own wrap: unwrap must give
+  // the key (and wrapping the key must give the vector), invalid blobs must be rejected.
   for (const WycheproofGroup& g : file->groups) {
     for (const WycheproofTest& t : g.tests) {
       ++tally.total;
@@ -423,12 +441,13 @@ TEST_CASE("Wycheproof AES-KWP", "[hal][wycheproof]") {
   Report(*file, tally);
   CHECK(tally.run > 0);
 #else
-  // Through the PKCS#11 HAL, KWP is reachable only as WrapKey/UnwrapKey under the token's domain key,
-  // which no vector can name; unwrapping under a chosen KEK is a pkcs11/ layer test.
+  // Through the PKCS#11 HAL, KWP is reachable only as WrapKey/UnwrapKey under the token's domain
+  // key, which no vector can name; unwrapping under a chosen KEK is a pkcs11/ layer test.
   for (const WycheproofGroup& g : file->groups) {
     tally.total += g.tests.size();
-    tally.skipped["no HAL operation takes a caller-chosen KEK (KWP is only WrapKey/UnwrapKey under the "
-                  "domain key)"] += g.tests.size();
+    tally.skipped
+        ["no HAL operation takes a caller-chosen KEK (KWP is only WrapKey/UnwrapKey under the "
+         "domain key)"] += g.tests.size();
   }
   Report(*file, tally);
 #endif

@@ -46,7 +46,7 @@ constexpr std::size_t kMaxRandomSize = 1 << 20;
 
 std::atomic<std::uint64_t> g_next_instance_id{1};
 
-// --- small RAII wrappers over mbedTLS contexts -------------------------------------------------------
+// --- small RAII wrappers over mbedTLS contexts ---------------------------------------------------
 struct Pk {
   mbedtls_pk_context ctx;
   Pk() { mbedtls_pk_init(&ctx); }
@@ -76,12 +76,18 @@ struct Gcm {
   Gcm& operator=(const Gcm&) = delete;
 };
 
-Status UsageError(std::string m) { return InvalidArgumentError(std::move(m), Reason::kInvalidKeyUsage); }
+Status UsageError(std::string m) {
+  return InvalidArgumentError(std::move(m), Reason::kInvalidKeyUsage);
+}
 Status Unsupported(std::string m) {
   return UnimplementedError(std::move(m), Reason::kMechanismUnsupported);
 }
-Status BadCiphertext() { return InvalidArgumentError("invalid ciphertext", Reason::kInvalidCiphertext); }
-Status BadSignature() { return InvalidArgumentError("invalid signature", Reason::kInvalidSignature); }
+Status BadCiphertext() {
+  return InvalidArgumentError("invalid ciphertext", Reason::kInvalidCiphertext);
+}
+Status BadSignature() {
+  return InvalidArgumentError("invalid signature", Reason::kInvalidSignature);
+}
 Status BadMac() { return InvalidArgumentError("invalid MAC", Reason::kInvalidMac); }
 Status MbedError(const char* what, int rc) {
   return InternalError(std::string(what) + " failed (mbedTLS " + std::to_string(rc) + ")");
@@ -89,36 +95,51 @@ Status MbedError(const char* what, int rc) {
 
 mbedtls_md_type_t MdType(HashAlgorithm h) {
   switch (h) {
-    case HashAlgorithm::kSha1: return MBEDTLS_MD_SHA1;
-    case HashAlgorithm::kSha224: return MBEDTLS_MD_SHA224;
-    case HashAlgorithm::kSha256: return MBEDTLS_MD_SHA256;
-    case HashAlgorithm::kSha384: return MBEDTLS_MD_SHA384;
-    case HashAlgorithm::kSha512: return MBEDTLS_MD_SHA512;
+    case HashAlgorithm::kSha1:
+      return MBEDTLS_MD_SHA1;
+    case HashAlgorithm::kSha224:
+      return MBEDTLS_MD_SHA224;
+    case HashAlgorithm::kSha256:
+      return MBEDTLS_MD_SHA256;
+    case HashAlgorithm::kSha384:
+      return MBEDTLS_MD_SHA384;
+    case HashAlgorithm::kSha512:
+      return MBEDTLS_MD_SHA512;
   }
   return MBEDTLS_MD_NONE;
 }
 
 std::optional<mbedtls_ecp_group_id> CurveOf(KeyAlgorithm a) {
   switch (a) {
-    case KeyAlgorithm::kEcP256: return MBEDTLS_ECP_DP_SECP256R1;
-    case KeyAlgorithm::kEcP384: return MBEDTLS_ECP_DP_SECP384R1;
-    case KeyAlgorithm::kEcP521: return MBEDTLS_ECP_DP_SECP521R1;
-    case KeyAlgorithm::kEcSecp256k1: return MBEDTLS_ECP_DP_SECP256K1;
-    default: return std::nullopt;
+    case KeyAlgorithm::kEcP256:
+      return MBEDTLS_ECP_DP_SECP256R1;
+    case KeyAlgorithm::kEcP384:
+      return MBEDTLS_ECP_DP_SECP384R1;
+    case KeyAlgorithm::kEcP521:
+      return MBEDTLS_ECP_DP_SECP521R1;
+    case KeyAlgorithm::kEcSecp256k1:
+      return MBEDTLS_ECP_DP_SECP256K1;
+    default:
+      return std::nullopt;
   }
 }
 
 unsigned RsaBits(KeyAlgorithm a) {
   switch (a) {
-    case KeyAlgorithm::kRsa2048: return 2048;
-    case KeyAlgorithm::kRsa3072: return 3072;
-    case KeyAlgorithm::kRsa4096: return 4096;
-    default: return 0;
+    case KeyAlgorithm::kRsa2048:
+      return 2048;
+    case KeyAlgorithm::kRsa3072:
+      return 3072;
+    case KeyAlgorithm::kRsa4096:
+      return 4096;
+    default:
+      return 0;
   }
 }
 
 std::size_t HmacGeneratedKeySize(KeyAlgorithm a) {
-  // hal/key_types.h: SHA-224 keys are 32 bytes (a multiple of 8, for SoftHSM's KWP), others the digest.
+  // hal/key_types.h: SHA-224 keys are 32 bytes (a multiple of 8, for SoftHSM's KWP), others the
+  // digest.
   return a == KeyAlgorithm::kHmacSha224 ? 32 : hal::DigestSize(*hal::HmacHashOf(a));
 }
 
@@ -189,7 +210,8 @@ StatusOr<SecretBytes> WritePkcs8(mbedtls_pk_context* pk) {
   } else {
     const char* curve_oid = nullptr;
     std::size_t curve_oid_len = 0;
-    if (mbedtls_oid_get_oid_by_ec_grp(mbedtls_pk_ec(*pk)->grp.id, &curve_oid, &curve_oid_len) != 0 ||
+    if (mbedtls_oid_get_oid_by_ec_grp(mbedtls_pk_ec(*pk)->grp.id, &curve_oid, &curve_oid_len) !=
+            0 ||
         mbedtls_oid_get_oid_by_pk_alg(MBEDTLS_PK_ECKEY, &oid, &oid_len) != 0) {
       return InternalError("no EC OID");
     }
@@ -207,7 +229,7 @@ StatusOr<SecretBytes> WritePkcs8(mbedtls_pk_context* pk) {
   return SecretBytes::CopyFrom(ByteView(p, len));
 }
 
-// --- strict DER for ECDSA signatures (X.690 §10.1: definite, minimal lengths) -------------------------
+// --- strict DER for ECDSA signatures (X.690 §10.1: definite, minimal lengths) --------------------
 bool ReadDerLength(ByteView in, std::size_t& pos, std::size_t& len) {
   if (pos >= in.size()) return false;
   std::uint8_t b = in[pos++];
@@ -252,7 +274,7 @@ bool ParseDerEcdsaSignature(ByteView sig, mbedtls_mpi* r, mbedtls_mpi* s) {
          pos == end;
 }
 
-// --- RFC 5649 on AES-ECB ------------------------------------------------------------------------------
+// --- RFC 5649 on AES-ECB -------------------------------------------------------------------------
 constexpr std::array<std::uint8_t, 4> kKwpIvPrefix = {0xA6, 0x59, 0x59, 0xA6};  // RFC 5649 §3
 
 bool AesKeySizeOk(std::size_t n) { return n == 16 || n == 24 || n == 32; }
@@ -262,7 +284,8 @@ bool AesKeySizeOk(std::size_t n) { return n == 16 || n == 24 || n == 32; }
 StatusOr<Bytes> AesKwpWrap(const SecretBytes& kek, const SecretBytes& plaintext) {
   if (!AesKeySizeOk(kek.size())) return InvalidArgumentError("KEK must be 16, 24 or 32 bytes");
   const std::size_t m = plaintext.size();
-  if (m == 0 || m > 0xFFFFFFFFu) return InvalidArgumentError("KWP plaintext must be 1..2^32-1 bytes");
+  if (m == 0 || m > 0xFFFFFFFFu)
+    return InvalidArgumentError("KWP plaintext must be 1..2^32-1 bytes");
   const std::size_t n = (m + 7) / 8;
   Aes aes;
   if (mbedtls_aes_setkey_enc(&aes.ctx, kek.ExposeSecret().data(),
@@ -272,7 +295,8 @@ StatusOr<Bytes> AesKwpWrap(const SecretBytes& kek, const SecretBytes& plaintext)
   // A = AIV (RFC 5649 §3: 0xA65959A6 || 32-bit big-endian MLI); R = P zero-padded to n blocks.
   std::array<std::uint8_t, 8> a{};
   std::memcpy(a.data(), kKwpIvPrefix.data(), 4);
-  for (int i = 0; i < 4; ++i) a[static_cast<std::size_t>(3 - i) + 4] = static_cast<std::uint8_t>(m >> (8 * i));
+  for (int i = 0; i < 4; ++i)
+    a[static_cast<std::size_t>(3 - i) + 4] = static_cast<std::uint8_t>(m >> (8 * i));
   SecretBytes r(n * 8);
   std::memcpy(r.ExposeSecretMutable().data(), plaintext.ExposeSecret().data(), m);
   SecretBytes block(16);
@@ -368,7 +392,8 @@ StatusOr<SecretBytes> AesKwpUnwrap(const SecretBytes& kek, ByteView wrapped) {
 struct FakeHsm::State {
   std::uint64_t instance_id = g_next_instance_id.fetch_add(1);
   std::atomic<std::uint64_t> generation{0};
-  std::shared_ptr<std::atomic<std::size_t>> loaded_keys = std::make_shared<std::atomic<std::size_t>>(0);
+  std::shared_ptr<std::atomic<std::size_t>> loaded_keys =
+      std::make_shared<std::atomic<std::size_t>>(0);
   std::shared_ptr<const SecretBytes> domain_key;
 
   // Injected failures (FakeHsm::InjectFailure): skip `fault_after` calls, then fail `fault_count`.
@@ -455,10 +480,10 @@ class FakeKey final : public LoadedKey {
 
   // Parses the key into `pk` (private if present, else public).
   Status Load(Pk& pk) const {
-    int rc = has_secret() ? mbedtls_pk_parse_key(&pk.ctx, secret_.ExposeSecret().data(),
-                                                 secret_.size(), nullptr, 0)
-                          : mbedtls_pk_parse_public_key(&pk.ctx, public_der_.data(),
-                                                        public_der_.size());
+    int rc = has_secret()
+                 ? mbedtls_pk_parse_key(&pk.ctx, secret_.ExposeSecret().data(), secret_.size(),
+                                        nullptr, 0)
+                 : mbedtls_pk_parse_public_key(&pk.ctx, public_der_.data(), public_der_.size());
     if (rc != 0) return MbedError("loading a key", rc);
     return Status::Ok();
   }
@@ -503,10 +528,11 @@ StatusOr<const FakeKey*> ResolveFor(const FakeHsm::State& st, const KeyHandle& h
 
 hal::Capabilities FakeHsmFullCapabilities() {
   Capabilities c;
-  c.key_algorithms = {KeyAlgorithm::kAes256,     KeyAlgorithm::kHmacSha224, KeyAlgorithm::kHmacSha256,
-                      KeyAlgorithm::kHmacSha384, KeyAlgorithm::kHmacSha512, KeyAlgorithm::kRsa2048,
-                      KeyAlgorithm::kRsa3072,    KeyAlgorithm::kRsa4096,    KeyAlgorithm::kEcP256,
-                      KeyAlgorithm::kEcP384,     KeyAlgorithm::kEcP521,     KeyAlgorithm::kEcSecp256k1};
+  c.key_algorithms = {
+      KeyAlgorithm::kAes256,     KeyAlgorithm::kHmacSha224, KeyAlgorithm::kHmacSha256,
+      KeyAlgorithm::kHmacSha384, KeyAlgorithm::kHmacSha512, KeyAlgorithm::kRsa2048,
+      KeyAlgorithm::kRsa3072,    KeyAlgorithm::kRsa4096,    KeyAlgorithm::kEcP256,
+      KeyAlgorithm::kEcP384,     KeyAlgorithm::kEcP521,     KeyAlgorithm::kEcSecp256k1};
   c.signature_algorithms = {
       SignatureAlgorithm::kRsaPssSha256,   SignatureAlgorithm::kRsaPssSha384,
       SignatureAlgorithm::kRsaPssSha512,   SignatureAlgorithm::kRsaPkcs1Sha256,
@@ -775,7 +801,8 @@ StatusOr<ExportedKeyPair> FakeHsm::GenerateExportableKeyPair(KeyAlgorithm algori
 StatusOr<GcmCiphertext> FakeHsm::EncryptAesGcm(const KeyHandle& handle, ByteView plaintext,
                                                ByteView aad) {
   KMS_RETURN_IF_ERROR(state_->TakeFault());
-  KMS_ASSIGN_OR_RETURN(const FakeKey* key, ResolveFor(*state_, handle, KeyPurpose::kEncryptDecrypt));
+  KMS_ASSIGN_OR_RETURN(const FakeKey* key,
+                       ResolveFor(*state_, handle, KeyPurpose::kEncryptDecrypt));
   if (key->algorithm() != KeyAlgorithm::kAes256) return UsageError("AES-GCM needs an AES-256 key");
   if (!capabilities_.aes_gcm) return Unsupported("AES-GCM is not supported");
   GcmCiphertext out;
@@ -786,7 +813,8 @@ StatusOr<GcmCiphertext> FakeHsm::EncryptAesGcm(const KeyHandle& handle, ByteView
     return MbedError("RNG", rc);
   }
   Gcm gcm;
-  int rc = mbedtls_gcm_setkey(&gcm.ctx, MBEDTLS_CIPHER_ID_AES, key->secret().ExposeSecret().data(), 256);
+  int rc =
+      mbedtls_gcm_setkey(&gcm.ctx, MBEDTLS_CIPHER_ID_AES, key->secret().ExposeSecret().data(), 256);
   if (rc == 0) {
     rc = mbedtls_gcm_crypt_and_tag(&gcm.ctx, MBEDTLS_GCM_ENCRYPT, plaintext.size(), out.iv.data(),
                                    out.iv.size(), aad.data(), aad.size(), plaintext.data(),
@@ -799,20 +827,24 @@ StatusOr<GcmCiphertext> FakeHsm::EncryptAesGcm(const KeyHandle& handle, ByteView
 StatusOr<SecretBytes> FakeHsm::DecryptAesGcm(const KeyHandle& handle, ByteView iv,
                                              ByteView ciphertext, ByteView tag, ByteView aad) {
   KMS_RETURN_IF_ERROR(state_->TakeFault());
-  KMS_ASSIGN_OR_RETURN(const FakeKey* key, ResolveFor(*state_, handle, KeyPurpose::kEncryptDecrypt));
+  KMS_ASSIGN_OR_RETURN(const FakeKey* key,
+                       ResolveFor(*state_, handle, KeyPurpose::kEncryptDecrypt));
   if (key->algorithm() != KeyAlgorithm::kAes256) return UsageError("AES-GCM needs an AES-256 key");
   if (!capabilities_.aes_gcm) return Unsupported("AES-GCM is not supported");
-  // NIST SP 800-38D §5.2.1.1/§5.2.1.2: the HAL's policy is a 96-bit IV and a 128-bit tag, both ways.
+  // NIST SP 800-38D §5.2.1.1/§5.2.1.2: the HAL's policy is a 96-bit IV and a 128-bit tag, both
+  // ways.
   if (iv.size() != hal::kGcmIvSize) return InvalidArgumentError("AES-GCM IV must be 12 bytes");
   if (tag.size() != hal::kGcmTagSize) return InvalidArgumentError("AES-GCM tag must be 16 bytes");
   SecretBytes plaintext(ciphertext.size());
   Gcm gcm;
-  int rc = mbedtls_gcm_setkey(&gcm.ctx, MBEDTLS_CIPHER_ID_AES, key->secret().ExposeSecret().data(), 256);
+  int rc =
+      mbedtls_gcm_setkey(&gcm.ctx, MBEDTLS_CIPHER_ID_AES, key->secret().ExposeSecret().data(), 256);
   if (rc != 0) return MbedError("AES-GCM key setup", rc);
   rc = mbedtls_gcm_auth_decrypt(&gcm.ctx, ciphertext.size(), iv.data(), iv.size(), aad.data(),
                                 aad.size(), tag.data(), tag.size(), ciphertext.data(),
                                 plaintext.ExposeSecretMutable().data());
-  if (rc == MBEDTLS_ERR_GCM_AUTH_FAILED) return BadCiphertext();  // mbedTLS already wiped the output
+  if (rc == MBEDTLS_ERR_GCM_AUTH_FAILED)
+    return BadCiphertext();  // mbedTLS already wiped the output
   if (rc != 0) return MbedError("AES-GCM decrypt", rc);
   return plaintext;
 }
@@ -822,14 +854,16 @@ StatusOr<Bytes> FakeHsm::SignDigest(const KeyHandle& handle, SignatureAlgorithm 
   KMS_RETURN_IF_ERROR(state_->TakeFault());
   KMS_ASSIGN_OR_RETURN(const FakeKey* key, ResolveFor(*state_, handle, KeyPurpose::kSignVerify));
   if (!hal::SignatureAllowed(key->algorithm(), algorithm)) {
-    return UsageError(std::string(hal::SignatureAlgorithmName(algorithm)) + " needs another key type");
+    return UsageError(std::string(hal::SignatureAlgorithmName(algorithm)) +
+                      " needs another key type");
   }
   if (!capabilities_.signature_algorithms.contains(algorithm)) {
     return Unsupported(std::string(hal::SignatureAlgorithmName(algorithm)) + " is not supported");
   }
   HashAlgorithm hash = hal::DigestOf(algorithm);
   if (digest.size() != hal::DigestSize(hash)) {
-    return InvalidArgumentError("digest must be " + std::to_string(hal::DigestSize(hash)) + " bytes");
+    return InvalidArgumentError("digest must be " + std::to_string(hal::DigestSize(hash)) +
+                                " bytes");
   }
   if (!key->has_secret()) return UsageError("a public key cannot sign");
   Pk pk;
@@ -848,7 +882,8 @@ StatusOr<Bytes> FakeHsm::SignDigest(const KeyHandle& handle, SignatureAlgorithm 
   Bytes sig(mbedtls_rsa_get_len(rsa));
   int rc = 0;
   if (IsPss(algorithm)) {
-    // RFC 8017 §9.1 with MGF1 over the same hash and a salt as long as the digest (as AWS KMS does).
+    // RFC 8017 §9.1 with MGF1 over the same hash and a salt as long as the digest (as AWS KMS
+    // does).
     mbedtls_rsa_set_padding(rsa, MBEDTLS_RSA_PKCS_V21, MdType(hash));
     rc = mbedtls_rsa_rsassa_pss_sign_ext(rsa, &State::Random, state_.get(), MdType(hash),
                                          static_cast<unsigned>(digest.size()), digest.data(),
@@ -868,14 +903,16 @@ Status FakeHsm::VerifyDigest(const KeyHandle& handle, SignatureAlgorithm algorit
   KMS_RETURN_IF_ERROR(state_->TakeFault());
   KMS_ASSIGN_OR_RETURN(const FakeKey* key, ResolveFor(*state_, handle, KeyPurpose::kSignVerify));
   if (!hal::SignatureAllowed(key->algorithm(), algorithm)) {
-    return UsageError(std::string(hal::SignatureAlgorithmName(algorithm)) + " needs another key type");
+    return UsageError(std::string(hal::SignatureAlgorithmName(algorithm)) +
+                      " needs another key type");
   }
   if (!capabilities_.signature_algorithms.contains(algorithm)) {
     return Unsupported(std::string(hal::SignatureAlgorithmName(algorithm)) + " is not supported");
   }
   HashAlgorithm hash = hal::DigestOf(algorithm);
   if (digest.size() != hal::DigestSize(hash)) {
-    return InvalidArgumentError("digest must be " + std::to_string(hal::DigestSize(hash)) + " bytes");
+    return InvalidArgumentError("digest must be " + std::to_string(hal::DigestSize(hash)) +
+                                " bytes");
   }
   Pk pk;
   KMS_RETURN_IF_ERROR(key->Load(pk));
@@ -891,7 +928,8 @@ Status FakeHsm::VerifyDigest(const KeyHandle& handle, SignatureAlgorithm algorit
     return Status::Ok();
   }
   mbedtls_rsa_context* rsa = mbedtls_pk_rsa(pk.ctx);
-  // RFC 8017 §8.1.2/§8.2.2 step 1: the signature is exactly k octets (mbedTLS reads k bytes blindly).
+  // RFC 8017 §8.1.2/§8.2.2 step 1: the signature is exactly k octets (mbedTLS reads k bytes
+  // blindly).
   if (signature.size() != mbedtls_rsa_get_len(rsa)) return BadSignature();
   int rc = 0;
   if (IsPss(algorithm)) {
@@ -900,9 +938,9 @@ Status FakeHsm::VerifyDigest(const KeyHandle& handle, SignatureAlgorithm algorit
                                            MdType(hash), static_cast<int>(digest.size()),
                                            signature.data());
   } else {
-    rc = mbedtls_rsa_rsassa_pkcs1_v15_verify(rsa, nullptr, nullptr, MBEDTLS_RSA_PUBLIC, MdType(hash),
-                                             static_cast<unsigned>(digest.size()), digest.data(),
-                                             signature.data());
+    rc = mbedtls_rsa_rsassa_pkcs1_v15_verify(rsa, nullptr, nullptr, MBEDTLS_RSA_PUBLIC,
+                                             MdType(hash), static_cast<unsigned>(digest.size()),
+                                             digest.data(), signature.data());
   }
   if (rc != 0) return BadSignature();
   return Status::Ok();
@@ -912,7 +950,8 @@ namespace {
 
 StatusOr<Bytes> Mac(const FakeHsm::State& st, const KeyHandle& handle, ByteView message) {
   KMS_ASSIGN_OR_RETURN(const FakeKey* key, ResolveFor(st, handle, KeyPurpose::kMac));
-  const mbedtls_md_info_t* md = mbedtls_md_info_from_type(MdType(*hal::HmacHashOf(key->algorithm())));
+  const mbedtls_md_info_t* md =
+      mbedtls_md_info_from_type(MdType(*hal::HmacHashOf(key->algorithm())));
   Bytes mac(mbedtls_md_get_size(md));
   int rc = mbedtls_md_hmac(md, key->secret().ExposeSecret().data(), key->secret().size(),
                            message.data(), message.size(), mac.data());
@@ -938,7 +977,8 @@ Status FakeHsm::VerifyMac(const KeyHandle& handle, ByteView message, ByteView ma
 StatusOr<Bytes> FakeHsm::EncryptRsaOaep(const KeyHandle& handle, HashAlgorithm hash,
                                         ByteView plaintext) {
   KMS_RETURN_IF_ERROR(state_->TakeFault());
-  KMS_ASSIGN_OR_RETURN(const FakeKey* key, ResolveFor(*state_, handle, KeyPurpose::kEncryptDecrypt));
+  KMS_ASSIGN_OR_RETURN(const FakeKey* key,
+                       ResolveFor(*state_, handle, KeyPurpose::kEncryptDecrypt));
   if (!hal::IsRsa(key->algorithm())) return UsageError("RSA-OAEP needs an RSA key");
   if (!capabilities_.oaep_hashes.contains(hash)) {
     return Unsupported("RSA-OAEP with " + std::string(hal::HashAlgorithmName(hash)) +
@@ -950,12 +990,13 @@ StatusOr<Bytes> FakeHsm::EncryptRsaOaep(const KeyHandle& handle, HashAlgorithm h
   std::size_t k = mbedtls_rsa_get_len(rsa);
   // RFC 8017 §7.1.1 step 1b: mLen <= k - 2hLen - 2.
   std::size_t h = hal::DigestSize(hash);
-  if (plaintext.size() + 2 * h + 2 > k) return InvalidArgumentError("plaintext too long for RSA-OAEP");
+  if (plaintext.size() + 2 * h + 2 > k)
+    return InvalidArgumentError("plaintext too long for RSA-OAEP");
   mbedtls_rsa_set_padding(rsa, MBEDTLS_RSA_PKCS_V21, MdType(hash));
   Bytes out(k);
-  int rc = mbedtls_rsa_rsaes_oaep_encrypt(rsa, &State::Random, state_.get(), MBEDTLS_RSA_PUBLIC,
-                                          nullptr, 0, plaintext.size(), plaintext.data(),
-                                          out.data());
+  int rc =
+      mbedtls_rsa_rsaes_oaep_encrypt(rsa, &State::Random, state_.get(), MBEDTLS_RSA_PUBLIC, nullptr,
+                                     0, plaintext.size(), plaintext.data(), out.data());
   if (rc != 0) return MbedError("RSA-OAEP encrypt", rc);
   return out;
 }
@@ -963,7 +1004,8 @@ StatusOr<Bytes> FakeHsm::EncryptRsaOaep(const KeyHandle& handle, HashAlgorithm h
 StatusOr<SecretBytes> FakeHsm::DecryptRsaOaep(const KeyHandle& handle, HashAlgorithm hash,
                                               ByteView ciphertext) {
   KMS_RETURN_IF_ERROR(state_->TakeFault());
-  KMS_ASSIGN_OR_RETURN(const FakeKey* key, ResolveFor(*state_, handle, KeyPurpose::kEncryptDecrypt));
+  KMS_ASSIGN_OR_RETURN(const FakeKey* key,
+                       ResolveFor(*state_, handle, KeyPurpose::kEncryptDecrypt));
   if (!hal::IsRsa(key->algorithm())) return UsageError("RSA-OAEP needs an RSA key");
   if (!capabilities_.oaep_hashes.contains(hash)) {
     return Unsupported("RSA-OAEP with " + std::string(hal::HashAlgorithmName(hash)) +

@@ -1,6 +1,6 @@
-// What only the fake has: its test knobs (reduced capabilities, re-initialisation, siblings sharing a
-// domain key, loaded-key count) and its own RFC 5649 implementation. The hal::Hsm contract itself is
-// checked by tests/hal/hsm_contract_test.cc, which runs against the fake too.
+// What only the fake has: its test knobs (reduced capabilities, re-initialisation, siblings sharing
+// a domain key, loaded-key count) and its own RFC 5649 implementation. The hal::Hsm contract itself
+// is checked by tests/hal/hsm_contract_test.cc, which runs against the fake too.
 #include "tests/support/fake_hsm.h"
 
 #include <catch2/catch.hpp>
@@ -41,8 +41,8 @@ TEST_CASE("FakeHsm with reduced capabilities refuses what is missing", "[unit][f
              Reason::kMechanismUnsupported);
   auto rsa = hsm->GenerateKey(KeyAlgorithm::kRsa2048, KeyPurpose::kEncryptDecrypt);
   REQUIRE(rsa.has_value());
-  CheckError(hsm->EncryptRsaOaep(*rsa, HashAlgorithm::kSha256, Bytes(16)), StatusCode::kUnimplemented,
-             Reason::kMechanismUnsupported);
+  CheckError(hsm->EncryptRsaOaep(*rsa, HashAlgorithm::kSha256, Bytes(16)),
+             StatusCode::kUnimplemented, Reason::kMechanismUnsupported);
   auto ct = hsm->EncryptRsaOaep(*rsa, HashAlgorithm::kSha1, Bytes(16));
   REQUIRE(ct.has_value());
   auto signer = hsm->GenerateKey(KeyAlgorithm::kRsa2048, KeyPurpose::kSignVerify);
@@ -59,14 +59,16 @@ TEST_CASE("FakeHsm with reduced capabilities refuses what is missing", "[unit][f
              Reason::kMechanismUnsupported);
 }
 
-TEST_CASE("FakeHsm handles go stale on re-initialisation; unwrapping again works", "[unit][fake_hsm]") {
+TEST_CASE("FakeHsm handles go stale on re-initialisation; unwrapping again works",
+          "[unit][fake_hsm]") {
   auto hsm = NewFakeHsm();
   auto key = hsm->GenerateKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt);
   REQUIRE(key.has_value());
   auto wrapped = hsm->WrapKey(*key);
   REQUIRE(wrapped.has_value());
   hsm->SimulateReinitialize();
-  CheckError(hsm->EncryptAesGcm(*key, Bytes(3), {}), StatusCode::kUnavailable, Reason::kHandleStale);
+  CheckError(hsm->EncryptAesGcm(*key, Bytes(3), {}), StatusCode::kUnavailable,
+             Reason::kHandleStale);
   CheckError(hsm->WrapKey(*key), StatusCode::kUnavailable, Reason::kHandleStale);
   auto again = hsm->UnwrapKey(*wrapped);
   REQUIRE(again.has_value());
@@ -87,7 +89,8 @@ TEST_CASE("FakeHsm siblings share the domain key but not handles", "[unit][fake_
   REQUIRE(there.has_value());
   CHECK(sibling->VerifyMac(*there, AsBytes("m"), *mac).ok());
   CheckError(sibling->ComputeMac(*key, AsBytes("m")), StatusCode::kInvalidArgument, Reason::kNone);
-  CheckError(stranger->UnwrapKey(*wrapped), StatusCode::kInvalidArgument, Reason::kInvalidCiphertext);
+  CheckError(stranger->UnwrapKey(*wrapped), StatusCode::kInvalidArgument,
+             Reason::kInvalidCiphertext);
 }
 
 TEST_CASE("FakeHsm frees a key when its last handle goes", "[unit][fake_hsm]") {

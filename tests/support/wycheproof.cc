@@ -2,7 +2,6 @@
 
 // Boost.JSON header-only: its sources are compiled in this one translation unit.
 #include <boost/json/src.hpp>
-
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -72,7 +71,8 @@ StatusOr<WycheproofFile> ParseWycheproof(std::string_view name, std::string_view
   boost::system::error_code ec;
   json::value root = json::parse(json::string_view(json_text.data(), json_text.size()), ec);
   if (ec) return InvalidArgumentError(std::string(name) + ": not JSON: " + ec.message());
-  if (!root.is_object()) return InvalidArgumentError(std::string(name) + ": top level is not an object");
+  if (!root.is_object())
+    return InvalidArgumentError(std::string(name) + ": top level is not an object");
   const json::object& top = root.get_object();
   WycheproofFile file;
   file.name = std::string(name);
@@ -87,7 +87,8 @@ StatusOr<WycheproofFile> ParseWycheproof(std::string_view name, std::string_view
     return InvalidArgumentError(std::string(name) + ": no testGroups array");
   }
   for (const json::value& g : groups->get_array()) {
-    if (!g.is_object()) return InvalidArgumentError(std::string(name) + ": a group is not an object");
+    if (!g.is_object())
+      return InvalidArgumentError(std::string(name) + ": a group is not an object");
     WycheproofGroup group;
     group.fields = ScalarFields(g.get_object());
     const json::value* tests = g.get_object().if_contains("tests");
@@ -95,12 +96,14 @@ StatusOr<WycheproofFile> ParseWycheproof(std::string_view name, std::string_view
       return InvalidArgumentError(std::string(name) + ": a group has no tests array");
     }
     for (const json::value& t : tests->get_array()) {
-      if (!t.is_object()) return InvalidArgumentError(std::string(name) + ": a test is not an object");
+      if (!t.is_object())
+        return InvalidArgumentError(std::string(name) + ": a test is not an object");
       WycheproofTest test;
       test.fields = ScalarFields(t.get_object());
       auto id = test.fields.Number("tcId");
       auto result = test.fields.String("result");
-      if (!id || !result) return InvalidArgumentError(std::string(name) + ": a test lacks tcId/result");
+      if (!id || !result)
+        return InvalidArgumentError(std::string(name) + ": a test lacks tcId/result");
       if (*result != "valid" && *result != "invalid" && *result != "acceptable") {
         return InvalidArgumentError(std::string(name) + ": unknown result " + *result);
       }

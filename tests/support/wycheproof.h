@@ -1,11 +1,11 @@
 // Project Wycheproof test-vector files (C2SP/wycheproof testvectors_v1), read into plain structs.
 //
-// Contract: `LoadWycheproof(dir, name)` parses `dir/name` and keeps, for the file, its groups and its
-// tests, every scalar field (strings verbatim, hex still hex; numbers as int64) so runners can ask for
-// what their schema has (`key`, `iv`, `publicKeyDer`, `sha`, ...). A missing folder or file is NotFound
-// (callers skip, saying so); a file that is not the expected JSON shape is InvalidArgument.
-// `WycheproofDir()` is ../shared/vectors/wycheproof relative to the working directory (the project
-// root, where CTest runs the suites), or $KMS_WYCHEPROOF_DIR when set.
+// Contract: `LoadWycheproof(dir, name)` parses `dir/name` and keeps, for the file, its groups and
+// its tests, every scalar field (strings verbatim, hex still hex; numbers as int64) so runners can
+// ask for what their schema has (`key`, `iv`, `publicKeyDer`, `sha`, ...). A missing folder or file
+// is NotFound (callers skip, saying so); a file that is not the expected JSON shape is
+// InvalidArgument. `WycheproofDir()` is ../shared/vectors/wycheproof relative to the working
+// directory (the project root, where CTest runs the suites), or $KMS_WYCHEPROOF_DIR when set.
 // `WycheproofTally` counts what a runner did with a file and prints one line for it.
 //
 // Thread-safety: plain values; no shared state.
@@ -26,7 +26,8 @@
 
 namespace kms::testing {
 
-// Scalar fields of a JSON object (strings and integers); arrays of strings (flags) are joined by ','.
+// Scalar fields of a JSON object (strings and integers); arrays of strings (flags) are joined by
+// ','.
 struct WycheproofFields {
   std::map<std::string, std::string, std::less<>> strings;
   std::map<std::string, std::int64_t, std::less<>> numbers;
@@ -73,7 +74,8 @@ struct WycheproofTally {
   std::map<std::string, std::size_t> skipped;  // reason -> count
 
   std::size_t skipped_total() const;
-  // "<file> [backend]: N vectors, run R, passed P, failed F, acceptable A (accepted X), skipped S (...)"
+  // "<file> [backend]: N vectors, run R, passed P, failed F, acceptable A (accepted X), skipped S
+  // (...)"
   std::string Summary(std::string_view file, std::string_view backend) const;
 };
 

@@ -31,11 +31,11 @@ TEST_CASE("Wycheproof reader keeps scalar fields of groups and tests", "[unit][w
 }
 
 TEST_CASE("Wycheproof reader refuses malformed files", "[unit][wycheproof]") {
-  for (const char* text : {
-           "", "{", "[]", R"({"testGroups":{}})", R"({"testGroups":[1]})",
-           R"({"testGroups":[{"tests":{}}]})", R"({"testGroups":[{"tests":[{"tcId":1}]}]})",
-           R"({"testGroups":[{"tests":[{"tcId":1,"result":"maybe"}]}]})",
-           R"({"testGroups":[{"tests":[{"result":"valid"}]}]})"}) {
+  for (const char* text :
+       {"", "{", "[]", R"({"testGroups":{}})", R"({"testGroups":[1]})",
+        R"({"testGroups":[{"tests":{}}]})", R"({"testGroups":[{"tests":[{"tcId":1}]}]})",
+        R"({"testGroups":[{"tests":[{"tcId":1,"result":"maybe"}]}]})",
+        R"({"testGroups":[{"tests":[{"result":"valid"}]}]})"}) {
     INFO(text);
     auto f = ParseWycheproof("bad.json", text);
     REQUIRE_FALSE(f.has_value());
@@ -61,9 +61,10 @@ TEST_CASE("Wycheproof tally prints run, passed, failed and skip reasons", "[unit
   t.acceptable_accepted = 1;
   t.skipped["too short"] = 3;
   CHECK(t.skipped_total() == 3);
-  CHECK(t.Summary("f.json", "fake") ==
-        "wycheproof f.json [fake]: 10 vectors, run 6, passed 5, failed 1, acceptable 1 (accepted 1), "
-        "skipped 3 (3: too short)");
+  CHECK(
+      t.Summary("f.json", "fake") ==
+      "wycheproof f.json [fake]: 10 vectors, run 6, passed 5, failed 1, acceptable 1 (accepted 1), "
+      "skipped 3 (3: too short)");
 }
 
 }  // namespace
