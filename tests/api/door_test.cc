@@ -346,6 +346,12 @@ TEST_CASE("door: malformed Authorization headers are IncompleteSignatureExceptio
   ExpectError(f.door->Handle(r), 400, "IncompleteSignatureException",
               "Authorization header requires 'Signature' parameter. Authorization header requires "
               "'SignedHeaders' parameter.");
+  // Header bytes echoed in a message are made JSON-safe (invalid UTF-8 and controls become '?').
+  auto binary = KmsRequest("TestEcho", "{}");
+  binary.headers.emplace_back("X-Amz-Date", "20261128T184142Z");
+  binary.headers.emplace_back("Authorization", "AWS4-HMAC-SHA256 \xff\x01" "Cred=\xc3\xa9");
+  ExpectError(f.door->Handle(binary), 400, "IncompleteSignatureException",
+              "Authorization header has an unknown component '??Cred'.");
   // Two Authorization headers.
   auto twice = KmsRequest("TestEcho", "{}");
   SignRequest(twice, At(kNow));
