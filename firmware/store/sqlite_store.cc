@@ -187,6 +187,16 @@ class Connection {
 
   sqlite3* db() const { return db_; }
 
+  // Runs one statement that returns no rows (BEGIN, COMMIT, ...), prepared once per connection: on the
+  // read path of every request, re-parsing "BEGIN" would cost as much as the lookup itself.
+  Status Run(const char* sql) {
+    KMS_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(sql));
+    const int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return SqliteError(rc, db_, sql);
+    return Status::Ok();
+  }
+
   StatusOr<sqlite3_stmt*> Prepare(const char* sql) {
     if (auto it = cache_.find(sql); it != cache_.end()) return it->second;
     sqlite3_stmt* stmt = nullptr;
@@ -1143,18 +1153,18 @@ class SqliteStore final : public MetadataStore {
         return UnavailableError("metadata store: busy: another transaction holds the write lock");
       }
       WriterTurn turn(&writer_gate_);
-      KMS_RETURN_IF_ERROR(ExecSql(writer_->db(), "BEGIN IMMEDIATE"));
+      KMS_RETURN_IF_ERROR(writer_->Run("BEGIN IMMEDIATE"));
       return std::unique_ptr<Transaction>(new SqliteTransaction(writer_.get(), std::move(turn)));
     }
     KMS_ASSIGN_OR_RETURN(std::unique_ptr<Connection> reader, TakeReader());
     // DEFERRED: the WAL snapshot is taken at the first read and held until the end.
-    KMS_RETURN_IF_ERROR(ExecSql(reader->db(), "BEGIN DEFERRED"));
+    KMS_RETURN_IF_ERROR(reader->Run("BEGIN DEFERRED"));
     return std::unique_ptr<Transaction>(new SqliteTransaction(this, std::move(reader)));
   }
 
   Status CheckIntegrity() override {
     KMS_ASSIGN_OR_RETURN(std::unique_ptr<Connection> reader, TakeReader());
-    KMS_RETURN_IF_ERROR(ExecSql(reader->db(), "BEGIN DEFERRED"));
+    KMS_RETURN_IF_ERROR(reader->Run("BEGIN DEFERRED"));
     SqliteTransaction txn(this, std::move(reader));
     return txn.CheckIntegrity();
   }
@@ -1192,11 +1202,11 @@ Status SqliteTransaction::End(const char* sql) {
   open_ = false;
   Status result;
   if (sqlite3_get_autocommit(conn_->db()) == 0) {
-    result = ExecSql(conn_->db(), sql);
+    result = conn_->Run(sql);
     // A failed COMMIT may leave the transaction open (e.g. SQLITE_BUSY): roll it back so the
     // connection is clean for the next user.
     if (!result.ok() && sqlite3_get_autocommit(conn_->db()) == 0) {
-      (void)ExecSql(conn_->db(), "ROLLBACK");
+      (void)conn_->Run("ROLLBACK");
     }
   } else if (std::string_view(sql) == "COMMIT") {
     result = Status(StatusCode::kAborted,
