@@ -631,6 +631,17 @@ TEST_CASE("store: reopening keeps every record", "[unit][store]") {
   struct stat st {};
   REQUIRE(::stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
+  {  // SQLite gives the -wal and -shm files the database file's mode.
+    auto writer = OpenOrDie(path);
+    auto txn = BeginOrDie(*writer);
+    KMS_REQUIRE_OK(txn->PutMeta("touch", "1"));
+    KMS_REQUIRE_OK(txn->Commit());
+    for (const char* suffix : {"-wal", "-shm"}) {
+      INFO(suffix);
+      REQUIRE(::stat((path + suffix).c_str(), &st) == 0);
+      CHECK((st.st_mode & 0777) == 0600);
+    }
+  }
 
   auto store = OpenOrDie(path);
   auto txn = BeginOrDie(*store, TransactionMode::kReadOnly);
@@ -641,7 +652,7 @@ TEST_CASE("store: reopening keeps every record", "[unit][store]") {
   CHECK(txn->ListIntents()->size() == 1);
   CHECK(*txn->GetMeta("setting") == "value");
   CHECK(*txn->GetCounter("c") == 3);
-  CHECK(*txn->Epoch() == 1);
+  CHECK(*txn->Epoch() == 2);
   CHECK(txn->ListKeysDueForDeletion(5, 10)->size() == 1);
   KMS_REQUIRE_OK(store->CheckIntegrity());
 }
