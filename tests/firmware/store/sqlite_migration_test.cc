@@ -178,5 +178,55 @@ TEST_CASE("migration: damaged or foreign databases are refused", "[unit][store]"
   }
 }
 
+
+TEST_CASE("store: a full disk is Unavailable and the store stays consistent", "[unit][store]") {
+  TempDir dir;
+  const std::string path = dir.File("kms.db");
+  // A test-only v2 step caps the writer connection's database size (PRAGMA max_page_count is per
+  // connection, and migrations run on the writer connection): the disk is "full" a few pages on.
+  std::vector<SqliteMigration> capped(BuiltinSqliteMigrations().begin(),
+                                      BuiltinSqliteMigrations().end());
+  capped.push_back({2, [](sqlite3* db) {
+                      return internal::ExecSql(db, "PRAGMA max_page_count = 40");
+                    }});
+  auto opened = OpenSqliteStoreWithMigrations(Options(path), capped);
+  REQUIRE(opened.has_value());
+  auto& store = **opened;
+  {
+    auto txn = BeginOrDie(store);
+    REQUIRE(txn->InsertKey(MakeKey("before")).ok());
+    REQUIRE(txn->Commit().ok());
+  }
+  auto txn = BeginOrDie(store);
+  Status failure;
+  for (int i = 0; i < 1000 && failure.ok(); ++i) {
+    KeyRecord k = MakeKey("big-" + std::to_string(i));
+    k.set_description(std::string(3000, 'd'));
+    failure = txn->InsertKey(k);
+  }
+  INFO(failure.ToString());
+  CHECK(failure.code() == StatusCode::kUnavailable);
+  CHECK(failure.message() == "metadata store: step: database or disk is full");
+  // SQLite rolled the whole transaction back (sqlite.org/lang_transaction.html, "Response To Errors
+  // Within A Transaction": SQLITE_FULL may do so): every further call says so, and nothing commits.
+  auto after = txn->GetKey("before");
+  REQUIRE_FALSE(after.has_value());
+  CHECK(after.error().code() == StatusCode::kAborted);
+  CHECK(after.error().message() ==
+        "metadata store: the transaction was abandoned after an earlier error");
+  const Status commit = txn->Commit();
+  CHECK(commit.code() == StatusCode::kAborted);
+  CHECK(commit.message() == "metadata store: the transaction was abandoned after an earlier error");
+  txn.reset();
+  auto check = BeginOrDie(store, TransactionMode::kReadOnly);
+  CHECK(*check->CountKeys() == 1);
+  check.reset();
+  // The store works again once the write fits.
+  auto small = BeginOrDie(store);
+  REQUIRE(small->InsertKey(MakeKey("after")).ok());
+  REQUIRE(small->Commit().ok());
+  CHECK(store.CheckIntegrity().ok());
+}
+
 }  // namespace
 }  // namespace kms::firmware::store
