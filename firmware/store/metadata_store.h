@@ -164,7 +164,7 @@ class Transaction {
   // The store epoch: a counter the store itself increments in every committed read-write transaction
   // that wrote something. Equal epochs mean no writer committed in between, in any process sharing the
   // store: a cache of records may be trusted while the epoch it was filled at is unchanged. A
-  // transaction reads the epoch as of its start; its own increment happens at Commit.
+  // transaction reads the epoch of its snapshot; its own increment happens at Commit.
   virtual StatusOr<std::uint64_t> Epoch() = 0;
   // Named monotonic counters (0 when never incremented). Increment returns the new value.
   virtual StatusOr<std::uint64_t> GetCounter(std::string_view name) = 0;
