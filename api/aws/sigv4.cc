@@ -438,15 +438,18 @@ AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
 
   // Reference §1.3.3: ±5 minutes, with AWS's own texts.
   const auto now = config_.clock();
+  const std::string window =
+      std::to_string(std::chrono::duration_cast<std::chrono::minutes>(config_.max_skew).count()) +
+      " min.)";
   if (*signed_at < now - config_.max_skew) {
     return std::unexpected(InvalidSignature(
         "Signature expired: " + amz_date + " is now earlier than " +
-        FormatAmzDate(now - config_.max_skew) + " (" + FormatAmzDate(now) + " - 5 min.)"));
+        FormatAmzDate(now - config_.max_skew) + " (" + FormatAmzDate(now) + " - " + window));
   }
   if (*signed_at > now + config_.max_skew) {
     return std::unexpected(InvalidSignature(
         "Signature not yet current: " + amz_date + " is still later than " +
-        FormatAmzDate(now + config_.max_skew) + " (" + FormatAmzDate(now) + " + 5 min.)"));
+        FormatAmzDate(now + config_.max_skew) + " (" + FormatAmzDate(now) + " + " + window));
   }
 
   // Reference §1.3.6: hash what arrived; a claimed hash must agree.
