@@ -77,7 +77,16 @@ TEST_CASE("crash: SIGKILL at random moments loses no committed transaction and t
       WriterChild(path, fds[1], next_first);
     }
     close(fds[1]);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 250));
+    // Wait for the first committed key (so every run does work however slow the disk is), then let
+    // the child run on for a random while and kill it in the middle of whatever it is doing.
+    std::string text;
+    char buf[4096];
+    while (text.find('\n') == std::string::npos) {
+      const ssize_t n = read(fds[0], buf, sizeof buf);
+      if (n <= 0) break;  // the child died on its own: caught by the WIFSIGNALED check below
+      text.append(buf, static_cast<size_t>(n));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 200));
     REQUIRE(kill(pid, SIGKILL) == 0);
     int wstatus = 0;
     REQUIRE(waitpid(pid, &wstatus, 0) == pid);
@@ -85,10 +94,9 @@ TEST_CASE("crash: SIGKILL at random moments loses no committed transaction and t
     REQUIRE(WIFSIGNALED(wstatus));
     CHECK(WTERMSIG(wstatus) == SIGKILL);
     // Everything the child reported is in the pipe (the kernel keeps it after the writer dies).
-    std::string text;
-    char buf[4096];
-    for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;)
+    for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) {
       text.append(buf, static_cast<size_t>(n));
+    }
     close(fds[0]);
     int max_seen = next_first - 1;
     for (std::size_t pos = 0; pos < text.size();) {
