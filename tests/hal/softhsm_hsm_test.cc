@@ -6,6 +6,8 @@
 #include <mbedtls/pk.h>
 #include <sys/stat.h>
 
+#include <stdlib.h>
+
 #include <atomic>
 #include <filesystem>
 #include <thread>
@@ -247,6 +249,31 @@ TEST_CASE("GenerateExportableKeyPair returns a PKCS#8 key matching its public ke
   CHECK(raw.Find({}).size() == 1);
 }
 
+TEST_CASE("imported PKCS#8 private keys sign like the originals and cannot be wrapped",
+          "[softhsm][hal]") {
+  auto fx = MakeFixture();
+  hal::Hsm& hsm = fx->hsm();
+  const std::pair<KeyAlgorithm, SignatureAlgorithm> kinds[] = {
+      {KeyAlgorithm::kRsa2048, SignatureAlgorithm::kRsaPssSha256},
+      {KeyAlgorithm::kRsa2048, SignatureAlgorithm::kRsaPkcs1Sha512},
+      {KeyAlgorithm::kEcP384, SignatureAlgorithm::kEcdsaSha384},
+      {KeyAlgorithm::kEcSecp256k1, SignatureAlgorithm::kEcdsaSha256},
+  };
+  for (auto [algorithm, sa] : kinds) {
+    INFO(hal::KeyAlgorithmName(algorithm) << " " << hal::SignatureAlgorithmName(sa));
+    hal::ExportedKeyPair pair = Must(hsm.GenerateExportableKeyPair(algorithm));
+    auto key = Must(hsm.ImportKey(algorithm, KeyPurpose::kSignVerify, pair.private_key_pkcs8));
+    CHECK(Must(hsm.PublicKeyDer(key)) == pair.public_key_der);
+    Bytes digest = Digest(hal::DigestOf(sa), "imported");
+    Bytes sig = Must(hsm.SignDigest(key, sa, digest));
+    CHECK(SoftwareVerify(pair.public_key_der, sa, digest, sig));
+    MustOk(hsm.VerifyDigest(key, sa, digest, sig));
+    CHECK(hsm.WrapKey(key).error() ==
+          FailedPreconditionError("only keys made by GenerateKey can be wrapped",
+                                  Reason::kPolicyViolation));
+  }
+}
+
 TEST_CASE("a key's objects are destroyed with its last handle", "[softhsm][hal]") {
   auto fx = MakeFixture();
   hal::Hsm& hsm = fx->hsm();
@@ -363,6 +390,26 @@ TEST_CASE("the dev token folder survives a restart", "[softhsm][provisioning]") 
   }
   CHECK_FALSE(std::filesystem::exists(dir));  // the fixture cleans up
   CHECK(provisioning::OpenDevToken(dir).error().code() == StatusCode::kNotFound);
+}
+
+TEST_CASE("OpenOrCreateDevToken creates once then reopens", "[softhsm][provisioning]") {
+  std::string dir = std::filesystem::temp_directory_path().string() + "/kms-devtoken-XXXXXX";
+  REQUIRE(::mkdtemp(dir.data()) != nullptr);
+  {
+    provisioning::DevToken made = Must(provisioning::OpenOrCreateDevToken(dir + "/state"));
+    CHECK_FALSE(made.so_pin.empty());
+    CHECK(made.token_label == "kms-dev");
+    CHECK(made.domain_key_label == "kms-domain-key");
+    CHECK(made.module_path == provisioning::kSoftHsmModulePath);
+    provisioning::DevToken again = Must(provisioning::OpenOrCreateDevToken(dir + "/state"));
+    CHECK(again.so_pin.empty());  // reopened, not recreated
+    CHECK(again.user_pin == made.user_pin);
+    CHECK(std::string(::getenv("SOFTHSM2_CONF")) == again.conf_path);
+  }
+  CHECK(provisioning::CreateDevToken(dir + "/x", {.token_label = std::string(33, 'a')}).error() ==
+        InvalidArgumentError("token label must be 1..32 characters"));
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace
