@@ -569,9 +569,28 @@ class KeyService::Impl {
     KMS_RETURN_IF_ERROR(tx->UpdateKeyVersion(v));
     KMS_RETURN_IF_ERROR(CommitWrite(*tx));  // durable before any of the batch is used
     std::lock_guard lock(mu_);
+    BoundReservations();
     // Invocations used..used+batch-1 (0-based) are now ours; this call takes the first.
     reservations_[id] = Reservation{used + 2, used + batch};
     return true;
+  }
+
+  // Keeps the reservation map bounded with many keys. Forgetting a reservation only wastes the rest of
+  // its batch (the stored count stays an over-estimate), so clearing is always safe. Caller holds mu_.
+  void BoundReservations() {
+    if (reservations_.size() >= kMaxReservations) reservations_.clear();
+  }
+
+  // A new symmetric version is stored with its first batch already reserved (counted in the same
+  // transaction that makes it durable), so its first encryptions cost no extra store write.
+  std::uint64_t FirstBatch() const {
+    return std::min(std::max<std::uint64_t>(s_.config_.gcm_reservation_batch, 1),
+                    s_.config_.gcm_invocation_limit);
+  }
+  void AdoptFirstBatch(const std::string& key_id, std::uint32_t version, std::uint64_t reserved) {
+    std::lock_guard lock(mu_);
+    BoundReservations();
+    reservations_[std::make_pair(key_id, version)] = Reservation{1, reserved};
   }
 
   // AES-GCM under the key's current version, rotating first when the version reached the bound.
@@ -742,6 +761,8 @@ class KeyService::Impl {
       previous->set_state(records::KEY_VERSION_STATE_NON_CURRENT);
       KMS_RETURN_IF_ERROR(tx->UpdateKeyVersion(*previous));
     }
+    const bool symmetric = current->key_spec() == records::KEY_SPEC_SYMMETRIC_DEFAULT;
+    if (symmetric) made->set_invocation_count(FirstBatch());
     KMS_RETURN_IF_ERROR(tx->InsertKeyVersion(*made));
     current->set_current_version(version);
     if (trigger == RotateTrigger::kOnDemand) {
@@ -754,7 +775,9 @@ class KeyService::Impl {
     KMS_RETURN_IF_ERROR(tx->UpdateKey(*current));
     auto deleted = tx->DeleteIntent(intent_id);
     if (!deleted.ok() && deleted.code() != StatusCode::kNotFound) return deleted;
-    return CommitWrite(*tx);
+    KMS_RETURN_IF_ERROR(CommitWrite(*tx));
+    if (symmetric) AdoptFirstBatch(key_id, version, made->invocation_count());
+    return Status();
   }
 
   // Destroys a key whose deletion is due: intent -> one transaction deleting the key with every
@@ -778,7 +801,7 @@ class KeyService::Impl {
     }
     s_.cache_.EraseKey(key_id);
     KMS_ASSIGN_OR_RETURN(auto tx, s_.store_.Begin(TransactionMode::kReadWrite));
-    Status del = tx->DeleteKey(key_id);
+    Status del = DeleteKeyCounted(*tx, key_id);
     if (!del.ok() && del.code() != StatusCode::kNotFound) return del;
     auto di = tx->DeleteIntent(intent_id);
     if (!di.ok() && di.code() != StatusCode::kNotFound) return di;
@@ -787,6 +810,23 @@ class KeyService::Impl {
     std::lock_guard lock(mu_);
     std::erase_if(reservations_, [&](const auto& e) { return e.first.first == key_id; });
     return Status();
+  }
+
+  // The key quota counts keys with two monotonic store counters (the store has no decrement): keys
+  // ever reserved by CreateKey and keys ever deleted, each moved in the transaction that inserts or
+  // deletes the key, so `created - deleted` is exact and costs two point reads (a COUNT(*) over the key
+  // table would grow with the number of keys).
+  static constexpr std::string_view kKeysCreated = "key_service.keys_created";
+  static constexpr std::string_view kKeysDeleted = "key_service.keys_deleted";
+  static StatusOr<std::uint64_t> LiveKeys(store::Transaction& tx) {
+    KMS_ASSIGN_OR_RETURN(std::uint64_t created, tx.GetCounter(kKeysCreated));
+    KMS_ASSIGN_OR_RETURN(std::uint64_t deleted, tx.GetCounter(kKeysDeleted));
+    return created >= deleted ? created - deleted : 0;
+  }
+  // Deletes a key and counts it.
+  static Status DeleteKeyCounted(store::Transaction& tx, const std::string& key_id) {
+    KMS_RETURN_IF_ERROR(tx.DeleteKey(key_id));
+    return StatusOf(tx.IncrementCounter(kKeysDeleted, 1));
   }
 
   // Startup: finish or undo what a crash interrupted (issue 3 item 8).
@@ -800,7 +840,7 @@ class KeyService::Impl {
           // intent) never committed. Remove the half-made key.
           auto key = tx->GetKey(intent.key_id());
           if (key && key->state() == records::KEY_STATE_PENDING_CREATION) {
-            KMS_RETURN_IF_ERROR(tx->DeleteKey(intent.key_id()));
+            KMS_RETURN_IF_ERROR(DeleteKeyCounted(*tx, intent.key_id()));
           }
           break;
         }
@@ -812,7 +852,7 @@ class KeyService::Impl {
           // The deletion was decided durably: complete it.
           auto key = tx->GetKey(intent.key_id());
           if (key && key->state() == records::KEY_STATE_PENDING_DELETION) {
-            KMS_RETURN_IF_ERROR(tx->DeleteKey(intent.key_id()));
+            KMS_RETURN_IF_ERROR(DeleteKeyCounted(*tx, intent.key_id()));
           }
           break;
         }
@@ -821,19 +861,8 @@ class KeyService::Impl {
       }
       KMS_RETURN_IF_ERROR(tx->DeleteIntent(intent.intent_id()));
     }
-    // A PENDING_CREATION key without an intent cannot arise (both are written in one transaction),
-    // but remove any defensively: it would otherwise hold a quota slot forever.
-    std::string after;
-    for (;;) {
-      KMS_ASSIGN_OR_RETURN(auto page, tx->ListKeys(after, 1000));
-      for (const KeyRecord& k : page.items) {
-        if (k.state() == records::KEY_STATE_PENDING_CREATION) {
-          KMS_RETURN_IF_ERROR(tx->DeleteKey(k.key_id()));
-        }
-      }
-      if (!page.truncated) break;
-      after = page.next_marker;
-    }
+    // A PENDING_CREATION key never exists without its intent (both are written in one transaction), so
+    // the intents are all there is to look at: start-up cost does not grow with the number of keys.
     return CommitWrite(*tx);
   }
 
@@ -876,6 +905,7 @@ class KeyService::Impl {
 
  private:
   static constexpr std::size_t kMaxCachedRecords = 16384;
+  static constexpr std::size_t kMaxReservations = 65536;
   struct CachedKey {
     KeyAndVersion records;
     std::chrono::steady_clock::time_point loaded;
@@ -966,7 +996,7 @@ StatusOr<CreateKeyResponse> KeyService::CreateKey(const CreateKeyRequest& reques
   // 1. Intent and reserved id, durably, before any HSM work.
   {
     KMS_ASSIGN_OR_RETURN(auto tx, store_.Begin(TransactionMode::kReadWrite));
-    KMS_ASSIGN_OR_RETURN(std::uint64_t count, tx->CountKeys());
+    KMS_ASSIGN_OR_RETURN(std::uint64_t count, Impl::LiveKeys(*tx));
     if (count >= config_.max_keys) {
       return ResourceExhaustedError("The request was rejected because a quota was exceeded: at most " +
                                         std::to_string(config_.max_keys) + " keys.",
@@ -980,6 +1010,7 @@ StatusOr<CreateKeyResponse> KeyService::CreateKey(const CreateKeyRequest& reques
     intent.set_created_time_ms(now);
     KMS_RETURN_IF_ERROR(tx->InsertIntent(intent));
     KMS_RETURN_IF_ERROR(tx->InsertKey(key));
+    KMS_RETURN_IF_ERROR(StatusOf(tx->IncrementCounter(Impl::kKeysCreated, 1)));
     KMS_RETURN_IF_ERROR(impl_->CommitWrite(*tx));
   }
   // 2. HSM work: generate and wrap version 1.
@@ -987,7 +1018,7 @@ StatusOr<CreateKeyResponse> KeyService::CreateKey(const CreateKeyRequest& reques
   if (!version) {
     auto tx = store_.Begin(TransactionMode::kReadWrite);
     if (tx) {
-      (void)(*tx)->DeleteKey(key_id);
+      (void)Impl::DeleteKeyCounted(**tx, key_id);
       (void)(*tx)->DeleteIntent(intent_id);
       (void)impl_->CommitWrite(**tx);
     }
@@ -996,6 +1027,7 @@ StatusOr<CreateKeyResponse> KeyService::CreateKey(const CreateKeyRequest& reques
   // 3. Activate: version, tags, state and intent removal in one durable transaction.
   {
     KMS_ASSIGN_OR_RETURN(auto tx, store_.Begin(TransactionMode::kReadWrite));
+    if (spec == KeySpec::kSymmetricDefault) version->set_invocation_count(impl_->FirstBatch());
     KMS_RETURN_IF_ERROR(tx->InsertKeyVersion(*version));
     for (const Tag& t : request.tags) {
       TagRecord tag;
@@ -1008,6 +1040,9 @@ StatusOr<CreateKeyResponse> KeyService::CreateKey(const CreateKeyRequest& reques
     KMS_RETURN_IF_ERROR(tx->UpdateKey(key));
     KMS_RETURN_IF_ERROR(tx->DeleteIntent(intent_id));
     KMS_RETURN_IF_ERROR(impl_->CommitWrite(*tx));
+  }
+  if (spec == KeySpec::kSymmetricDefault) {
+    impl_->AdoptFirstBatch(key_id, 1, version->invocation_count());
   }
   Impl::Key k{key, KeyArn(key_id)};
   return CreateKeyResponse{impl_->Metadata(k, version->key_material_id())};

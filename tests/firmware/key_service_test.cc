@@ -167,11 +167,19 @@ TEST_CASE("the key quota is LimitExceeded", "[unit]") {
   KeyServiceConfig config;
   config.max_keys = 2;
   ServiceFixture f(config);
-  f.Create();
+  KeyMetadata first = f.Create();
   f.Create();
   Status s = ErrorOf(f.svc().CreateKey({}));
   CHECK(s.code() == StatusCode::kResourceExhausted);
   CHECK(s.reason() == Reason::kLimitExceeded);
+  // A destroyed key frees its slot (also across a restart).
+  REQUIRE(f.svc().ScheduleKeyDeletion({first.key_id, 7}).has_value());
+  CHECK(ErrorOf(f.svc().CreateKey({})).reason() == Reason::kLimitExceeded);  // pending still counts
+  f.clock.AdvanceDays(8);
+  REQUIRE(f.svc().RunDue(f.clock.NowMs())->keys_deleted == 1);
+  f.Restart();
+  CHECK(f.svc().CreateKey({}).has_value());
+  CHECK(ErrorOf(f.svc().CreateKey({})).reason() == Reason::kLimitExceeded);
 }
 
 TEST_CASE("KeyId resolves in all four forms where AWS accepts them", "[unit]") {
@@ -1226,6 +1234,7 @@ TEST_CASE("startup reconciliation removes half-made keys and finishes decided de
     k.set_state(records::KEY_STATE_PENDING_CREATION);
     k.set_current_version(1);
     REQUIRE((*tx)->InsertKey(k).ok());
+    REQUIRE((*tx)->IncrementCounter("key_service.keys_created", 1).has_value());  // as CreateKey does
     records::IntentRecord create;
     create.set_intent_id("i-create");
     create.set_kind(records::INTENT_KIND_CREATE_KEY);
