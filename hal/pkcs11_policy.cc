@@ -96,11 +96,8 @@ KeySpec SecretOrPrivateKeySpec(KeyAlgorithm algorithm, KeyPurpose purpose, KeyOr
   KeySpec spec;
   const bool extractable = origin == KeyOrigin::kGenerated;
   spec.flags = {{CKA_TOKEN, false},       {CKA_PRIVATE, true},    {CKA_SENSITIVE, true},
-                {CKA_EXTRACTABLE, extractable}, {CKA_COPYABLE, false}, {CKA_DERIVE, false}};
-  // SoftHSM2 2.6 refuses CKA_MODIFIABLE in a C_UnwrapKey template (CKR_ATTRIBUTE_READ_ONLY, measured), so
-  // unwrapped keys stay modifiable there. They are non-extractable session objects, never wrap-capable,
-  // and CKA_ALLOWED_MECHANISMS pins them to their purpose's one mechanism (no wrap mechanism).
-  if (origin != KeyOrigin::kUnwrapped) spec.flags.emplace_back(CKA_MODIFIABLE, false);
+                {CKA_EXTRACTABLE, extractable}, {CKA_COPYABLE, false}, {CKA_DERIVE, false},
+                {CKA_UNWRAP, false},      {CKA_MODIFIABLE, false}};
   spec.value_len_may_be_unset = origin == KeyOrigin::kUnwrapped;
   if (IsSymmetric(algorithm)) {
     spec.object_class = CKO_SECRET_KEY;
@@ -115,15 +112,14 @@ KeySpec SecretOrPrivateKeySpec(KeyAlgorithm algorithm, KeyPurpose purpose, KeyOr
                                          {CKA_DECRYPT, enc},
                                          {CKA_SIGN, !enc},
                                          {CKA_VERIFY, !enc},
-                                         {CKA_WRAP, false},
-                                         {CKA_UNWRAP, false}});
+                                         {CKA_WRAP, false}});
   } else {
     spec.object_class = CKO_PRIVATE_KEY;
     spec.key_type = IsRsa(algorithm) ? CKK_RSA : CKK_EC;
     const bool decrypt = purpose == KeyPurpose::kEncryptDecrypt;
     spec.flags.insert(spec.flags.end(),
                       {{CKA_DECRYPT, decrypt}, {CKA_SIGN, !decrypt}, {CKA_SIGN_RECOVER, false}});
-    // CKA_WRAP is not a private key attribute (it is refused); CKA_UNWRAP see the header.
+    // CKA_WRAP is not a private key attribute (SoftHSM2 refuses it in the template): checked only.
     spec.never_true = {CKA_WRAP};
   }
   spec.allowed_mechanisms = AllowedFor(algorithm, purpose);
@@ -145,10 +141,22 @@ KeySpec PublicKeySpec(KeyAlgorithm algorithm, KeyPurpose purpose) {
 pkcs11::AttributeTemplate TemplateOf(const KeySpec& spec, bool with_value_len) {
   pkcs11::AttributeTemplate t;
   t.Ulong(CKA_CLASS, spec.object_class).Ulong(CKA_KEY_TYPE, spec.key_type);
-  for (const auto& [type, value] : spec.flags) t.Bool(type, value);
+  // SoftHSM2 2.6 applies a template in order, and once CKA_MODIFIABLE=FALSE is applied the attributes
+  // after it are read-only for C_UnwrapKey (CKR_ATTRIBUTE_READ_ONLY); it also refuses CKA_UNWRAP on a
+  // private key unless it comes after the usage flags (measured). So: every other attribute first,
+  // then CKA_UNWRAP, then CKA_MODIFIABLE last.
+  auto is_late = [](CK_ATTRIBUTE_TYPE a) { return a == CKA_UNWRAP || a == CKA_MODIFIABLE; };
+  for (const auto& [type, value] : spec.flags) {
+    if (!is_late(type)) t.Bool(type, value);
+  }
   if (with_value_len && spec.value_len) t.Ulong(CKA_VALUE_LEN, *spec.value_len);
   if (!spec.allowed_mechanisms.empty()) {
     t.Mechanisms(CKA_ALLOWED_MECHANISMS, spec.allowed_mechanisms);
+  }
+  for (CK_ATTRIBUTE_TYPE late : {CKA_UNWRAP, CKA_MODIFIABLE}) {
+    for (const auto& [type, value] : spec.flags) {
+      if (type == late) t.Bool(type, value);
+    }
   }
   return t;
 }

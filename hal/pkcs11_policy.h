@@ -17,11 +17,10 @@
 //  * Public key objects: session objects, VERIFY or ENCRYPT only, never WRAP.
 //  No key can both wrap and decrypt.
 //
-// SoftHSM2 2.6 deviations, measured and accepted: it refuses CKA_UNWRAP in a private key template
-// (CKR_ATTRIBUTE_TYPE_INVALID) and defaults it to TRUE, so private keys are not checked for UNWRAP (an
-// unwrap imports into the device, it never extracts; CKA_ALLOWED_MECHANISMS still pins the key to its
-// purpose); it refuses CKA_MODIFIABLE in a C_UnwrapKey template and leaves CKA_VALUE_LEN at 0 on
-// unwrapped keys (see SecretOrPrivateKeySpec and value_len_may_be_unset).
+// SoftHSM2 2.6 quirks, measured: it applies templates in order and makes the attributes after
+// CKA_MODIFIABLE=FALSE read-only in C_UnwrapKey, and takes CKA_UNWRAP on a private key only after the
+// usage flags (TemplateOf orders accordingly); it refuses CKA_WRAP on private keys (checked, not sent:
+// KeySpec::never_true); it leaves CKA_VALUE_LEN at 0 on unwrapped keys (value_len_may_be_unset).
 //
 // Thread-safety: pure functions over a Session the caller holds.
 #ifndef KMS_HAL_PKCS11_POLICY_H_

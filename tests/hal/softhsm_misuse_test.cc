@@ -207,9 +207,8 @@ TEST_CASE("no key created by the HAL can both wrap and decrypt", "[softhsm][misu
     // Every other key is a session object that cannot wrap, unwrap or derive.
     CHECK(raw.Bool(o, CKA_TOKEN) == 0);
     CHECK_FALSE(wrap);
-    // SoftHSM2 private keys carry CKA_UNWRAP=TRUE and refuse it in templates (hal/pkcs11_policy.h);
-    // an unwrap only brings keys in, and CKA_ALLOWED_MECHANISMS keeps them to their purpose.
-    if (cls != CKO_PRIVATE_KEY) CHECK_FALSE(unwrap);
+    CHECK_FALSE(unwrap);
+    CHECK(raw.Bool(o, CKA_MODIFIABLE) == 0);  // unwrapped keys included
     CHECK(raw.Bool(o, CKA_DERIVE) != 1);
     if (cls != CKO_PUBLIC_KEY) {
       CHECK(raw.Bool(o, CKA_SENSITIVE) == 1);
