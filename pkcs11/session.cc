@@ -99,33 +99,44 @@ StatusOr<std::vector<CK_OBJECT_HANDLE>> Session::FindObjects(AttributeTemplate& 
 
 StatusOr<std::vector<AttributeValue>> Session::GetAttributes(
     CK_OBJECT_HANDLE object, std::span<const CK_ATTRIBUTE_TYPE> types) {
-  // PKCS#11 v2.40 §5.7 C_GetAttributeValue: first call sizes, second call fills. Unavailable entries get
-  // ulValueLen = CK_UNAVAILABLE_INFORMATION and the call returns TYPE_INVALID/SENSITIVE for them.
-  std::vector<CK_ATTRIBUTE> query(types.size());
-  for (std::size_t i = 0; i < types.size(); ++i) query[i] = CK_ATTRIBUTE{types[i], nullptr, 0};
-  CK_RV rv = f()->C_GetAttributeValue(handle_, object, query.data(), Len(query.size()));
-  if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_ATTRIBUTE_SENSITIVE) {
-    return RvToStatus(rv, "C_GetAttributeValue");
-  }
+  // PKCS#11 v2.40 §5.7 C_GetAttributeValue. One call with room for the usual attribute (flags, sizes,
+  // OIDs, mechanism lists): policy checks read a dozen of those per key load, and each call costs the
+  // module a lookup. An entry the module marks CK_UNAVAILABLE_INFORMATION is either invalid for the
+  // object, sensitive, or larger than the room given (the return value names only one of the causes):
+  // those are sized and fetched one by one.
+  constexpr std::size_t kRoom = 64;
   std::vector<AttributeValue> values(types.size());
-  std::vector<CK_ATTRIBUTE> fetch;
-  std::vector<std::size_t> index;
+  std::vector<CK_ATTRIBUTE> query(types.size());
   for (std::size_t i = 0; i < types.size(); ++i) {
     values[i].type = types[i];
-    if (query[i].ulValueLen == CK_UNAVAILABLE_INFORMATION) continue;
-    values[i].present = true;
-    values[i].value = SecretBytes(static_cast<std::size_t>(query[i].ulValueLen));
-    if (query[i].ulValueLen == 0) continue;
-    fetch.push_back(CK_ATTRIBUTE{types[i], values[i].value.ExposeSecretMutable().data(),
-                                 query[i].ulValueLen});
-    index.push_back(i);
+    values[i].value = SecretBytes(kRoom);
+    query[i] = CK_ATTRIBUTE{types[i], values[i].value.ExposeSecretMutable().data(), Len(kRoom)};
   }
-  if (!fetch.empty()) {
-    rv = f()->C_GetAttributeValue(handle_, object, fetch.data(), Len(fetch.size()));
-    if (rv != CKR_OK) return RvToStatus(rv, "C_GetAttributeValue");
-    for (std::size_t j = 0; j < fetch.size(); ++j) {
-      values[index[j]].value.resize(static_cast<std::size_t>(fetch[j].ulValueLen));
+  CK_RV rv = f()->C_GetAttributeValue(handle_, object, query.data(), Len(query.size()));
+  if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_ATTRIBUTE_SENSITIVE &&
+      rv != CKR_BUFFER_TOO_SMALL) {
+    return RvToStatus(rv, "C_GetAttributeValue");
+  }
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    if (query[i].ulValueLen != CK_UNAVAILABLE_INFORMATION) {
+      values[i].present = true;
+      values[i].value.resize(static_cast<std::size_t>(query[i].ulValueLen));
+      continue;
     }
+    CK_ATTRIBUTE size{types[i], nullptr, 0};
+    rv = f()->C_GetAttributeValue(handle_, object, &size, 1);
+    if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE ||
+        size.ulValueLen == CK_UNAVAILABLE_INFORMATION) {
+      values[i].value = SecretBytes();
+      continue;
+    }
+    if (rv != CKR_OK) return RvToStatus(rv, "C_GetAttributeValue");
+    values[i].value = SecretBytes(static_cast<std::size_t>(size.ulValueLen));
+    CK_ATTRIBUTE fetch{types[i], values[i].value.ExposeSecretMutable().data(), size.ulValueLen};
+    rv = f()->C_GetAttributeValue(handle_, object, &fetch, 1);
+    if (rv != CKR_OK) return RvToStatus(rv, "C_GetAttributeValue");
+    values[i].present = true;
+    values[i].value.resize(static_cast<std::size_t>(fetch.ulValueLen));
   }
   return values;
 }

@@ -62,7 +62,8 @@ class Session {
   // Up to `max` objects matching `attributes` (C_FindObjectsInit/C_FindObjects/C_FindObjectsFinal).
   StatusOr<std::vector<CK_OBJECT_HANDLE>> FindObjects(AttributeTemplate& attributes,
                                                       std::size_t max = 64);
-  // Reads `types` in one C_GetAttributeValue. An attribute that is invalid for the object or sensitive
+  // Reads `types`, in one C_GetAttributeValue when each value fits 64 bytes (flags, sizes, OIDs,
+  // mechanism lists). An attribute that is invalid for the object or sensitive
   // comes back with present=false (CKR_ATTRIBUTE_TYPE_INVALID/SENSITIVE are not errors here).
   StatusOr<std::vector<AttributeValue>> GetAttributes(CK_OBJECT_HANDLE object,
                                                       std::span<const CK_ATTRIBUTE_TYPE> types);
