@@ -118,7 +118,7 @@ StatusOr<std::vector<AttributeValue>> Session::GetAttributes(
     return RvToStatus(rv, "C_GetAttributeValue");
   }
   for (std::size_t i = 0; i < types.size(); ++i) {
-    if (query[i].ulValueLen != CK_UNAVAILABLE_INFORMATION) {
+    if (query[i].ulValueLen != CK_UNAVAILABLE_INFORMATION && query[i].ulValueLen <= kRoom) {
       values[i].present = true;
       values[i].value.resize(static_cast<std::size_t>(query[i].ulValueLen));
       continue;
