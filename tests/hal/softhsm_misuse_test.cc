@@ -247,6 +247,10 @@ TEST_CASE("the HAL refuses a domain key that breaks the policy", "[softhsm][misu
       t.Bool(CKA_EXTRACTABLE, false).Bool(CKA_WRAP, true).Bool(CKA_UNWRAP, true)
           .Bool(CKA_DECRYPT, false).Bool(CKA_ENCRYPT, false).Bool(CKA_MODIFIABLE, true);
     });
+    make("dk-sealed", [](pkcs11::AttributeTemplate& t) {  // never extractable at all: stricter, fine
+      t.Bool(CKA_EXTRACTABLE, false).Bool(CKA_WRAP, true).Bool(CKA_UNWRAP, true)
+          .Bool(CKA_DECRYPT, false).Bool(CKA_ENCRYPT, false).Bool(CKA_MODIFIABLE, false);
+    });
     make("dk-untrusted", [](pkcs11::AttributeTemplate& t) {
       t.Bool(CKA_EXTRACTABLE, true).Bool(CKA_WRAP_WITH_TRUSTED, false).Bool(CKA_WRAP, true)
           .Bool(CKA_UNWRAP, true).Bool(CKA_DECRYPT, false).Bool(CKA_ENCRYPT, false)
@@ -270,6 +274,10 @@ TEST_CASE("the HAL refuses a domain key that breaks the policy", "[softhsm][misu
   missing.domain_key_label = "no-such-key";
   CHECK(fx->OpenHsm(std::move(missing)) ==
         FailedPreconditionError("domain key 'no-such-key' not found on the token"));
+  hal::Pkcs11HsmConfig sealed = fx->Config();
+  sealed.domain_key_label = "dk-sealed";
+  MustOk(fx->OpenHsm(std::move(sealed)));
+  fx->CloseHsm();
   MustOk(fx->OpenHsm());  // the real one passes
 }
 
