@@ -2,7 +2,9 @@
 // an error, leaks no session, and the next operation succeeds (issue 2 "what must hold").
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <functional>
+#include <thread>
 
 #include "hal/hsm.h"
 #include "tests/hal/softhsm_test_util.h"
@@ -200,6 +202,54 @@ TEST_CASE("a module that stays down reports Unavailable until it comes back", "[
   MustOk(hsm.CheckHealth());
   CHECK(Must(hsm.GenerateRandom(8)).size() == 8);
   CHECK(faults.open_sessions() <= 2);
+}
+
+TEST_CASE("device errors while several threads work: errors are Unavailable and work resumes",
+          "[softhsm][faults]") {
+  auto fx = MakeFixture({.session_pool_size = kPool, .inject_faults = true});
+  hal::Hsm& hsm = fx->hsm();
+  FaultInjector& faults = *fx->faults();
+  auto seed = Must(hsm.GenerateKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt));
+  const hal::WrappedKey wrapped = Must(hsm.WrapKey(seed));
+  seed.reset();
+  std::atomic<bool> stop{false};
+  std::atomic<int> unexpected{0}, unavailable{0}, ok_after{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      StatusOr<hal::KeyHandle> key = hsm.UnwrapKey(wrapped);
+      while (!stop.load()) {
+        if (!key.has_value()) {
+          key = hsm.UnwrapKey(wrapped);
+          if (!key.has_value() && key.error().code() != StatusCode::kUnavailable) ++unexpected;
+          continue;
+        }
+        auto c = hsm.EncryptAesGcm(*key, AsBytes("p"), {});
+        if (c.has_value()) continue;
+        if (c.error().code() != StatusCode::kUnavailable) {
+          ++unexpected;
+        } else {
+          ++unavailable;
+        }
+        if (c.error().reason() == Reason::kHandleStale) key = hsm.UnwrapKey(wrapped);
+      }
+      // After the storm, this thread's work goes through.
+      key = hsm.UnwrapKey(wrapped);
+      if (key.has_value() && hsm.EncryptAesGcm(*key, AsBytes("p"), {}).has_value()) ++ok_after;
+    });
+  }
+  for (int round = 0; round < 20; ++round) {
+    faults.FailNthCall(5 + static_cast<std::uint64_t>(round) * 3, CKR_DEVICE_ERROR);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  faults.Clear();
+  stop = true;
+  for (auto& t : threads) t.join();
+  CHECK(unexpected == 0);
+  CHECK(unavailable > 0);  // the faults did land
+  CHECK(ok_after == 4);
+  CHECK(faults.open_sessions() <= static_cast<std::int64_t>(kPool + 1));
+  MustOk(hsm.CheckHealth());
 }
 
 }  // namespace
