@@ -204,6 +204,7 @@ StatusOr<DevToken> OpenDevToken(const std::string& dir) {
   token.dir = root.string();
   token.conf_path = (root / kConfFile).string();
   std::string line;
+  line.reserve(4096);  // no reallocation while reading, so no unwiped copy of the PIN line is freed
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#') continue;
     std::size_t eq = line.find('=');
