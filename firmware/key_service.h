@@ -88,7 +88,7 @@ struct KeyServiceConfig {
   std::uint64_t gcm_invocation_limit = 3'865'470'566;
   // Invocations reserved per durable counter write. A crash loses at most this many (overcounting,
   // never undercounting).
-  std::uint64_t gcm_reservation_batch = 4096;
+  std::uint64_t gcm_reservation_batch = 65536;
   // How long a key's records read for a cryptographic call may be reused (0: read the store every call).
   // Writes by this service drop the cache at once; a change committed by ANOTHER process sharing the
   // store (a disable, a deletion, a rotation) is seen within this time.
