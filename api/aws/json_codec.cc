@@ -2,6 +2,7 @@
 
 #include <boost/json/array.hpp>
 
+#include <algorithm>
 #include <limits>
 
 #include "base/encoding.h"
@@ -63,10 +64,13 @@ std::optional<std::string> RequestReader::String(std::string_view name, std::siz
     return std::nullopt;
   }
   std::string s(v->get_string());
-  // Length in characters for strings; our ranges only bite on ASCII identifiers, so bytes are a
-  // faithful, conservative count for everything a client sends in practice.
+  // AWS measures string lengths in characters, not bytes (a Description of 8192 non-ASCII characters
+  // is valid). The JSON parser has validated the UTF-8, so counting non-continuation bytes counts
+  // code points.
+  const auto chars = static_cast<std::size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; }));
   const std::string echo = s.size() <= 256 ? s : s.substr(0, 256);
-  if (!CheckLength(name, s.size(), min_len, max_len, &echo)) return std::nullopt;
+  if (!CheckLength(name, chars, min_len, max_len, &echo)) return std::nullopt;
   return s;
 }
 

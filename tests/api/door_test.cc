@@ -430,6 +430,9 @@ TEST_CASE("door: JSON 1.1 framing failures give the AWS exceptions", "[unit]") {
     ExpectError(f.Call(KmsRequest("TestEcho", R"({"Name":""})")), 400, "ValidationException",
                 "1 validation error detected: Value '' at 'name' failed to satisfy constraint: "
                 "Member must have length greater than or equal to 1");
+    // Lengths are in characters: eight two-byte characters fit a limit of 8.
+    CHECK(f.Call(KmsRequest("TestEcho", R"({"Name":"\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"})"))
+              .status == 200);
     // 17 bytes of blob; blob values are never echoed.
     ExpectError(f.Call(KmsRequest("TestEcho", R"({"Name":"a","Blob":"AAAAAAAAAAAAAAAAAAAAAAA="})")),
                 400, "ValidationException",
