@@ -1,5 +1,6 @@
 // MetadataStore: the transactional database of the key service: keys, key versions (wrapped material),
-// aliases, tags, in-flight intents, counters and appliance settings. The records are the protobuf storage
+// aliases, tags, in-flight intents, access keys of the AWS door (secrets sealed), counters and appliance
+// settings. The records are the protobuf storage
 // messages of firmware/records/records.proto; nothing here speaks SQL, so a networked backend
 // (PostgreSQL, etcd) can implement the same interface without touching the service.
 //
@@ -28,7 +29,8 @@
 //  * Records are stamped with `record_version = kRecordVersion` on every write; callers need not set it.
 //    Reading a record stamped newer than kRecordVersion is FailedPrecondition (see records.proto).
 //  * Deleting a key deletes its versions, tags and aliases in the same transaction (the key is gone;
-//    nothing may point at it). Intents are independent of keys and are never cascaded.
+//    nothing may point at it). Intents and access keys are independent of keys and are never
+//    cascaded.
 //  * Paging: lists are ordered by their primary key (byte-wise); `after` is an exclusive lower bound
 //    ("" = from the start) and a page holds at most `limit` items. When more follow, `truncated` is true
 //    and `next_marker` is the sort key of the last item, to pass as the next `after`. Markers are store
@@ -51,6 +53,7 @@
 
 namespace kms::firmware::store {
 
+using records::AccessKeyRecord;
 using records::AliasRecord;
 using records::IntentRecord;
 using records::KeyRecord;
@@ -159,6 +162,18 @@ class Transaction {
   virtual Status DeleteIntent(std::string_view intent_id) = 0;  // NotFound if missing
   // Every intent, ordered by (created_time_ms, intent_id).
   virtual StatusOr<std::vector<IntentRecord>> ListIntents() = 0;
+
+  // ---- access keys (AWS door SigV4 keys; the secret is sealed, see firmware/access_keys.h) ----
+  // AlreadyExists if access_key_id exists. InvalidArgument if access_key_id is empty or
+  // sealing_key_version is 0.
+  virtual Status InsertAccessKey(const AccessKeyRecord& access_key) = 0;
+  // Replaces an existing access key (status change); NotFound if it does not exist.
+  virtual Status UpdateAccessKey(const AccessKeyRecord& access_key) = 0;
+  virtual StatusOr<AccessKeyRecord> GetAccessKey(std::string_view access_key_id) = 0;
+  virtual Status DeleteAccessKey(std::string_view access_key_id) = 0;  // NotFound if missing
+  // Access keys ordered by access_key_id, after the id `after`.
+  virtual StatusOr<Page<AccessKeyRecord>> ListAccessKeys(std::string_view after,
+                                                         std::size_t limit) = 0;
 
   // ---- counters and settings ----
   // The store epoch: a counter the store itself increments in every committed read-write transaction
