@@ -1204,6 +1204,65 @@ TEST_CASE("a stale HSM handle is evicted and the call retried", "[unit]") {
   CHECK(MustEncrypt(f.svc(), m.key_id, "again").ciphertext_blob.size() > 0);
 }
 
+TEST_CASE("an HSM failure at any step of CreateKey leaves no key and no intent", "[unit]") {
+  ServiceFixture f;
+  // CreateKey's HSM calls: GenerateRandom (key id), GenerateRandom (intent id), GenerateKey, WrapKey.
+  for (std::size_t step = 0; step < 4; ++step) {
+    INFO("failing HSM call #" << step);
+    f.hsm->InjectFailure(UnavailableError("device gone"), step, 1);
+    Status s = ErrorOf(f.svc().CreateKey({}));
+    CHECK(s == UnavailableError("device gone"));
+    CHECK(f.svc().ListKeys({})->keys.empty());
+    auto tx = f.store->Begin(store::TransactionMode::kReadOnly);
+    REQUIRE(tx.has_value());
+    CHECK((*tx)->ListIntents()->empty());
+    CHECK((*tx)->ListKeys("", 10)->items.empty());
+  }
+  f.hsm->InjectFailure(Status(), 0, 0);
+  CHECK(f.svc().CreateKey({}).has_value());
+}
+
+TEST_CASE("an HSM failure during rotation leaves the key as it was", "[unit]") {
+  ServiceFixture f;
+  KeyMetadata m = f.Create();
+  Bytes blob = MustEncrypt(f.svc(), m.key_id, "kept").ciphertext_blob;
+  // RotateKeyOnDemand's HSM calls: GenerateRandom (intent id), GenerateKey, WrapKey.
+  for (std::size_t step = 0; step < 3; ++step) {
+    INFO("failing HSM call #" << step);
+    f.hsm->InjectFailure(UnavailableError("device gone"), step, 1);
+    CHECK(ErrorOf(f.svc().RotateKeyOnDemand({m.key_id})) == UnavailableError("device gone"));
+    auto d = f.svc().DescribeKey({m.key_id});
+    CHECK(d->key_metadata.current_key_material_id == m.current_key_material_id);
+    CHECK(f.svc().ListKeyRotations({m.key_id, {}, {}})->rotations.empty());
+    CHECK_FALSE(f.svc().GetKeyRotationStatus({m.key_id})->on_demand_rotation_start_date_ms.has_value());
+    auto tx = f.store->Begin(store::TransactionMode::kReadOnly);
+    REQUIRE(tx.has_value());
+    CHECK((*tx)->ListIntents()->empty());
+  }
+  f.hsm->InjectFailure(Status(), 0, 0);
+  CHECK(Text(DoDecrypt(f.svc(), blob)->plaintext) == "kept");
+  CHECK(f.svc().RotateKeyOnDemand({m.key_id}).has_value());
+}
+
+TEST_CASE("HSM errors on cryptographic calls reach the caller; a stale handle is retried only once",
+          "[unit]") {
+  ServiceFixture f;
+  KeyMetadata m = f.Create();
+  Bytes blob = MustEncrypt(f.svc(), m.key_id, "x").ciphertext_blob;
+  f.hsm->InjectFailure(UnavailableError("device busy"), 0, 1);
+  EncryptRequest e;
+  e.key_id = m.key_id;
+  e.plaintext = Secret("y");
+  CHECK(ErrorOf(f.svc().Encrypt(e)) == UnavailableError("device busy"));
+  // Stale twice in a row: the one retry also fails, and the caller sees Unavailable (not a ciphertext
+  // error, not a crash).
+  f.hsm->InjectFailure(UnavailableError("stale", Reason::kHandleStale), 0, 3);
+  Status s = ErrorOf(DoDecrypt(f.svc(), blob));
+  CHECK(s.code() == StatusCode::kUnavailable);
+  f.hsm->InjectFailure(Status(), 0, 0);
+  CHECK(DoDecrypt(f.svc(), blob).has_value());
+}
+
 TEST_CASE("the handle cache is bounded and makes hot keys cost no unwrap", "[unit]") {
   KeyServiceConfig config;
   config.cache_capacity = 3;
