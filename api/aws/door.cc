@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <random>
 
+#include "base/secret_bytes.h"
+
 namespace kms::api::aws {
 
 namespace json = boost::json;
@@ -57,6 +59,20 @@ std::string SanitizeForJson(std::string_view in) {
     }
   }
   return out;
+}
+
+// Members that carry plaintexts, messages or private keys (the model's `sensitive` blobs), in requests
+// and responses. Their JSON copies are wiped once used (CONVENTIONS.md "Secrets"); SecretBytes holds
+// the decoded values.
+void WipeSensitiveMembers(json::object& o) {
+  static constexpr std::string_view kSensitive[] = {"Plaintext", "Message", "PrivateKeyPlaintext",
+                                                    "SharedSecret"};
+  for (const auto name : kSensitive) {
+    if (json::value* v = o.if_contains(name); v && v->is_string()) {
+      json::string& str = v->get_string();
+      SecureWipe(str.data(), str.size());
+    }
+  }
 }
 
 }  // namespace
@@ -182,7 +198,9 @@ AwsResult<json::object> AwsDoor::Dispatch(const http::HttpRequest& request,
     body = std::move(parsed.get_object());
   }
   const OperationContext ctx{*caller, request_id};
-  return (*op)(ctx, body);
+  auto result = (*op)(ctx, body);
+  WipeSensitiveMembers(body);
+  return result;
 }
 
 http::HttpResponse AwsDoor::Handle(const http::HttpRequest& request) const {
@@ -201,6 +219,7 @@ http::HttpResponse AwsDoor::Handle(const http::HttpRequest& request) const {
   r.headers.emplace_back("x-amzn-RequestId", request_id);
   r.headers.emplace_back("Content-Type", std::string(kContentType));
   r.body = json::serialize(*result);
+  WipeSensitiveMembers(*result);
   return r;
 }
 

@@ -245,7 +245,9 @@ void RequestReader::Unsupported(std::string_view name, std::string_view why) {
 }
 
 void PutBlob(json::object& out, std::string_view name, ByteView bytes) {
-  out[name] = Base64Encode(bytes);
+  std::string encoded = Base64Encode(bytes);
+  out[name] = encoded;
+  WipeString(encoded);  // the value may be a plaintext; the JSON copy is wiped by the door
 }
 
 void PutTimestamp(json::object& out, std::string_view name, std::int64_t epoch_ms) {

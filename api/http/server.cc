@@ -27,6 +27,7 @@
 
 #include "api/http/transport.h"
 #include "api/tls/tls_transport.h"
+#include "base/secret_bytes.h"
 
 namespace kms::api::http {
 
@@ -225,7 +226,8 @@ class Session : public std::enable_shared_from_this<Session> {
       detail = "Request body exceeds " + std::to_string(state_->config_.body_limit) + " bytes.";
     }
     close_after_write_ = true;
-    Write(state_->faults_(fault, detail));
+    HttpResponse response = state_->faults_(fault, detail);
+    Write(response);
   }
 
   void Dispatch() {
@@ -245,8 +247,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
     if (state_->in_flight_.fetch_add(1) >= state_->config_.max_in_flight) {
       state_->in_flight_.fetch_sub(1);
-      return Write(state_->faults_(ServerFault::kOverloaded,
-                                   "Too many requests in flight; retry later."));
+      HttpResponse busy =
+          state_->faults_(ServerFault::kOverloaded, "Too many requests in flight; retry later.");
+      return Write(busy);
     }
     // Handlers block on the HSM: run them on the worker pool, then come back to the strand.
     asio::post(state_->workers_, [self = shared_from_this(), req = std::move(req)]() mutable {
@@ -256,6 +259,9 @@ class Session : public std::enable_shared_from_this<Session> {
       } catch (...) {
         response = self->state_->faults_(ServerFault::kHandlerFailed, "Internal server error.");
       }
+      // Bodies carry plaintexts and data keys (base64) in both directions: wipe our copies once
+      // they are no longer needed (CONVENTIONS.md "Secrets").
+      WipeString(req.body);
       asio::post(self->executor(), [self, response = std::move(response)]() mutable {
         self->state_->in_flight_.fetch_sub(1);
         self->Write(response);
@@ -263,12 +269,14 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  void Write(const HttpResponse& response) {
+  void Write(HttpResponse& response) {
     if (state_->stopping_) close_after_write_ = true;
     outbuf_ = Serialize(response, close_after_write_);
+    WipeString(response.body);
     ArmTimer(state_->config_.write_timeout);
     transport_->AsyncWrite(asio::buffer(outbuf_),
                            [self = shared_from_this()](error_code ec, std::size_t) {
+                             WipeString(self->outbuf_);
                              if (ec || self->close_after_write_) return self->Close();
                              self->BeginRequest();
                            });
