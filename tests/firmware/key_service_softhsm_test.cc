@@ -113,6 +113,47 @@ TEST_CASE("10,000 keys and 100 rotations leave the HSM token's object count unch
   CHECK(CountObjects(**fx, false) == all_before);  // every session object gone with the cache
 }
 
+TEST_CASE("after a device error the service reloads its stale cached keys by itself", "[softhsm]") {
+  kms::testing::SoftHsmFixtureOptions fo;
+  fo.inject_faults = true;
+  auto fx = kms::testing::SoftHsmFixture::Create(fo);
+  if (!fx) FAIL(fx.error().ToString());
+  TempDir dir;
+  store::SqliteStoreOptions options;
+  options.path = (dir.path() / "kms.db").string();
+  auto db = store::OpenSqliteStore(options);
+  REQUIRE(db.has_value());
+  ManualClock clock(testing::kStartMs);
+  auto service = KeyService::Open((*fx)->hsm(), **db, clock);
+  REQUIRE(service.has_value());
+  KeyService& svc = **service;
+  auto key = svc.CreateKey({});
+  REQUIRE(key.has_value());
+  EncryptRequest e;
+  e.key_id = key->key_metadata.key_id;
+  e.plaintext = SecretBytes::CopyFrom(AsBytes("before the fault"));
+  auto before = svc.Encrypt(e);
+  REQUIRE(before.has_value());  // the key's handle is now cached
+  // The device fails mid-operation: that call fails, the HAL re-initialises the module, and every
+  // handle loaded before (the cached one) answers Unavailable/kHandleStale.
+  (*fx)->faults()->FailNthCall(1, CKR_DEVICE_ERROR, "C_Encrypt");
+  const std::uint64_t misses = svc.cache().misses();
+  auto failed = svc.Encrypt(e);
+  REQUIRE_FALSE(failed.has_value());
+  CHECK(failed.error().code() == StatusCode::kUnavailable);
+  // The next calls work without any help: the stale handle is evicted and the key unwrapped again.
+  auto after = svc.Encrypt(e);
+  if (!after) FAIL(after.error().ToString());
+  CHECK(svc.cache().misses() == misses + 1);  // exactly one reload of the stale key
+  for (const Bytes& blob : {before->ciphertext_blob, after->ciphertext_blob}) {
+    DecryptRequest d;
+    d.ciphertext_blob = blob;
+    auto plain = svc.Decrypt(d);
+    if (!plain) FAIL(plain.error().ToString());
+    CHECK(plain->plaintext == SecretBytes::CopyFrom(AsBytes("before the fault")));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 struct Reported {
   std::set<std::string> keys;
