@@ -19,6 +19,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <ctime>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -72,6 +73,23 @@ HttpResponse DefaultFaultResponse(ServerFault fault, std::string_view detail) {
 
 namespace {
 
+// RFC 7231 §7.1.1.2: an origin server with a clock sends Date (IMF-fixdate). SDKs also use it to
+// detect clock skew. Formatted once per second per thread.
+const std::string& HttpDate() {
+  thread_local std::time_t cached_at = 0;
+  thread_local std::string cached;
+  const std::time_t now = std::time(nullptr);
+  if (now != cached_at) {
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    cached = buf;
+    cached_at = now;
+  }
+  return cached;
+}
+
 std::string Serialize(const HttpResponse& response, bool close) {
   std::string out;
   out.reserve(128 + response.body.size() + 64 * response.headers.size());
@@ -81,12 +99,18 @@ std::string Serialize(const HttpResponse& response, bool close) {
   out += std::string_view(bhttp::obsolete_reason(bhttp::int_to_status(response.status)));
   out += "\r\n";
   for (const auto& [n, v] : response.headers) {
-    if (HeaderNameEquals(n, "content-length") || HeaderNameEquals(n, "connection")) continue;
+    if (HeaderNameEquals(n, "content-length") || HeaderNameEquals(n, "connection") ||
+        HeaderNameEquals(n, "date")) {
+      continue;
+    }
     out += n;
     out += ": ";
     out += v;
     out += "\r\n";
   }
+  out += "Date: ";
+  out += HttpDate();
+  out += "\r\n";
   out += "Content-Length: ";
   out += std::to_string(response.body.size());
   out += "\r\n";

@@ -44,6 +44,8 @@ TEST_CASE("server: port 0, keep-alive and one response per request", "[unit]") {
     CHECK(r->status == 200);
     CHECK(r->body == "POST /echo hello" + std::to_string(i));
     CHECK_FALSE(r->HasHeader("Connection: close"));
+    CHECK(r->HasHeader(" GMT\r\n"));  // Date: <IMF-fixdate>
+    CHECK(r->HasHeader("Content-Length: " + std::to_string(r->body.size()) + "\r\n"));
   }
   CHECK(server->connection_count() == 1);
 }
