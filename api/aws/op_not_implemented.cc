@@ -18,6 +18,23 @@ void RegisterNotImplementedOperations(OperationTable& table) {
       return std::unexpected(ClientError("UnsupportedOperationException", message));
     });
   }
+  // The rest of the 54 operations of the model (reference §2.1: P1 DeriveSharedSecret and
+  // GetKeyLastUsage, P2 custom key stores, multi-Region keys, imported key material): known to AWS
+  // clients, so they get a clear refusal rather than UnknownOperationException.
+  static constexpr const char* kUnsupported[] = {
+      "DeriveSharedSecret",     "GetKeyLastUsage",          "ConnectCustomKeyStore",
+      "CreateCustomKeyStore",   "DeleteCustomKeyStore",     "DescribeCustomKeyStores",
+      "DisconnectCustomKeyStore", "UpdateCustomKeyStore",   "ReplicateKey",
+      "UpdatePrimaryRegion",    "GetParametersForImport",   "ImportKeyMaterial",
+      "DeleteImportedKeyMaterial",
+  };
+  for (const char* name : kUnsupported) {
+    const std::string message = std::string(name) + " is not supported by this appliance.";
+    table.Add(name, [message](const OperationContext&,
+                              const boost::json::object&) -> AwsResult<boost::json::object> {
+      return std::unexpected(ClientError("UnsupportedOperationException", message));
+    });
+  }
 }
 
 }  // namespace kms::api::aws

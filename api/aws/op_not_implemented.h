@@ -10,7 +10,9 @@
 namespace kms::api::aws {
 
 // Adds GetKeyPolicy, PutKeyPolicy, ListKeyPolicies, CreateGrant, ListGrants, ListRetirableGrants,
-// RetireGrant and RevokeGrant.
+// RetireGrant and RevokeGrant ("... is not implemented by this appliance yet ..."), and the other
+// model operations the appliance does not offer (DeriveSharedSecret, GetKeyLastUsage, custom key
+// stores, multi-Region keys, imported key material: "... is not supported by this appliance.").
 void RegisterNotImplementedOperations(OperationTable& table);
 
 }  // namespace kms::api::aws

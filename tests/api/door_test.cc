@@ -451,6 +451,12 @@ TEST_CASE("door: JSON 1.1 framing failures give the AWS exceptions", "[unit]") {
                       " is not implemented by this appliance yet: key policies and grants are not "
                       "supported.");
     }
+    for (const char* op : {"DeriveSharedSecret", "GetKeyLastUsage", "CreateCustomKeyStore",
+                           "ReplicateKey", "ImportKeyMaterial", "GetParametersForImport"}) {
+      INFO(op);
+      ExpectError(f.Call(KmsRequest(op, R"({"KeyId":"k"})")), 400, "UnsupportedOperationException",
+                  std::string(op) + " is not supported by this appliance.");
+    }
   }
 }
 
