@@ -12,6 +12,16 @@
 #include "firmware/store/metadata_store.h"
 #include "tests/firmware/key_service_fixture.h"
 
+// The two builds of this file are separate CTest suites: their test names must differ (CTest keys
+// properties such as LABELS by name).
+#if defined(KMS_TEST_HSM_SOFTHSM)
+#define KMS_SUITE_PREFIX "softhsm: "
+#define KMS_SUITE_TAG "[softhsm]"
+#else
+#define KMS_SUITE_PREFIX ""
+#define KMS_SUITE_TAG "[unit]"
+#endif
+
 namespace kms::firmware {
 namespace {
 
@@ -63,7 +73,7 @@ std::uint32_t BlobVersion(const Bytes& blob) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-TEST_CASE("CreateKey makes every key spec with AWS's metadata", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "CreateKey makes every key spec with AWS's metadata", KMS_SUITE_TAG) {
   ServiceFixture f;
   struct Case {
     KeySpec spec;
@@ -104,7 +114,7 @@ TEST_CASE("CreateKey makes every key spec with AWS's metadata", "[unit]") {
   }
 }
 
-TEST_CASE("CreateKey defaults and validation", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "CreateKey defaults and validation", KMS_SUITE_TAG) {
   ServiceFixture f;
   auto plain = f.svc().CreateKey({});
   REQUIRE(plain.has_value());
@@ -149,7 +159,7 @@ TEST_CASE("CreateKey defaults and validation", "[unit]") {
 }
 
 #if !defined(KMS_TEST_HSM_SOFTHSM)  // needs the fake's capability knob
-TEST_CASE("CreateKey of a spec the HSM lacks is UnsupportedOperation", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "CreateKey of a spec the HSM lacks is UnsupportedOperation", KMS_SUITE_TAG) {
   kms::testing::FakeHsmOptions options;
   options.capabilities.key_algorithms.erase(hal::KeyAlgorithm::kEcSecp256k1);
   ServiceFixture f({}, options);
@@ -163,7 +173,7 @@ TEST_CASE("CreateKey of a spec the HSM lacks is UnsupportedOperation", "[unit]")
 }
 #endif
 
-TEST_CASE("the key quota is LimitExceeded", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "the key quota is LimitExceeded", KMS_SUITE_TAG) {
   KeyServiceConfig config;
   config.max_keys = 2;
   ServiceFixture f(config);
@@ -182,7 +192,7 @@ TEST_CASE("the key quota is LimitExceeded", "[unit]") {
   CHECK(ErrorOf(f.svc().CreateKey({})).reason() == Reason::kLimitExceeded);
 }
 
-TEST_CASE("KeyId resolves in all four forms where AWS accepts them", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "KeyId resolves in all four forms where AWS accepts them", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   REQUIRE(f.svc().CreateAlias({"alias/app", m.key_id}).ok());
@@ -203,7 +213,7 @@ TEST_CASE("KeyId resolves in all four forms where AWS accepts them", "[unit]") {
         NotFoundError("Invalid keyId '" + alias_arn + "'"));
 }
 
-TEST_CASE("unknown keys are NotFound with AWS's messages", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "unknown keys are NotFound with AWS's messages", KMS_SUITE_TAG) {
   ServiceFixture f;
   CHECK(ErrorOf(f.svc().DescribeKey({"fake-key-id"})) == NotFoundError("Invalid keyId 'fake-key-id'"));
   const std::string absent = "0b1c2d3e-4f50-4a6b-8c7d-8e9fa0b1c2d3";
@@ -221,7 +231,7 @@ TEST_CASE("unknown keys are NotFound with AWS's messages", "[unit]") {
   CHECK(ErrorOf(f.svc().DescribeKey({std::string(2049, 'a')})).code() == StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("ListKeys pages with opaque markers", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "ListKeys pages with opaque markers", KMS_SUITE_TAG) {
   ServiceFixture f;
   std::set<std::string> made;
   for (int i = 0; i < 5; ++i) made.insert(f.Create().key_id);
@@ -253,7 +263,7 @@ TEST_CASE("ListKeys pages with opaque markers", "[unit]") {
 }
 
 // ---------------------------------------------------------------------------------------------------
-TEST_CASE("Encrypt and Decrypt round-trip with the context as AAD", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "Encrypt and Decrypt round-trip with the context as AAD", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   EncryptionContext ctx{{"purpose", "test"}, {"app", "vault"}};
@@ -274,7 +284,7 @@ TEST_CASE("Encrypt and Decrypt round-trip with the context as AAD", "[unit]") {
   CHECK(MustEncrypt(f.svc(), m.key_id, "hello world", ctx).ciphertext_blob != e.ciphertext_blob);
 }
 
-TEST_CASE("tampered, truncated or re-contexted blobs give one empty InvalidCiphertext", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "tampered, truncated or re-contexted blobs give one empty InvalidCiphertext", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   EncryptionContext ctx{{"k", "v"}};
@@ -307,7 +317,7 @@ TEST_CASE("tampered, truncated or re-contexted blobs give one empty InvalidCiphe
                              "satisfy constraint: Member must have length greater than or equal to 1"));
 }
 
-TEST_CASE("Decrypt with another key's id is IncorrectKey", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "Decrypt with another key's id is IncorrectKey", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata a = f.Create();
   KeyMetadata b = f.Create();
@@ -318,7 +328,7 @@ TEST_CASE("Decrypt with another key's id is IncorrectKey", "[unit]") {
                  Reason::kIncorrectKey));
 }
 
-TEST_CASE("Encrypt limits and usage errors", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "Encrypt limits and usage errors", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   EncryptRequest r;
@@ -353,7 +363,7 @@ TEST_CASE("Encrypt limits and usage errors", "[unit]") {
                              Reason::kInvalidKeyUsage));
 }
 
-TEST_CASE("DryRun answers DryRunOperation only for valid requests and does no work", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "DryRun answers DryRunOperation only for valid requests and does no work", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   EncryptRequest r;
@@ -380,7 +390,7 @@ TEST_CASE("DryRun answers DryRunOperation only for valid requests and does no wo
   ExpectInvalidCiphertext(ErrorOf(f.svc().Decrypt(d)));
 }
 
-TEST_CASE("ReEncrypt moves a ciphertext to another key and context", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "ReEncrypt moves a ciphertext to another key and context", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata a = f.Create();
   KeyMetadata b = f.Create();
@@ -419,7 +429,7 @@ TEST_CASE("ReEncrypt moves a ciphertext to another key and context", "[unit]") {
 }
 
 // ---------------------------------------------------------------------------------------------------
-TEST_CASE("GenerateDataKey and WithoutPlaintext give Decrypt-able blobs", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "GenerateDataKey and WithoutPlaintext give Decrypt-able blobs", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   GenerateDataKeyRequest r;
@@ -475,7 +485,7 @@ TEST_CASE("GenerateDataKey and WithoutPlaintext give Decrypt-able blobs", "[unit
                              Reason::kInvalidKeyUsage));
 }
 
-TEST_CASE("GenerateDataKeyPair returns a pair whose private key Decrypt recovers", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "GenerateDataKeyPair returns a pair whose private key Decrypt recovers", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   for (KeySpec spec : {KeySpec::kEccNistP256, KeySpec::kEccNistP384, KeySpec::kEccNistP521,
@@ -503,7 +513,7 @@ TEST_CASE("GenerateDataKeyPair returns a pair whose private key Decrypt recovers
 }
 
 // ---------------------------------------------------------------------------------------------------
-TEST_CASE("Sign and Verify with every signing key spec and algorithm, RAW and DIGEST", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "Sign and Verify with every signing key spec and algorithm, RAW and DIGEST", KMS_SUITE_TAG) {
   ServiceFixture f;
   for (KeySpec spec : {KeySpec::kRsa2048, KeySpec::kRsa3072, KeySpec::kRsa4096, KeySpec::kEccNistP256,
                        KeySpec::kEccNistP384, KeySpec::kEccNistP521, KeySpec::kEccSecgP256k1}) {
@@ -552,7 +562,7 @@ TEST_CASE("Sign and Verify with every signing key spec and algorithm, RAW and DI
   }
 }
 
-TEST_CASE("Sign and Verify errors", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "Sign and Verify errors", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata p256 = f.Create(KeySpec::kEccNistP256);
   SignRequest s;
@@ -580,7 +590,7 @@ TEST_CASE("Sign and Verify errors", "[unit]") {
   CHECK(ErrorOf(f.svc().Verify(v)).reason() == Reason::kNone);
 }
 
-TEST_CASE("RSA encryption keys: OAEP Encrypt and Decrypt with KeyId", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "RSA encryption keys: OAEP Encrypt and Decrypt with KeyId", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata rsa = f.Create(KeySpec::kRsa2048, KeyUsage::kEncryptDecrypt);
   for (EncryptionAlgorithm alg :
@@ -635,7 +645,7 @@ TEST_CASE("RSA encryption keys: OAEP Encrypt and Decrypt with KeyId", "[unit]") 
         InvalidArgumentError("EncryptionContext is not supported with asymmetric KMS keys."));
 }
 
-TEST_CASE("GetPublicKey for asymmetric keys only", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "GetPublicKey for asymmetric keys only", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata ec = f.Create(KeySpec::kEccNistP384);
   auto pk = f.svc().GetPublicKey({ec.key_id});
@@ -656,7 +666,7 @@ TEST_CASE("GetPublicKey for asymmetric keys only", "[unit]") {
   CHECK(rpk->encryption_algorithms.size() == 2);
 }
 
-TEST_CASE("GenerateMac and VerifyMac with every HMAC spec", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "GenerateMac and VerifyMac with every HMAC spec", KMS_SUITE_TAG) {
   ServiceFixture f;
   for (KeySpec spec : {KeySpec::kHmac224, KeySpec::kHmac256, KeySpec::kHmac384, KeySpec::kHmac512}) {
     KeyMetadata m = f.Create(spec);
@@ -697,7 +707,7 @@ TEST_CASE("GenerateMac and VerifyMac with every HMAC spec", "[unit]") {
                              Reason::kInvalidKeyUsage));
 }
 
-TEST_CASE("GenerateRandom", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "GenerateRandom", KMS_SUITE_TAG) {
   ServiceFixture f;
   CHECK(f.svc().GenerateRandom({32})->plaintext.size() == 32);
   CHECK(f.svc().GenerateRandom({1024})->plaintext.size() == 1024);
@@ -709,7 +719,7 @@ TEST_CASE("GenerateRandom", "[unit]") {
 }
 
 // ---------------------------------------------------------------------------------------------------
-TEST_CASE("aliases: create, update, delete, list", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "aliases: create, update, delete, list", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata a = f.Create();
   KeyMetadata b = f.Create();
@@ -761,7 +771,7 @@ TEST_CASE("aliases: create, update, delete, list", "[unit]") {
   CHECK(ErrorOf(f.svc().DescribeKey({"alias/one"})).code() == StatusCode::kNotFound);
 }
 
-TEST_CASE("alias name and target rules", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "alias name and target rules", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata a = f.Create();
   const std::string prefix_msg =
@@ -784,7 +794,7 @@ TEST_CASE("alias name and target rules", "[unit]") {
         StatusCode::kNotFound);
 }
 
-TEST_CASE("a key holds at most 50 aliases", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "a key holds at most 50 aliases", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata a = f.Create();
   for (int i = 0; i < 50; ++i) REQUIRE(f.svc().CreateAlias({"alias/n" + std::to_string(i), a.key_id}).ok());
@@ -793,7 +803,7 @@ TEST_CASE("a key holds at most 50 aliases", "[unit]") {
   CHECK(s.reason() == Reason::kLimitExceeded);
 }
 
-TEST_CASE("tags: set, overwrite, list in pages, remove; and their limits", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "tags: set, overwrite, list in pages, remove; and their limits", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   REQUIRE(f.svc().TagResource({m.key_id, {{"b", "1"}, {"a", "2"}, {"c", "3"}}}).ok());
@@ -833,7 +843,7 @@ TEST_CASE("tags: set, overwrite, list in pages, remove; and their limits", "[uni
 }
 
 // ---------------------------------------------------------------------------------------------------
-TEST_CASE("Enabled <-> Disabled, and what a disabled key refuses", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "Enabled <-> Disabled, and what a disabled key refuses", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   KeyMetadata signer = f.Create(KeySpec::kEccNistP256);
@@ -905,7 +915,7 @@ TEST_CASE("Enabled <-> Disabled, and what a disabled key refuses", "[unit]") {
   CHECK(f.svc().DescribeKey({m.key_id})->key_metadata.description == "still editable");
 }
 
-TEST_CASE("PendingDeletion: schedule, what it refuses, cancel back to Disabled", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "PendingDeletion: schedule, what it refuses, cancel back to Disabled", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   REQUIRE(f.svc().CreateAlias({"alias/doomed", m.key_id}).ok());
@@ -973,7 +983,7 @@ TEST_CASE("PendingDeletion: schedule, what it refuses, cancel back to Disabled",
   CHECK(f.svc().ScheduleKeyDeletion({m.key_id, 7}).has_value());
 }
 
-TEST_CASE("deletion destroys the key when its window ends, also after a restart", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "deletion destroys the key when its window ends, also after a restart", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata doomed = f.Create();
   KeyMetadata keeper = f.Create();
@@ -1006,7 +1016,7 @@ TEST_CASE("deletion destroys the key when its window ends, also after a restart"
   CHECK(after_restart.RunDue()->keys_deleted == 0);
 }
 
-TEST_CASE("the scheduler thread performs due work", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "the scheduler thread performs due work", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata doomed = f.Create();
   REQUIRE(f.svc().ScheduleKeyDeletion({doomed.key_id, 7}).has_value());
@@ -1025,7 +1035,7 @@ TEST_CASE("the scheduler thread performs due work", "[unit]") {
 }
 
 // ---------------------------------------------------------------------------------------------------
-TEST_CASE("rotation settings and their errors", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "rotation settings and their errors", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   auto st = f.svc().GetKeyRotationStatus({m.key_id});
@@ -1061,7 +1071,7 @@ TEST_CASE("rotation settings and their errors", "[unit]") {
   CHECK(ErrorOf(f.svc().EnableKeyRotation({hmac.key_id, {}})).reason() == Reason::kUnsupportedOperation);
 }
 
-TEST_CASE("rotation keeps the key id; old ciphertexts decrypt after rotation and restart", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "rotation keeps the key id; old ciphertexts decrypt after rotation and restart", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   EncryptionContext ctx{{"c", "1"}};
@@ -1098,7 +1108,7 @@ TEST_CASE("rotation keeps the key id; old ciphertexts decrypt after rotation and
   CHECK(BlobVersion(MustEncrypt(f.svc(), m.key_id, "three").ciphertext_blob) == 2);
 }
 
-TEST_CASE("on-demand rotation is limited to 25 per key", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "on-demand rotation is limited to 25 per key", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   for (int i = 0; i < 25; ++i) REQUIRE(f.svc().RotateKeyOnDemand({m.key_id}).has_value());
@@ -1124,7 +1134,7 @@ TEST_CASE("on-demand rotation is limited to 25 per key", "[unit]") {
         Reason::kInvalidMarker);
 }
 
-TEST_CASE("automatic rotation happens when due, also after a restart, and not when disabled", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "automatic rotation happens when due, also after a restart, and not when disabled", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   KeyMetadata off = f.Create();
@@ -1153,7 +1163,7 @@ TEST_CASE("automatic rotation happens when due, also after a restart, and not wh
 }
 
 // ---------------------------------------------------------------------------------------------------
-TEST_CASE("the GCM bound forces a rotation before a version exceeds it", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "the GCM bound forces a rotation before a version exceeds it", KMS_SUITE_TAG) {
   KeyServiceConfig config;
   config.gcm_invocation_limit = 5;
   config.gcm_reservation_batch = 2;
@@ -1192,7 +1202,7 @@ TEST_CASE("the GCM bound forces a rotation before a version exceeds it", "[unit]
 }
 
 #if !defined(KMS_TEST_HSM_SOFTHSM)  // the fake's re-initialisation and loaded-key knobs
-TEST_CASE("a stale HSM handle is evicted and the call retried", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "a stale HSM handle is evicted and the call retried", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   Bytes blob = MustEncrypt(f.svc(), m.key_id, "warm").ciphertext_blob;
@@ -1204,7 +1214,7 @@ TEST_CASE("a stale HSM handle is evicted and the call retried", "[unit]") {
   CHECK(MustEncrypt(f.svc(), m.key_id, "again").ciphertext_blob.size() > 0);
 }
 
-TEST_CASE("an HSM failure at any step of CreateKey leaves no key and no intent", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "an HSM failure at any step of CreateKey leaves no key and no intent", KMS_SUITE_TAG) {
   ServiceFixture f;
   // CreateKey's HSM calls: GenerateRandom (key id), GenerateRandom (intent id), GenerateKey, WrapKey.
   for (std::size_t step = 0; step < 4; ++step) {
@@ -1222,7 +1232,7 @@ TEST_CASE("an HSM failure at any step of CreateKey leaves no key and no intent",
   CHECK(f.svc().CreateKey({}).has_value());
 }
 
-TEST_CASE("an HSM failure during rotation leaves the key as it was", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "an HSM failure during rotation leaves the key as it was", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   Bytes blob = MustEncrypt(f.svc(), m.key_id, "kept").ciphertext_blob;
@@ -1244,8 +1254,8 @@ TEST_CASE("an HSM failure during rotation leaves the key as it was", "[unit]") {
   CHECK(f.svc().RotateKeyOnDemand({m.key_id}).has_value());
 }
 
-TEST_CASE("HSM errors on cryptographic calls reach the caller; a stale handle is retried only once",
-          "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "HSM errors on cryptographic calls reach the caller; a stale handle is retried only once",
+          KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   Bytes blob = MustEncrypt(f.svc(), m.key_id, "x").ciphertext_blob;
@@ -1263,7 +1273,7 @@ TEST_CASE("HSM errors on cryptographic calls reach the caller; a stale handle is
   CHECK(DoDecrypt(f.svc(), blob).has_value());
 }
 
-TEST_CASE("the handle cache is bounded and makes hot keys cost no unwrap", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "the handle cache is bounded and makes hot keys cost no unwrap", KMS_SUITE_TAG) {
   KeyServiceConfig config;
   config.cache_capacity = 3;
   ServiceFixture f(config);
@@ -1278,7 +1288,7 @@ TEST_CASE("the handle cache is bounded and makes hot keys cost no unwrap", "[uni
 }
 #endif
 
-TEST_CASE("startup reconciliation removes half-made keys and finishes decided deletions", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "startup reconciliation removes half-made keys and finishes decided deletions", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata whole = f.Create();
   KeyMetadata deleting = f.Create();
@@ -1332,7 +1342,7 @@ TEST_CASE("startup reconciliation removes half-made keys and finishes decided de
   CHECK(BlobVersion(MustEncrypt(f.svc(), whole.key_id, "ok").ciphertext_blob) == 1);
 }
 
-TEST_CASE("UpdateKeyDescription", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "UpdateKeyDescription", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   REQUIRE(f.svc().UpdateKeyDescription({m.arn, "new words"}).ok());
@@ -1342,7 +1352,7 @@ TEST_CASE("UpdateKeyDescription", "[unit]") {
   CHECK(ErrorOf(f.svc().UpdateKeyDescription({"alias/x", "d"})).code() == StatusCode::kNotFound);
 }
 
-TEST_CASE("ARNs follow the configured region and account", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "ARNs follow the configured region and account", KMS_SUITE_TAG) {
   KeyServiceConfig config;
   config.region = "eu-central-1";
   config.account_id = "000000000042";
@@ -1361,7 +1371,7 @@ TEST_CASE("ARNs follow the configured region and account", "[unit]") {
 namespace kms::firmware {
 namespace {
 
-TEST_CASE("record cache: own writes take effect at once, another process's within the TTL", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "record cache: own writes take effect at once, another process's within the TTL", KMS_SUITE_TAG) {
   KeyServiceConfig config;
   config.record_cache_ttl_ms = 300;
   ServiceFixture f(config);
@@ -1386,7 +1396,7 @@ TEST_CASE("record cache: own writes take effect at once, another process's withi
   CHECK(ErrorOf(f.svc().Encrypt(r)).reason() == Reason::kKeyDisabled);
 }
 
-TEST_CASE("record cache off: every call reads the store", "[unit]") {
+TEST_CASE(KMS_SUITE_PREFIX "record cache off: every call reads the store", KMS_SUITE_TAG) {
   KeyServiceConfig config;
   config.record_cache_ttl_ms = 0;
   ServiceFixture f(config);
