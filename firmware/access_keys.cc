@@ -133,6 +133,19 @@ StatusOr<SecretBytes> RandomString(hal::Hsm& hsm, std::string_view alphabet, std
   return out;
 }
 
+// Unwraps a stored sealing key. A blob the device refuses (GCM/KWP authentication) was not wrapped
+// by this appliance's domain key or was damaged: stored data is wrong, hence DataLoss.
+StatusOr<hal::KeyHandle> UnwrapSealingKey(hal::Hsm& hsm, std::string_view value,
+                                          std::uint32_t version) {
+  KMS_ASSIGN_OR_RETURN(hal::WrappedKey wrapped, ParseSealingKey(value, version));
+  auto key = hsm.UnwrapKey(wrapped);
+  if (!key.has_value() && key.error().code() == StatusCode::kInvalidArgument) {
+    return DataLossError("access keys: the stored sealing key " + std::to_string(version) +
+                         " does not unwrap under this domain key");
+  }
+  return key;
+}
+
 }  // namespace
 
 AccessKeyRegistry::AccessKeyRegistry(hal::Hsm& hsm, MetadataStore& store, const Clock& clock,
@@ -157,10 +170,7 @@ StatusOr<hal::KeyHandle> AccessKeyRegistry::LoadOrCreateSealingKey(std::uint32_t
   {
     KMS_ASSIGN_OR_RETURN(auto txn, store_.Begin(TransactionMode::kReadOnly));
     auto value = txn->GetMeta(name);
-    if (value.has_value()) {
-      KMS_ASSIGN_OR_RETURN(hal::WrappedKey wrapped, ParseSealingKey(*value, version));
-      return hsm_.UnwrapKey(wrapped);
-    }
+    if (value.has_value()) return UnwrapSealingKey(hsm_, *value, version);
     if (value.error().code() != StatusCode::kNotFound) return value.error();
   }
   // Only the current version is ever created; an older one that is missing was lost.
@@ -172,10 +182,7 @@ StatusOr<hal::KeyHandle> AccessKeyRegistry::LoadOrCreateSealingKey(std::uint32_t
   std::lock_guard creating(sealing_create_mu_);
   KMS_ASSIGN_OR_RETURN(auto txn, store_.Begin(TransactionMode::kReadWrite));
   auto value = txn->GetMeta(name);
-  if (value.has_value()) {
-    KMS_ASSIGN_OR_RETURN(hal::WrappedKey wrapped, ParseSealingKey(*value, version));
-    return hsm_.UnwrapKey(wrapped);
-  }
+  if (value.has_value()) return UnwrapSealingKey(hsm_, *value, version);
   if (value.error().code() != StatusCode::kNotFound) return value.error();
   KMS_ASSIGN_OR_RETURN(hal::KeyHandle key, hsm_.GenerateKey(hal::KeyAlgorithm::kAes256,
                                                             hal::KeyPurpose::kEncryptDecrypt));

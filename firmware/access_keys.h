@@ -2,35 +2,32 @@
 // deactivated and deleted by operators, and looked up by the door on every request.
 //
 // Contract:
-//  * An access key is an id ("AKMS" + 16 characters of A-Z0-9, 20 in all, shaped like AWS's
-//  "AKIA..."
-//    ids but with a prefix of its own) and a secret of 40 characters from A-Z a-z 0-9 / + (AWS's
-//    secret alphabet), both drawn from the HSM RNG. The secret is returned once, by `Create`, and
-//    is stored ONLY sealed: AES-256-GCM (hal::Hsm::EncryptAesGcm) under the appliance's access-key
-//    sealing key, with AAD = "kms.access-key-secret.v1:" + access key id, so a sealed secret copied
-//    onto another key's record does not open.
+//  * An access key is an id ("AKMS" + 16 characters of A-Z 0-9, 20 in all, shaped like AWS's
+//    "AKIA..." ids but with a prefix of its own) and a secret of 40 characters from A-Z a-z 0-9 / +
+//    (AWS's secret alphabet), both drawn from the HSM RNG. The secret is returned once, by
+//    `Create`, and is stored ONLY sealed: AES-256-GCM (hal::Hsm::EncryptAesGcm) under the appliance's
+//    access-key sealing key, with AAD = "kms.access-key-secret.v1:" + access key id, so a sealed
+//    secret copied onto another key's record does not open.
 //  * The sealing key is generated in the HSM on first use and stored only as its hal::WrappedKey
-//  under
-//    the domain key, in the store's meta table as a records::SealingKeyRecord under the name
+//    under the domain key, in the store's meta table as a records::SealingKeyRecord named
 //    "access_keys.sealing_key.<version>" (version 1 today; records carry the version that sealed
-//    them so a later rotation needs no format change). It is created inside one read-write
+//    them, so a later rotation needs no format change). It is created inside one read-write
 //    transaction that first re-reads the name, so two processes sharing a store never make two.
-//  * Principals are IAM user NAMES (1..64 characters of A-Z a-z 0-9 + = , . @ _ -), never ARNs: the
-//    ARN "arn:aws:iam::<account>:user/<name>" depends on appliance configuration and is built at
-//    the door (api/aws/registry_access_key_store.h), as key ARNs are.
+//  * Principals are IAM user NAMES (1..64 characters of A-Z a-z 0-9 + = , . @ _ -), never ARNs:
+//    the ARN "arn:aws:iam::<account>:user/<name>" depends on appliance configuration and is built
+//    at the door (api/aws/registry_access_key_store.h), as key ARNs are.
 //  * `Lookup` reads the record on every call (so a deactivation or deletion made by any process
-//  sharing
-//    the store takes effect at once) and answers NotFound with one message, "unknown access key",
-//    for unknown AND inactive ids, so the door's UnrecognizedClientException cannot tell them
+//    sharing the store takes effect at once) and answers NotFound with one message, "unknown access
+//    key", for unknown AND inactive ids, so the door's UnrecognizedClientException cannot tell them
 //    apart. Only the HSM decryption is cached: a bounded LRU of decrypted secrets (in SecretBytes)
 //    keyed by id and valid only while the record's sealed bytes are unchanged; SetStatus and Delete
 //    drop the entry.
-//  * Errors: InvalidArgument for a malformed principal or page limit; NotFound for unknown ids
-//  (and, on
-//    Lookup/RevealSecret, inactive ones); DataLoss when a sealed secret does not open (tampered,
-//    swapped between records, or sealed under another sealing key) or a stored sealing key is
-//    malformed; store and HSM failures (Unavailable, Internal, ...) pass through. A failed seal
-//    never reads as success or as "unknown key".
+//  * Errors: InvalidArgument for a malformed principal or page limit. NotFound for unknown ids
+//    (and, on Lookup/RevealSecret, inactive ones). DataLoss when a sealed secret does not open (tampered,
+//    moved between records, or sealed under another sealing key), or a stored sealing key is
+//    malformed, missing, or does not unwrap under this appliance's domain key. Store and HSM
+//    failures (Unavailable, Internal, ...) pass through. A failed seal never reads as success or as
+//    "unknown key".
 //  * Lifetime: the Hsm, MetadataStore and Clock must outlive the registry.
 //  * Thread-safety: every method may be called concurrently from any thread; several processes may
 //    share one store, each with its own registry.
