@@ -1,22 +1,25 @@
-// The PKCS#11 backend of hal::Hsm. Contract in hal/pkcs11_hsm.h and hal/hsm.h; the measured SoftHSM2
-// behaviour this code defends against is in reference/softhsm.md.
+// The PKCS#11 backend of hal::Hsm. Contract in hal/pkcs11_hsm.h and hal/hsm.h; the measured
+// SoftHSM2 behaviour this code defends against is in reference/softhsm.md.
 //
 // Structure:
 //  * Device: the shared state (module, slot, anchor session, session pool, domain key handle,
-//    capabilities). KeyHandles keep it alive, so a key outliving the Hsm object can still destroy its
-//    device objects.
-//  * Locks: `mu_` (shared_mutex) is held shared by every operation and exclusively by (re)connection, so
-//    C_Finalize never runs under an operation. `anchor_mu_` serialises the anchor session, `pool_mu_`
-//    the idle list. Order: mu_ -> anchor_mu_ / pool_mu_. No KeyHandle is ever released under a lock.
-//  * Generations: Module::generation() changes on every re-initialisation; a key remembers the generation
+//    capabilities). KeyHandles keep it alive, so a key outliving the Hsm object can still destroy
+//    its device objects.
+//  * Locks: `mu_` (shared_mutex) is held shared by every operation and exclusively by
+//  (re)connection, so
+//    C_Finalize never runs under an operation. `anchor_mu_` serialises the anchor session,
+//    `pool_mu_` the idle list. Order: mu_ -> anchor_mu_ / pool_mu_. No KeyHandle is ever released
+//    under a lock.
+//  * Generations: Module::generation() changes on every re-initialisation; a key remembers the
+//  generation
 //    it was made in and answers Unavailable/kHandleStale after a change.
 #include "hal/pkcs11_hsm.h"
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <map>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -64,8 +67,8 @@ Status Unsupported(std::string what) {
 }
 
 // Failures of a decryption-like call that mean "the input is not authentic". SoftHSM2 says
-// CKR_GENERAL_ERROR for a bad GCM tag or KWP integrity check; real HSMs say ENCRYPTED_DATA_INVALID or
-// WRAPPED_KEY_INVALID (reference/softhsm.md §5.6).
+// CKR_GENERAL_ERROR for a bad GCM tag or KWP integrity check; real HSMs say ENCRYPTED_DATA_INVALID
+// or WRAPPED_KEY_INVALID (reference/softhsm.md §5.6).
 bool IsAuthenticityFailure(CK_RV rv) {
   switch (rv) {
     case CKR_GENERAL_ERROR:
@@ -93,33 +96,48 @@ StatusOr<T> AsInvalidCiphertext(StatusOr<T> r) {
 
 CK_MECHANISM_TYPE HashMechanism(HashAlgorithm h) {
   switch (h) {
-    case HashAlgorithm::kSha1: return CKM_SHA_1;
-    case HashAlgorithm::kSha224: return CKM_SHA224;
-    case HashAlgorithm::kSha256: return CKM_SHA256;
-    case HashAlgorithm::kSha384: return CKM_SHA384;
-    case HashAlgorithm::kSha512: return CKM_SHA512;
+    case HashAlgorithm::kSha1:
+      return CKM_SHA_1;
+    case HashAlgorithm::kSha224:
+      return CKM_SHA224;
+    case HashAlgorithm::kSha256:
+      return CKM_SHA256;
+    case HashAlgorithm::kSha384:
+      return CKM_SHA384;
+    case HashAlgorithm::kSha512:
+      return CKM_SHA512;
   }
   return CKM_SHA256;
 }
 
 CK_RSA_PKCS_MGF_TYPE Mgf1(HashAlgorithm h) {
   switch (h) {
-    case HashAlgorithm::kSha1: return CKG_MGF1_SHA1;
-    case HashAlgorithm::kSha224: return CKG_MGF1_SHA224;
-    case HashAlgorithm::kSha256: return CKG_MGF1_SHA256;
-    case HashAlgorithm::kSha384: return CKG_MGF1_SHA384;
-    case HashAlgorithm::kSha512: return CKG_MGF1_SHA512;
+    case HashAlgorithm::kSha1:
+      return CKG_MGF1_SHA1;
+    case HashAlgorithm::kSha224:
+      return CKG_MGF1_SHA224;
+    case HashAlgorithm::kSha256:
+      return CKG_MGF1_SHA256;
+    case HashAlgorithm::kSha384:
+      return CKG_MGF1_SHA384;
+    case HashAlgorithm::kSha512:
+      return CKG_MGF1_SHA512;
   }
   return CKG_MGF1_SHA256;
 }
 
 CK_MECHANISM_TYPE HmacMechanism(HashAlgorithm h) {
   switch (h) {
-    case HashAlgorithm::kSha1: return CKM_SHA_1_HMAC;
-    case HashAlgorithm::kSha224: return CKM_SHA224_HMAC;
-    case HashAlgorithm::kSha256: return CKM_SHA256_HMAC;
-    case HashAlgorithm::kSha384: return CKM_SHA384_HMAC;
-    case HashAlgorithm::kSha512: return CKM_SHA512_HMAC;
+    case HashAlgorithm::kSha1:
+      return CKM_SHA_1_HMAC;
+    case HashAlgorithm::kSha224:
+      return CKM_SHA224_HMAC;
+    case HashAlgorithm::kSha256:
+      return CKM_SHA256_HMAC;
+    case HashAlgorithm::kSha384:
+      return CKM_SHA384_HMAC;
+    case HashAlgorithm::kSha512:
+      return CKM_SHA512_HMAC;
   }
   return CKM_SHA256_HMAC;
 }
@@ -145,7 +163,7 @@ struct RawKey {
   CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;  // secret or private key; invalid for public-only keys
   CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE;  // public key object of asymmetric keys
   Bytes public_der;
-  std::size_t modulus_bytes = 0;             // RSA
+  std::size_t modulus_bytes = 0;  // RSA
   std::uint64_t generation = 0;
 };
 
@@ -155,7 +173,9 @@ class Pkcs11Key final : public LoadedKey {
  public:
   Pkcs11Key(KeyAlgorithm algorithm, KeyPurpose purpose, KeyOrigin origin,
             std::shared_ptr<Device> device, RawKey raw)
-      : LoadedKey(algorithm, purpose), origin_(origin), device_(std::move(device)),
+      : LoadedKey(algorithm, purpose),
+        origin_(origin),
+        device_(std::move(device)),
         raw_(std::move(raw)) {}
   ~Pkcs11Key() override;
 
@@ -190,7 +210,8 @@ class Device {
   CK_OBJECT_HANDLE domain_key() const { return domain_key_; }
   std::uint64_t generation() const { return module_->generation(); }
 
-  // Whether `key` is still backed by live objects (hal/hsm.h: kHandleStale after re-initialisation).
+  // Whether `key` is still backed by live objects (hal/hsm.h: kHandleStale after
+  // re-initialisation).
   Status Fresh(const RawKey& key) const {
     if (key.generation != module_->generation()) {
       return UnavailableError("key handle outlived an HSM re-initialisation; load it again",
@@ -289,10 +310,10 @@ class Device {
     return s;
   }
 
-  // Called with mu_ held shared. A session whose call failed is not trusted again, unless the data was
-  // at fault (bad signature, bad length: PKCS#11 v2.40 §5.2, such a return ends the operation): after
-  // any other failure the module may have left an operation active on it (an injected or partial
-  // failure), and opening another session costs under 1 us.
+  // Called with mu_ held shared. A session whose call failed is not trusted again, unless the data
+  // was at fault (bad signature, bad length: PKCS#11 v2.40 §5.2, such a return ends the operation):
+  // after any other failure the module may have left an operation active on it (an injected or
+  // partial failure), and opening another session costs under 1 us.
   void Return(Session session, RvClass failure) {
     const bool keep =
         (failure == RvClass::kNone || failure == RvClass::kInvalidData) && !session.stale();
@@ -300,9 +321,9 @@ class Device {
       if (failure == RvClass::kDevice || session.stale()) {
         session.Abandon();  // the module is being re-initialised: C_Finalize closes everything
       } else {
-        // Also for CKR_SESSION_HANDLE_INVALID/CLOSED: closing a handle the module already dropped is
-        // harmless, and closing one it still holds (a spurious report) is what prevents a leak. Only
-        // this HAL opens sessions on the module, so a reused number could only be another pool
+        // Also for CKR_SESSION_HANDLE_INVALID/CLOSED: closing a handle the module already dropped
+        // is harmless, and closing one it still holds (a spurious report) is what prevents a leak.
+        // Only this HAL opens sessions on the module, so a reused number could only be another pool
         // session, which then fails with SESSION_HANDLE_INVALID and is replaced the same way.
         (void)session.Close();
       }
@@ -343,15 +364,17 @@ class Device {
     pool_cv_.notify_all();
   }
 
-  // With mu_ held exclusively: find the token, open the anchor, log in, find and check the domain key.
+  // With mu_ held exclusively: find the token, open the anchor, log in, find and check the domain
+  // key.
   Status ConnectLocked() {
     KMS_ASSIGN_OR_RETURN(slot_, module_->FindToken(config_.token_label, config_.token_serial));
     KMS_ASSIGN_OR_RETURN(Session anchor, Session::Open(*module_, slot_, /*read_write=*/true));
     // One login for the whole token and process, never a per-session logout (pkcs11/session.h).
     KMS_RETURN_IF_ERROR(pkcs11::Login::User(anchor, config_.user_pin));
     AttributeTemplate find;
-    find.Ulong(CKA_CLASS, CKO_SECRET_KEY).Bool(CKA_TOKEN, true).String(CKA_LABEL,
-                                                                      config_.domain_key_label);
+    find.Ulong(CKA_CLASS, CKO_SECRET_KEY)
+        .Bool(CKA_TOKEN, true)
+        .String(CKA_LABEL, config_.domain_key_label);
     KMS_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found, anchor.FindObjects(find, 2));
     if (found.empty()) {
       return FailedPreconditionError("domain key '" + config_.domain_key_label +
@@ -397,7 +420,8 @@ class Device {
     }
     bool any_rsa = false;
     if (Has(mechs, CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, &info)) {
-      for (KeyAlgorithm a : {KeyAlgorithm::kRsa2048, KeyAlgorithm::kRsa3072, KeyAlgorithm::kRsa4096}) {
+      for (KeyAlgorithm a :
+           {KeyAlgorithm::kRsa2048, KeyAlgorithm::kRsa3072, KeyAlgorithm::kRsa4096}) {
         CK_ULONG bits = internal::RsaBits(a);
         if (info.ulMinKeySize <= bits && bits <= info.ulMaxKeySize) {
           caps.key_algorithms.insert(a);
@@ -444,7 +468,10 @@ class Device {
     AttributeTemplate pub;
     pub.Bool(CKA_TOKEN, false).Bool(CKA_VERIFY, true).Bytes(CKA_EC_PARAMS, curve.ec_params);
     AttributeTemplate priv;
-    priv.Bool(CKA_TOKEN, false).Bool(CKA_PRIVATE, true).Bool(CKA_SENSITIVE, true).Bool(CKA_SIGN, true);
+    priv.Bool(CKA_TOKEN, false)
+        .Bool(CKA_PRIVATE, true)
+        .Bool(CKA_SENSITIVE, true)
+        .Bool(CKA_SIGN, true);
     auto pair = anchor_->GenerateKeyPair(mech, pub, priv);
     if (!pair.has_value()) return false;
     (void)anchor_->DestroyObject(pair->first);
@@ -456,8 +483,11 @@ class Device {
     // Any odd 2048-bit modulus serves for a public-key encryption probe; no private key is needed.
     Bytes modulus(256, 0xFF);
     AttributeTemplate t;
-    t.Ulong(CKA_CLASS, CKO_PUBLIC_KEY).Ulong(CKA_KEY_TYPE, CKK_RSA).Bool(CKA_TOKEN, false)
-        .Bool(CKA_ENCRYPT, true).Bytes(CKA_MODULUS, modulus)
+    t.Ulong(CKA_CLASS, CKO_PUBLIC_KEY)
+        .Ulong(CKA_KEY_TYPE, CKK_RSA)
+        .Bool(CKA_TOKEN, false)
+        .Bool(CKA_ENCRYPT, true)
+        .Bytes(CKA_MODULUS, modulus)
         .Bytes(CKA_PUBLIC_EXPONENT, kRsaPublicExponent);
     auto key = anchor_->CreateObject(t);
     if (!key.has_value()) return;
@@ -502,9 +532,9 @@ class Pkcs11Hsm final : public Hsm {
       RawKey raw;
       raw.generation = device_->generation();
       if (IsSymmetric(algorithm)) {
-        CK_MECHANISM mech{algorithm == KeyAlgorithm::kAes256 ? CKM_AES_KEY_GEN
-                                                             : CKM_GENERIC_SECRET_KEY_GEN,
-                          nullptr, 0};
+        CK_MECHANISM mech{
+            algorithm == KeyAlgorithm::kAes256 ? CKM_AES_KEY_GEN : CKM_GENERIC_SECRET_KEY_GEN,
+            nullptr, 0};
         AttributeTemplate t = TemplateOf(spec, /*with_value_len=*/true);
         KMS_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE key, s.GenerateKey(mech, t));
         ScopedObject guard(s, key);
@@ -580,9 +610,9 @@ class Pkcs11Hsm final : public Hsm {
       raw.generation = device_->generation();
       CK_MECHANISM mech{CKM_AES_KEY_WRAP_PAD, nullptr, 0};
       AttributeTemplate t = TemplateOf(spec, /*with_value_len=*/false);
-      KMS_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE key,
-                           AsInvalidCiphertext(s.UnwrapKey(mech, device_->domain_key(),
-                                                           wrapped.wrapped, t)));
+      KMS_ASSIGN_OR_RETURN(
+          CK_OBJECT_HANDLE key,
+          AsInvalidCiphertext(s.UnwrapKey(mech, device_->domain_key(), wrapped.wrapped, t)));
       ScopedObject guard(s, key);
       // The blob decides what came out: a key of another length or type is not this key.
       Status policy = CheckKeyPolicy(s, key, spec);
@@ -604,9 +634,10 @@ class Pkcs11Hsm final : public Hsm {
     KMS_ASSIGN_OR_RETURN(KeyHandle handle,
                          MakeKey(algorithm, purpose, KeyOrigin::kUnwrapped, std::move(raw)));
     // An EC private key object does not carry its public point: a sign/verify round trip proves the
-    // pair. Run on a pool session, never the anchor: an operation cut short there could leave it with
-    // an active operation, and the anchor cannot be replaced without losing every loaded key.
-    if (IsEc(algorithm)) KMS_RETURN_IF_ERROR(CheckEcPair(*static_cast<const Pkcs11Key*>(handle.get())));
+    // pair. Run on a pool session, never the anchor: an operation cut short there could leave it
+    // with an active operation, and the anchor cannot be replaced without losing every loaded key.
+    if (IsEc(algorithm))
+      KMS_RETURN_IF_ERROR(CheckEcPair(*static_cast<const Pkcs11Key*>(handle.get())));
     return handle;
   }
 
@@ -624,8 +655,8 @@ class Pkcs11Hsm final : public Hsm {
       if (material.empty()) return InvalidArgumentError("empty key material");
       if (std::optional<HashAlgorithm> hash = HmacHashOf(algorithm);
           hash.has_value() && material.size() < DigestSize(*hash)) {
-        // RFC 2104 §3: keys shorter than the digest are "strongly discouraged"; the HAL refuses them
-        // on every backend (and SoftHSM2 would refuse them at use, CKR_KEY_SIZE_RANGE).
+        // RFC 2104 §3: keys shorter than the digest are "strongly discouraged"; the HAL refuses
+        // them on every backend (and SoftHSM2 would refuse them at use, CKR_KEY_SIZE_RANGE).
         return InvalidArgumentError("an HMAC key must be at least as long as its digest");
       }
       const SecretBytes& value = material;
@@ -668,7 +699,8 @@ class Pkcs11Hsm final : public Hsm {
       KMS_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE key, s.CreateObject(t));
       ScopedObject guard(s, key);
       KMS_RETURN_IF_ERROR(CheckKeyPolicy(s, key, spec));
-      KMS_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE pub, CreatePublicObject(s, algorithm, purpose, parts.pub));
+      KMS_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE pub,
+                           CreatePublicObject(s, algorithm, purpose, parts.pub));
       raw.pub = pub;
       raw.key = guard.Release();
       raw.public_der = spki;
@@ -716,12 +748,20 @@ class Pkcs11Hsm final : public Hsm {
       // The one key pair whose private part leaves the device (AWS GenerateDataKeyPair): generated
       // non-sensitive and extractable, read out, and destroyed before returning.
       AttributeTemplate pub;
-      pub.Bool(CKA_TOKEN, false).Bool(CKA_VERIFY, true).Bool(CKA_ENCRYPT, false)
+      pub.Bool(CKA_TOKEN, false)
+          .Bool(CKA_VERIFY, true)
+          .Bool(CKA_ENCRYPT, false)
           .Bool(CKA_WRAP, false);
       AttributeTemplate priv;
-      priv.Bool(CKA_TOKEN, false).Bool(CKA_PRIVATE, true).Bool(CKA_SENSITIVE, false)
-          .Bool(CKA_EXTRACTABLE, true).Bool(CKA_SIGN, true).Bool(CKA_DECRYPT, false)
-          .Bool(CKA_UNWRAP, false).Bool(CKA_DERIVE, false).Bool(CKA_MODIFIABLE, false);
+      priv.Bool(CKA_TOKEN, false)
+          .Bool(CKA_PRIVATE, true)
+          .Bool(CKA_SENSITIVE, false)
+          .Bool(CKA_EXTRACTABLE, true)
+          .Bool(CKA_SIGN, true)
+          .Bool(CKA_DECRYPT, false)
+          .Bool(CKA_UNWRAP, false)
+          .Bool(CKA_DERIVE, false)
+          .Bool(CKA_MODIFIABLE, false);
       CK_MECHANISM mech{CKM_EC_KEY_PAIR_GEN, nullptr, 0};
       if (IsRsa(algorithm)) {
         mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
@@ -743,9 +783,9 @@ class Pkcs11Hsm final : public Hsm {
         for (const auto& a : v) {
           if (!a.present) return InternalError("device withheld an RSA key component");
         }
-        KMS_ASSIGN_OR_RETURN(out.private_key_pkcs8,
-                             internal::RsaPkcs8(v[0].AsBytes(), v[1].AsBytes(), v[2].value,
-                                                v[3].value, v[4].value));
+        KMS_ASSIGN_OR_RETURN(
+            out.private_key_pkcs8,
+            internal::RsaPkcs8(v[0].AsBytes(), v[1].AsBytes(), v[2].value, v[3].value, v[4].value));
       } else {
         KMS_ASSIGN_OR_RETURN(pkcs11::AttributeValue d, s.GetAttribute(pair.second, CKA_VALUE));
         KMS_ASSIGN_OR_RETURN(internal::PublicKeyParts parts,
@@ -755,8 +795,8 @@ class Pkcs11Hsm final : public Hsm {
         SecretBytes scalar(curve.order_bytes);
         ByteView dv = d.value.ExposeSecret();
         if (dv.size() > curve.order_bytes) return InternalError("device returned a bad EC scalar");
-        std::memcpy(scalar.ExposeSecretMutable().data() + (curve.order_bytes - dv.size()), dv.data(),
-                    dv.size());
+        std::memcpy(scalar.ExposeSecretMutable().data() + (curve.order_bytes - dv.size()),
+                    dv.data(), dv.size());
         KMS_ASSIGN_OR_RETURN(out.private_key_pkcs8, internal::EcPkcs8(curve, scalar, parts.point));
       }
       return out;
@@ -769,13 +809,13 @@ class Pkcs11Hsm final : public Hsm {
     KMS_RETURN_IF_ERROR(RequireGcmKey(*k));
     return device_->OnPool([&](Session& s) -> StatusOr<GcmCiphertext> {
       KMS_RETURN_IF_ERROR(device_->Fresh(k->raw()));
-      // NIST SP 800-38D §8.2.2: a random 96-bit IV from the device RNG; the module is never asked to
-      // pick one (SoftHSM2 would silently use a fixed IV, reference/softhsm.md §4).
+      // NIST SP 800-38D §8.2.2: a random 96-bit IV from the device RNG; the module is never asked
+      // to pick one (SoftHSM2 would silently use a fixed IV, reference/softhsm.md §4).
       KMS_ASSIGN_OR_RETURN(SecretBytes iv, s.GenerateRandom(kGcmIvSize));
       CK_GCM_PARAMS params = GcmParams(iv.ExposeSecret(), aad);
       CK_MECHANISM mech{CKM_AES_GCM, &params, sizeof(params)};
-      KMS_ASSIGN_OR_RETURN(Bytes out, s.Encrypt(mech, k->raw().key, plaintext,
-                                                plaintext.size() + kGcmTagSize));
+      KMS_ASSIGN_OR_RETURN(
+          Bytes out, s.Encrypt(mech, k->raw().key, plaintext, plaintext.size() + kGcmTagSize));
       if (out.size() != plaintext.size() + kGcmTagSize) {
         return InternalError("AES-GCM output has the wrong length");
       }
@@ -801,8 +841,8 @@ class Pkcs11Hsm final : public Hsm {
       KMS_RETURN_IF_ERROR(device_->Fresh(k->raw()));
       CK_GCM_PARAMS params = GcmParams(iv, aad);
       CK_MECHANISM mech{CKM_AES_GCM, &params, sizeof(params)};
-      StatusOr<SecretBytes> out = AsInvalidCiphertext(s.Decrypt(mech, k->raw().key, input,
-                                                                input.size()));
+      StatusOr<SecretBytes> out =
+          AsInvalidCiphertext(s.Decrypt(mech, k->raw().key, input, input.size()));
       if (out.has_value() && out->size() != ciphertext.size()) {
         return InternalError("AES-GCM output has the wrong length");
       }
@@ -908,7 +948,8 @@ class Pkcs11Hsm final : public Hsm {
     }
     return device_->OnPool([&](Session& s) -> StatusOr<Bytes> {
       KMS_RETURN_IF_ERROR(device_->Fresh(k->raw()));
-      CK_RSA_PKCS_OAEP_PARAMS params{HashMechanism(hash), Mgf1(hash), CKZ_DATA_SPECIFIED, nullptr, 0};
+      CK_RSA_PKCS_OAEP_PARAMS params{HashMechanism(hash), Mgf1(hash), CKZ_DATA_SPECIFIED, nullptr,
+                                     0};
       CK_MECHANISM mech{CKM_RSA_PKCS_OAEP, &params, sizeof(params)};
       return s.Encrypt(mech, k->raw().pub, plaintext, k->raw().modulus_bytes);
     });
@@ -921,14 +962,16 @@ class Pkcs11Hsm final : public Hsm {
     if (k->raw().key == CK_INVALID_HANDLE) return WrongUsage("a public key cannot decrypt");
     return device_->OnPool([&](Session& s) -> StatusOr<SecretBytes> {
       KMS_RETURN_IF_ERROR(device_->Fresh(k->raw()));
-      CK_RSA_PKCS_OAEP_PARAMS params{HashMechanism(hash), Mgf1(hash), CKZ_DATA_SPECIFIED, nullptr, 0};
+      CK_RSA_PKCS_OAEP_PARAMS params{HashMechanism(hash), Mgf1(hash), CKZ_DATA_SPECIFIED, nullptr,
+                                     0};
       CK_MECHANISM mech{CKM_RSA_PKCS_OAEP, &params, sizeof(params)};
       return AsInvalidCiphertext(s.Decrypt(mech, k->raw().key, ciphertext, k->raw().modulus_bytes));
     });
   }
 
   StatusOr<SecretBytes> GenerateRandom(std::size_t size) override {
-    if (size > kMaxRandomBytes) return InvalidArgumentError("at most 1 MiB of random bytes per call");
+    if (size > kMaxRandomBytes)
+      return InvalidArgumentError("at most 1 MiB of random bytes per call");
     return device_->OnPool([&](Session& s) { return s.GenerateRandom(size); });
   }
 
@@ -954,8 +997,8 @@ class Pkcs11Hsm final : public Hsm {
 
   StatusOr<KeyHandle> MakeKey(KeyAlgorithm algorithm, KeyPurpose purpose, KeyOrigin origin,
                               RawKey raw) {
-    return KeyHandle(std::make_shared<Pkcs11Key>(algorithm, purpose, origin, device_,
-                                                 std::move(raw)));
+    return KeyHandle(
+        std::make_shared<Pkcs11Key>(algorithm, purpose, origin, device_, std::move(raw)));
   }
 
   Status CheckKeyKind(KeyAlgorithm algorithm, KeyPurpose purpose) const {
@@ -980,7 +1023,8 @@ class Pkcs11Hsm final : public Hsm {
   }
 
   // Reads the public key object into `raw.public_der` (and the modulus size for RSA).
-  static Status ReadPublicKey(Session& s, CK_OBJECT_HANDLE pub, KeyAlgorithm algorithm, RawKey& raw) {
+  static Status ReadPublicKey(Session& s, CK_OBJECT_HANDLE pub, KeyAlgorithm algorithm,
+                              RawKey& raw) {
     if (IsRsa(algorithm)) {
       const CK_ATTRIBUTE_TYPE types[] = {CKA_MODULUS, CKA_PUBLIC_EXPONENT};
       KMS_ASSIGN_OR_RETURN(auto v, s.GetAttributes(pub, types));
@@ -997,7 +1041,8 @@ class Pkcs11Hsm final : public Hsm {
     if (auto inner = internal::ParseDerOctetString(raw_point); inner.has_value()) {
       raw_point = std::move(*inner);
     }
-    KMS_ASSIGN_OR_RETURN(raw.public_der, internal::EcSpki(*internal::CurveOf(algorithm), raw_point));
+    KMS_ASSIGN_OR_RETURN(raw.public_der,
+                         internal::EcSpki(*internal::CurveOf(algorithm), raw_point));
     return Status();
   }
 
@@ -1018,8 +1063,8 @@ class Pkcs11Hsm final : public Hsm {
     return guard.Release();
   }
 
-  // The public key stored beside a wrapped blob is not covered by the wrap's integrity: check that it
-  // belongs to the private key that came out.
+  // The public key stored beside a wrapped blob is not covered by the wrap's integrity: check that
+  // it belongs to the private key that came out.
   static Status CheckPrivateMatchesPublic(Session& s, CK_OBJECT_HANDLE priv,
                                           const internal::PublicKeyParts& parts) {
     if (parts.rsa) {
@@ -1067,7 +1112,8 @@ class Pkcs11Hsm final : public Hsm {
 
   Status CheckSignature(const Pkcs11Key& k, SignatureAlgorithm algorithm, ByteView digest) const {
     if (k.purpose() != KeyPurpose::kSignVerify || !SignatureAllowed(k.algorithm(), algorithm)) {
-      return WrongUsage(std::string(SignatureAlgorithmName(algorithm)) + " is not a use of this key");
+      return WrongUsage(std::string(SignatureAlgorithmName(algorithm)) +
+                        " is not a use of this key");
     }
     if (!device_->capabilities().signature_algorithms.contains(algorithm)) {
       return Unsupported(std::string(SignatureAlgorithmName(algorithm)));
@@ -1103,7 +1149,8 @@ class Pkcs11Hsm final : public Hsm {
   }
 
   static CK_GCM_PARAMS GcmParams(ByteView iv, ByteView aad) {
-    // PKCS#11 v2.40 curr. mech. §2.12.3, 48-byte layout with ulIvBits (SoftHSM2 2.6 reads this one).
+    // PKCS#11 v2.40 curr. mech. §2.12.3, 48-byte layout with ulIvBits (SoftHSM2 2.6 reads this
+    // one).
     CK_GCM_PARAMS p{};
     p.pIv = Mutable(iv);
     p.ulIvLen = iv.size();

@@ -1,6 +1,6 @@
-// OpenPkcs11Hsm over a Cryptoki function list someone else owns, for slotting a fault-injecting wrapper
-// (tests/support/fault_injection.h) between the HAL and the module. Kept apart from hal/pkcs11_hsm.h
-// because it exposes PKCS#11 types, which firmware/ must never see.
+// OpenPkcs11Hsm over a Cryptoki function list someone else owns, for slotting a fault-injecting
+// wrapper (tests/support/fault_injection.h) between the HAL and the module. Kept apart from
+// hal/pkcs11_hsm.h because it exposes PKCS#11 types, which firmware/ must never see.
 //
 // `config.module_path` is ignored; `functions` must stay valid until the Hsm and every KeyHandle it
 // returned are gone. The Hsm calls C_Initialize/C_Finalize through `functions` itself.

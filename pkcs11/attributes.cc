@@ -46,8 +46,8 @@ CK_ATTRIBUTE* AttributeTemplate::data() {
   view_.reserve(entries_.size());
   for (Entry& e : entries_) {
     std::span<std::uint8_t> v = e.value.ExposeSecretMutable();
-    view_.push_back(CK_ATTRIBUTE{e.type, v.empty() ? nullptr : v.data(),
-                                 static_cast<CK_ULONG>(v.size())});
+    view_.push_back(
+        CK_ATTRIBUTE{e.type, v.empty() ? nullptr : v.data(), static_cast<CK_ULONG>(v.size())});
   }
   return view_.data();
 }

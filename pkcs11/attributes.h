@@ -1,10 +1,10 @@
 // AttributeTemplate: a CK_ATTRIBUTE array that owns the buffers its entries point to
 // (PKCS#11 v2.40 §4.1, §5.7 "templates").
 //
-// Each value lives in its own zeroizing buffer (SecretBytes storage), so a template may carry a key value
-// (C_CreateObject of imported material) and wipes it when it dies. `data()` rebuilds the CK_ATTRIBUTE
-// array on each call, so it stays valid while the template is neither modified nor destroyed. CK_BBOOL and
-// CK_ULONG values are stored in the module's native layout.
+// Each value lives in its own zeroizing buffer (SecretBytes storage), so a template may carry a key
+// value (C_CreateObject of imported material) and wipes it when it dies. `data()` rebuilds the
+// CK_ATTRIBUTE array on each call, so it stays valid while the template is neither modified nor
+// destroyed. CK_BBOOL and CK_ULONG values are stored in the module's native layout.
 //
 // Thread-safety: as a std::vector; a template is built and used by one thread.
 #ifndef KMS_PKCS11_ATTRIBUTES_H_

@@ -60,8 +60,8 @@ StatusOr<std::unique_ptr<Module>> Module::Adopt(CK_FUNCTION_LIST* functions) {
 }
 
 Status Module::Initialize() {
-  // PKCS#11 v2.40 §5.4 C_Initialize: CKF_OS_LOCKING_OK with no mutex callbacks asks the module to use
-  // the OS primitives; SoftHSM2 runs without any locking otherwise.
+  // PKCS#11 v2.40 §5.4 C_Initialize: CKF_OS_LOCKING_OK with no mutex callbacks asks the module to
+  // use the OS primitives; SoftHSM2 runs without any locking otherwise.
   CK_C_INITIALIZE_ARGS args{};
   args.flags = CKF_OS_LOCKING_OK;
   CK_RV rv = functions_->C_Initialize(&args);
@@ -126,8 +126,7 @@ StatusOr<CK_SLOT_ID> Module::FindToken(std::string_view label, std::string_view 
     if (functions_->C_GetTokenInfo(slot, &info) != CKR_OK) continue;
     if ((info.flags & CKF_TOKEN_INITIALIZED) == 0) continue;
     if (TrimPadded(info.label, sizeof(info.label)) != label) continue;
-    if (!serial.empty() &&
-        TrimPadded(info.serialNumber, sizeof(info.serialNumber)) != serial) {
+    if (!serial.empty() && TrimPadded(info.serialNumber, sizeof(info.serialNumber)) != serial) {
       continue;
     }
     matches.push_back(slot);

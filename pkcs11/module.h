@@ -1,22 +1,22 @@
 // Module: one loaded and initialised Cryptoki module (PKCS#11 v2.40 §5.4, §5.5).
 //
-// `Load` dlopen()s a module by path and takes its function list from C_GetFunctionList; `Adopt` uses a
-// function list that someone else owns (a fault-injecting wrapper in tests) and never unloads it. Either
-// way the Module calls C_Initialize once, with CKF_OS_LOCKING_OK (SoftHSM2 disables its own locks
-// without it and crashes under threads, reference/softhsm.md §4), and C_Finalize in its destructor.
-// `Reinitialize` (C_Finalize + C_Initialize) is the recovery for device errors; it bumps `generation()`,
-// which sessions opened before it compare against so they never close a handle number that the module
-// may have handed out again.
+// `Load` dlopen()s a module by path and takes its function list from C_GetFunctionList; `Adopt`
+// uses a function list that someone else owns (a fault-injecting wrapper in tests) and never
+// unloads it. Either way the Module calls C_Initialize once, with CKF_OS_LOCKING_OK (SoftHSM2
+// disables its own locks without it and crashes under threads, reference/softhsm.md §4), and
+// C_Finalize in its destructor. `Reinitialize` (C_Finalize + C_Initialize) is the recovery for
+// device errors; it bumps `generation()`, which sessions opened before it compare against so they
+// never close a handle number that the module may have handed out again.
 //
-// Slot and token lookup: `FindToken` finds a token by label (and serial, when given) and fails loudly
-// (NotFound, listing nothing secret) when it is missing or ambiguous.
+// Slot and token lookup: `FindToken` finds a token by label (and serial, when given) and fails
+// loudly (NotFound, listing nothing secret) when it is missing or ambiguous.
 //
-// Thread-safety: all const methods and the lookups may be called concurrently (Cryptoki with OS locking
-// is thread-safe per call). `Reinitialize` must not run concurrently with any other use of the module;
-// callers serialise it (the HAL holds an exclusive lock).
+// Thread-safety: all const methods and the lookups may be called concurrently (Cryptoki with OS
+// locking is thread-safe per call). `Reinitialize` must not run concurrently with any other use of
+// the module; callers serialise it (the HAL holds an exclusive lock).
 //
-// Process-wide state: Cryptoki has one initialisation per process and module; two Modules over the same
-// library in one process would collide (the second gets CKR_CRYPTOKI_ALREADY_INITIALIZED).
+// Process-wide state: Cryptoki has one initialisation per process and module; two Modules over the
+// same library in one process would collide (the second gets CKR_CRYPTOKI_ALREADY_INITIALIZED).
 #ifndef KMS_PKCS11_MODULE_H_
 #define KMS_PKCS11_MODULE_H_
 
@@ -32,8 +32,8 @@
 
 namespace kms::pkcs11 {
 
-// A dlopen()ed module library and its function list, not initialised. Closing it (destructor) unloads
-// the library: keep it alive while anything uses the function list.
+// A dlopen()ed module library and its function list, not initialised. Closing it (destructor)
+// unloads the library: keep it alive while anything uses the function list.
 class Library {
  public:
   static StatusOr<std::unique_ptr<Library>> Open(const std::string& path);
@@ -89,8 +89,8 @@ class Module {
   std::atomic<std::uint64_t> generation_{1};
 };
 
-// A blank-padded fixed-width Cryptoki string field (token label, serial: PKCS#11 v2.40 §3.2) without
-// its padding.
+// A blank-padded fixed-width Cryptoki string field (token label, serial: PKCS#11 v2.40 §3.2)
+// without its padding.
 std::string TrimPadded(const unsigned char* field, std::size_t size);
 
 }  // namespace kms::pkcs11

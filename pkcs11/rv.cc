@@ -13,11 +13,15 @@ struct RvInfo {
 
 // Every CK_RV of PKCS#11 v2.40 §11.1 (the CKR_ list of p11-kit's pkcs11.h), each with its class.
 // Notes on the less obvious rows:
-//  * CKR_GENERAL_ERROR is kFatal, but SoftHSM2 also returns it for a failed GCM tag and a bad wrapped
-//    blob; the HAL maps it to "invalid ciphertext" for those calls only (reference/softhsm.md §5.6).
-//  * CKR_SLOT_ID_INVALID is kDevice: a token that vanished from its slot needs the module re-initialised.
+//  * CKR_GENERAL_ERROR is kFatal, but SoftHSM2 also returns it for a failed GCM tag and a bad
+//  wrapped
+//    blob; the HAL maps it to "invalid ciphertext" for those calls only (reference/softhsm.md
+//    §5.6).
+//  * CKR_SLOT_ID_INVALID is kDevice: a token that vanished from its slot needs the module
+//  re-initialised.
 //  * CKR_KEY_SIZE_RANGE is kInvalidData: imported material of the wrong length.
-//  * CKR_BUFFER_TOO_SMALL is kCallerBug: the binding itself retries with the size the module asked for.
+//  * CKR_BUFFER_TOO_SMALL is kCallerBug: the binding itself retries with the size the module asked
+//  for.
 constexpr RvInfo kRvTable[] = {
     {CKR_OK, "CKR_OK", RvClass::kNone},
     {CKR_CANCEL, "CKR_CANCEL", RvClass::kRetry},
@@ -81,7 +85,8 @@ constexpr RvInfo kRvTable[] = {
     {CKR_TOKEN_WRITE_PROTECTED, "CKR_TOKEN_WRITE_PROTECTED", RvClass::kRefused},
     {CKR_UNWRAPPING_KEY_HANDLE_INVALID, "CKR_UNWRAPPING_KEY_HANDLE_INVALID", RvClass::kObjectLost},
     {CKR_UNWRAPPING_KEY_SIZE_RANGE, "CKR_UNWRAPPING_KEY_SIZE_RANGE", RvClass::kCallerBug},
-    {CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT, "CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT", RvClass::kCallerBug},
+    {CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT, "CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT",
+     RvClass::kCallerBug},
     {CKR_USER_ALREADY_LOGGED_IN, "CKR_USER_ALREADY_LOGGED_IN", RvClass::kAuth},
     {CKR_USER_NOT_LOGGED_IN, "CKR_USER_NOT_LOGGED_IN", RvClass::kAuth},
     {CKR_USER_PIN_NOT_INITIALIZED, "CKR_USER_PIN_NOT_INITIALIZED", RvClass::kAuth},
@@ -144,17 +149,28 @@ RvClass ClassOfRv(CK_RV rv) {
 
 std::string_view RvClassName(RvClass c) {
   switch (c) {
-    case RvClass::kNone: return "none";
-    case RvClass::kRetry: return "retry";
-    case RvClass::kSessionLost: return "session lost";
-    case RvClass::kDevice: return "device";
-    case RvClass::kObjectLost: return "object lost";
-    case RvClass::kAuth: return "auth";
-    case RvClass::kInvalidData: return "invalid data";
-    case RvClass::kRefused: return "refused";
-    case RvClass::kUnsupported: return "unsupported";
-    case RvClass::kCallerBug: return "caller bug";
-    case RvClass::kFatal: return "fatal";
+    case RvClass::kNone:
+      return "none";
+    case RvClass::kRetry:
+      return "retry";
+    case RvClass::kSessionLost:
+      return "session lost";
+    case RvClass::kDevice:
+      return "device";
+    case RvClass::kObjectLost:
+      return "object lost";
+    case RvClass::kAuth:
+      return "auth";
+    case RvClass::kInvalidData:
+      return "invalid data";
+    case RvClass::kRefused:
+      return "refused";
+    case RvClass::kUnsupported:
+      return "unsupported";
+    case RvClass::kCallerBug:
+      return "caller bug";
+    case RvClass::kFatal:
+      return "fatal";
   }
   return "unknown";
 }
@@ -176,9 +192,11 @@ Status RvToStatus(CK_RV rv, std::string_view function) {
     case RvClass::kInvalidData:
       return Status(StatusCode::kInvalidArgument, std::move(message), Reason::kNone, rv);
     case RvClass::kRefused:
-      return Status(StatusCode::kFailedPrecondition, std::move(message), Reason::kPolicyViolation, rv);
+      return Status(StatusCode::kFailedPrecondition, std::move(message), Reason::kPolicyViolation,
+                    rv);
     case RvClass::kUnsupported:
-      return Status(StatusCode::kUnimplemented, std::move(message), Reason::kMechanismUnsupported, rv);
+      return Status(StatusCode::kUnimplemented, std::move(message), Reason::kMechanismUnsupported,
+                    rv);
     case RvClass::kCallerBug:
     case RvClass::kFatal:
       return Status(StatusCode::kInternal, std::move(message), Reason::kNone, rv);

@@ -5,8 +5,8 @@
 namespace kms::pkcs11 {
 namespace {
 
-// Cryptoki takes non-const input pointers for data it only reads. SoftHSM2 refuses a NULL data pointer
-// even with length 0 (CKR_ARGUMENTS_BAD), so empty inputs point at a dummy byte.
+// Cryptoki takes non-const input pointers for data it only reads. SoftHSM2 refuses a NULL data
+// pointer even with length 0 (CKR_ARGUMENTS_BAD), so empty inputs point at a dummy byte.
 unsigned char* In(ByteView v) {
   static unsigned char empty = 0;
   return v.empty() ? &empty : const_cast<unsigned char*>(v.data());
@@ -99,11 +99,11 @@ StatusOr<std::vector<CK_OBJECT_HANDLE>> Session::FindObjects(AttributeTemplate& 
 
 StatusOr<std::vector<AttributeValue>> Session::GetAttributes(
     CK_OBJECT_HANDLE object, std::span<const CK_ATTRIBUTE_TYPE> types) {
-  // PKCS#11 v2.40 §5.7 C_GetAttributeValue. One call with room for the usual attribute (flags, sizes,
-  // OIDs, mechanism lists): policy checks read a dozen of those per key load, and each call costs the
-  // module a lookup. An entry the module marks CK_UNAVAILABLE_INFORMATION is either invalid for the
-  // object, sensitive, or larger than the room given (the return value names only one of the causes):
-  // those are sized and fetched one by one.
+  // PKCS#11 v2.40 §5.7 C_GetAttributeValue. One call with room for the usual attribute (flags,
+  // sizes, OIDs, mechanism lists): policy checks read a dozen of those per key load, and each call
+  // costs the module a lookup. An entry the module marks CK_UNAVAILABLE_INFORMATION is either
+  // invalid for the object, sensitive, or larger than the room given (the return value names only
+  // one of the causes): those are sized and fetched one by one.
   constexpr std::size_t kRoom = 64;
   std::vector<AttributeValue> values(types.size());
   std::vector<CK_ATTRIBUTE> query(types.size());
@@ -156,9 +156,8 @@ Status Session::GetAttributeStrict(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE ty
 }
 
 Status Session::SetAttributes(CK_OBJECT_HANDLE object, AttributeTemplate& attributes) {
-  return RvToStatus(
-      f()->C_SetAttributeValue(handle_, object, attributes.data(), attributes.size()),
-      "C_SetAttributeValue");
+  return RvToStatus(f()->C_SetAttributeValue(handle_, object, attributes.data(), attributes.size()),
+                    "C_SetAttributeValue");
 }
 
 StatusOr<CK_OBJECT_HANDLE> Session::GenerateKey(CK_MECHANISM& mechanism,
@@ -203,8 +202,8 @@ StatusOr<CK_OBJECT_HANDLE> Session::UnwrapKey(CK_MECHANISM& mechanism,
   return key;
 }
 
-StatusOr<Bytes> Session::Encrypt(CK_MECHANISM& mechanism, CK_OBJECT_HANDLE key,
-                                 ByteView plaintext, std::size_t capacity) {
+StatusOr<Bytes> Session::Encrypt(CK_MECHANISM& mechanism, CK_OBJECT_HANDLE key, ByteView plaintext,
+                                 std::size_t capacity) {
   CK_RV rv = f()->C_EncryptInit(handle_, &mechanism, key);
   if (rv != CKR_OK) return RvToStatus(rv, "C_EncryptInit");
   Bytes out(capacity == 0 ? 1 : capacity);

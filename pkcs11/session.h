@@ -1,19 +1,20 @@
 // Session: an RAII Cryptoki session (PKCS#11 v2.40 §5.6) and the calls made on it; ScopedObject: an
 // object handle destroyed with its owner. The token-level login is in pkcs11/token.h.
 //
-// A Session is move-only; its destructor calls C_CloseSession, unless the module was re-initialised since
-// the session opened (its handle number is dead and may have been reused) or `Abandon()` was called
-// because the module said the session is gone. It never logs out: login belongs to the token, not to
-// a session (PKCS#11 v2.40 §6.7.1: all sessions of an application share one login state), so a session
-// closing must not log the others out. Session objects die with the session that created them.
+// A Session is move-only; its destructor calls C_CloseSession, unless the module was re-initialised
+// since the session opened (its handle number is dead and may have been reused) or `Abandon()` was
+// called because the module said the session is gone. It never logs out: login belongs to the
+// token, not to a session (PKCS#11 v2.40 §6.7.1: all sessions of an application share one login
+// state), so a session closing must not log the others out. Session objects die with the session
+// that created them.
 //
 // The operation methods are single-part (Encrypt, Decrypt, Sign, Verify, Wrap) and follow §5.2's
-// length convention: they offer a buffer of `capacity` bytes and, on CKR_BUFFER_TOO_SMALL (which keeps
-// the operation active), retry once with the length the module asked for. Every failure is a Status from
-// pkcs11/rv.h carrying the CK_RV.
+// length convention: they offer a buffer of `capacity` bytes and, on CKR_BUFFER_TOO_SMALL (which
+// keeps the operation active), retry once with the length the module asked for. Every failure is a
+// Status from pkcs11/rv.h carrying the CK_RV.
 //
-// Thread-safety: a Session must be used by one thread at a time (SoftHSM2 crashes when two threads share
-// one session, reference/softhsm.md §4). Different sessions may be used concurrently.
+// Thread-safety: a Session must be used by one thread at a time (SoftHSM2 crashes when two threads
+// share one session, reference/softhsm.md §4). Different sessions may be used concurrently.
 #ifndef KMS_PKCS11_SESSION_H_
 #define KMS_PKCS11_SESSION_H_
 
@@ -104,8 +105,8 @@ class Session {
   std::uint64_t generation_ = 0;
 };
 
-// An object destroyed (C_DestroyObject through `session`) when the ScopedObject goes, unless released.
-// The session must outlive it.
+// An object destroyed (C_DestroyObject through `session`) when the ScopedObject goes, unless
+// released. The session must outlive it.
 class ScopedObject {
  public:
   ScopedObject() = default;

@@ -14,7 +14,8 @@ unsigned char* In(ByteView v) {
 
 Status DoLogin(Session& session, CK_USER_TYPE user, const SecretBytes& pin) {
   ByteView p = pin.ExposeSecret();
-  CK_RV rv = session.module().functions()->C_Login(session.handle(), user, In(p), static_cast<CK_ULONG>(p.size()));
+  CK_RV rv = session.module().functions()->C_Login(session.handle(), user, In(p),
+                                                   static_cast<CK_ULONG>(p.size()));
   // §5.6: the login is per application and token; already being logged in as this user is the goal.
   if (rv == CKR_USER_ALREADY_LOGGED_IN) return Status();
   return RvToStatus(rv, "C_Login");

@@ -7,11 +7,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <iterator>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "hal/pkcs11_policy.h"
@@ -104,13 +104,14 @@ StatusOr<DevToken> CreateDevToken(const std::string& dir, const DevTokenOptions&
   KMS_RETURN_IF_ERROR(MakePrivateDir(tokens));
   const fs::path conf = root / kConfFile;
   std::ostringstream conf_text;
-  conf_text << "# SoftHSM2 configuration of a KMS dev token (written by provisioning/dev_token.cc)\n"
-            << "directories.tokendir = " << tokens.string() << "\n"
-            << "objectstore.backend = file\n"
-            << "log.level = ERROR\n"
-            << "slots.removable = false\n"
-            // reference/softhsm.md §4 fork(): a child must never reuse the parent's state.
-            << "library.reset_on_fork = true\n";
+  conf_text
+      << "# SoftHSM2 configuration of a KMS dev token (written by provisioning/dev_token.cc)\n"
+      << "directories.tokendir = " << tokens.string() << "\n"
+      << "objectstore.backend = file\n"
+      << "log.level = ERROR\n"
+      << "slots.removable = false\n"
+      // reference/softhsm.md §4 fork(): a child must never reuse the parent's state.
+      << "library.reset_on_fork = true\n";
   std::error_code ec;
   fs::remove(conf, ec);
   KMS_RETURN_IF_ERROR(WritePrivateFile(conf, conf_text.str()));
@@ -144,7 +145,8 @@ StatusOr<DevToken> CreateDevToken(const std::string& dir, const DevTokenOptions&
   std::fill(std::begin(label), std::end(label), ' ');  // PKCS#11 v2.40 §5.5: 32 bytes, blank padded
   std::memcpy(label, options.token_label.data(), options.token_label.size());
   KMS_RETURN_IF_ERROR(pkcs11::RvToStatus(
-      f->C_InitToken(*free_slot, PinPtr(first_so_pin), PinLen(first_so_pin), label), "C_InitToken"));
+      f->C_InitToken(*free_slot, PinPtr(first_so_pin), PinLen(first_so_pin), label),
+      "C_InitToken"));
 
   // SoftHSM2 gives an initialised token a new slot id: look it up again, by label.
   KMS_ASSIGN_OR_RETURN(CK_SLOT_ID slot, module->FindToken(options.token_label));
@@ -152,10 +154,10 @@ StatusOr<DevToken> CreateDevToken(const std::string& dir, const DevTokenOptions&
   KMS_RETURN_IF_ERROR(pkcs11::Login::SecurityOfficer(session, first_so_pin));
   KMS_ASSIGN_OR_RETURN(SecretBytes so_random, session.GenerateRandom(kPinEntropyBytes));
   SecretBytes so_pin = HexPin(so_random);
-  KMS_RETURN_IF_ERROR(pkcs11::RvToStatus(
-      f->C_SetPIN(session.handle(), PinPtr(first_so_pin), PinLen(first_so_pin), PinPtr(so_pin),
-                  PinLen(so_pin)),
-      "C_SetPIN"));
+  KMS_RETURN_IF_ERROR(
+      pkcs11::RvToStatus(f->C_SetPIN(session.handle(), PinPtr(first_so_pin), PinLen(first_so_pin),
+                                     PinPtr(so_pin), PinLen(so_pin)),
+                         "C_SetPIN"));
   KMS_ASSIGN_OR_RETURN(SecretBytes user_random, session.GenerateRandom(kPinEntropyBytes));
   SecretBytes user_pin = HexPin(user_random);
   KMS_RETURN_IF_ERROR(pkcs11::RvToStatus(

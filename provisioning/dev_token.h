@@ -1,21 +1,23 @@
 // A development/test SoftHSM2 token in a folder of its own: config, token, PINs and domain key.
 //
-// `CreateDevToken(dir)` writes `dir/softhsm2.conf` (token directory `dir/tokens`, file object store,
-// log level ERROR, library.reset_on_fork = true), points SOFTHSM2_CONF at it, initialises a token with a
-// random SO PIN (C_InitToken), sets a random user PIN (C_InitPIN), logs in as the user and creates the
-// domain key with the policy template of hal/pkcs11_policy.h. PINs are drawn from the module's RNG (the
-// very first SO PIN, needed before any session can exist, comes from getrandom(2) and is replaced at once
-// by one from the module through C_SetPIN) and are only held in SecretBytes.
+// `CreateDevToken(dir)` writes `dir/softhsm2.conf` (token directory `dir/tokens`, file object
+// store, log level ERROR, library.reset_on_fork = true), points SOFTHSM2_CONF at it, initialises a
+// token with a random SO PIN (C_InitToken), sets a random user PIN (C_InitPIN), logs in as the user
+// and creates the domain key with the policy template of hal/pkcs11_policy.h. PINs are drawn from
+// the module's RNG (the very first SO PIN, needed before any session can exist, comes from
+// getrandom(2) and is replaced at once by one from the module through C_SetPIN) and are only held
+// in SecretBytes.
 //
 // SOFTHSM2_CONF is PROCESS-GLOBAL and SoftHSM2 reads it when the module initialises (C_Initialize):
-// Create/OpenDevToken set it, so call them before any Pkcs11Hsm is opened in the process, and do not use
-// two dev tokens in one process at the same time. (Each Catch2 test case runs in its own process under
-// CTest, so one token per test is fine.)
+// Create/OpenDevToken set it, so call them before any Pkcs11Hsm is opened in the process, and do
+// not use two dev tokens in one process at the same time. (Each Catch2 test case runs in its own
+// process under CTest, so one token per test is fine.)
 //
 // DEV MODE ONLY: so that a dev appliance keeps its keys across restarts, the folder also holds
-// `dev-token.state` (mode 0600) with the module path, token label/serial, domain key label and the USER
-// PIN in hex. A PIN in a file is acceptable for a throwaway dev token and never for a production token,
-// whose PIN comes from the unseal ceremony. The SO PIN is not persisted: dev mode never needs it.
+// `dev-token.state` (mode 0600) with the module path, token label/serial, domain key label and the
+// USER PIN in hex. A PIN in a file is acceptable for a throwaway dev token and never for a
+// production token, whose PIN comes from the unseal ceremony. The SO PIN is not persisted: dev mode
+// never needs it.
 //
 // Thread-safety: not thread-safe (environment and module initialisation are process-wide).
 #ifndef KMS_PROVISIONING_DEV_TOKEN_H_
@@ -38,22 +40,23 @@ struct DevTokenOptions {
 
 struct DevToken {
   std::string dir;
-  std::string conf_path;       // dir/softhsm2.conf
+  std::string conf_path;  // dir/softhsm2.conf
   std::string module_path;
   std::string token_label;
   std::string token_serial;
-  SecretBytes so_pin;          // empty when reopened (never persisted)
+  SecretBytes so_pin;  // empty when reopened (never persisted)
   SecretBytes user_pin;
   std::string domain_key_label;
 };
 
 // Creates the folder (mode 0700) if needed. AlreadyExists if it already holds a dev token.
 StatusOr<DevToken> CreateDevToken(const std::string& dir, const DevTokenOptions& options = {});
-// Reopens a folder made by CreateDevToken: reads dev-token.state and sets SOFTHSM2_CONF. NotFound if
-// the folder holds no dev token.
+// Reopens a folder made by CreateDevToken: reads dev-token.state and sets SOFTHSM2_CONF. NotFound
+// if the folder holds no dev token.
 StatusOr<DevToken> OpenDevToken(const std::string& dir);
 // OpenDevToken if `dir` holds a dev token, CreateDevToken otherwise (dev mode start-up).
-StatusOr<DevToken> OpenOrCreateDevToken(const std::string& dir, const DevTokenOptions& options = {});
+StatusOr<DevToken> OpenOrCreateDevToken(const std::string& dir,
+                                        const DevTokenOptions& options = {});
 
 }  // namespace kms::provisioning
 

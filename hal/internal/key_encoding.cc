@@ -34,7 +34,9 @@ const CurveInfo* CurveOfGroup(mbedtls_ecp_group_id id) {
   return nullptr;
 }
 
-Status BadSignature() { return InvalidArgumentError("invalid signature", Reason::kInvalidSignature); }
+Status BadSignature() {
+  return InvalidArgumentError("invalid signature", Reason::kInvalidSignature);
+}
 
 // RAII for mbedTLS contexts (their free functions wipe secret numbers).
 struct Pk {
@@ -62,7 +64,8 @@ struct Group {
 // The group order n of `curve`, big-endian in order_bytes.
 StatusOr<Bytes> OrderOf(const CurveInfo& curve) {
   Group group;
-  if (mbedtls_ecp_group_load(&group.g, static_cast<mbedtls_ecp_group_id>(curve.mbedtls_group)) != 0) {
+  if (mbedtls_ecp_group_load(&group.g, static_cast<mbedtls_ecp_group_id>(curve.mbedtls_group)) !=
+      0) {
     return InternalError("mbedTLS lacks curve " + std::string(KeyAlgorithmName(curve.algorithm)));
   }
   Bytes n(curve.order_bytes);
@@ -106,7 +109,7 @@ bool ReadStrictPositiveInteger(ByteView der, std::size_t& pos, std::size_t max_b
   if (pos + len > der.size()) return false;
   ByteView v = der.subspan(pos, len);
   pos += len;
-  if ((v[0] & 0x80) != 0) return false;                          // negative
+  if ((v[0] & 0x80) != 0) return false;                             // negative
   if (v[0] == 0x00 && len > 1 && (v[1] & 0x80) == 0) return false;  // non-minimal
   if (v[0] == 0x00) v = v.subspan(1);
   if (v.size() > max_bytes) return false;
@@ -198,12 +201,13 @@ StatusOr<SecretBytes> WritePkcs8(mbedtls_pk_context& pk, const CurveInfo* curve)
     std::size_t alg_len = 0;
     int r;
     if (curve != nullptr) {
-      r = mbedtls_asn1_write_raw_buffer(&p, start, curve->ec_params.data(), curve->ec_params.size());
+      r = mbedtls_asn1_write_raw_buffer(&p, start, curve->ec_params.data(),
+                                        curve->ec_params.size());
       ok = r > 0;
       if (ok) {
         r = mbedtls_asn1_write_algorithm_identifier(
-            &p, start, MBEDTLS_OID_EC_ALG_UNRESTRICTED, MBEDTLS_OID_SIZE(MBEDTLS_OID_EC_ALG_UNRESTRICTED),
-            curve->ec_params.size());
+            &p, start, MBEDTLS_OID_EC_ALG_UNRESTRICTED,
+            MBEDTLS_OID_SIZE(MBEDTLS_OID_EC_ALG_UNRESTRICTED), curve->ec_params.size());
         ok = r > 0;
         alg_len = ok ? static_cast<std::size_t>(r) : 0;  // r counts the parameters already
       }
@@ -233,10 +237,14 @@ const CurveInfo* CurveOf(KeyAlgorithm algorithm) {
 
 std::size_t RsaBits(KeyAlgorithm algorithm) {
   switch (algorithm) {
-    case KeyAlgorithm::kRsa2048: return 2048;
-    case KeyAlgorithm::kRsa3072: return 3072;
-    case KeyAlgorithm::kRsa4096: return 4096;
-    default: return 0;
+    case KeyAlgorithm::kRsa2048:
+      return 2048;
+    case KeyAlgorithm::kRsa3072:
+      return 3072;
+    case KeyAlgorithm::kRsa4096:
+      return 4096;
+    default:
+      return 0;
   }
 }
 
@@ -310,8 +318,8 @@ StatusOr<Bytes> RsaSpki(ByteView modulus, ByteView public_exponent) {
     return InternalError("mbedTLS pk setup failed");
   }
   mbedtls_rsa_context* rsa = mbedtls_pk_rsa(pk.ctx);
-  if (mbedtls_rsa_import_raw(rsa, modulus.data(), modulus.size(), nullptr, 0, nullptr, 0, nullptr, 0,
-                             public_exponent.data(), public_exponent.size()) != 0 ||
+  if (mbedtls_rsa_import_raw(rsa, modulus.data(), modulus.size(), nullptr, 0, nullptr, 0, nullptr,
+                             0, public_exponent.data(), public_exponent.size()) != 0 ||
       mbedtls_rsa_complete(rsa) != 0) {
     return InvalidArgumentError("malformed RSA public key");
   }
@@ -327,7 +335,8 @@ StatusOr<Bytes> EcSpki(const CurveInfo& curve, ByteView uncompressed_point) {
     return InternalError("mbedTLS pk setup failed");
   }
   mbedtls_ecp_keypair* ec = mbedtls_pk_ec(pk.ctx);
-  if (mbedtls_ecp_group_load(&ec->grp, static_cast<mbedtls_ecp_group_id>(curve.mbedtls_group)) != 0) {
+  if (mbedtls_ecp_group_load(&ec->grp, static_cast<mbedtls_ecp_group_id>(curve.mbedtls_group)) !=
+      0) {
     return InternalError("mbedTLS lacks the curve");
   }
   if (mbedtls_ecp_point_read_binary(&ec->grp, &ec->Q, uncompressed_point.data(),
@@ -355,15 +364,16 @@ StatusOr<PublicKeyParts> ParseSpki(ByteView der) {
 StatusOr<PrivateKeyParts> ParsePkcs8(const SecretBytes& der) {
   ByteView d = der.ExposeSecret();
   {
-    // RFC 5208 §5: SEQUENCE { INTEGER version, AlgorithmIdentifier (a SEQUENCE), OCTET STRING, ... }
-    // covering the whole input. mbedTLS also takes PKCS#1 and SEC1 keys and PEM; only PKCS#8 DER is
-    // accepted here (a PKCS#1/SEC1 key has an INTEGER or OCTET STRING after the version).
+    // RFC 5208 §5: SEQUENCE { INTEGER version, AlgorithmIdentifier (a SEQUENCE), OCTET STRING, ...
+    // } covering the whole input. mbedTLS also takes PKCS#1 and SEC1 keys and PEM; only PKCS#8 DER
+    // is accepted here (a PKCS#1/SEC1 key has an INTEGER or OCTET STRING after the version).
     unsigned char* p = const_cast<unsigned char*>(d.data());
     const unsigned char* end = p + d.size();
     std::size_t len = 0;
     int version = -1;
     if (d.empty() ||
-        mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0 ||
+        mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) !=
+            0 ||
         p + len != end || mbedtls_asn1_get_int(&p, end, &version) != 0 || version != 0 ||
         p >= end || *p != (MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) {
       return InvalidArgumentError("private key must be DER PKCS#8");
@@ -407,7 +417,8 @@ StatusOr<SecretBytes> RsaPkcs8(ByteView modulus, ByteView public_exponent,
     return InternalError("mbedTLS pk setup failed");
   }
   mbedtls_rsa_context* rsa = mbedtls_pk_rsa(pk.ctx);
-  ByteView p = prime1.ExposeSecret(), q = prime2.ExposeSecret(), d = private_exponent.ExposeSecret();
+  ByteView p = prime1.ExposeSecret(), q = prime2.ExposeSecret(),
+           d = private_exponent.ExposeSecret();
   if (mbedtls_rsa_import_raw(rsa, modulus.data(), modulus.size(), p.data(), p.size(), q.data(),
                              q.size(), d.data(), d.size(), public_exponent.data(),
                              public_exponent.size()) != 0 ||
@@ -425,7 +436,8 @@ StatusOr<SecretBytes> EcPkcs8(const CurveInfo& curve, const SecretBytes& scalar,
   }
   mbedtls_ecp_keypair* ec = mbedtls_pk_ec(pk.ctx);
   ByteView d = scalar.ExposeSecret();
-  if (mbedtls_ecp_group_load(&ec->grp, static_cast<mbedtls_ecp_group_id>(curve.mbedtls_group)) != 0 ||
+  if (mbedtls_ecp_group_load(&ec->grp, static_cast<mbedtls_ecp_group_id>(curve.mbedtls_group)) !=
+          0 ||
       mbedtls_mpi_read_binary(&ec->d, d.data(), d.size()) != 0 ||
       mbedtls_ecp_point_read_binary(&ec->grp, &ec->Q, uncompressed_point.data(),
                                     uncompressed_point.size()) != 0 ||
@@ -453,11 +465,21 @@ Bytes Pkcs1DigestInfo(HashAlgorithm hash, ByteView digest) {
                                              0x03, 0x05, 0x00, 0x04, 0x40};
   ByteView prefix;
   switch (hash) {
-    case HashAlgorithm::kSha1: prefix = kSha1; break;
-    case HashAlgorithm::kSha224: prefix = kSha224; break;
-    case HashAlgorithm::kSha256: prefix = kSha256; break;
-    case HashAlgorithm::kSha384: prefix = kSha384; break;
-    case HashAlgorithm::kSha512: prefix = kSha512; break;
+    case HashAlgorithm::kSha1:
+      prefix = kSha1;
+      break;
+    case HashAlgorithm::kSha224:
+      prefix = kSha224;
+      break;
+    case HashAlgorithm::kSha256:
+      prefix = kSha256;
+      break;
+    case HashAlgorithm::kSha384:
+      prefix = kSha384;
+      break;
+    case HashAlgorithm::kSha512:
+      prefix = kSha512;
+      break;
   }
   Bytes out(prefix.begin(), prefix.end());
   out.insert(out.end(), digest.begin(), digest.end());

@@ -1,8 +1,8 @@
-// Encodings the PKCS#11 backend needs around the device: curve parameters, ECDSA signatures (raw r||s
-// from CKM_ECDSA <-> DER Ecdsa-Sig-Value), DER SubjectPublicKeyInfo, PKCS#8 PrivateKeyInfo and the
-// PKCS#1 v1.5 DigestInfo. Built on mbedTLS's ASN.1 and pk modules; no key the appliance guards passes
-// through here (only public keys, and the private key of GenerateExportableKeyPair, which is the
-// caller's by design).
+// Encodings the PKCS#11 backend needs around the device: curve parameters, ECDSA signatures (raw
+// r||s from CKM_ECDSA <-> DER Ecdsa-Sig-Value), DER SubjectPublicKeyInfo, PKCS#8 PrivateKeyInfo and
+// the PKCS#1 v1.5 DigestInfo. Built on mbedTLS's ASN.1 and pk modules; no key the appliance guards
+// passes through here (only public keys, and the private key of GenerateExportableKeyPair, which is
+// the caller's by design).
 //
 // Parsers are strict: DER only (no BER, no trailing bytes), minimal integers, values in range.
 //
@@ -22,8 +22,8 @@ namespace kms::hal::internal {
 
 struct CurveInfo {
   KeyAlgorithm algorithm;
-  int mbedtls_group;    // mbedtls_ecp_group_id
-  ByteView ec_params;   // DER namedCurve OID, the CKA_EC_PARAMS value (RFC 5480 §2.1.1.1)
+  int mbedtls_group;        // mbedtls_ecp_group_id
+  ByteView ec_params;       // DER namedCurve OID, the CKA_EC_PARAMS value (RFC 5480 §2.1.1.1)
   std::size_t order_bytes;  // size of the group order n, so of r and s in CKM_ECDSA output
 };
 
@@ -35,8 +35,9 @@ std::size_t RsaBits(KeyAlgorithm algorithm);
 // r||s (two equal halves, as CKM_ECDSA returns, PKCS#11 v2.40 curr. mech. §2.3.1) to DER
 // Ecdsa-Sig-Value (RFC 3279 §2.2.3).
 StatusOr<Bytes> EcdsaRawToDer(ByteView raw);
-// Strict DER Ecdsa-Sig-Value to r||s of 2*order_bytes for `curve`. Rejects BER lengths, trailing bytes,
-// non-minimal or negative integers, and r or s outside [1, n-1]: InvalidArgument/kInvalidSignature.
+// Strict DER Ecdsa-Sig-Value to r||s of 2*order_bytes for `curve`. Rejects BER lengths, trailing
+// bytes, non-minimal or negative integers, and r or s outside [1, n-1]:
+// InvalidArgument/kInvalidSignature.
 StatusOr<Bytes> EcdsaDerToRaw(const CurveInfo& curve, ByteView der);
 
 // CKA_EC_POINT is a DER OCTET STRING around the uncompressed point (PKCS#11 v2.40 §2.3.3).
@@ -50,13 +51,13 @@ StatusOr<Bytes> EcSpki(const CurveInfo& curve, ByteView uncompressed_point);
 struct PublicKeyParts {
   bool rsa = false;
   std::size_t rsa_bits = 0;
-  Bytes modulus;          // RSA, big-endian, no leading zero
-  Bytes public_exponent;  // RSA
+  Bytes modulus;                     // RSA, big-endian, no leading zero
+  Bytes public_exponent;             // RSA
   const CurveInfo* curve = nullptr;  // EC
-  Bytes point;            // EC, uncompressed 04||X||Y
+  Bytes point;                       // EC, uncompressed 04||X||Y
 };
-// Parses a DER SubjectPublicKeyInfo (RSA or a curve of CurveOf). InvalidArgument when malformed or of an
-// unsupported type.
+// Parses a DER SubjectPublicKeyInfo (RSA or a curve of CurveOf). InvalidArgument when malformed or
+// of an unsupported type.
 StatusOr<PublicKeyParts> ParseSpki(ByteView der);
 
 struct PrivateKeyParts {

@@ -1,8 +1,7 @@
-// Fault injection between the PKCS#11 HAL and SoftHSM2: a failure at any call of an operation returns
-// an error, leaks no session, and the next operation succeeds (issue 2 "what must hold").
-#include <catch2/catch.hpp>
-
+// Fault injection between the PKCS#11 HAL and SoftHSM2: a failure at any call of an operation
+// returns an error, leaks no session, and the next operation succeeds (issue 2 "what must hold").
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <functional>
 #include <thread>
 
@@ -84,7 +83,8 @@ std::vector<Op> Operations() {
        [](hal::Hsm& hsm) {
          auto k = Must(hsm.GenerateKey(KeyAlgorithm::kHmacSha256, KeyPurpose::kMac));
          Bytes mac = Must(hsm.ComputeMac(k, AsBytes("m")));
-         return std::function<Status()>([&hsm, k, mac] { return hsm.VerifyMac(k, AsBytes("m"), mac); });
+         return std::function<Status()>(
+             [&hsm, k, mac] { return hsm.VerifyMac(k, AsBytes("m"), mac); });
        }},
       {"GenerateRandom",
        [](hal::Hsm& hsm) {
@@ -95,8 +95,8 @@ std::vector<Op> Operations() {
   };
 }
 
-// For every call position n of the operation: fail call n with `rv`, check that an error comes back and
-// that no session leaked, then check that the operation (with fresh keys) works again.
+// For every call position n of the operation: fail call n with `rv`, check that an error comes back
+// and that no session leaked, then check that the operation (with fresh keys) works again.
 void FailEveryCall(CK_RV rv) {
   auto fx = MakeFixture({.session_pool_size = kPool, .inject_faults = true});
   hal::Hsm& hsm = fx->hsm();
@@ -110,8 +110,7 @@ void FailEveryCall(CK_RV rv) {
     g_keep.clear();
     REQUIRE(calls > 0);
     for (std::uint64_t n = 1; n <= calls; ++n) {
-      INFO(op.name << ": failing call " << n << " of " << calls << " with "
-                   << pkcs11::RvName(rv));
+      INFO(op.name << ": failing call " << n << " of " << calls << " with " << pkcs11::RvName(rv));
       run = op.setup(hsm);
       const std::uint64_t injected = faults.injected();
       faults.FailNthCall(n, rv);
@@ -139,13 +138,16 @@ TEST_CASE("CKR_SESSION_HANDLE_INVALID at any call", "[softhsm][faults]") {
 TEST_CASE("CKR_TOKEN_NOT_PRESENT at any call", "[softhsm][faults]") {
   FailEveryCall(CKR_TOKEN_NOT_PRESENT);
 }
-TEST_CASE("CKR_GENERAL_ERROR at any call", "[softhsm][faults]") { FailEveryCall(CKR_GENERAL_ERROR); }
+TEST_CASE("CKR_GENERAL_ERROR at any call", "[softhsm][faults]") {
+  FailEveryCall(CKR_GENERAL_ERROR);
+}
 TEST_CASE("CKR_USER_NOT_LOGGED_IN at any call", "[softhsm][faults]") {
   FailEveryCall(CKR_USER_NOT_LOGGED_IN);
 }
 
-TEST_CASE("a device error re-initialises: the error is returned / old keys are stale / new work works",
-          "[softhsm][faults]") {
+TEST_CASE(
+    "a device error re-initialises: the error is returned / old keys are stale / new work works",
+    "[softhsm][faults]") {
   auto fx = MakeFixture({.session_pool_size = kPool, .inject_faults = true});
   hal::Hsm& hsm = fx->hsm();
   FaultInjector& faults = *fx->faults();
@@ -181,9 +183,9 @@ TEST_CASE("a lost pool session is replaced without touching loaded keys", "[soft
   faults.FailNthCall(1, CKR_SESSION_HANDLE_INVALID, "C_Sign");
   CHECK(hsm.ComputeMac(key, AsBytes("m")).error() ==
         Status(StatusCode::kUnavailable, "C_Sign: CKR_SESSION_HANDLE_INVALID"));
-  CHECK(faults.open_sessions() == 1);  // the pool session was closed, the anchor stays
+  CHECK(faults.open_sessions() == 1);        // the pool session was closed, the anchor stays
   CHECK(faults.calls("C_Initialize") == 1);  // no re-initialisation for a lost pool session
-  Must(hsm.ComputeMac(key, AsBytes("m")));  // same key, still valid
+  Must(hsm.ComputeMac(key, AsBytes("m")));   // same key, still valid
   CHECK(faults.calls("C_OpenSession") == opens + 1);
   CHECK(faults.open_sessions() == 2);
 }

@@ -1,14 +1,12 @@
-// The PKCS#11 HAL on SoftHSM2: round trips for every key kind, cross-checks with mbedTLS, exact errors,
-// opening errors, the session pool under threads, and the dev token folder.
-#include <catch2/catch.hpp>
-
+// The PKCS#11 HAL on SoftHSM2: round trips for every key kind, cross-checks with mbedTLS, exact
+// errors, opening errors, the session pool under threads, and the dev token folder.
 #include <mbedtls/md.h>
 #include <mbedtls/pk.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
-#include <stdlib.h>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <thread>
 
@@ -50,8 +48,8 @@ bool SoftwareVerify(ByteView spki, SignatureAlgorithm alg, ByteView digest, Byte
     if (alg == SignatureAlgorithm::kRsaPssSha256 || alg == SignatureAlgorithm::kRsaPssSha384 ||
         alg == SignatureAlgorithm::kRsaPssSha512) {
       mbedtls_pk_rsassa_pss_options opts{md, static_cast<int>(digest.size())};
-      ok = mbedtls_pk_verify_ext(MBEDTLS_PK_RSASSA_PSS, &opts, &pk, md, digest.data(), digest.size(),
-                                 sig.data(), sig.size()) == 0;
+      ok = mbedtls_pk_verify_ext(MBEDTLS_PK_RSASSA_PSS, &opts, &pk, md, digest.data(),
+                                 digest.size(), sig.data(), sig.size()) == 0;
     } else {
       ok = mbedtls_pk_verify(&pk, md, digest.data(), digest.size(), sig.data(), sig.size()) == 0;
     }
@@ -84,7 +82,8 @@ TEST_CASE("symmetric keys: generate then wrap then unwrap then use", "[softhsm][
   CHECK(Must(hsm.DecryptAesGcm(aes2, c.iv, c.ciphertext, c.tag, {})).empty());
   Bytes big(100000, 0xA5);
   auto cb = Must(hsm.EncryptAesGcm(aes2, big, AsBytes("x")));
-  CHECK(Must(hsm.DecryptAesGcm(aes, cb.iv, cb.ciphertext, cb.tag, AsBytes("x"))).ExposeSecret()
+  CHECK(Must(hsm.DecryptAesGcm(aes, cb.iv, cb.ciphertext, cb.tag, AsBytes("x")))
+            .ExposeSecret()
             .size() == big.size());
   // Two encryptions never share an IV.
   CHECK(Must(hsm.EncryptAesGcm(aes, AsBytes("a"), {})).iv != c.iv);
@@ -119,7 +118,8 @@ TEST_CASE("HMAC and AES known answers through ImportKey", "[softhsm][hal]") {
   SecretBytes long_key(131);
   for (auto& b : long_key.ExposeSecretMutable()) b = 0xaa;
   auto k = Must(hsm.ImportKey(KeyAlgorithm::kHmacSha256, KeyPurpose::kMac, long_key));
-  Bytes mac = Must(hsm.ComputeMac(k, AsBytes("Test Using Larger Than Block-Size Key - Hash Key First")));
+  Bytes mac =
+      Must(hsm.ComputeMac(k, AsBytes("Test Using Larger Than Block-Size Key - Hash Key First")));
   CHECK(HexEncode(mac) == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
   // Keys shorter than the digest are refused (RFC 2104 §3), e.g. RFC 4231's "Jefe".
   CHECK(hsm.ImportKey(KeyAlgorithm::kHmacSha256, KeyPurpose::kMac,
@@ -127,8 +127,9 @@ TEST_CASE("HMAC and AES known answers through ImportKey", "[softhsm][hal]") {
             .error() == InvalidArgumentError("an HMAC key must be at least as long as its digest"));
   // Imported keys can never be wrapped.
   CHECK(hsm.WrapKey(k).error().reason() == Reason::kPolicyViolation);
-  CHECK(hsm.ImportKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt, SecretBytes(16)).error() ==
-        InvalidArgumentError("an AES-256 key is 32 bytes"));
+  CHECK(
+      hsm.ImportKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt, SecretBytes(16)).error() ==
+      InvalidArgumentError("an AES-256 key is 32 bytes"));
   CHECK(hsm.ImportKey(KeyAlgorithm::kAes256, KeyPurpose::kMac, SecretBytes(32)).error().reason() ==
         Reason::kInvalidKeyUsage);
 }

@@ -11,10 +11,11 @@ Bytes Hex(std::string_view h) { return *HexDecode(h); }
 
 const Status kBad = InvalidArgumentError("invalid signature", Reason::kInvalidSignature);
 
-TEST_CASE("ECDSA raw <-> DER round trip / with high-bit and leading-zero halves", "[softhsm][der]") {
+TEST_CASE("ECDSA raw <-> DER round trip / with high-bit and leading-zero halves",
+          "[softhsm][der]") {
   const CurveInfo& p256 = *CurveOf(KeyAlgorithm::kEcP256);
   Bytes raw(64, 0);
-  raw[1] = 0x80;   // r = 0x0080..., has a leading zero byte and a high bit after it
+  raw[1] = 0x80;  // r = 0x0080..., has a leading zero byte and a high bit after it
   raw[31] = 0x01;
   raw[32] = 0x7F;  // s has no high bit
   raw[63] = 0x02;
@@ -31,17 +32,17 @@ TEST_CASE("ECDSA DER parser refuses BER / trailing bytes and bad integers", "[so
   const CurveInfo& p256 = *CurveOf(KeyAlgorithm::kEcP256);
   // r = 1, s = 1: the smallest valid signature.
   CHECK(EcdsaDerToRaw(p256, Hex("3006020101020101")).has_value());
-  CHECK(EcdsaDerToRaw(p256, Hex("300602010102010100")).error() == kBad);  // trailing byte
-  CHECK(EcdsaDerToRaw(p256, Hex("308106020101020101")).error() == kBad);  // long form for 6
+  CHECK(EcdsaDerToRaw(p256, Hex("300602010102010100")).error() == kBad);    // trailing byte
+  CHECK(EcdsaDerToRaw(p256, Hex("308106020101020101")).error() == kBad);    // long form for 6
   CHECK(EcdsaDerToRaw(p256, Hex("30800201010201010000")).error() == kBad);  // indefinite (BER)
   CHECK(EcdsaDerToRaw(p256, Hex("30070201010202000101")).error() == kBad);  // wrong outer length
-  CHECK(EcdsaDerToRaw(p256, Hex("300702020001020101")).error() == kBad);  // non-minimal r
-  CHECK(EcdsaDerToRaw(p256, Hex("3006020181020101")).error() == kBad);    // negative r
-  CHECK(EcdsaDerToRaw(p256, Hex("3006020100020101")).error() == kBad);    // r = 0
-  CHECK(EcdsaDerToRaw(p256, Hex("3005020101020100")).error() == kBad);    // truncated
-  CHECK(EcdsaDerToRaw(p256, Hex("3006020101020100")).error() == kBad);    // s = 0
-  CHECK(EcdsaDerToRaw(p256, Hex("3106020101020101")).error() == kBad);    // not a SEQUENCE
-  CHECK(EcdsaDerToRaw(p256, Hex("3006040101020101")).error() == kBad);    // r not an INTEGER
+  CHECK(EcdsaDerToRaw(p256, Hex("300702020001020101")).error() == kBad);    // non-minimal r
+  CHECK(EcdsaDerToRaw(p256, Hex("3006020181020101")).error() == kBad);      // negative r
+  CHECK(EcdsaDerToRaw(p256, Hex("3006020100020101")).error() == kBad);      // r = 0
+  CHECK(EcdsaDerToRaw(p256, Hex("3005020101020100")).error() == kBad);      // truncated
+  CHECK(EcdsaDerToRaw(p256, Hex("3006020101020100")).error() == kBad);      // s = 0
+  CHECK(EcdsaDerToRaw(p256, Hex("3106020101020101")).error() == kBad);      // not a SEQUENCE
+  CHECK(EcdsaDerToRaw(p256, Hex("3006040101020101")).error() == kBad);      // r not an INTEGER
   CHECK(EcdsaDerToRaw(p256, {}).error() == kBad);
   // r = n (the P-256 order) is out of range, n-1 is in range.
   const std::string n = "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551";

@@ -1,6 +1,5 @@
 // The misuse matrix of issue 2 on a real SoftHSM2 token: what the token and the HAL refuse.
 #include <catch2/catch.hpp>
-
 #include <set>
 
 #include "hal/hsm.h"
@@ -36,7 +35,7 @@ TEST_CASE("the domain key cannot be wrapped by an untrusted user key", "[softhsm
   CK_KEY_TYPE type = CKK_AES;
   CK_ULONG len = 32;
   CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-  CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &type, sizeof(type)},
+  CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)},     {CKA_KEY_TYPE, &type, sizeof(type)},
                       {CKA_VALUE_LEN, &len, sizeof(len)}, {CKA_TOKEN, &no, sizeof(no)},
                       {CKA_WRAP, &yes, sizeof(yes)},      {CKA_DECRYPT, &yes, sizeof(yes)}};
   CK_MECHANISM gen{CKM_AES_KEY_GEN, nullptr, 0};
@@ -56,10 +55,15 @@ TEST_CASE("the domain key's attributes cannot be loosened", "[softhsm][misuse]")
   auto fx = MakeFixture();
   RawSession raw(*fx);
   CK_OBJECT_HANDLE dk = raw.DomainKey(fx->token().domain_key_label);
-  for (auto [attr, value] : std::vector<std::pair<CK_ATTRIBUTE_TYPE, bool>>{
-           {CKA_DECRYPT, true}, {CKA_ENCRYPT, true}, {CKA_SIGN, true}, {CKA_DERIVE, true},
-           {CKA_SENSITIVE, false}, {CKA_WRAP_WITH_TRUSTED, false}, {CKA_MODIFIABLE, true},
-           {CKA_EXTRACTABLE, true}}) {
+  for (auto [attr, value] :
+       std::vector<std::pair<CK_ATTRIBUTE_TYPE, bool>>{{CKA_DECRYPT, true},
+                                                       {CKA_ENCRYPT, true},
+                                                       {CKA_SIGN, true},
+                                                       {CKA_DERIVE, true},
+                                                       {CKA_SENSITIVE, false},
+                                                       {CKA_WRAP_WITH_TRUSTED, false},
+                                                       {CKA_MODIFIABLE, true},
+                                                       {CKA_EXTRACTABLE, true}}) {
     INFO("attribute " << attr);
     CK_RV rv = raw.SetBool(dk, attr, value);
     CHECK((rv == CKR_ACTION_PROHIBITED || rv == CKR_ATTRIBUTE_READ_ONLY));
@@ -74,7 +78,8 @@ TEST_CASE("the domain key's attributes cannot be loosened", "[softhsm][misuse]")
   CHECK(raw.Bool(dk, CKA_SENSITIVE) == 1);
 }
 
-TEST_CASE("GCM with an 8- or 16-byte IV or a 12-byte tag is refused by the HAL", "[softhsm][misuse]") {
+TEST_CASE("GCM with an 8- or 16-byte IV or a 12-byte tag is refused by the HAL",
+          "[softhsm][misuse]") {
   auto fx = MakeFixture();
   hal::Hsm& hsm = fx->hsm();
   auto key = Must(hsm.GenerateKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt));
@@ -231,29 +236,53 @@ TEST_CASE("the HAL refuses a domain key that breaks the policy", "[softhsm][misu
     static constexpr CK_MECHANISM_TYPE kKwp[] = {CKM_AES_KEY_WRAP_PAD};
     auto make = [&](const std::string& label, auto&& adjust) {
       pkcs11::AttributeTemplate t;
-      t.Ulong(CKA_CLASS, CKO_SECRET_KEY).Ulong(CKA_KEY_TYPE, CKK_AES).Ulong(CKA_VALUE_LEN, 32)
-          .Bool(CKA_TOKEN, true).Bool(CKA_PRIVATE, true).Bool(CKA_SENSITIVE, true)
-          .Bool(CKA_COPYABLE, false).Bool(CKA_SIGN, false).Bool(CKA_VERIFY, false)
-          .Bool(CKA_DERIVE, false).Mechanisms(CKA_ALLOWED_MECHANISMS, kKwp)
+      t.Ulong(CKA_CLASS, CKO_SECRET_KEY)
+          .Ulong(CKA_KEY_TYPE, CKK_AES)
+          .Ulong(CKA_VALUE_LEN, 32)
+          .Bool(CKA_TOKEN, true)
+          .Bool(CKA_PRIVATE, true)
+          .Bool(CKA_SENSITIVE, true)
+          .Bool(CKA_COPYABLE, false)
+          .Bool(CKA_SIGN, false)
+          .Bool(CKA_VERIFY, false)
+          .Bool(CKA_DERIVE, false)
+          .Mechanisms(CKA_ALLOWED_MECHANISMS, kKwp)
           .String(CKA_LABEL, label);
       adjust(t);
       MustOk(StatusOf(session.GenerateKey(gen, t)));
     };
     make("dk-decrypt", [](pkcs11::AttributeTemplate& t) {
-      t.Bool(CKA_EXTRACTABLE, false).Bool(CKA_WRAP, true).Bool(CKA_UNWRAP, true)
-          .Bool(CKA_DECRYPT, true).Bool(CKA_ENCRYPT, false).Bool(CKA_MODIFIABLE, false);
+      t.Bool(CKA_EXTRACTABLE, false)
+          .Bool(CKA_WRAP, true)
+          .Bool(CKA_UNWRAP, true)
+          .Bool(CKA_DECRYPT, true)
+          .Bool(CKA_ENCRYPT, false)
+          .Bool(CKA_MODIFIABLE, false);
     });
     make("dk-modifiable", [](pkcs11::AttributeTemplate& t) {
-      t.Bool(CKA_EXTRACTABLE, false).Bool(CKA_WRAP, true).Bool(CKA_UNWRAP, true)
-          .Bool(CKA_DECRYPT, false).Bool(CKA_ENCRYPT, false).Bool(CKA_MODIFIABLE, true);
+      t.Bool(CKA_EXTRACTABLE, false)
+          .Bool(CKA_WRAP, true)
+          .Bool(CKA_UNWRAP, true)
+          .Bool(CKA_DECRYPT, false)
+          .Bool(CKA_ENCRYPT, false)
+          .Bool(CKA_MODIFIABLE, true);
     });
-    make("dk-sealed", [](pkcs11::AttributeTemplate& t) {  // never extractable at all: stricter, fine
-      t.Bool(CKA_EXTRACTABLE, false).Bool(CKA_WRAP, true).Bool(CKA_UNWRAP, true)
-          .Bool(CKA_DECRYPT, false).Bool(CKA_ENCRYPT, false).Bool(CKA_MODIFIABLE, false);
-    });
+    make("dk-sealed",
+         [](pkcs11::AttributeTemplate& t) {  // never extractable at all: stricter, fine
+           t.Bool(CKA_EXTRACTABLE, false)
+               .Bool(CKA_WRAP, true)
+               .Bool(CKA_UNWRAP, true)
+               .Bool(CKA_DECRYPT, false)
+               .Bool(CKA_ENCRYPT, false)
+               .Bool(CKA_MODIFIABLE, false);
+         });
     make("dk-untrusted", [](pkcs11::AttributeTemplate& t) {
-      t.Bool(CKA_EXTRACTABLE, true).Bool(CKA_WRAP_WITH_TRUSTED, false).Bool(CKA_WRAP, true)
-          .Bool(CKA_UNWRAP, true).Bool(CKA_DECRYPT, false).Bool(CKA_ENCRYPT, false)
+      t.Bool(CKA_EXTRACTABLE, true)
+          .Bool(CKA_WRAP_WITH_TRUSTED, false)
+          .Bool(CKA_WRAP, true)
+          .Bool(CKA_UNWRAP, true)
+          .Bool(CKA_DECRYPT, false)
+          .Bool(CKA_ENCRYPT, false)
           .Bool(CKA_MODIFIABLE, false);
     });
   }  // C_Finalize

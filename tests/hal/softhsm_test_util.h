@@ -4,7 +4,6 @@
 #define KMS_TESTS_HAL_SOFTHSM_TEST_UTIL_H_
 
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 
@@ -36,9 +35,9 @@ inline std::unique_ptr<SoftHsmFixture> MakeFixture(SoftHsmFixtureOptions options
   return Must(SoftHsmFixture::Create(options));
 }
 
-// A session opened directly on the real module (bypassing the HAL and any fault injection). The module
-// must already be initialised and logged in (an open Hsm does both); session objects of the HAL are
-// visible here because they belong to the same process.
+// A session opened directly on the real module (bypassing the HAL and any fault injection). The
+// module must already be initialised and logged in (an open Hsm does both); session objects of the
+// HAL are visible here because they belong to the same process.
 class RawSession {
  public:
   explicit RawSession(SoftHsmFixture& fixture) : f_(fixture.real_functions()) {

@@ -1,11 +1,11 @@
-// pkcs11/module.h and session.h against a real SoftHSM2 token: loading, token lookup, RAII sessions,
-// login semantics, owned templates and attribute reads.
-#include <catch2/catch.hpp>
+// pkcs11/module.h and session.h against a real SoftHSM2 token: loading, token lookup, RAII
+// sessions, login semantics, owned templates and attribute reads.
+#include "pkcs11/module.h"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 
 #include "pkcs11/attributes.h"
-#include "pkcs11/module.h"
 #include "pkcs11/rv.h"
 #include "pkcs11/session.h"
 #include "pkcs11/token.h"
@@ -19,7 +19,8 @@ using kms::testing::MakeFixture;
 using kms::testing::Must;
 using kms::testing::MustOk;
 
-TEST_CASE("loading a module that is not there / or not a module / fails loudly", "[softhsm][pkcs11]") {
+TEST_CASE("loading a module that is not there / or not a module / fails loudly",
+          "[softhsm][pkcs11]") {
   auto missing = Library::Open("/nonexistent/module.so");
   REQUIRE_FALSE(missing.has_value());
   CHECK(missing.error().code() == StatusCode::kFailedPrecondition);
@@ -118,21 +119,27 @@ TEST_CASE("templates own their buffers; attributes read back / sensitive ones ar
   AttributeTemplate t;
   {
     std::string label = "temporary label";  // the template keeps its own copy
-    t.Ulong(CKA_CLASS, CKO_SECRET_KEY).Ulong(CKA_KEY_TYPE, CKK_AES).Ulong(CKA_VALUE_LEN, 32)
-        .Bool(CKA_TOKEN, false).Bool(CKA_SENSITIVE, true).Bool(CKA_ENCRYPT, true)
-        .String(CKA_LABEL, label).Mechanisms(CKA_ALLOWED_MECHANISMS, allowed);
+    t.Ulong(CKA_CLASS, CKO_SECRET_KEY)
+        .Ulong(CKA_KEY_TYPE, CKK_AES)
+        .Ulong(CKA_VALUE_LEN, 32)
+        .Bool(CKA_TOKEN, false)
+        .Bool(CKA_SENSITIVE, true)
+        .Bool(CKA_ENCRYPT, true)
+        .String(CKA_LABEL, label)
+        .Mechanisms(CKA_ALLOWED_MECHANISMS, allowed);
   }
   CHECK(t.size() == 8);
   CK_MECHANISM gen{CKM_AES_KEY_GEN, nullptr, 0};
   CK_OBJECT_HANDLE key = Must(s.GenerateKey(gen, t));
-  const CK_ATTRIBUTE_TYPE types[] = {CKA_LABEL, CKA_SENSITIVE, CKA_VALUE_LEN, CKA_VALUE,
-                                     CKA_ALLOWED_MECHANISMS, CKA_MODULUS};
+  const CK_ATTRIBUTE_TYPE types[] = {CKA_LABEL, CKA_SENSITIVE,          CKA_VALUE_LEN,
+                                     CKA_VALUE, CKA_ALLOWED_MECHANISMS, CKA_MODULUS};
   auto values = Must(s.GetAttributes(key, types));
   CHECK(AsStringView(values[0].value.ExposeSecret()) == "temporary label");
   CHECK(values[1].AsBool() == true);
   CHECK(values[2].AsUlong() == 32UL);
   CHECK_FALSE(values[3].present);  // sensitive
-  std::vector<CK_MECHANISM_TYPE> mechanisms = values[4].AsMechanisms();  // a set: order is the module's
+  std::vector<CK_MECHANISM_TYPE> mechanisms =
+      values[4].AsMechanisms();  // a set: order is the module's
   std::sort(mechanisms.begin(), mechanisms.end());
   CHECK(mechanisms == std::vector<CK_MECHANISM_TYPE>{CKM_AES_CBC, CKM_AES_GCM});
   CHECK_FALSE(values[5].present);  // not an attribute of a secret key
@@ -143,9 +150,7 @@ TEST_CASE("templates own their buffers; attributes read back / sensitive ones ar
   AttributeTemplate find;
   find.String(CKA_LABEL, "temporary label");
   CHECK(Must(s.FindObjects(find)) == std::vector<CK_OBJECT_HANDLE>{key});
-  {
-    ScopedObject scoped(s, key);
-  }
+  { ScopedObject scoped(s, key); }
   CHECK(Must(s.FindObjects(find)).empty());
   CHECK(RvOf(s.DestroyObject(key)) == CKR_OBJECT_HANDLE_INVALID);
 }
@@ -158,8 +163,12 @@ TEST_CASE("single-part operations size their output (CKR_BUFFER_TOO_SMALL is ret
   Session s = Must(Session::Open(*module, slot));
   MustOk(Login::User(s, fx->token().user_pin));
   AttributeTemplate t;
-  t.Ulong(CKA_CLASS, CKO_SECRET_KEY).Ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET)
-      .Ulong(CKA_VALUE_LEN, 32).Bool(CKA_TOKEN, false).Bool(CKA_SIGN, true).Bool(CKA_VERIFY, true);
+  t.Ulong(CKA_CLASS, CKO_SECRET_KEY)
+      .Ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET)
+      .Ulong(CKA_VALUE_LEN, 32)
+      .Bool(CKA_TOKEN, false)
+      .Bool(CKA_SIGN, true)
+      .Bool(CKA_VERIFY, true);
   CK_MECHANISM gen{CKM_GENERIC_SECRET_KEY_GEN, nullptr, 0};
   CK_OBJECT_HANDLE key = Must(s.GenerateKey(gen, t));
   CK_MECHANISM hmac{CKM_SHA256_HMAC, nullptr, 0};

@@ -1,7 +1,7 @@
 // pkcs11/rv.h: every CK_RV has a name, a class and a Status; the Status keeps the CK_RV.
-#include <catch2/catch.hpp>
-
 #include "pkcs11/rv.h"
+
+#include <catch2/catch.hpp>
 
 namespace kms::pkcs11 {
 namespace {

@@ -1,8 +1,8 @@
 #include "tests/support/fault_injection.h"
 
 #include <atomic>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 
 namespace kms::testing {
 namespace {
@@ -39,8 +39,7 @@ struct Thunk<CK_RV (*)(Args...)> {
 
 }  // namespace
 
-#define KMS_WRAP(fn) \
-  wrapped_.fn = &Thunk<CK_##fn>::Call<&CK_FUNCTION_LIST::fn, Name(#fn)>
+#define KMS_WRAP(fn) wrapped_.fn = &Thunk<CK_##fn>::Call<&CK_FUNCTION_LIST::fn, Name(#fn)>
 
 FaultInjector::FaultInjector(CK_FUNCTION_LIST* real) : real_(real) {
   FaultInjector* expected = nullptr;

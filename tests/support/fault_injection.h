@@ -1,16 +1,19 @@
-// FaultInjector: a CK_FUNCTION_LIST that wraps a real one, counts every call and fails chosen calls with
-// a chosen CK_RV, in the spirit of Beast's fail_count. Test support only, never linked into a product.
+// FaultInjector: a CK_FUNCTION_LIST that wraps a real one, counts every call and fails chosen calls
+// with a chosen CK_RV, in the spirit of Beast's fail_count. Test support only, never linked into a
+// product.
 //
-// Slot it between the HAL and the module with hal::OpenPkcs11Hsm(config, injector.functions()). A call
-// picked for failure returns the injected CK_RV WITHOUT reaching the real module (so the module state is
-// as if the call never happened, which is what a device failing mid-operation looks like from above).
-// C_Initialize/C_Finalize/C_OpenSession/C_CloseSession/C_CloseAllSessions that do reach the module are
-// tracked so `open_sessions()` tells how many sessions the code under test holds open.
+// Slot it between the HAL and the module with hal::OpenPkcs11Hsm(config, injector.functions()). A
+// call picked for failure returns the injected CK_RV WITHOUT reaching the real module (so the
+// module state is as if the call never happened, which is what a device failing mid-operation looks
+// like from above). C_Initialize/C_Finalize/C_OpenSession/C_CloseSession/C_CloseAllSessions that do
+// reach the module are tracked so `open_sessions()` tells how many sessions the code under test
+// holds open.
 //
 // Only one FaultInjector may exist per process at a time: a C function table cannot carry a context
 // pointer, so the wrappers find the injector through a process-wide pointer.
 //
-// Thread-safety: counters and the fault plan are guarded; any thread may call through `functions()`.
+// Thread-safety: counters and the fault plan are guarded; any thread may call through
+// `functions()`.
 #ifndef KMS_TESTS_SUPPORT_FAULT_INJECTION_H_
 #define KMS_TESTS_SUPPORT_FAULT_INJECTION_H_
 
@@ -35,8 +38,8 @@ class FaultInjector {
   CK_FUNCTION_LIST* functions() { return &wrapped_; }
   CK_FUNCTION_LIST* real() const { return real_; }
 
-  // Fails the n-th call from now (n = 1: the next one) of `function` ("C_Encrypt"; any function when
-  // empty) with `rv`, once.
+  // Fails the n-th call from now (n = 1: the next one) of `function` ("C_Encrypt"; any function
+  // when empty) with `rv`, once.
   void FailNthCall(std::uint64_t n, CK_RV rv, std::string function = {});
   // Fails every call of `function` with `rv` until Clear().
   void FailAlways(CK_RV rv, std::string function);

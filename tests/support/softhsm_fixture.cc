@@ -64,7 +64,8 @@ StatusOr<CK_SLOT_ID> SoftHsmFixture::slot() const {
   CK_ULONG count = 0;
   if (f->C_GetSlotList(CK_TRUE, nullptr, &count) != CKR_OK) return UnavailableError("no slots");
   std::vector<CK_SLOT_ID> slots(count);
-  if (f->C_GetSlotList(CK_TRUE, slots.data(), &count) != CKR_OK) return UnavailableError("no slots");
+  if (f->C_GetSlotList(CK_TRUE, slots.data(), &count) != CKR_OK)
+    return UnavailableError("no slots");
   for (CK_ULONG i = 0; i < count; ++i) {
     CK_TOKEN_INFO info{};
     if (f->C_GetTokenInfo(slots[i], &info) != CKR_OK) continue;

@@ -1,16 +1,18 @@
 // SoftHsmFixture: a fresh SoftHSM2 dev token in a temporary folder, made by the project's own
-// provisioning code (provisioning/dev_token.h), and a hal::Hsm opened on it through the PKCS#11 backend.
+// provisioning code (provisioning/dev_token.h), and a hal::Hsm opened on it through the PKCS#11
+// backend.
 //
 //   auto fixture = kms::testing::SoftHsmFixture::Create();
 //   REQUIRE(fixture.has_value());
 //   kms::hal::Hsm& hsm = (*fixture)->hsm();
 //
-// The folder is removed when the fixture dies. SOFTHSM2_CONF is process-global (see dev_token.h): use one
-// fixture per process at a time; CTest runs each Catch2 test case in its own process, so one fixture per
-// TEST_CASE is the pattern. The module is dlopen()ed once by the fixture and the Hsm is opened on its
-// function list (optionally through a FaultInjector), so tests can also reach the module directly with
-// `real_functions()` to inspect the objects the HAL made (session objects are visible to every session
-// of the process). Never log out or finalise through it: the Hsm owns the login and initialisation.
+// The folder is removed when the fixture dies. SOFTHSM2_CONF is process-global (see dev_token.h):
+// use one fixture per process at a time; CTest runs each Catch2 test case in its own process, so
+// one fixture per TEST_CASE is the pattern. The module is dlopen()ed once by the fixture and the
+// Hsm is opened on its function list (optionally through a FaultInjector), so tests can also reach
+// the module directly with `real_functions()` to inspect the objects the HAL made (session objects
+// are visible to every session of the process). Never log out or finalise through it: the Hsm owns
+// the login and initialisation.
 //
 // Thread-safety: the fixture itself is not; the Hsm it returns is.
 #ifndef KMS_TESTS_SUPPORT_SOFTHSM_FIXTURE_H_
@@ -52,12 +54,13 @@ class SoftHsmFixture {
   // Opens the Hsm with `config` (Config() by default) on the fixture's function list.
   Status OpenHsm();
   Status OpenHsm(hal::Pkcs11HsmConfig config);
-  // Closes the Hsm (keys it returned must be gone first to free their objects; handles outliving it stay
-  // safe to destroy).
+  // Closes the Hsm (keys it returned must be gone first to free their objects; handles outliving it
+  // stay safe to destroy).
   void CloseHsm();
 
   const provisioning::DevToken& token() const { return token_; }
-  // A config for this token: module path, label, serial, a copy of the user PIN, DK label, pool size.
+  // A config for this token: module path, label, serial, a copy of the user PIN, DK label, pool
+  // size.
   hal::Pkcs11HsmConfig Config() const;
 
   // The function list the Hsm is opened on (the injector's when inject_faults).
