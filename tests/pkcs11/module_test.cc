@@ -181,5 +181,34 @@ TEST_CASE("single-part operations size their output (CKR_BUFFER_TOO_SMALL is ret
   CHECK(Must(s.GenerateRandom(48)).size() == 48);
 }
 
+TEST_CASE("the fault injector fails exactly the planned call and counts every call",
+          "[softhsm][pkcs11]") {
+  auto fx = MakeFixture({.inject_faults = true, .open_hsm = false});
+  FaultInjector& faults = *fx->faults();
+  auto module = Must(Module::Adopt(fx->functions()));
+  CK_SLOT_ID slot = Must(module->FindToken(fx->token().token_label));
+  Session s = Must(Session::Open(*module, slot));
+  const std::uint64_t before = faults.calls("C_GenerateRandom");
+  faults.FailNthCall(3, CKR_DEVICE_ERROR, "C_GenerateRandom");
+  CHECK(s.GenerateRandom(8).has_value());
+  CHECK(s.GenerateRandom(8).has_value());
+  CHECK(s.GenerateRandom(8).error() ==
+        Status(StatusCode::kUnavailable, "C_GenerateRandom: CKR_DEVICE_ERROR"));
+  CHECK(s.GenerateRandom(8).has_value());  // once only
+  CHECK(faults.calls("C_GenerateRandom") == before + 4);
+  CHECK(faults.injected() == 1);
+  // Any function: the very next call fails, whatever it is.
+  faults.FailNthCall(1, CKR_HOST_MEMORY);
+  CHECK(RvOf(StatusOf(s.Info())) == CKR_HOST_MEMORY);
+  faults.FailAlways(CKR_TOKEN_NOT_PRESENT, "C_GetSessionInfo");
+  CHECK(RvOf(StatusOf(s.Info())) == CKR_TOKEN_NOT_PRESENT);
+  CHECK(RvOf(StatusOf(s.Info())) == CKR_TOKEN_NOT_PRESENT);
+  CHECK(s.GenerateRandom(1).has_value());
+  faults.Clear();
+  CHECK(s.Info().has_value());
+  CHECK(faults.injected() == 4);
+  CHECK(faults.open_sessions() == 1);
+}
+
 }  // namespace
 }  // namespace kms::pkcs11
