@@ -596,7 +596,10 @@ class KeyService::Impl {
   // AES-GCM under the key's current version, rotating first when the version reached the bound.
   StatusOr<Bytes> SealSymmetric(KeyAndVersion& kv, ByteView plaintext,
                                 const EncryptionContext& context) {
-    for (int attempt = 0; attempt < 3; ++attempt) {
+    // Each failed attempt means the version was spent and a newer one exists (made by this call or a
+    // concurrent one), so every round makes progress; the bound only stops a pathological livelock
+    // when a tiny configured limit is shared by many concurrent callers.
+    for (int attempt = 0; attempt < 64; ++attempt) {
       KMS_ASSIGN_OR_RETURN(bool ok, TakeInvocation(kv.key.id(), kv.version.version()));
       if (ok) {
         CiphertextBlob blob;

@@ -5,6 +5,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -1406,6 +1409,72 @@ TEST_CASE(KMS_SUITE_PREFIX "record cache off: every call reads the store", KMS_S
   Bytes blob = MustEncrypt(f.svc(), m.key_id, "x").ciphertext_blob;
   REQUIRE((*other)->DisableKey({m.key_id}).ok());
   CHECK(ErrorOf(DoDecrypt(f.svc(), blob)).reason() == Reason::kKeyDisabled);
+}
+
+}  // namespace
+}  // namespace kms::firmware
+
+namespace kms::firmware {
+namespace {
+
+TEST_CASE(KMS_SUITE_PREFIX "concurrent callers never exceed the GCM bound and every blob decrypts",
+          KMS_SUITE_TAG) {
+  KeyServiceConfig config;
+  config.gcm_invocation_limit = 10;
+  config.gcm_reservation_batch = 3;
+  ServiceFixture f(config);
+  KeyMetadata m = f.Create();
+  constexpr int kThreads = 4, kPerThread = 40;
+  std::vector<std::vector<Bytes>> blobs(kThreads);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  std::mutex errors_mu;
+  std::vector<std::string> errors;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        EncryptRequest r;
+        r.key_id = m.key_id;
+        r.plaintext = Secret("t" + std::to_string(t) + "-" + std::to_string(i));
+        auto out = f.svc().Encrypt(r);
+        if (!out) {
+          ++failures;
+          std::lock_guard lock(errors_mu);
+          errors.push_back(out.error().ToString());
+          continue;
+        }
+        blobs[static_cast<std::size_t>(t)].push_back(std::move(out->ciphertext_blob));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (const auto& e : errors) INFO(e);
+  CHECK(failures == 0);
+  if (!errors.empty()) FAIL(errors.front());
+  std::map<std::uint32_t, int> per_version;
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < static_cast<int>(blobs[static_cast<std::size_t>(t)].size()); ++i) {
+      const Bytes& b = blobs[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)];
+      ++per_version[BlobVersion(b)];
+      auto d = DoDecrypt(f.svc(), b);
+      REQUIRE(d.has_value());
+      CHECK(Text(d->plaintext) == "t" + std::to_string(t) + "-" + std::to_string(i));
+    }
+  }
+  for (const auto& [version, n] : per_version) {
+    INFO("version " << version);
+    CHECK(n <= 10);
+  }
+  // 160 encryptions at 10 per version: at least 16 versions, and the stored counts cover them all.
+  CHECK(per_version.size() >= 16);
+  auto tx = f.store->Begin(store::TransactionMode::kReadOnly);
+  REQUIRE(tx.has_value());
+  auto versions = (*tx)->ListKeyVersions(m.key_id);
+  REQUIRE(versions.has_value());
+  for (const auto& v : *versions) {
+    CHECK(v.invocation_count() <= 10);
+    CHECK(static_cast<int>(v.invocation_count()) >= per_version[v.version()]);
+  }
 }
 
 }  // namespace
