@@ -6,6 +6,7 @@
 #include "firmware/access_keys.h"
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -488,6 +489,39 @@ TEST_CASE("access keys: the secret cache is bounded and serves repeat lookups",
   auto evicted = f.registry->Lookup(a.access_key_id);
   REQUIRE_FALSE(evicted.has_value());
   CHECK(evicted.error().code() == StatusCode::kUnavailable);
+}
+
+TEST_CASE("access keys: concurrent lookups, evictions and status changes in one process",
+          "[unit][access_keys]") {
+  Fixture f(AccessKeyRegistryOptions{.secret_cache_capacity = 2});
+  std::vector<CreatedAccessKey> keys;
+  for (int i = 0; i < 3; ++i) keys.push_back(f.Create("user" + std::to_string(i)));
+  std::atomic<int> wrong{0};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      for (int i = 0; i < 150; ++i) {
+        const auto& k = keys[static_cast<std::size_t>((i + t) % 3)];
+        auto r = f.registry->Lookup(k.access_key_id);
+        if (r.has_value()) {
+          if (!(r->secret == k.secret)) ++wrong;
+        } else if (r.error().code() != StatusCode::kNotFound || &k != &keys[0]) {
+          ++failed;  // only key 0 is ever inactive
+        }
+      }
+    });
+  }
+  std::thread toggler([&] {
+    for (int i = 0; i < 20; ++i) {
+      if (!f.registry->SetStatus(keys[0].access_key_id, i % 2 == 1).ok()) ++failed;
+    }
+  });
+  for (auto& r : readers) r.join();
+  toggler.join();
+  CHECK(wrong.load() == 0);
+  CHECK(failed.load() == 0);
+  KMS_REQUIRE_OK(f.registry->Lookup(keys[0].access_key_id));  // the last toggle activated it
 }
 
 TEST_CASE("access keys: two processes using a new store at once make one sealing key",
