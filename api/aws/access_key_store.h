@@ -23,6 +23,8 @@ namespace kms::api::aws {
 struct AccessKey {
   SecretBytes secret;     // the secret access key's bytes (the text the client configured)
   std::string principal;  // who the key acts for, e.g. "arn:aws:iam::111122223333:user/dev"
+  // May call the appliance admin API (`KmsAppliance.*`, api/aws/appliance_operations.h).
+  bool administrator = false;
 };
 
 class AccessKeyStore {
@@ -34,7 +36,8 @@ class AccessKeyStore {
 
 class InMemoryAccessKeyStore final : public AccessKeyStore {
  public:
-  void Add(std::string access_key_id, SecretBytes secret, std::string principal);
+  void Add(std::string access_key_id, SecretBytes secret, std::string principal,
+           bool administrator = false);
   void Remove(std::string_view access_key_id);
   StatusOr<AccessKey> Lookup(std::string_view access_key_id) const override;
 

@@ -6,11 +6,16 @@ namespace kms::api::aws {
 
 StatusOr<std::unique_ptr<AwsServer>> AwsServer::Create(AwsServerConfig config,
                                                        const AccessKeyStore& keys,
-                                                       firmware::KeyService& service) {
+                                                       firmware::KeyService& service,
+                                                       firmware::AccessKeyRegistry* registry) {
   std::unique_ptr<AwsServer> s(new AwsServer());
   OperationTable ops;
   RegisterKeyServiceOperations(ops, service);
-  s->door_ = std::make_unique<AwsDoor>(config.door, keys, std::move(ops));
+  OperationTable appliance_ops;
+  if (registry != nullptr) {
+    RegisterApplianceOperations(appliance_ops, *registry, service, config.appliance);
+  }
+  s->door_ = std::make_unique<AwsDoor>(config.door, keys, std::move(ops), std::move(appliance_ops));
   s->router_ = std::make_unique<http::Router>();
   const AwsDoor* door = s->door_.get();
   s->router_->Exact("/", [door](const http::HttpRequest& r) { return door->Handle(r); });

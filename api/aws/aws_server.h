@@ -10,7 +10,10 @@
 //   KMS_RETURN_IF_ERROR((*server)->Start());
 //   ... (*server)->port() ...;  on SIGTERM: (*server)->Stop();   // drains, then returns
 //
-// Lifetime: `keys` and `service` must outlive the AwsServer. Thread-safety: as http::Server.
+// With an AccessKeyRegistry, the door also serves the appliance admin API (`KmsAppliance.<Op>`,
+// administrators only; api/aws/appliance_operations.h), described by `config.appliance`.
+//
+// Lifetime: `keys`, `service` and `registry` must outlive the AwsServer. Thread-safety: as http::Server.
 #ifndef KMS_API_AWS_AWS_SERVER_H_
 #define KMS_API_AWS_AWS_SERVER_H_
 
@@ -18,12 +21,14 @@
 #include <memory>
 
 #include "api/aws/access_key_store.h"
+#include "api/aws/appliance_operations.h"
 #include "api/aws/door.h"
 #include "api/http/router.h"
 #include "api/http/server.h"
 #include "base/status.h"
 
 namespace kms::firmware {
+class AccessKeyRegistry;
 class KeyService;
 }  // namespace kms::firmware
 
@@ -32,13 +37,15 @@ namespace kms::api::aws {
 struct AwsServerConfig {
   http::ServerConfig server;  // bind address, port, TLS, threads, limits, timeouts
   AwsDoorConfig door;         // region, account id, clock skew
+  ApplianceInfo appliance;    // what GetApplianceStatus reports (admin API only)
 };
 
 class AwsServer {
  public:
   static StatusOr<std::unique_ptr<AwsServer>> Create(AwsServerConfig config,
                                                      const AccessKeyStore& keys,
-                                                     firmware::KeyService& service);
+                                                     firmware::KeyService& service,
+                                                     firmware::AccessKeyRegistry* registry = nullptr);
   ~AwsServer();  // Stop()
 
   // Add further routes (health, other doors) before Start.

@@ -17,6 +17,7 @@ namespace {
 
 constexpr std::string_view kContentType = "application/x-amz-json-1.1";
 constexpr std::string_view kTargetPrefix = "TrentService.";
+constexpr std::string_view kApplianceTargetPrefix = "KmsAppliance.";
 
 bool AcceptableContentType(std::string_view ct) {
   ct = ct.substr(0, ct.find(';'));
@@ -66,12 +67,16 @@ std::string SanitizeForJson(std::string_view in) {
 // the decoded values.
 void WipeSensitiveMembers(json::object& o) {
   static constexpr std::string_view kSensitive[] = {"Plaintext", "Message", "PrivateKeyPlaintext",
-                                                    "SharedSecret"};
+                                                    "SharedSecret", "SecretAccessKey"};
   for (const auto name : kSensitive) {
     if (json::value* v = o.if_contains(name); v && v->is_string()) {
       json::string& str = v->get_string();
       SecureWipe(str.data(), str.size());
     }
+  }
+  // KmsAppliance.CreateAccessKey answers the new secret inside {"AccessKey": {...}}.
+  if (json::value* v = o.if_contains("AccessKey"); v && v->is_object()) {
+    WipeSensitiveMembers(v->get_object());
   }
 }
 
@@ -121,6 +126,13 @@ AwsDoor::AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, OperationTabl
       verifier_(VerifierConfigFor(config_), keys),
       operations_(std::move(operations)) {}
 
+AwsDoor::AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, OperationTable operations,
+                 OperationTable appliance_operations)
+    : config_(std::move(config)),
+      verifier_(VerifierConfigFor(config_), keys),
+      operations_(std::move(operations)),
+      appliance_operations_(std::move(appliance_operations)) {}
+
 http::HttpResponse AwsDoor::ErrorResponse(const AwsError& error, std::string_view request_id) {
   http::HttpResponse r;
   r.status = error.http_status;
@@ -164,14 +176,24 @@ AwsResult<json::object> AwsDoor::Dispatch(const http::HttpRequest& request,
 
   // Reference §1.1: POST /, operation in X-Amz-Target.
   const auto target = request.Header("x-amz-target");
+  const bool appliance = target && target->starts_with(kApplianceTargetPrefix);
   if (request.method != "POST" || request.Path() != "/" || !target ||
-      !target->starts_with(kTargetPrefix)) {
+      !(target->starts_with(kTargetPrefix) || appliance)) {
     return std::unexpected(ClientError(
         "UnknownOperationException",
         "Requests must be POST / with X-Amz-Target: TrentService.<Operation>."));
   }
-  const std::string_view op_name = target->substr(kTargetPrefix.size());
-  const Operation* op = operations_.Find(op_name);
+  // The admin API manages the credentials themselves: administrators only, checked before the
+  // operation name is looked at so other callers learn nothing about the table.
+  if (appliance && !caller->administrator) {
+    return std::unexpected(ClientError(
+        "AccessDeniedException",
+        "User: " + caller->principal + " is not authorized to perform: " + std::string(*target) +
+            " (appliance administration needs an administrator access key)"));
+  }
+  const std::string_view op_name =
+      target->substr(appliance ? kApplianceTargetPrefix.size() : kTargetPrefix.size());
+  const Operation* op = appliance ? appliance_operations_.Find(op_name) : operations_.Find(op_name);
   if (!op) {
     return std::unexpected(
         ClientError("UnknownOperationException",

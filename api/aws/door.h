@@ -12,6 +12,11 @@
 // client errors, 500/503 for faults); success is 200 with Content-Type application/x-amz-json-1.1.
 // An operation that throws becomes KMSInternalException (500); nothing escapes to the server.
 //
+// The appliance admin API (api/aws/appliance_operations.h) shares the door: `X-Amz-Target:
+// KmsAppliance.<Op>` selects an operation of the second, appliance table, with the same SigV4 and
+// framing; a caller whose access key is not an administrator gets AccessDeniedException (400) for
+// every `KmsAppliance.` target before the table is consulted.
+//
 // `FaultResponse` is the door's http::FaultResponder: body too large -> 413
 // RequestEntityTooLargeException, header too large -> 431, malformed HTTP -> 400 SerializationException,
 // overload -> ThrottlingException (400, which every SDK retries with backoff, reference §0.4).
@@ -71,6 +76,9 @@ class AwsDoor {
  public:
   // `keys` must outlive the door.
   AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, OperationTable operations);
+  // With the appliance admin operations (`KmsAppliance.<Op>`, administrators only).
+  AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, OperationTable operations,
+          OperationTable appliance_operations);
 
   http::HttpResponse Handle(const http::HttpRequest& request) const;
   static http::HttpResponse FaultResponse(http::ServerFault fault, std::string_view detail);
@@ -87,6 +95,7 @@ class AwsDoor {
   AwsDoorConfig config_;
   sigv4::Verifier verifier_;
   OperationTable operations_;
+  OperationTable appliance_operations_;
 };
 
 // A random UUID v4 in the 8-4-4-4-12 form AWS request ids have.

@@ -20,7 +20,7 @@ std::string RegistryAccessKeyStore::UserArn(std::string_view account_id,
 
 StatusOr<AccessKey> RegistryAccessKeyStore::Lookup(std::string_view access_key_id) const {
   KMS_ASSIGN_OR_RETURN(firmware::ResolvedAccessKey key, registry_.Lookup(access_key_id));
-  return AccessKey{std::move(key.secret), UserArn(account_id_, key.principal)};
+  return AccessKey{std::move(key.secret), UserArn(account_id_, key.principal), key.administrator};
 }
 
 }  // namespace kms::api::aws

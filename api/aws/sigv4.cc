@@ -488,7 +488,7 @@ AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
   if (request.Header("x-amz-security-token")) {
     return std::unexpected(ClientError("UnrecognizedClientException", std::string(kInvalidToken)));
   }
-  return Caller{auth->access_key_id, std::move(key->principal)};
+  return Caller{auth->access_key_id, std::move(key->principal), key->administrator};
 }
 
 }  // namespace kms::api::aws::sigv4

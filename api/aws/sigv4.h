@@ -94,6 +94,7 @@ struct VerifierConfig {
 struct Caller {
   std::string access_key_id;
   std::string principal;
+  bool administrator = false;  // the key's AccessKey::administrator
 };
 
 class Verifier {

@@ -195,7 +195,12 @@ int RunDev(const Options& options) {
   }
   server_config.door.region = options.region;
   server_config.door.account_id = options.account_id;
-  auto server = kms::api::aws::AwsServer::Create(server_config, access_keys, **service);
+  // The appliance admin API (KmsAppliance.*, administrator keys only) on the same endpoint.
+  server_config.appliance.mode = "dev";
+  server_config.appliance.region = options.region;
+  server_config.appliance.account_id = options.account_id;
+  auto server =
+      kms::api::aws::AwsServer::Create(server_config, access_keys, **service, &registry);
   if (!server.has_value()) {
     Log("server: " + server.error().ToString());
     return 1;

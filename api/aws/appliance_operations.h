@@ -1,0 +1,51 @@
+// The appliance admin API: what AWS clients cannot do (manage the door's SigV4 access keys, read the
+// appliance's status), served by the AWS door itself so operators use the same endpoint and the same
+// SigV4 credentials (issue 4 item 7; the CLI is tools/kmsctl).
+//
+// Wire: AWS JSON 1.1 exactly as the KMS operations (`POST /`, SigV4 with service `kms`, errors as
+// `{"__type", "message"}`), selected by `X-Amz-Target: KmsAppliance.<Op>`. The door admits only
+// callers whose access key is an administrator (AccessDeniedException, 400, otherwise; api/aws/door.h).
+// Operations (members named in the AWS IAM style, times as epoch seconds):
+//   CreateAccessKey  {UserName, Administrator?} -> {AccessKey: {AccessKeyId, SecretAccessKey, UserName,
+//                    Status, CreateDate, Administrator}}; the secret is shown this once.
+//   ListAccessKeys   {Marker?, Limit? (1-1000, default 100)} -> {AccessKeyMetadata: [{AccessKeyId,
+//                    UserName, Status, CreateDate, Administrator}], Truncated, NextMarker?}; ordered by id.
+//   UpdateAccessKey  {AccessKeyId, Status: "Active"|"Inactive"} -> {}
+//   DeleteAccessKey  {AccessKeyId} -> {}
+//   GetApplianceStatus {} -> {Version, Sealed, Mode, Region, AccountId, KeyCount}
+// Errors: a malformed UserName, Limit or Status is ValidationException; an unknown AccessKeyId is
+// NotFoundException; wrong member types are SerializationException (api/aws/json_codec.h).
+//
+// Lifetime: `registry` and `service` must outlive the table. Thread-safety: as the registry and the
+// key service (fully concurrent).
+#ifndef KMS_API_AWS_APPLIANCE_OPERATIONS_H_
+#define KMS_API_AWS_APPLIANCE_OPERATIONS_H_
+
+#include <string>
+
+#include "api/aws/door.h"
+
+namespace kms::firmware {
+class AccessKeyRegistry;
+class KeyService;
+}  // namespace kms::firmware
+
+namespace kms::api::aws {
+
+// What GetApplianceStatus reports besides the live key count.
+struct ApplianceInfo {
+  std::string version = "0.1.0";
+  std::string mode = "dev";  // "dev" or "production"
+  std::string region = "us-east-1";
+  std::string account_id = "111122223333";
+};
+
+// The target prefix of the admin API ("KmsAppliance.CreateAccessKey").
+inline constexpr std::string_view kApplianceTargetPrefix = "KmsAppliance.";
+
+void RegisterApplianceOperations(OperationTable& table, firmware::AccessKeyRegistry& registry,
+                                 firmware::KeyService& service, ApplianceInfo info);
+
+}  // namespace kms::api::aws
+
+#endif  // KMS_API_AWS_APPLIANCE_OPERATIONS_H_

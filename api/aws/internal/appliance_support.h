@@ -1,0 +1,30 @@
+// Shared pieces of the appliance admin operations (api/aws/op_appliance_*.cc): one function per
+// operation and the AccessKeyMetadata writer. Internal to api/aws: the public surface is
+// api/aws/appliance_operations.h.
+//
+// Thread-safety: as firmware::AccessKeyRegistry and firmware::KeyService (fully concurrent).
+#ifndef KMS_API_AWS_INTERNAL_APPLIANCE_SUPPORT_H_
+#define KMS_API_AWS_INTERNAL_APPLIANCE_SUPPORT_H_
+
+#include <boost/json/object.hpp>
+
+#include "api/aws/appliance_operations.h"
+#include "api/aws/internal/operation_support.h"
+#include "firmware/access_keys.h"
+#include "firmware/key_service.h"
+
+namespace kms::api::aws::internal {
+
+// {AccessKeyId, UserName, Status, CreateDate, Administrator} of one key (never its secret).
+boost::json::object AccessKeyMetadataJson(const firmware::AccessKeyInfo& info);
+
+OpResult CreateAccessKey(firmware::AccessKeyRegistry& registry, const boost::json::object& body);
+OpResult ListAccessKeys(firmware::AccessKeyRegistry& registry, const boost::json::object& body);
+OpResult UpdateAccessKey(firmware::AccessKeyRegistry& registry, const boost::json::object& body);
+OpResult DeleteAccessKey(firmware::AccessKeyRegistry& registry, const boost::json::object& body);
+OpResult GetApplianceStatus(firmware::KeyService& service, const ApplianceInfo& info,
+                            const boost::json::object& body);
+
+}  // namespace kms::api::aws::internal
+
+#endif  // KMS_API_AWS_INTERNAL_APPLIANCE_SUPPORT_H_

@@ -1,0 +1,291 @@
+// The appliance admin API (KmsAppliance.<Op>, api/aws/appliance_operations.h) end to end: through
+// AwsDoor::Handle (SigV4 + framing + handler) into a real firmware::AccessKeyRegistry and KeyService
+// over the fake HSM and a SQLite store, with the door verifying against the registry itself
+// (RegistryAccessKeyStore); and once over loopback through AwsServer, as kmsd wires it. Every error a
+// client can reach asserts the exact exception.
+#include "api/aws/appliance_operations.h"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <string>
+
+#include "api/aws/aws_server.h"
+#include "api/aws/key_service_operations.h"
+#include "api/aws/registry_access_key_store.h"
+#include "firmware/access_keys.h"
+#include "tests/api/http_client.h"
+#include "tests/api/sign_request.h"
+#include "tests/firmware/key_service_fixture.h"
+
+namespace kms::api::aws {
+namespace {
+
+namespace json = boost::json;
+
+struct Credentials {
+  std::string id;
+  std::string secret;
+};
+
+struct AdminFixture {
+  firmware::testing::ServiceFixture service;
+  firmware::AccessKeyRegistry registry{service.Hsm(), *service.store, service.clock};
+  RegistryAccessKeyStore keys{registry, "111122223333"};
+  std::unique_ptr<AwsDoor> door;
+  Credentials admin;
+  Credentials user;
+
+  AdminFixture() {
+    OperationTable ops;
+    RegisterKeyServiceOperations(ops, service.svc());
+    OperationTable appliance;
+    RegisterApplianceOperations(appliance, registry, service.svc(),
+                                ApplianceInfo{"9.8.7", "dev", "us-east-1", "111122223333"});
+    door = std::make_unique<AwsDoor>(AwsDoorConfig{}, keys, std::move(ops), std::move(appliance));
+    admin = Make("root", true);
+    user = Make("alice", false);
+  }
+
+  Credentials Make(const std::string& name, bool administrator) {
+    auto made = registry.Create(name, administrator);
+    REQUIRE(made.has_value());
+    return {made->access_key_id, ToString(made->secret.ExposeSecret())};
+  }
+
+  http::HttpResponse Raw(const std::string& target, const json::object& body,
+                         const Credentials& who) {
+    auto req = testing::KmsRequest("", json::serialize(body));
+    for (auto& [name, value] : req.headers) {
+      if (name == "X-Amz-Target") value = target;
+    }
+    testing::SigningParams p;
+    p.access_key_id = who.id;
+    p.secret = who.secret;
+    testing::SignRequest(req, p);
+    return door->Handle(req);
+  }
+  json::object Ok(const std::string& op, const json::object& body = {}) {
+    return OkAs(admin, op, body);
+  }
+  json::object OkAs(const Credentials& who, const std::string& op, const json::object& body = {}) {
+    const auto r = Raw("KmsAppliance." + op, body, who);
+    INFO(op << " -> " << r.status << " " << r.body);
+    REQUIRE(r.status == 200);
+    return json::parse(r.body).as_object();
+  }
+  std::pair<std::string, std::string> ErrAs(const Credentials& who, const std::string& target,
+                                            const json::object& body) {
+    const auto r = Raw(target, body, who);
+    INFO(target << " -> " << r.status << " " << r.body);
+    CHECK(r.status == 400);
+    const auto o = json::parse(r.body).as_object();
+    return {std::string(o.at("__type").as_string()), std::string(o.at("message").as_string())};
+  }
+  std::pair<std::string, std::string> Err(const std::string& op, const json::object& body = {}) {
+    return ErrAs(admin, "KmsAppliance." + op, body);
+  }
+};
+
+TEST_CASE("appliance: CreateAccessKey answers a working credential once", "[unit]") {
+  AdminFixture f;
+  const auto out = f.Ok("CreateAccessKey", {{"UserName", "bob"}});
+  const auto& k = out.at("AccessKey").as_object();
+  const std::string id(k.at("AccessKeyId").as_string());
+  CHECK(id.size() == 20);
+  CHECK(id.starts_with("AKMS"));
+  CHECK(k.at("SecretAccessKey").as_string().size() == 40);
+  CHECK(k.at("UserName").as_string() == "bob");
+  CHECK(k.at("Status").as_string() == "Active");
+  CHECK(k.at("CreateDate").as_int64() == firmware::testing::kStartMs / 1000);
+  CHECK(k.at("Administrator").as_bool() == false);
+  // The new key signs KMS calls at once.
+  const Credentials bob{id, std::string(k.at("SecretAccessKey").as_string())};
+  const auto r = f.Raw("TrentService.ListKeys", {}, bob);
+  CHECK(r.status == 200);
+  // ...and is not an administrator.
+  CHECK(f.ErrAs(bob, "KmsAppliance.ListAccessKeys", {}).first == "AccessDeniedException");
+
+  const auto adm = f.Ok("CreateAccessKey", {{"UserName", "ops"}, {"Administrator", true}});
+  CHECK(adm.at("AccessKey").at("Administrator").as_bool());
+  const Credentials ops{std::string(adm.at("AccessKey").at("AccessKeyId").as_string()),
+                        std::string(adm.at("AccessKey").at("SecretAccessKey").as_string())};
+  CHECK(f.OkAs(ops, "GetApplianceStatus").at("Sealed").as_bool() == false);
+}
+
+TEST_CASE("appliance: CreateAccessKey validation", "[unit]") {
+  AdminFixture f;
+  CHECK(f.Err("CreateAccessKey", {}) ==
+        std::pair<std::string, std::string>(
+            "ValidationException",
+            "1 validation error detected: Value null at 'userName' failed to satisfy constraint: "
+            "Member must not be null"));
+  CHECK(f.Err("CreateAccessKey", {{"UserName", "has space"}}).first == "ValidationException");
+  CHECK(f.Err("CreateAccessKey", {{"UserName", std::string(65, 'a')}}).first ==
+        "ValidationException");
+  CHECK(f.Err("CreateAccessKey", {{"UserName", 7}}).first == "SerializationException");
+  CHECK(f.Err("CreateAccessKey", {{"UserName", "x"}, {"Administrator", "yes"}}).first ==
+        "SerializationException");
+}
+
+TEST_CASE("appliance: ListAccessKeys pages by id and never shows secrets", "[unit]") {
+  AdminFixture f;
+  for (int i = 0; i < 3; ++i) f.Make("u" + std::to_string(i), false);  // 5 keys in all
+  const auto all = f.Ok("ListAccessKeys");
+  const auto& items = all.at("AccessKeyMetadata").as_array();
+  REQUIRE(items.size() == 5);
+  CHECK(all.at("Truncated").as_bool() == false);
+  CHECK_FALSE(all.contains("NextMarker"));
+  for (const auto& v : items) {
+    const auto& o = v.as_object();
+    CHECK_FALSE(o.contains("SecretAccessKey"));
+    CHECK(o.at("Status").as_string() == "Active");
+    CHECK(o.at("CreateDate").is_number());
+    if (o.at("AccessKeyId").as_string() == f.admin.id) {
+      CHECK(o.at("UserName").as_string() == "root");
+      CHECK(o.at("Administrator").as_bool());
+    }
+  }
+  std::vector<std::string> paged;
+  json::object req{{"Limit", 2}};
+  for (int guard = 0; guard < 10; ++guard) {
+    const auto page = f.Ok("ListAccessKeys", req);
+    for (const auto& v : page.at("AccessKeyMetadata").as_array()) {
+      paged.emplace_back(v.at("AccessKeyId").as_string());
+    }
+    if (!page.at("Truncated").as_bool()) break;
+    req["Marker"] = page.at("NextMarker");
+  }
+  REQUIRE(paged.size() == 5);
+  for (std::size_t i = 0; i < 5; ++i) CHECK(paged[i] == items[i].at("AccessKeyId").as_string());
+  CHECK(f.Err("ListAccessKeys", {{"Limit", 0}}) ==
+        std::pair<std::string, std::string>(
+            "ValidationException",
+            "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: Member "
+            "must have value greater than or equal to 1"));
+  CHECK(f.Err("ListAccessKeys", {{"Limit", 1001}}).first == "ValidationException");
+  CHECK(f.Err("ListAccessKeys", {{"Limit", "2"}}).first == "SerializationException");
+}
+
+TEST_CASE("appliance: UpdateAccessKey disables and enables a key", "[unit]") {
+  AdminFixture f;
+  f.Ok("UpdateAccessKey", {{"AccessKeyId", f.user.id}, {"Status", "Inactive"}});
+  const auto denied = f.Raw("TrentService.ListKeys", {}, f.user);
+  CHECK(denied.status == 400);
+  CHECK(json::parse(denied.body).at("__type").as_string() == "UnrecognizedClientException");
+  bool listed_inactive = false;
+  const auto listed = f.Ok("ListAccessKeys");
+  for (const auto& v : listed.at("AccessKeyMetadata").as_array()) {
+    if (v.at("AccessKeyId").as_string() == f.user.id) {
+      listed_inactive = v.at("Status").as_string() == "Inactive";
+    }
+  }
+  CHECK(listed_inactive);
+  f.Ok("UpdateAccessKey", {{"AccessKeyId", f.user.id}, {"Status", "Active"}});
+  CHECK(f.Raw("TrentService.ListKeys", {}, f.user).status == 200);
+
+  CHECK(f.Err("UpdateAccessKey", {{"AccessKeyId", f.user.id}, {"Status", "Disabled"}}) ==
+        std::pair<std::string, std::string>(
+            "ValidationException",
+            "1 validation error detected: Value 'Disabled' at 'status' failed to satisfy "
+            "constraint: Member must satisfy enum value set: [Active, Inactive]"));
+  CHECK(f.Err("UpdateAccessKey", {{"AccessKeyId", f.user.id}}).first == "ValidationException");
+  CHECK(f.Err("UpdateAccessKey", {{"AccessKeyId", "AKMSAAAAAAAAAAAAAAAA"}, {"Status", "Active"}})
+            .first == "NotFoundException");
+}
+
+TEST_CASE("appliance: DeleteAccessKey removes a key for good", "[unit]") {
+  AdminFixture f;
+  f.Ok("DeleteAccessKey", {{"AccessKeyId", f.user.id}});
+  const auto gone = f.Raw("TrentService.ListKeys", {}, f.user);
+  CHECK(json::parse(gone.body).at("__type").as_string() == "UnrecognizedClientException");
+  CHECK(f.Ok("ListAccessKeys").at("AccessKeyMetadata").as_array().size() == 1);
+  CHECK(f.Err("DeleteAccessKey", {{"AccessKeyId", f.user.id}}).first == "NotFoundException");
+  CHECK(f.Err("DeleteAccessKey", {}).first == "ValidationException");
+}
+
+TEST_CASE("appliance: GetApplianceStatus", "[unit]") {
+  AdminFixture f;
+  f.service.Create();
+  f.service.Create();
+  const auto s = f.Ok("GetApplianceStatus");
+  CHECK(s.at("Version").as_string() == "9.8.7");
+  CHECK(s.at("Sealed").as_bool() == false);
+  CHECK(s.at("Mode").as_string() == "dev");
+  CHECK(s.at("Region").as_string() == "us-east-1");
+  CHECK(s.at("AccountId").as_string() == "111122223333");
+  CHECK(s.at("KeyCount").as_int64() == 2);
+}
+
+TEST_CASE("appliance: a non-administrator key gets AccessDeniedException for every admin op",
+          "[unit]") {
+  AdminFixture f;
+  for (const char* op : {"CreateAccessKey", "ListAccessKeys", "UpdateAccessKey", "DeleteAccessKey",
+                         "GetApplianceStatus", "NoSuchOperation"}) {
+    INFO(op);
+    const auto e = f.ErrAs(f.user, std::string("KmsAppliance.") + op,
+                           {{"UserName", "mallory"}, {"Administrator", true},
+                            {"AccessKeyId", f.admin.id}, {"Status", "Inactive"}});
+    CHECK(e.first == "AccessDeniedException");
+    CHECK(e.second.find("arn:aws:iam::111122223333:user/alice") != std::string::npos);
+  }
+  // Nothing happened: still two keys, the admin still active.
+  const auto list = f.Ok("ListAccessKeys").at("AccessKeyMetadata").as_array();
+  CHECK(list.size() == 2);
+  // An administrator asking for an unknown admin op gets UnknownOperationException.
+  CHECK(f.Err("NoSuchOperation").first == "UnknownOperationException");
+  // The KMS table is not reachable through the admin prefix, nor the admin ops through TrentService.
+  CHECK(f.Err("Encrypt").first == "UnknownOperationException");
+  CHECK(f.ErrAs(f.admin, "TrentService.ListAccessKeys", {}).first == "UnknownOperationException");
+  // Unsigned or badly signed admin calls fail SigV4 first.
+  CHECK(f.ErrAs(Credentials{f.admin.id, "wrong"}, "KmsAppliance.ListAccessKeys", {}).first ==
+        "InvalidSignatureException");
+}
+
+TEST_CASE("appliance: AwsServer serves the admin API over loopback with a registry", "[unit]") {
+  firmware::testing::ServiceFixture service;
+  firmware::AccessKeyRegistry registry(service.Hsm(), *service.store, service.clock);
+  RegistryAccessKeyStore keys(registry, "111122223333");
+  auto admin = registry.Create("root", true);
+  auto user = registry.Create("alice", false);
+  REQUIRE(admin.has_value());
+  REQUIRE(user.has_value());
+  AwsServerConfig cfg;
+  cfg.appliance.version = "1.2.3";
+  auto made = AwsServer::Create(cfg, keys, service.svc(), &registry);
+  REQUIRE(made.has_value());
+  auto server = std::move(*made);
+  REQUIRE(server->Start().ok());
+
+  auto call = [&](const firmware::CreatedAccessKey& who, const std::string& op) {
+    auto req = testing::KmsRequest("", "{}");
+    const std::string host = "127.0.0.1:" + std::to_string(server->port());
+    for (auto& [name, value] : req.headers) {
+      if (name == "X-Amz-Target") value = "KmsAppliance." + op;
+      if (name == "Host") value = host;
+    }
+    testing::SigningParams p;
+    p.access_key_id = who.access_key_id;
+    p.secret = ToString(who.secret.ExposeSecret());
+    testing::SignRequest(req, p);
+    std::string wire = "POST / HTTP/1.1\r\n";
+    for (const auto& [name, value] : req.headers) wire += name + ": " + value + "\r\n";
+    wire += "\r\n" + req.body;
+    testing::RawClient client(server->port());
+    REQUIRE(client.Send(wire));
+    auto response = client.Read();
+    REQUIRE(response.has_value());
+    return *response;
+  };
+  const auto ok = call(*admin, "GetApplianceStatus");
+  CHECK(ok.status == 200);
+  CHECK(json::parse(ok.body).at("Version").as_string() == "1.2.3");
+  const auto denied = call(*user, "GetApplianceStatus");
+  CHECK(denied.status == 400);
+  CHECK(json::parse(denied.body).at("__type").as_string() == "AccessDeniedException");
+  server->Stop();
+}
+
+}  // namespace
+}  // namespace kms::api::aws
