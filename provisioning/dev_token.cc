@@ -28,6 +28,7 @@ namespace fs = std::filesystem;
 
 constexpr char kStateFile[] = "dev-token.state";
 constexpr char kConfFile[] = "softhsm2.conf";
+constexpr char kTokenObjectBackup[] = "token.object.backup";
 constexpr std::size_t kPinEntropyBytes = 16;  // 128 bits, written as 32 hex characters
 
 // The PIN as hex text, built straight into wiped storage.
@@ -78,6 +79,44 @@ Status MakePrivateDir(const fs::path& dir) {
   if (::chmod(dir.c_str(), 0700) != 0) {
     return FailedPreconditionError("cannot restrict " + dir.string());
   }
+  return Status();
+}
+
+StatusOr<std::string> ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError("cannot read " + path.string());
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+// The token.object of the (only) token under dir/tokens.
+StatusOr<fs::path> TokenObjectPath(const fs::path& root) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root / "tokens", ec)) {
+    if (entry.is_directory()) return entry.path() / "token.object";
+  }
+  return NotFoundError("no token directory under " + (root / "tokens").string());
+}
+
+// SoftHSM2 2.6 rewrites token.object in place (ftruncate, then write) on every successful C_Login
+// (measured with strace: it stores the token flags each time). A process killed between the two
+// leaves an empty file, and the token then silently disappears from the slot list. The file only
+// changes on PIN or flag changes, which a dev token never makes after creation, so the copy taken
+// at creation is put back, atomically (write aside, rename).
+Status RepairTokenObject(const fs::path& root) {
+  KMS_ASSIGN_OR_RETURN(fs::path object, TokenObjectPath(root));
+  std::error_code ec;
+  const bool damaged = !fs::exists(object, ec) || fs::file_size(object, ec) == 0;
+  if (!damaged) return Status();
+  KMS_ASSIGN_OR_RETURN(std::string backup, ReadFile(root / kTokenObjectBackup));
+  if (backup.empty()) return DataLossError("dev token backup is empty");
+  fs::path aside = object;
+  aside += ".restore";
+  fs::remove(aside, ec);
+  KMS_RETURN_IF_ERROR(WritePrivateFile(aside, backup));
+  fs::rename(aside, object, ec);
+  if (ec) return InternalError("cannot restore " + object.string() + ": " + ec.message());
   return Status();
 }
 
@@ -171,6 +210,12 @@ StatusOr<DevToken> CreateDevToken(const std::string& dir, const DevTokenOptions&
   KMS_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE dk, session.GenerateKey(keygen, dk_template));
   KMS_RETURN_IF_ERROR(hal::CheckDomainKeyPolicy(session, dk));
   KMS_ASSIGN_OR_RETURN(CK_TOKEN_INFO info, module->TokenInfo(slot));
+  // Done with the module: every write to the token files has happened once it is finalised.
+  KMS_RETURN_IF_ERROR(session.Close());
+  module.reset();
+  KMS_ASSIGN_OR_RETURN(fs::path token_object, TokenObjectPath(root));
+  KMS_ASSIGN_OR_RETURN(std::string token_object_copy, ReadFile(token_object));
+  KMS_RETURN_IF_ERROR(WritePrivateFile(root / kTokenObjectBackup, token_object_copy));
 
   DevToken token;
   token.dir = root.string();
@@ -225,6 +270,7 @@ StatusOr<DevToken> OpenDevToken(const std::string& dir) {
     return DataLossError("dev token state in " + root.string() + " is incomplete");
   }
   if (!fs::exists(token.conf_path)) return DataLossError("dev token config missing");
+  KMS_RETURN_IF_ERROR(RepairTokenObject(root));
   KMS_RETURN_IF_ERROR(SetConfEnv(token.conf_path));
   return token;
 }

@@ -19,6 +19,12 @@
 // production token, whose PIN comes from the unseal ceremony. The SO PIN is not persisted: dev mode
 // never needs it.
 //
+// Crash safety: SoftHSM2 rewrites the token's token.object in place on every successful login, so a
+// process killed at that moment leaves it empty and the token vanishes (measured; see
+// dev_token.cc). CreateDevToken keeps a copy (`token.object.backup`, 0600) and OpenDevToken puts it
+// back when the file is empty or missing. A production SoftHSM2 token has the same hazard and needs
+// its token directory backed up; a real HSM does not.
+//
 // Thread-safety: not thread-safe (environment and module initialisation are process-wide).
 #ifndef KMS_PROVISIONING_DEV_TOKEN_H_
 #define KMS_PROVISIONING_DEV_TOKEN_H_

@@ -393,6 +393,42 @@ TEST_CASE("the dev token folder survives a restart", "[softhsm][provisioning]") 
   CHECK(provisioning::OpenDevToken(dir).error().code() == StatusCode::kNotFound);
 }
 
+TEST_CASE("a token.object emptied by a crash during login is restored on reopen",
+          "[softhsm][provisioning]") {
+  std::string dir = std::filesystem::temp_directory_path().string() + "/kms-devtoken-XXXXXX";
+  REQUIRE(::mkdtemp(dir.data()) != nullptr);
+  const std::string token_dir = dir + "/state";
+  provisioning::DevToken made = Must(provisioning::CreateDevToken(token_dir));
+  std::filesystem::path object;
+  for (const auto& e : std::filesystem::directory_iterator(token_dir + "/tokens")) {
+    object = e.path() / "token.object";
+  }
+  REQUIRE(std::filesystem::file_size(object) > 0);
+  auto open_hsm = [&](const provisioning::DevToken& t) {
+    hal::Pkcs11HsmConfig config;
+    config.module_path = t.module_path;
+    config.token_label = t.token_label;
+    config.token_serial = t.token_serial;
+    config.user_pin = t.user_pin.Clone();
+    return hal::OpenPkcs11Hsm(std::move(config));
+  };
+  // What SIGKILL between SoftHSM's ftruncate and write leaves behind.
+  std::filesystem::resize_file(object, 0);
+  {
+    provisioning::DevToken reopened = Must(provisioning::OpenDevToken(token_dir));
+    CHECK(std::filesystem::file_size(object) > 0);
+    auto hsm = Must(open_hsm(reopened));
+    MustOk(hsm->CheckHealth());
+  }
+  // Without the copy the token is simply gone: that is the hazard being repaired.
+  std::filesystem::remove(token_dir + "/token.object.backup");
+  std::filesystem::resize_file(object, 0);
+  CHECK(provisioning::OpenDevToken(token_dir).error().code() == StatusCode::kNotFound);
+  CHECK(open_hsm(made).error().code() == StatusCode::kNotFound);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
 TEST_CASE("OpenOrCreateDevToken creates once then reopens", "[softhsm][provisioning]") {
   std::string dir = std::filesystem::temp_directory_path().string() + "/kms-devtoken-XXXXXX";
   REQUIRE(::mkdtemp(dir.data()) != nullptr);
