@@ -18,6 +18,9 @@
 //    and find the domain key again; the failing call still returns its error, the next one works.
 //    Keys loaded before answer Unavailable/kHandleStale.
 //  * The user PIN stays in memory (SecretBytes) for those re-logins.
+//  * SoftHSM2 rewrites its token.object in place on every successful login, so a process killed during
+//    OpenPkcs11Hsm (or a re-login) can leave the token unreadable; provisioning/dev_token.h repairs dev
+//    tokens, a production SoftHSM2 token directory needs a backup. Real HSMs are not affected.
 //
 // This header carries no PKCS#11 types so firmware/ may include it; the overload that takes a
 // Cryptoki function list (for fault injection) is in hal/pkcs11_hsm_functions.h.
