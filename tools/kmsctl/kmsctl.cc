@@ -25,6 +25,7 @@
 
 #include "base/encoding.h"
 #include "base/secret_bytes.h"
+#include "tools/kms_client/env_file.h"
 #include "tools/kms_client/kms_client.h"
 
 namespace {
@@ -50,36 +51,12 @@ struct Settings {
   std::exit(code);
 }
 
-std::map<std::string, std::string> ReadEnvFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) Die(kExitUsage, "cannot read --env-file " + path);
-  std::map<std::string, std::string> values;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    if (line.starts_with("export ")) line = line.substr(7);
-    const auto eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    std::string value = line.substr(eq + 1);
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
-        value.back() == value.front()) {
-      value = value.substr(1, value.size() - 2);
-    }
-    values[line.substr(0, eq)] = value;
-  }
-  return values;
-}
-
 class Cli {
  public:
   explicit Cli(const Settings& s) {
-    std::map<std::string, std::string> file;
-    if (!s.env_file.empty()) file = ReadEnvFile(s.env_file);
-    auto get = [&](const std::string& name) -> std::string {
-      if (auto it = file.find(name); it != file.end()) return it->second;
-      const char* v = std::getenv(name.c_str());
-      return v ? v : "";
-    };
+    auto env = kms::tools::EnvSettings::Load(s.env_file);
+    if (!env) Die(kExitUsage, env.error().message());
+    auto get = [&](const std::string& name) { return env->Get(name); };
     endpoint_text_ = s.endpoint.empty() ? get("KMS_ENDPOINT") : s.endpoint;
     if (endpoint_text_.empty()) {
       Die(kExitUsage, "no endpoint: set KMS_ENDPOINT, or pass --endpoint or --env-file <state>/dev.env");

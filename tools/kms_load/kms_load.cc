@@ -1,0 +1,316 @@
+// kms_load: a native load generator for the AWS door (issue 4 "Measured, not asserted").
+//
+// N keep-alive connections spread over T threads, each thread one Asio io_context driving its
+// connections as closed loops (send a request, wait for its response, send the next) on non-blocking
+// sockets, plain HTTP or TLS 1.2 on mbedTLS (tools/kms_client/connection.h). Every request is signed
+// with SigV4 when it is sent (its own X-Amz-Date, payload hash and signature; the signing key is
+// derived once per day), exactly as an SDK would, so the door verifies a real signature each time.
+//
+// Operations: encrypt (1 KiB plaintext), decrypt (a 1 KiB ciphertext made at setup), generate-data-key
+// (AES_256) and sign (ECDSA_SHA_256 over a 32-byte message, ECC_NIST_P256 key). Setup creates the keys
+// it needs through the same endpoint before the clock starts.
+//
+// Output: one line, `op=… tls=… connections=… threads=… seconds=… requests=… errors=… rps=… p50_ms=…
+// p99_ms=… max_ms=…`. Any non-200 response or transport failure counts as an error (the first is
+// printed); a run with errors is not a valid measurement and exits 1.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/json.hpp>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "base/encoding.h"
+#include "base/secret_bytes.h"
+#include "tools/kms_client/connection.h"
+#include "tools/kms_client/env_file.h"
+#include "tools/kms_client/kms_client.h"
+#include "tools/kms_client/request_signer.h"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+using kms::tools::Connection;
+
+struct Workload {
+  std::string target;  // "TrentService.Encrypt"
+  std::string body;    // the same JSON body for every request
+};
+
+struct ThreadStats {
+  std::vector<std::uint32_t> latencies_us;
+  std::uint64_t errors = 0;
+  std::string first_error;
+};
+
+// One connection's closed loop.
+class LoadConnection : public std::enable_shared_from_this<LoadConnection> {
+ public:
+  LoadConnection(asio::io_context& io, std::unique_ptr<Connection> conn,
+                 kms::tools::RequestSigner& signer, const Workload& work, Clock::time_point deadline,
+                 ThreadStats& stats)
+      : conn_(std::move(conn)),
+        desc_(io, ::dup(conn_->fd())),
+        signer_(signer),
+        work_(work),
+        deadline_(deadline),
+        stats_(stats) {}
+
+  void Next() {
+    if (Clock::now() >= deadline_) return;
+    request_ = signer_.RawRequest(work_.target, work_.body, std::chrono::system_clock::now());
+    written_ = 0;
+    response_.clear();
+    started_ = Clock::now();
+    Write();
+  }
+
+ private:
+  void Wait(bool write, void (LoadConnection::*next)()) {
+    auto self = shared_from_this();
+    desc_.async_wait(write ? asio::posix::descriptor_base::wait_write
+                           : asio::posix::descriptor_base::wait_read,
+                     [self, next](boost::system::error_code ec) {
+                       if (ec) return self->Fail("wait: " + ec.message());
+                       ((*self).*next)();
+                     });
+  }
+
+  void Write() {
+    while (written_ < request_.size()) {
+      auto n = conn_->Write(request_.data() + written_, request_.size() - written_);
+      if (!n.has_value()) return Fail(n.error().message());
+      if (*n == Connection::kWouldBlock) return Wait(conn_->wants_write(), &LoadConnection::Write);
+      written_ += static_cast<std::size_t>(*n);
+    }
+    Read();
+  }
+
+  void Read() {
+    for (;;) {
+      auto n = conn_->Read(buf_, sizeof buf_);
+      if (!n.has_value()) return Fail(n.error().message());
+      if (*n == Connection::kWouldBlock) return Wait(conn_->wants_write(), &LoadConnection::Read);
+      if (*n == 0) return Fail("the server closed the connection");
+      response_.append(buf_, static_cast<std::size_t>(*n));
+      if (Complete()) return Done();
+    }
+  }
+
+  // Content-Length framing (the door always sends it); header names compared case-insensitively.
+  bool Complete() {
+    if (header_end_ == std::string::npos || header_end_ == 0) {
+      const auto end = response_.find("\r\n\r\n");
+      if (end == std::string::npos) return false;
+      header_end_ = end + 4;
+      content_length_ = 0;
+      std::string lower = response_.substr(0, end);
+      std::transform(lower.begin(), lower.end(), lower.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (const auto cl = lower.find("\r\ncontent-length:"); cl != std::string::npos) {
+        content_length_ = std::strtoul(lower.c_str() + cl + 17, nullptr, 10);
+      }
+    }
+    return response_.size() >= header_end_ + content_length_;
+  }
+
+  void Done() {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
+    const bool ok = response_.starts_with("HTTP/1.1 200");
+    header_end_ = std::string::npos;
+    if (!ok) {
+      ++stats_.errors;
+      if (stats_.first_error.empty()) stats_.first_error = response_.substr(0, 600);
+    } else {
+      stats_.latencies_us.push_back(static_cast<std::uint32_t>(us.count()));
+    }
+    Next();
+  }
+
+  void Fail(const std::string& why) {
+    ++stats_.errors;
+    if (stats_.first_error.empty()) stats_.first_error = why;
+    // The connection is lost; it stops (the error count already invalidates the run).
+  }
+
+  std::unique_ptr<Connection> conn_;
+  asio::posix::stream_descriptor desc_;
+  kms::tools::RequestSigner& signer_;
+  const Workload& work_;
+  const Clock::time_point deadline_;
+  ThreadStats& stats_;
+  std::string request_;
+  std::size_t written_ = 0;
+  std::string response_;
+  std::size_t header_end_ = std::string::npos;
+  std::size_t content_length_ = 0;
+  Clock::time_point started_;
+  char buf_[16 * 1024];
+};
+
+[[noreturn]] void Die(const std::string& message) {
+  std::fprintf(stderr, "kms_load: %s\n", message.c_str());
+  std::exit(2);
+}
+
+json::object MustCall(kms::tools::KmsClient& client, const std::string& op,
+                      const json::object& body) {
+  auto r = client.Call("TrentService." + op, json::serialize(body));
+  if (!r.has_value()) Die("setup " + op + ": " + r.error().message());
+  if (r->status != 200) Die("setup " + op + ": " + r->error_type + ": " + r->error_message);
+  return json::parse(r->body).as_object();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kms_load: closed-loop load on a KMS endpoint with SigV4-signed requests"};
+  std::string env_file, endpoint_text, ca_bundle, op = "encrypt";
+  std::size_t connections = 32, threads = 2;
+  double seconds = 5;
+  app.add_option("--env-file", env_file, "KMS_ENDPOINT and AWS_* credentials (kmsd dev.env)");
+  app.add_option("--endpoint", endpoint_text, "endpoint URL (default $KMS_ENDPOINT)");
+  app.add_option("--ca-bundle", ca_bundle, "PEM CA for https (default $AWS_CA_BUNDLE)");
+  app.add_option("--op", op, "encrypt | decrypt | generate-data-key | sign")
+      ->check(CLI::IsMember({"encrypt", "decrypt", "generate-data-key", "sign"}))
+      ->capture_default_str();
+  app.add_option("--connections", connections, "keep-alive connections")
+      ->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--threads", threads, "client threads")->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("--seconds", seconds, "measured duration")->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  auto env = kms::tools::EnvSettings::Load(env_file);
+  if (!env) Die(env.error().message());
+  if (endpoint_text.empty()) endpoint_text = env->Get("KMS_ENDPOINT");
+  auto endpoint = kms::tools::Endpoint::Parse(endpoint_text);
+  if (!endpoint) Die(endpoint.error().message());
+  const std::string key_id = env->Get("AWS_ACCESS_KEY_ID");
+  std::string secret = env->Get("AWS_SECRET_ACCESS_KEY");
+  std::string region = env->Get("AWS_DEFAULT_REGION");
+  if (region.empty()) region = "us-east-1";
+  if (key_id.empty() || secret.empty()) Die("no credentials (AWS_ACCESS_KEY_ID/SECRET or --env-file)");
+
+  // Setup through a blocking client: the keys and, for decrypt, one ciphertext.
+  kms::tools::ClientConfig cc;
+  cc.endpoint = *endpoint;
+  cc.access_key_id = key_id;
+  cc.secret = kms::SecretBytes::CopyFrom(kms::AsBytes(secret));
+  cc.region = region;
+  cc.ca_file = ca_bundle;
+  auto setup = kms::tools::KmsClient::Create(std::move(cc));
+  if (!setup) Die(setup.error().message());
+  Workload work;
+  std::string plaintext(1024, '\0');
+  for (std::size_t i = 0; i < plaintext.size(); ++i) plaintext[i] = static_cast<char>(i * 131 + 7);
+  const std::string pt_b64 = kms::Base64Encode(kms::AsBytes(plaintext));
+  if (op == "sign") {
+    const auto key = MustCall(**setup, "CreateKey",
+                              {{"KeySpec", "ECC_NIST_P256"}, {"KeyUsage", "SIGN_VERIFY"},
+                               {"Description", "kms_load sign"}});
+    const std::string id(key.at("KeyMetadata").at("KeyId").as_string());
+    work = {"TrentService.Sign",
+            json::serialize(json::object{{"KeyId", id},
+                                         {"Message", kms::Base64Encode(kms::AsBytes(plaintext.substr(0, 32)))},
+                                         {"SigningAlgorithm", "ECDSA_SHA_256"}})};
+  } else {
+    const auto key = MustCall(**setup, "CreateKey", {{"Description", "kms_load " + op}});
+    const std::string id(key.at("KeyMetadata").at("KeyId").as_string());
+    if (op == "encrypt") {
+      work = {"TrentService.Encrypt",
+              json::serialize(json::object{{"KeyId", id}, {"Plaintext", pt_b64}})};
+    } else if (op == "decrypt") {
+      const auto ct = MustCall(**setup, "Encrypt", {{"KeyId", id}, {"Plaintext", pt_b64}});
+      work = {"TrentService.Decrypt",
+              json::serialize(json::object{{"CiphertextBlob", ct.at("CiphertextBlob")}})};
+    } else {
+      work = {"TrentService.GenerateDataKey",
+              json::serialize(json::object{{"KeyId", id}, {"KeySpec", "AES_256"}})};
+    }
+  }
+  setup->reset();
+
+  std::shared_ptr<kms::tools::TlsClientContext> tls;
+  if (endpoint->tls) {
+    auto made = kms::tools::TlsClientContext::Create(ca_bundle);
+    if (!made) Die(made.error().message());
+    tls = *made;
+  }
+  threads = std::min(threads, connections);
+  struct PerThread {
+    asio::io_context io{1};
+    std::unique_ptr<kms::tools::RequestSigner> signer;
+    std::vector<std::unique_ptr<Connection>> conns;
+    ThreadStats stats;
+  };
+  std::vector<std::unique_ptr<PerThread>> per_thread;
+  for (std::size_t t = 0; t < threads; ++t) {
+    auto p = std::make_unique<PerThread>();
+    p->signer = std::make_unique<kms::tools::RequestSigner>(
+        key_id, kms::SecretBytes::CopyFrom(kms::AsBytes(secret)), region, endpoint->HostHeader());
+    per_thread.push_back(std::move(p));
+  }
+  kms::WipeString(secret);
+  // Connect (and handshake) every connection before the clock starts.
+  for (std::size_t c = 0; c < connections; ++c) {
+    auto conn = Connection::Open(*endpoint, tls, /*non_blocking=*/true);
+    if (!conn) Die("connection " + std::to_string(c) + ": " + conn.error().message());
+    per_thread[c % threads]->conns.push_back(std::move(*conn));
+  }
+
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(seconds));
+  std::vector<std::thread> workers;
+  for (auto& p : per_thread) {
+    for (auto& conn : p->conns) {
+      auto lc = std::make_shared<LoadConnection>(p->io, std::move(conn), *p->signer, work, deadline,
+                                                 p->stats);
+      asio::post(p->io, [lc] { lc->Next(); });
+    }
+    workers.emplace_back([io = &p->io] { io->run(); });
+  }
+  for (auto& w : workers) w.join();
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+
+  std::vector<std::uint32_t> all;
+  std::uint64_t errors = 0;
+  std::string first_error;
+  for (auto& p : per_thread) {
+    all.insert(all.end(), p->stats.latencies_us.begin(), p->stats.latencies_us.end());
+    errors += p->stats.errors;
+    if (first_error.empty()) first_error = p->stats.first_error;
+  }
+  std::sort(all.begin(), all.end());
+  auto pct = [&](double q) {
+    if (all.empty()) return 0.0;
+    const auto i = static_cast<std::size_t>(q * static_cast<double>(all.size() - 1));
+    return all[i] / 1000.0;
+  };
+  std::printf(
+      "op=%s tls=%d connections=%zu threads=%zu seconds=%.2f requests=%zu errors=%llu rps=%.0f "
+      "p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
+      op.c_str(), endpoint->tls ? 1 : 0, connections, threads, elapsed, all.size(),
+      static_cast<unsigned long long>(errors), static_cast<double>(all.size()) / elapsed, pct(0.50),
+      pct(0.99), all.empty() ? 0.0 : all.back() / 1000.0);
+  if (errors != 0) {
+    std::fprintf(stderr, "kms_load: %llu errors; first: %s\n",
+                 static_cast<unsigned long long>(errors), first_error.c_str());
+    return 1;
+  }
+  return 0;
+}
