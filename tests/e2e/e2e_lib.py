@@ -1,0 +1,166 @@
+"""Shared helpers of the end-to-end scenarios (tests/e2e/*.py).
+
+The scenarios run under /usr/bin/python3 (Debian's boto3 and cryptography), driven by the Catch2
+harness (tests/e2e/kmsd_e2e_test.cc), which starts kmsd and passes its dev.env in the environment:
+KMS_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, and AWS_CA_BUNDLE when
+the daemon serves HTTPS. Every check prints one line; the first failure raises and exits non-zero.
+"""
+import json
+import os
+import subprocess
+import sys
+import traceback
+
+import boto3
+import botocore.config
+from botocore.exceptions import ClientError
+
+import atexit
+import shutil
+import tempfile
+
+import kms_model_extension
+
+# Older installed models lack the 2024 rotation members: see kms_model_extension.py.
+_MODEL_DIR = tempfile.mkdtemp(prefix="kms-e2e-model-")
+atexit.register(shutil.rmtree, _MODEL_DIR, True)
+os.environ["AWS_DATA_PATH"] = kms_model_extension.write_extended(
+    os.path.join(os.path.dirname(botocore.__file__), "data", "kms", "2014-11-01", "service-2.json"),
+    os.path.join(_MODEL_DIR, "boto3"))
+_CLI_MODEL = "/usr/lib/python3/dist-packages/awscli/botocore/data/kms/2014-11-01/service-2.json"
+_CLI_DATA_PATH = kms_model_extension.write_extended(_CLI_MODEL, os.path.join(_MODEL_DIR, "cli"))
+
+ENDPOINT = os.environ["KMS_ENDPOINT"]
+REGION = os.environ["AWS_DEFAULT_REGION"]
+CA_BUNDLE = os.environ.get("AWS_CA_BUNDLE")
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise CheckFailed(what)
+
+
+def ok(what):
+    print("ok", what, flush=True)
+
+
+def client(**overrides):
+    """A boto3 KMS client on the daemon; retries off so each call is one request."""
+    cfg = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"},
+                                 connect_timeout=10, read_timeout=30)
+    kw = dict(endpoint_url=ENDPOINT, region_name=REGION, config=cfg,
+              verify=CA_BUNDLE if CA_BUNDLE else True)
+    kw.update(overrides)
+    return boto3.client("kms", **kw)
+
+
+def expect_error(kms, exc_name, fn, status=400, **kw):
+    """Calls fn(**kw) and requires the modelled exception class `exc_name` (the one a boto3 user
+    catches as kms.exceptions.<name>), the same code in the parsed error, the HTTP status and a
+    request id. Returns the ClientError."""
+    try:
+        fn(**kw)
+    except ClientError as e:
+        code = e.response["Error"]["Code"]
+        http = e.response["ResponseMetadata"]["HTTPStatusCode"]
+        check(code == exc_name, f"{fn.__name__}: expected {exc_name}, got {code}: {e}")
+        cls = getattr(kms.exceptions, exc_name, None)
+        if cls is not None:  # modelled exceptions have a class; generic ones only a code
+            check(isinstance(e, cls), f"{fn.__name__}: {type(e)} is not kms.exceptions.{exc_name}")
+        check(http == status, f"{fn.__name__}: {exc_name} with HTTP {http}, expected {status}")
+        check(e.response["ResponseMetadata"].get("RequestId"), "error without x-amzn-RequestId")
+        ok(f"{fn.__name__} -> {exc_name} ({http})")
+        return e
+    raise CheckFailed(f"{fn.__name__}: expected {exc_name}, the call succeeded")
+
+
+def aws(*args, expect_code=None):
+    """Runs aws-cli v2 (/usr/bin/aws; the `aws` on PATH may be a v1 shim) against the daemon.
+    Returns the parsed JSON output, or with expect_code the error text after checking that the
+    CLI failed with that error code."""
+    cmd = ["/usr/bin/aws", "kms", *args, "--endpoint-url", ENDPOINT, "--region", REGION,
+           "--output", "json", "--cli-read-timeout", "30", "--cli-connect-timeout", "10"]
+    if CA_BUNDLE:
+        cmd += ["--ca-bundle", CA_BUNDLE]
+    env = dict(os.environ, AWS_PAGER="", AWS_DATA_PATH=_CLI_DATA_PATH, AWS_MAX_ATTEMPTS="1", AWS_RETRY_MODE="standard",
+               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    if expect_code is not None:
+        check(proc.returncode != 0, f"aws {args[0]}: expected {expect_code}, it succeeded")
+        check(f"({expect_code})" in proc.stderr,
+              f"aws {args[0]}: expected {expect_code}, got: {proc.stderr.strip()}")
+        ok(f"aws {args[0]} -> {expect_code}")
+        return proc.stderr
+    if proc.returncode != 0:
+        raise CheckFailed(f"aws {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    ok(f"aws {args[0]}")
+    return json.loads(proc.stdout) if proc.stdout.strip() else {}
+
+
+def run(main):
+    try:
+        main()
+    except CheckFailed as e:
+        print("FAIL", e, flush=True)
+        sys.exit(1)
+    except Exception:  # an unexpected ClientError or a bug in the scenario: show it whole
+        traceback.print_exc()
+        print("FAIL unexpected exception", flush=True)
+        sys.exit(1)
+    print("PASS", flush=True)
+
+
+# --- Independent checks with `cryptography` -------------------------------------------------------
+import hashlib
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+
+_HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+_HASHLIB = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+
+# Key spec -> (signing algorithms to exercise)
+SIGN_SPECS = {
+    "ECC_NIST_P256": ["ECDSA_SHA_256"],
+    "ECC_NIST_P384": ["ECDSA_SHA_384"],
+    "ECC_NIST_P521": ["ECDSA_SHA_512"],
+    "ECC_SECG_P256K1": ["ECDSA_SHA_256"],
+    "RSA_2048": ["RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512",
+                 "RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384",
+                 "RSASSA_PKCS1_V1_5_SHA_512"],
+}
+CURVES = {"ECC_NIST_P256": ec.SECP256R1, "ECC_NIST_P384": ec.SECP384R1,
+          "ECC_NIST_P521": ec.SECP521R1, "ECC_SECG_P256K1": ec.SECP256K1}
+
+
+def digest(alg, message):
+    return _HASHLIB[alg[-3:]](message).digest()
+
+
+def verify_locally(public_der, alg, message, message_type, signature):
+    """Checks a KMS signature with `cryptography` alone; raises InvalidSignature on mismatch.
+    ECDSA: DER (r,s) (RFC 3279). RSA-PSS: MGF1 with the same hash, salt length = digest length, as
+    AWS KMS documents. DIGEST messages are the prehashed digest."""
+    pub = serialization.load_der_public_key(public_der)
+    h = _HASHES[alg[-3:]]()
+    algo = utils.Prehashed(h) if message_type == "DIGEST" else h
+    if alg.startswith("ECDSA"):
+        check(isinstance(pub, ec.EllipticCurvePublicKey), "ECDSA key is not EC")
+        pub.verify(signature, message, ec.ECDSA(algo))
+    elif alg.startswith("RSASSA_PSS"):
+        pub.verify(signature, message, padding.PSS(padding.MGF1(h), h.digest_size), algo)
+    else:
+        pub.verify(signature, message, padding.PKCS1v15(), algo)
+
+
+def check_key_pair(private_der, public_der, what):
+    """The PKCS#8 private key belongs to the SubjectPublicKeyInfo public key."""
+    priv = serialization.load_der_private_key(private_der, password=None)
+    derived = priv.public_key().public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+    check(derived == public_der, f"{what}: private key does not match the public key")
+    return priv

@@ -1,0 +1,93 @@
+// End-to-end: a real kmsd in dev mode (port 0, fresh state folder) driven by boto3 and aws-cli v2
+// (tests/e2e/*.py under /usr/bin/python3), over HTTP and over HTTPS with a certificate made here,
+// and across a restart on the same state folder. Each TEST_CASE is its own CTest test (own process,
+// own daemon). The scenario scripts print one line per check; their output is shown on failure.
+#include <catch2/catch.hpp>
+
+#include "tests/e2e/kmsd_process.h"
+
+namespace kms::e2e {
+namespace {
+
+void RequirePasses(const KmsdProcess& kmsd, const std::string& script,
+                   const std::vector<std::string>& args = {}) {
+  const ScenarioResult result = RunScenario(kmsd, script, args);
+  INFO(script << " output:\n" << result.output);
+  INFO("kmsd stderr:\n" << kmsd.Stderr());
+  REQUIRE(result.exit_code == 0);
+  REQUIRE(result.output.find("\nPASS") != std::string::npos);
+}
+
+// Runs `scripts` against a fresh daemon (HTTPS when `tls`), then requires a clean SIGTERM exit.
+void RunAgainstFreshDaemon(bool tls, const std::vector<std::string>& scripts) {
+  TempDir dir("kms-e2e");
+  KmsdOptions options;
+  options.state_dir = dir.path() / "state";
+  if (tls) options.tls = MakeTestPki(dir.path() / "pki");
+  KmsdProcess kmsd(options);
+  for (const auto& script : scripts) RequirePasses(kmsd, script);
+  INFO("kmsd stderr:\n" << kmsd.Stderr());
+  REQUIRE(kmsd.Stop() == 0);
+}
+
+TEST_CASE("e2e: every operation through boto3 over HTTP", "[e2e]") {
+  RunAgainstFreshDaemon(false, {"boto3_scenarios.py"});
+}
+
+TEST_CASE("e2e: negative cases through boto3 over HTTP (exact exceptions, SigV4 failures)",
+          "[e2e]") {
+  RunAgainstFreshDaemon(false, {"boto3_negative.py"});
+}
+
+TEST_CASE("e2e: every operation through aws-cli v2 over HTTP", "[e2e]") {
+  RunAgainstFreshDaemon(false, {"cli_scenarios.py"});
+}
+
+TEST_CASE("e2e: boto3 scenarios and negative cases over HTTPS with a test CA", "[e2e]") {
+  RunAgainstFreshDaemon(true, {"boto3_scenarios.py", "boto3_negative.py"});
+}
+
+TEST_CASE("e2e: every operation through aws-cli v2 over HTTPS with a test CA", "[e2e]") {
+  RunAgainstFreshDaemon(true, {"cli_scenarios.py"});
+}
+
+TEST_CASE("e2e: HTTPS clients that do not trust the test CA are refused", "[e2e]") {
+  TempDir dir("kms-e2e");
+  KmsdOptions options;
+  options.state_dir = dir.path() / "state";
+  options.tls = MakeTestPki(dir.path() / "pki");
+  // The daemon's certificate is signed by this run's CA; trusting another CA must fail the handshake.
+  const TestPki other = MakeTestPki(dir.path() / "other-pki");
+  KmsdProcess kmsd(options);
+  const ScenarioResult trusted = RunScenario(kmsd, "tls_trust_check.py", {"expect-ok"});
+  INFO(trusted.output);
+  REQUIRE(trusted.exit_code == 0);
+  const ScenarioResult refused =
+      RunScenario(kmsd, "tls_trust_check.py", {"expect-refused", other.ca_cert.string()});
+  INFO(refused.output);
+  REQUIRE(refused.exit_code == 0);
+  REQUIRE(kmsd.Stop() == 0);
+}
+
+TEST_CASE("e2e: a second start on the same state folder keeps every key", "[e2e]") {
+  TempDir dir("kms-e2e");
+  KmsdOptions options;
+  options.state_dir = dir.path() / "state";
+  const std::string record = (dir.path() / "before.json").string();
+  std::string first_access_key;
+  {
+    KmsdProcess kmsd(options);
+    first_access_key = kmsd.env().at("AWS_ACCESS_KEY_ID");
+    RequirePasses(kmsd, "restart_scenario.py", {"before", record});
+    INFO("kmsd stderr:\n" << kmsd.Stderr());
+    REQUIRE(kmsd.Stop() == 0);
+  }
+  KmsdProcess again(options);
+  CHECK(again.env().at("AWS_ACCESS_KEY_ID") == first_access_key);  // same dev admin key
+  RequirePasses(again, "restart_scenario.py", {"after", record});
+  INFO("kmsd stderr:\n" << again.Stderr());
+  REQUIRE(again.Stop() == 0);
+}
+
+}  // namespace
+}  // namespace kms::e2e

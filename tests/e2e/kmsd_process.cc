@@ -1,0 +1,219 @@
+#include "tests/e2e/kmsd_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+extern char** environ;
+
+namespace kms::e2e {
+
+namespace {
+
+constexpr char kPython[] = "/usr/bin/python3";  // Debian's, with boto3 and cryptography
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// Starts argv[0] with `env`, stdout and stderr to `out` and `err` (the same file when equal).
+pid_t Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+            const fs::path& out, const fs::path& err) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (err == out) {
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  }
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    FAIL("cannot start " << argv[0] << ": " << std::strerror(rc));
+  }
+  return pid;
+}
+
+// Waits for `pid` up to `timeout`; returns its exit code, -1 for a signal death; nullopt on timeout.
+std::optional<int> WaitFor(pid_t pid, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    int status = 0;
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (r < 0 && errno != EINTR) return -1;
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+std::map<std::string, std::string> ParseEnvFile(const std::string& text) {
+  std::map<std::string, std::string> env;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const auto eq = line.find('=');
+    if (eq != std::string::npos && eq > 0) env[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return env;
+}
+
+}  // namespace
+
+TempDir::TempDir(const std::string& prefix) {
+  std::random_device rd;
+  for (int attempt = 0; attempt < 100 && path_.empty(); ++attempt) {
+    fs::path candidate = fs::temp_directory_path() /
+                         (prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+    std::error_code ec;
+    if (fs::create_directory(candidate, ec)) path_ = candidate;
+  }
+  REQUIRE_FALSE(path_.empty());
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  fs::remove_all(path_, ignored);
+}
+
+TestPki MakeTestPki(const fs::path& dir) {
+  fs::create_directories(dir);
+  const fs::path log = dir / "make_pki.log";
+  const pid_t pid = Spawn({kPython, std::string(KMS_E2E_SCRIPTS_DIR) + "/make_pki.py", dir.string()},
+                          {"PATH=/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE=1"}, log, log);
+  const auto rc = WaitFor(pid, std::chrono::seconds(60));
+  if (!rc) kill(pid, SIGKILL), waitpid(pid, nullptr, 0);
+  INFO("make_pki.py: " << ReadFile(log));
+  REQUIRE(rc == std::optional<int>(0));
+  return TestPki{dir / "ca.pem", dir / "server.pem", dir / "server.key"};
+}
+
+KmsdProcess::KmsdProcess(KmsdOptions options) : options_(std::move(options)) {
+  log_dir_ = options_.state_dir;
+  log_dir_ += ".logs";
+  fs::create_directories(log_dir_);
+  std::vector<std::string> argv = {KMS_E2E_KMSD_PATH, "--dev", "--state-dir",
+                                    options_.state_dir.string(), "--listen", "127.0.0.1:0"};
+  if (options_.tls) {
+    argv.insert(argv.end(), {"--tls-cert", options_.tls->server_cert.string(), "--tls-key",
+                             options_.tls->server_key.string()});
+  }
+  // A dev.env left by an earlier run names the earlier port: readiness is this run's own line.
+  std::error_code ignored;
+  fs::remove(options_.state_dir / "dev.env", ignored);
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  pid_ = Spawn(argv, env, log_dir_ / "stdout", log_dir_ / "stderr");
+
+  const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
+  std::string ready_url;
+  while (true) {
+    const std::string err = Stderr();
+    if (auto at = err.find("kmsd: ready on "); at != std::string::npos) {
+      const auto end = err.find('\n', at);
+      if (end != std::string::npos) {
+        ready_url = err.substr(at + 15, end - at - 15);
+        break;
+      }
+    }
+    if (auto exited = WaitFor(pid_, std::chrono::milliseconds(0))) {
+      pid_ = -1;
+      FAIL("kmsd exited with " << *exited << " before it was ready; stderr:\n" << err);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      FAIL("kmsd not ready after " << options_.ready_timeout.count() << " s; stderr:\n" << err);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  env_ = ParseEnvFile(ReadFile(options_.state_dir / "dev.env"));
+  INFO("kmsd stderr:\n" << Stderr());
+  for (const char* name :
+       {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "KMS_ENDPOINT"}) {
+    INFO("dev.env member " << name);
+    REQUIRE(env_.contains(name));
+    REQUIRE_FALSE(env_.at(name).empty());
+  }
+  REQUIRE(env_.at("KMS_ENDPOINT") == ready_url);
+  REQUIRE(ready_url.rfind(options_.tls ? "https://127.0.0.1:" : "http://127.0.0.1:", 0) == 0);
+  if (options_.tls) env_["AWS_CA_BUNDLE"] = options_.tls->ca_cert.string();
+}
+
+KmsdProcess::~KmsdProcess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  std::error_code ignored;
+  fs::remove_all(log_dir_, ignored);
+}
+
+int KmsdProcess::Stop(std::chrono::seconds timeout) {
+  REQUIRE(pid_ > 0);
+  kill(pid_, SIGTERM);
+  auto rc = WaitFor(pid_, timeout);
+  if (!rc) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    rc = -1;
+  }
+  pid_ = -1;
+  return *rc;
+}
+
+std::string KmsdProcess::Stderr() const { return ReadFile(log_dir_ / "stderr"); }
+
+ScenarioResult RunScenario(const KmsdProcess& kmsd, const std::string& script,
+                           const std::vector<std::string>& args, std::chrono::seconds timeout) {
+  std::vector<std::string> argv = {kPython, std::string(KMS_E2E_SCRIPTS_DIR) + "/" + script};
+  argv.insert(argv.end(), args.begin(), args.end());
+  // The caller's environment minus its AWS settings (profiles, credentials, config files), plus
+  // the daemon's. No byte-code files in the source tree.
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "AWS_", 4) != 0 && std::strncmp(*e, "KMS_ENDPOINT=", 13) != 0) {
+      env.emplace_back(*e);
+    }
+  }
+  for (const auto& [name, value] : kmsd.env()) env.push_back(name + "=" + value);
+  env.emplace_back("PYTHONDONTWRITEBYTECODE=1");
+  env.emplace_back("PYTHONUNBUFFERED=1");
+  const fs::path log = fs::temp_directory_path() /
+                       ("kms-e2e-" + std::to_string(::getpid()) + "-" + script + ".log");
+  const pid_t pid = Spawn(argv, env, log, log);
+  ScenarioResult result;
+  auto rc = WaitFor(pid, timeout);
+  if (!rc) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  result.exit_code = rc.value_or(-1);
+  result.output = ReadFile(log);
+  if (!rc) result.output += "\n[killed after " + std::to_string(timeout.count()) + " s]\n";
+  std::error_code ignored;
+  fs::remove(log, ignored);
+  return result;
+}
+
+}  // namespace kms::e2e

@@ -1,0 +1,93 @@
+// End-to-end test harness: a real kmsd process in dev mode, and the Python scenario scripts that
+// drive it. KmsdProcess starts `kmsd --dev --listen 127.0.0.1:0` on a state folder (plain HTTP, or
+// HTTPS with a certificate the test made), waits a bounded time until the daemon says it is ready
+// and has written <state>/dev.env, and offers that environment; Stop() sends SIGTERM and returns
+// the exit status. Failures are reported through Catch2 (FAIL with the daemon's stderr), so these
+// helpers are only for use inside a TEST_CASE. Paths come from compile definitions set by
+// tests/CMakeLists.txt: KMS_E2E_KMSD_PATH ($<TARGET_FILE:kmsd>) and KMS_E2E_SCRIPTS_DIR.
+// Not thread-safe: one test case owns its processes.
+#ifndef KMS_TESTS_E2E_KMSD_PROCESS_H_
+#define KMS_TESTS_E2E_KMSD_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kms::e2e {
+
+namespace fs = std::filesystem;
+
+// A fresh folder under the system temp directory, removed with everything in it on destruction.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// A CA and a server certificate for 127.0.0.1/localhost (tests/e2e/make_pki.py).
+struct TestPki {
+  fs::path ca_cert;
+  fs::path server_cert;
+  fs::path server_key;
+};
+// Writes a new test PKI into `dir`; FAILs the test if it cannot.
+TestPki MakeTestPki(const fs::path& dir);
+
+struct KmsdOptions {
+  fs::path state_dir;
+  std::optional<TestPki> tls;  // serve HTTPS with these files
+  std::chrono::seconds ready_timeout{60};
+};
+
+class KmsdProcess {
+ public:
+  // Starts kmsd and waits until it is ready; REQUIREs success (the test stops on failure, with the
+  // daemon's stderr in the message).
+  explicit KmsdProcess(KmsdOptions options);
+  // Kills the daemon (SIGKILL) if the test ended before Stop().
+  ~KmsdProcess();
+  KmsdProcess(const KmsdProcess&) = delete;
+  KmsdProcess& operator=(const KmsdProcess&) = delete;
+
+  // SIGTERM, then waits (bounded) for the exit. Returns the exit status, or -1 when it died by a
+  // signal or had to be killed after the timeout.
+  int Stop(std::chrono::seconds timeout = std::chrono::seconds(30));
+
+  // dev.env of this run: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, KMS_ENDPOINT,
+  // plus AWS_CA_BUNDLE when serving HTTPS.
+  const std::map<std::string, std::string>& env() const { return env_; }
+  const std::string& endpoint() const { return env_.at("KMS_ENDPOINT"); }
+  std::string Stderr() const;  // everything the daemon wrote to stderr so far
+
+ private:
+  KmsdOptions options_;
+  fs::path log_dir_;
+  pid_t pid_ = -1;
+  std::map<std::string, std::string> env_;
+};
+
+struct ScenarioResult {
+  int exit_code = -1;  // -1: killed by a signal or after the timeout
+  std::string output;  // stdout and stderr, interleaved
+};
+
+// Runs `/usr/bin/python3 <KMS_E2E_SCRIPTS_DIR>/<script> args...` with the daemon's environment
+// (and no other AWS_* variables of the caller), bounded by `timeout`.
+ScenarioResult RunScenario(const KmsdProcess& kmsd, const std::string& script,
+                           const std::vector<std::string>& args = {},
+                           std::chrono::seconds timeout = std::chrono::seconds(300));
+
+}  // namespace kms::e2e
+
+#endif  // KMS_TESTS_E2E_KMSD_PROCESS_H_
