@@ -1,0 +1,238 @@
+// kmsctl end to end: a real kmsd in dev mode (own SoftHSM2 token and SQLite store in a temporary
+// folder, loopback, port 0) driven by the kmsctl binary as an operator would: access keys created,
+// listed, used, disabled, enabled and deleted; a non-administrator refused the admin API; an
+// encrypt/decrypt round trip with an encryption context; the helpful errors (exception name and
+// message, exit status, "is kmsd running?"). Binary paths come from tests/CMakeLists.txt
+// (KMS_KMSCTL_PATH, KMS_KMSD_PATH).
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Run {
+  int exit_code = -1;
+  std::string out;  // stdout and stderr
+};
+
+Run Shell(const std::string& cmd) {
+  Run run;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return run;
+  std::array<char, 512> buf{};
+  while (std::fgets(buf.data(), static_cast<int>(buf.size()), p)) run.out += buf.data();
+  const int status = ::pclose(p);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+std::map<std::string, std::string> ParseEnv(const std::string& text) {
+  std::map<std::string, std::string> v;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto eq = line.find('=');
+    if (eq != std::string::npos && line[0] != '#') v[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return v;
+}
+
+// kmsd --dev on a fresh state folder; SIGTERM on destruction.
+class DevKmsd {
+ public:
+  DevKmsd() {
+    std::string tmpl = (fs::temp_directory_path() / "kms-kmsctl-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    dir_ = tmpl;
+    const std::string state = (dir_ / "state").string();
+    const std::string log = (dir_ / "kmsd.log").string();
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      std::FILE* f = std::freopen(log.c_str(), "w", stderr);
+      std::FILE* g = std::freopen("/dev/null", "w", stdout);
+      (void)f;
+      (void)g;
+      ::execl(KMS_KMSD_PATH, KMS_KMSD_PATH, "--dev", "--state-dir", state.c_str(), "--listen",
+              "127.0.0.1:0", static_cast<char*>(nullptr));
+      std::_Exit(127);
+    }
+    env_file_ = (dir_ / "state" / "dev.env").string();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!fs::exists(env_file_)) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        FAIL("kmsd exited before it was ready: " << Shell("cat " + log).out);
+      }
+      if (std::chrono::steady_clock::now() > deadline) FAIL("kmsd not ready within 60 s");
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::ifstream in(env_file_);
+    std::stringstream s;
+    s << in.rdbuf();
+    env_ = ParseEnv(s.str());
+  }
+  ~DevKmsd() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  const std::string& env_file() const { return env_file_; }
+  std::string endpoint() const { return env_.at("KMS_ENDPOINT"); }
+
+ private:
+  fs::path dir_;
+  std::string env_file_;
+  std::map<std::string, std::string> env_;
+  pid_t pid_ = -1;
+};
+
+// kmsctl with the dev administrator (dev.env).
+Run Admin(const DevKmsd& d, const std::string& args) {
+  return Shell(std::string(KMS_KMSCTL_PATH) + " --env-file " + d.env_file() + " " + args);
+}
+// kmsctl with other credentials, from the environment only.
+Run As(const DevKmsd& d, const std::string& id, const std::string& secret, const std::string& args) {
+  return Shell("env -u AWS_SESSION_TOKEN KMS_ENDPOINT=" + d.endpoint() + " AWS_ACCESS_KEY_ID=" + id +
+               " AWS_SECRET_ACCESS_KEY='" + secret + "' AWS_DEFAULT_REGION=us-east-1 " +
+               KMS_KMSCTL_PATH + " " + args);
+}
+
+std::string KeyIdOf(const std::string& json) {
+  const auto at = json.find("\"KeyId\":\"");
+  REQUIRE(at != std::string::npos);
+  return json.substr(at + 9, 36);
+}
+
+TEST_CASE("kmsctl: access keys, admin API, data plane against a dev kmsd", "[e2e]") {
+  DevKmsd kmsd;
+
+  const Run status = Admin(kmsd, "status");
+  INFO(status.out);
+  REQUIRE(status.exit_code == 0);
+  CHECK(status.out.find("Sealed: false") != std::string::npos);
+  CHECK(status.out.find("Mode: dev") != std::string::npos);
+
+  // A new, non-administrator key for bob.
+  const Run created = Admin(kmsd, "access-key create --user bob");
+  INFO(created.out);
+  REQUIRE(created.exit_code == 0);
+  const auto bob = ParseEnv(created.out);
+  const std::string bob_id = bob.at("AWS_ACCESS_KEY_ID");
+  const std::string bob_secret = bob.at("AWS_SECRET_ACCESS_KEY");
+  CHECK(bob_id.size() == 20);
+  CHECK(bob_secret.size() == 40);
+
+  const Run listed = Admin(kmsd, "access-key list");
+  INFO(listed.out);
+  REQUIRE(listed.exit_code == 0);
+  CHECK(listed.out.find(bob_id) != std::string::npos);
+  CHECK(listed.out.find("bob") != std::string::npos);
+  CHECK(listed.out.find("dev-admin") != std::string::npos);
+  CHECK(listed.out.find(bob_secret) == std::string::npos);
+
+  // Bob uses his new key on the data plane: create a key, round trip with a context.
+  const Run key = As(kmsd, bob_id, bob_secret, "key create --description from-bob");
+  INFO(key.out);
+  REQUIRE(key.exit_code == 0);
+  const std::string key_id = KeyIdOf(key.out);
+  const Run enc = As(kmsd, bob_id, bob_secret,
+                     "encrypt --key " + key_id + " --plaintext 'hello kms' --context app=test");
+  INFO(enc.out);
+  REQUIRE(enc.exit_code == 0);
+  std::string blob = enc.out;
+  while (!blob.empty() && (blob.back() == '\n')) blob.pop_back();
+  const Run dec = Admin(kmsd, "decrypt --blob " + blob + " --context app=test");
+  CHECK(dec.exit_code == 0);
+  CHECK(dec.out == "hello kms");
+  const Run wrong_ctx = Admin(kmsd, "decrypt --blob " + blob + " --context app=other");
+  CHECK(wrong_ctx.exit_code == 1);
+  CHECK(wrong_ctx.out.find("kmsctl: InvalidCiphertextException") != std::string::npos);
+  CHECK(Admin(kmsd, "key describe " + key_id).out.find("from-bob") != std::string::npos);
+  CHECK(Admin(kmsd, "key list").out.find(key_id) != std::string::npos);
+  CHECK(Admin(kmsd, "data-key --key " + key_id).out.find("\"CiphertextBlob\"") != std::string::npos);
+  CHECK(Admin(kmsd, "rotate " + key_id).exit_code == 0);
+  CHECK(Admin(kmsd, "decrypt --blob " + blob + " --context app=test").out == "hello kms");
+
+  // Bob is not an administrator.
+  for (const std::string& args : std::vector<std::string>{"status", "access-key list",
+                                                          "access-key create --user eve",
+                                                          "access-key disable " + bob_id}) {
+    const Run denied = As(kmsd, bob_id, bob_secret, args);
+    INFO(args << " -> " << denied.out);
+    CHECK(denied.exit_code == 1);
+    CHECK(denied.out.find("kmsctl: AccessDeniedException: ") != std::string::npos);
+  }
+
+  // Disabled: bob's key is refused as unknown; enabled again, it works; deleted, refused for good.
+  REQUIRE(Admin(kmsd, "access-key disable " + bob_id).exit_code == 0);
+  CHECK(Admin(kmsd, "access-key list").out.find("Inactive") != std::string::npos);
+  const Run disabled = As(kmsd, bob_id, bob_secret, "encrypt --key " + key_id + " --plaintext x");
+  INFO(disabled.out);
+  CHECK(disabled.exit_code == 1);
+  CHECK(disabled.out.find("kmsctl: UnrecognizedClientException: The security token included in "
+                          "the request is invalid.") != std::string::npos);
+  REQUIRE(Admin(kmsd, "access-key enable " + bob_id).exit_code == 0);
+  CHECK(As(kmsd, bob_id, bob_secret, "encrypt --key " + key_id + " --plaintext x").exit_code == 0);
+  REQUIRE(Admin(kmsd, "access-key delete " + bob_id).exit_code == 0);
+  CHECK(As(kmsd, bob_id, bob_secret, "key list").out.find("UnrecognizedClientException") !=
+        std::string::npos);
+  const Run again = Admin(kmsd, "access-key delete " + bob_id);
+  CHECK(again.exit_code == 1);
+  CHECK(again.out.find("kmsctl: NotFoundException") != std::string::npos);
+
+  // A bad signature and a service error name their exceptions.
+  const Run bad_secret =
+      As(kmsd, "AKMSAAAAAAAAAAAAAAAA", std::string(40, 'x'), "key list");
+  CHECK(bad_secret.exit_code == 1);
+  CHECK(bad_secret.out.find("UnrecognizedClientException") != std::string::npos);
+  const Run unknown_key = Admin(kmsd, "key describe alias/nope");
+  CHECK(unknown_key.exit_code == 1);
+  CHECK(unknown_key.out.find("kmsctl: NotFoundException: ") != std::string::npos);
+}
+
+TEST_CASE("kmsctl: helpful errors without a server or credentials", "[e2e]") {
+  const std::string kmsctl = KMS_KMSCTL_PATH;
+  const Run refused = Shell("env AWS_ACCESS_KEY_ID=AKMSAAAAAAAAAAAAAAAA AWS_SECRET_ACCESS_KEY=x " +
+                            kmsctl + " --endpoint http://127.0.0.1:1 status");
+  INFO(refused.out);
+  CHECK(refused.exit_code == 3);
+  CHECK(refused.out.find("cannot reach http://127.0.0.1:1: Connection refused") != std::string::npos);
+  CHECK(refused.out.find("Is kmsd running?") != std::string::npos);
+
+  const Run no_endpoint = Shell("env -u KMS_ENDPOINT " + kmsctl + " status");
+  CHECK(no_endpoint.exit_code == 2);
+  CHECK(no_endpoint.out.find("no endpoint") != std::string::npos);
+  const Run no_creds = Shell("env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY " + kmsctl +
+                             " --endpoint http://127.0.0.1:1 status");
+  CHECK(no_creds.exit_code == 2);
+  CHECK(no_creds.out.find("no credentials") != std::string::npos);
+  const Run bad_url = Shell(kmsctl + " --endpoint ftp://x status");
+  CHECK(bad_url.exit_code == 2);
+  CHECK(bad_url.out.find("http:// or https://") != std::string::npos);
+  const Run usage = Shell(kmsctl + " encrypt --key k");
+  CHECK(usage.exit_code == 2);
+}
+
+}  // namespace
