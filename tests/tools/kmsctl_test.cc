@@ -10,6 +10,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/api/test_pki.h"
+
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -56,7 +58,7 @@ std::map<std::string, std::string> ParseEnv(const std::string& text) {
 // kmsd --dev on a fresh state folder; SIGTERM on destruction.
 class DevKmsd {
  public:
-  DevKmsd() {
+  explicit DevKmsd(const std::vector<std::string>& extra_args = {}) {
     std::string tmpl = (fs::temp_directory_path() / "kms-kmsctl-XXXXXX").string();
     REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
     dir_ = tmpl;
@@ -69,8 +71,13 @@ class DevKmsd {
       std::FILE* g = std::freopen("/dev/null", "w", stdout);
       (void)f;
       (void)g;
-      ::execl(KMS_KMSD_PATH, KMS_KMSD_PATH, "--dev", "--state-dir", state.c_str(), "--listen",
-              "127.0.0.1:0", static_cast<char*>(nullptr));
+      std::vector<std::string> args = {KMS_KMSD_PATH, "--dev", "--state-dir", state, "--listen",
+                                       "127.0.0.1:0"};
+      args.insert(args.end(), extra_args.begin(), extra_args.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(KMS_KMSD_PATH, argv.data());
       std::_Exit(127);
     }
     env_file_ = (dir_ / "state" / "dev.env").string();
@@ -233,6 +240,39 @@ TEST_CASE("kmsctl: helpful errors without a server or credentials", "[e2e]") {
   CHECK(bad_url.out.find("http:// or https://") != std::string::npos);
   const Run usage = Shell(kmsctl + " encrypt --key k");
   CHECK(usage.exit_code == 2);
+}
+
+TEST_CASE("kmsctl: HTTPS with --ca-bundle, and the certificate checks", "[e2e]") {
+  const auto& pki = kms::api::testing::Pki();
+  if (!pki.ok) {
+    WARN("openssl CLI unavailable: skipped");
+    return;
+  }
+  {
+    // The server certificate names 127.0.0.1 only as an iPAddress subjectAltName.
+    DevKmsd kmsd({"--tls-cert", pki.Path("server.pem"), "--tls-key", pki.Path("server.key")});
+    REQUIRE(kmsd.endpoint().starts_with("https://127.0.0.1:"));
+    const Run ok = Admin(kmsd, "--ca-bundle " + pki.Path("ca.pem") + " status");
+    INFO(ok.out);
+    CHECK(ok.exit_code == 0);
+    CHECK(ok.out.find("Sealed: false") != std::string::npos);
+    const Run round = Admin(kmsd, "--ca-bundle " + pki.Path("ca.pem") + " key create");
+    CHECK(round.exit_code == 0);
+    const Run untrusted = Admin(kmsd, "--ca-bundle " + pki.Path("other.pem") + " status");
+    INFO(untrusted.out);
+    CHECK(untrusted.exit_code == 3);
+    CHECK(untrusted.out.find("The certificate is not correctly signed by the trusted CA") !=
+          std::string::npos);
+  }
+  {
+    // A trusted certificate that does not name the address is refused.
+    DevKmsd kmsd({"--tls-cert", pki.Path("other.pem"), "--tls-key", pki.Path("other.key")});
+    const Run wrong = Admin(kmsd, "--ca-bundle " + pki.Path("other.pem") + " status");
+    INFO(wrong.out);
+    CHECK(wrong.exit_code == 3);
+    CHECK(wrong.out.find("the server certificate does not name IP address 127.0.0.1") !=
+          std::string::npos);
+  }
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "tools/kms_client/connection.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <mbedtls/asn1.h>
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
 #include <netdb.h>
@@ -11,9 +13,59 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 
 namespace kms::tools {
+
+namespace {
+
+// RFC 6125 §6.2.1 / RFC 5280 §4.2.1.6: a server reached by IP address must carry that address as an
+// iPAddress subjectAltName. mbedTLS 2.28 neither matches nor even keeps iPAddress entries (its
+// subject_alt_names lists dNSName and otherName only), so the raw extensions are read here:
+// Extensions ::= SEQUENCE OF SEQUENCE { extnID OID, critical BOOLEAN OPTIONAL, extnValue OCTET STRING },
+// subjectAltName (2.5.29.17) = GeneralNames, iPAddress = [7] IMPLICIT OCTET STRING.
+bool CertificateNamesIp(const mbedtls_x509_crt& crt, const unsigned char* ip, std::size_t ip_len) {
+  static constexpr unsigned char kSanOid[] = {0x55, 0x1d, 0x11};
+  constexpr int kSeq = MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE;
+  unsigned char* p = crt.v3_ext.p;
+  if (p == nullptr) return false;
+  const unsigned char* end = p + crt.v3_ext.len;
+  std::size_t len = 0;
+  if (mbedtls_asn1_get_tag(&p, end, &len, kSeq) != 0) return false;
+  end = p + len;
+  while (p < end) {
+    if (mbedtls_asn1_get_tag(&p, end, &len, kSeq) != 0) return false;
+    const unsigned char* ext_end = p + len;
+    if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OID) != 0) return false;
+    const bool san = len == sizeof kSanOid && std::equal(p, p + len, kSanOid);
+    p += len;
+    if (p < ext_end && *p == MBEDTLS_ASN1_BOOLEAN) {
+      int critical = 0;
+      if (mbedtls_asn1_get_bool(&p, ext_end, &critical) != 0) return false;
+    }
+    if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OCTET_STRING) != 0) return false;
+    if (san) {
+      unsigned char* q = p;
+      const unsigned char* value_end = p + len;
+      std::size_t names_len = 0;
+      if (mbedtls_asn1_get_tag(&q, value_end, &names_len, kSeq) != 0) return false;
+      while (q < value_end) {
+        const unsigned char tag = *q++;
+        std::size_t n = 0;
+        if (mbedtls_asn1_get_len(&q, value_end, &n) != 0) return false;
+        if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && n == ip_len && std::equal(q, q + n, ip)) {
+          return true;
+        }
+        q += n;
+      }
+    }
+    p = const_cast<unsigned char*>(ext_end);
+  }
+  return false;
+}
+
+}  // namespace
 
 std::string MbedtlsClientError(int rc) {
   char buf[160];
@@ -183,7 +235,15 @@ StatusOr<std::unique_ptr<Connection>> Connection::Open(const Endpoint& endpoint,
     if (int rc = mbedtls_ssl_setup(c->ssl_.get(), c->tls_->config()); rc != 0) {
       return InternalError("TLS setup: " + MbedtlsClientError(rc));
     }
-    if (int rc = mbedtls_ssl_set_hostname(c->ssl_.get(), endpoint.host.c_str()); rc != 0) {
+    // An IP literal is checked against the certificate's iPAddress names after the handshake (see
+    // CertificateNamesIp); a DNS name is mbedTLS's to match (CN and dNSName).
+    unsigned char ip[16];
+    std::size_t ip_len = 0;
+    if (::inet_pton(AF_INET, endpoint.host.c_str(), ip) == 1) {
+      ip_len = 4;
+    } else if (::inet_pton(AF_INET6, endpoint.host.c_str(), ip) == 1) {
+      ip_len = 16;
+    } else if (int rc = mbedtls_ssl_set_hostname(c->ssl_.get(), endpoint.host.c_str()); rc != 0) {
       return InternalError("TLS hostname: " + MbedtlsClientError(rc));
     }
     mbedtls_ssl_set_bio(c->ssl_.get(), c.get(), &Connection::BioSend, &Connection::BioRecv,
@@ -196,9 +256,19 @@ StatusOr<std::unique_ptr<Connection>> Connection::Open(const Endpoint& endpoint,
       if (const uint32_t flags = mbedtls_ssl_get_verify_result(c->ssl_.get()); flags != 0) {
         char info[512];
         mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
-        why += " (certificate: " + std::string(info) + ")";
+        std::string text(info);
+        while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+        why += " (certificate: " + text + ")";
       }
       return UnavailableError("TLS handshake with " + endpoint.ToString() + " failed: " + why);
+    }
+    if (ip_len != 0) {
+      const mbedtls_x509_crt* peer = mbedtls_ssl_get_peer_cert(c->ssl_.get());
+      if (peer == nullptr || !CertificateNamesIp(*peer, ip, ip_len)) {
+        return UnavailableError("TLS handshake with " + endpoint.ToString() +
+                                " failed: the server certificate does not name IP address " +
+                                endpoint.host + " (subjectAltName iPAddress)");
+      }
     }
   }
   if (non_blocking) {
