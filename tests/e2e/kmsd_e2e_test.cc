@@ -3,6 +3,7 @@
 // and across a restart on the same state folder. Each TEST_CASE is its own CTest test (own process,
 // own daemon). The scenario scripts print one line per check; their output is shown on failure.
 #include <catch2/catch.hpp>
+#include <fstream>
 
 #include "tests/e2e/kmsd_process.h"
 
@@ -67,6 +68,17 @@ TEST_CASE("e2e: HTTPS clients that do not trust the test CA are refused", "[e2e]
   INFO(refused.output);
   REQUIRE(refused.exit_code == 0);
   REQUIRE(kmsd.Stop() == 0);
+}
+
+// The harness itself: a daemon that cannot start must fail the test promptly (with its stderr),
+// not hang until the ready timeout. [!shouldfail]: this case passes only if the harness FAILs.
+TEST_CASE("e2e: the harness reports a kmsd that exits before it is ready", "[e2e][!shouldfail]") {
+  TempDir dir("kms-e2e");
+  { std::ofstream(dir.path() / "not-a-folder") << "x"; }
+  KmsdOptions options;
+  options.state_dir = dir.path() / "not-a-folder";  // a file: kmsd cannot make its state folder
+  options.ready_timeout = std::chrono::seconds(20);
+  KmsdProcess kmsd(options);
 }
 
 TEST_CASE("e2e: a second start on the same state folder keeps every key", "[e2e]") {

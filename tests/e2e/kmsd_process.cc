@@ -126,7 +126,20 @@ KmsdProcess::KmsdProcess(KmsdOptions options) : options_(std::move(options)) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
   pid_ = Spawn(argv, env, log_dir_ / "stdout", log_dir_ / "stderr");
+  // A failed REQUIRE throws out of this constructor, so no destructor would reap the daemon.
+  try {
+    WaitUntilReady();
+  } catch (...) {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+    throw;
+  }
+}
 
+void KmsdProcess::WaitUntilReady() {
   const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
   std::string ready_url;
   while (true) {

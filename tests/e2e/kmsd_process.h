@@ -71,6 +71,8 @@ class KmsdProcess {
   std::string Stderr() const;  // everything the daemon wrote to stderr so far
 
  private:
+  void WaitUntilReady();
+
   KmsdOptions options_;
   fs::path log_dir_;
   pid_t pid_ = -1;
