@@ -35,10 +35,10 @@ void RegisterApplianceOperations(OperationTable& table, firmware::AccessKeyRegis
     return internal::DeleteAccessKey(*reg, body);
   });
   firmware::KeyService* svc = &service;
-  table.Add("GetApplianceStatus",
-            [svc, info = std::move(info)](const OperationContext&, const boost::json::object& body) {
-              return internal::GetApplianceStatus(*svc, info, body);
-            });
+  table.Add("GetApplianceStatus", [svc, info = std::move(info)](const OperationContext&,
+                                                                const boost::json::object& body) {
+    return internal::GetApplianceStatus(*svc, info, body);
+  });
 }
 
 }  // namespace kms::api::aws

@@ -1,15 +1,16 @@
-// The appliance admin API: what AWS clients cannot do (manage the door's SigV4 access keys, read the
-// appliance's status), served by the AWS door itself so operators use the same endpoint and the same
-// SigV4 credentials (issue 4 item 7; the CLI is tools/kmsctl).
+// The appliance admin API: what AWS clients cannot do (manage the door's SigV4 access keys, read
+// the appliance's status), served by the AWS door itself so operators use the same endpoint and the
+// same SigV4 credentials (issue 4 item 7; the CLI is tools/kmsctl).
 //
 // Wire: AWS JSON 1.1 exactly as the KMS operations (`POST /`, SigV4 with service `kms`, errors as
 // `{"__type", "message"}`), selected by `X-Amz-Target: KmsAppliance.<Op>`. The door admits only
-// callers whose access key is an administrator (AccessDeniedException, 400, otherwise; api/aws/door.h).
-// Operations (members named in the AWS IAM style, times as epoch seconds):
-//   CreateAccessKey  {UserName, Administrator?} -> {AccessKey: {AccessKeyId, SecretAccessKey, UserName,
-//                    Status, CreateDate, Administrator}}; the secret is shown this once.
+// callers whose access key is an administrator (AccessDeniedException, 400, otherwise;
+// api/aws/door.h). Operations (members named in the AWS IAM style, times as epoch seconds):
+//   CreateAccessKey  {UserName, Administrator?} -> {AccessKey: {AccessKeyId, SecretAccessKey,
+//                    UserName, Status, CreateDate, Administrator}}; the secret is shown this once.
 //   ListAccessKeys   {Marker?, Limit? (1-1000, default 100)} -> {AccessKeyMetadata: [{AccessKeyId,
-//                    UserName, Status, CreateDate, Administrator}], Truncated, NextMarker?}; ordered by id.
+//                    UserName, Status, CreateDate, Administrator}], Truncated, NextMarker?};
+//                    ordered by id.
 //   UpdateAccessKey  {AccessKeyId, Status: "Active"|"Inactive"} -> {}
 //   DeleteAccessKey  {AccessKeyId} -> {}
 //   GetApplianceStatus {} -> {Version, Sealed, Mode, Region, AccountId, KeyCount}

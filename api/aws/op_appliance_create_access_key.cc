@@ -1,5 +1,6 @@
-// KmsAppliance.CreateAccessKey: a new ACTIVE access key for a user (api/aws/appliance_operations.h).
-// The secret leaves the appliance in this one response; the door wipes the JSON copy once sent.
+// KmsAppliance.CreateAccessKey: a new ACTIVE access key for a user
+// (api/aws/appliance_operations.h). The secret leaves the appliance in this one response; the door
+// wipes the JSON copy once sent.
 #include "api/aws/internal/appliance_support.h"
 
 namespace kms::api::aws::internal {

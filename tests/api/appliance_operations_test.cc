@@ -1,13 +1,12 @@
 // The appliance admin API (KmsAppliance.<Op>, api/aws/appliance_operations.h) end to end: through
-// AwsDoor::Handle (SigV4 + framing + handler) into a real firmware::AccessKeyRegistry and KeyService
-// over the fake HSM and a SQLite store, with the door verifying against the registry itself
-// (RegistryAccessKeyStore); and once over loopback through AwsServer, as kmsd wires it. Every error a
-// client can reach asserts the exact exception.
+// AwsDoor::Handle (SigV4 + framing + handler) into a real firmware::AccessKeyRegistry and
+// KeyService over the fake HSM and a SQLite store, with the door verifying against the registry
+// itself (RegistryAccessKeyStore); and once over loopback through AwsServer, as kmsd wires it.
+// Every error a client can reach asserts the exact exception.
 #include "api/aws/appliance_operations.h"
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
-
 #include <memory>
 #include <string>
 
@@ -159,11 +158,12 @@ TEST_CASE("appliance: ListAccessKeys pages by id and never shows secrets", "[uni
   }
   REQUIRE(paged.size() == 5);
   for (std::size_t i = 0; i < 5; ++i) CHECK(paged[i] == items[i].at("AccessKeyId").as_string());
-  CHECK(f.Err("ListAccessKeys", {{"Limit", 0}}) ==
-        std::pair<std::string, std::string>(
-            "ValidationException",
-            "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: Member "
-            "must have value greater than or equal to 1"));
+  CHECK(
+      f.Err("ListAccessKeys", {{"Limit", 0}}) ==
+      std::pair<std::string, std::string>(
+          "ValidationException",
+          "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: Member "
+          "must have value greater than or equal to 1"));
   CHECK(f.Err("ListAccessKeys", {{"Limit", 1001}}).first == "ValidationException");
   CHECK(f.Err("ListAccessKeys", {{"Limit", "2"}}).first == "SerializationException");
 }
@@ -225,8 +225,10 @@ TEST_CASE("appliance: a non-administrator key gets AccessDeniedException for eve
                          "GetApplianceStatus", "NoSuchOperation"}) {
     INFO(op);
     const auto e = f.ErrAs(f.user, std::string("KmsAppliance.") + op,
-                           {{"UserName", "mallory"}, {"Administrator", true},
-                            {"AccessKeyId", f.admin.id}, {"Status", "Inactive"}});
+                           {{"UserName", "mallory"},
+                            {"Administrator", true},
+                            {"AccessKeyId", f.admin.id},
+                            {"Status", "Inactive"}});
     CHECK(e.first == "AccessDeniedException");
     CHECK(e.second.find("arn:aws:iam::111122223333:user/alice") != std::string::npos);
   }
@@ -235,7 +237,8 @@ TEST_CASE("appliance: a non-administrator key gets AccessDeniedException for eve
   CHECK(list.size() == 2);
   // An administrator asking for an unknown admin op gets UnknownOperationException.
   CHECK(f.Err("NoSuchOperation").first == "UnknownOperationException");
-  // The KMS table is not reachable through the admin prefix, nor the admin ops through TrentService.
+  // The KMS table is not reachable through the admin prefix, nor the admin ops through
+  // TrentService.
   CHECK(f.Err("Encrypt").first == "UnknownOperationException");
   CHECK(f.ErrAs(f.admin, "TrentService.ListAccessKeys", {}).first == "UnknownOperationException");
   // Unsigned or badly signed admin calls fail SigV4 first.

@@ -8,11 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
-
-#include "tests/api/test_pki.h"
-
 #include <array>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +20,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "tests/api/test_pki.h"
 
 namespace {
 
@@ -71,8 +70,8 @@ class DevKmsd {
       std::FILE* g = std::freopen("/dev/null", "w", stdout);
       (void)f;
       (void)g;
-      std::vector<std::string> args = {KMS_KMSD_PATH, "--dev", "--state-dir", state, "--listen",
-                                       "127.0.0.1:0"};
+      std::vector<std::string> args = {KMS_KMSD_PATH, "--dev",    "--state-dir",
+                                       state,         "--listen", "127.0.0.1:0"};
       args.insert(args.end(), extra_args.begin(), extra_args.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
@@ -120,10 +119,11 @@ Run Admin(const DevKmsd& d, const std::string& args) {
   return Shell(std::string(KMS_KMSCTL_PATH) + " --env-file " + d.env_file() + " " + args);
 }
 // kmsctl with other credentials, from the environment only.
-Run As(const DevKmsd& d, const std::string& id, const std::string& secret, const std::string& args) {
-  return Shell("env -u AWS_SESSION_TOKEN KMS_ENDPOINT=" + d.endpoint() + " AWS_ACCESS_KEY_ID=" + id +
-               " AWS_SECRET_ACCESS_KEY='" + secret + "' AWS_DEFAULT_REGION=us-east-1 " +
-               KMS_KMSCTL_PATH + " " + args);
+Run As(const DevKmsd& d, const std::string& id, const std::string& secret,
+       const std::string& args) {
+  return Shell("env -u AWS_SESSION_TOKEN KMS_ENDPOINT=" + d.endpoint() +
+               " AWS_ACCESS_KEY_ID=" + id + " AWS_SECRET_ACCESS_KEY='" + secret +
+               "' AWS_DEFAULT_REGION=us-east-1 " + KMS_KMSCTL_PATH + " " + args);
 }
 
 std::string KeyIdOf(const std::string& json) {
@@ -178,14 +178,15 @@ TEST_CASE("kmsctl: access keys, admin API, data plane against a dev kmsd", "[e2e
   CHECK(wrong_ctx.out.find("kmsctl: InvalidCiphertextException") != std::string::npos);
   CHECK(Admin(kmsd, "key describe " + key_id).out.find("from-bob") != std::string::npos);
   CHECK(Admin(kmsd, "key list").out.find(key_id) != std::string::npos);
-  CHECK(Admin(kmsd, "data-key --key " + key_id).out.find("\"CiphertextBlob\"") != std::string::npos);
+  CHECK(Admin(kmsd, "data-key --key " + key_id).out.find("\"CiphertextBlob\"") !=
+        std::string::npos);
   CHECK(Admin(kmsd, "rotate " + key_id).exit_code == 0);
   CHECK(Admin(kmsd, "decrypt --blob " + blob + " --context app=test").out == "hello kms");
 
   // Bob is not an administrator.
-  for (const std::string& args : std::vector<std::string>{"status", "access-key list",
-                                                          "access-key create --user eve",
-                                                          "access-key disable " + bob_id}) {
+  for (const std::string& args :
+       std::vector<std::string>{"status", "access-key list", "access-key create --user eve",
+                                "access-key disable " + bob_id}) {
     const Run denied = As(kmsd, bob_id, bob_secret, args);
     INFO(args << " -> " << denied.out);
     CHECK(denied.exit_code == 1);
@@ -210,8 +211,7 @@ TEST_CASE("kmsctl: access keys, admin API, data plane against a dev kmsd", "[e2e
   CHECK(again.out.find("kmsctl: NotFoundException") != std::string::npos);
 
   // A bad signature and a service error name their exceptions.
-  const Run bad_secret =
-      As(kmsd, "AKMSAAAAAAAAAAAAAAAA", std::string(40, 'x'), "key list");
+  const Run bad_secret = As(kmsd, "AKMSAAAAAAAAAAAAAAAA", std::string(40, 'x'), "key list");
   CHECK(bad_secret.exit_code == 1);
   CHECK(bad_secret.out.find("UnrecognizedClientException") != std::string::npos);
   const Run unknown_key = Admin(kmsd, "key describe alias/nope");
@@ -225,7 +225,8 @@ TEST_CASE("kmsctl: helpful errors without a server or credentials", "[e2e]") {
                             kmsctl + " --endpoint http://127.0.0.1:1 status");
   INFO(refused.out);
   CHECK(refused.exit_code == 3);
-  CHECK(refused.out.find("cannot reach http://127.0.0.1:1: Connection refused") != std::string::npos);
+  CHECK(refused.out.find("cannot reach http://127.0.0.1:1: Connection refused") !=
+        std::string::npos);
   CHECK(refused.out.find("Is kmsd running?") != std::string::npos);
 
   const Run no_endpoint = Shell("env -u KMS_ENDPOINT " + kmsctl + " status");

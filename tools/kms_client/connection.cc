@@ -11,9 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <algorithm>
 #include <cstring>
 
 namespace kms::tools {
@@ -23,8 +23,8 @@ namespace {
 // RFC 6125 §6.2.1 / RFC 5280 §4.2.1.6: a server reached by IP address must carry that address as an
 // iPAddress subjectAltName. mbedTLS 2.28 neither matches nor even keeps iPAddress entries (its
 // subject_alt_names lists dNSName and otherName only), so the raw extensions are read here:
-// Extensions ::= SEQUENCE OF SEQUENCE { extnID OID, critical BOOLEAN OPTIONAL, extnValue OCTET STRING },
-// subjectAltName (2.5.29.17) = GeneralNames, iPAddress = [7] IMPLICIT OCTET STRING.
+// Extensions ::= SEQUENCE OF SEQUENCE { extnID OID, critical BOOLEAN OPTIONAL, extnValue OCTET
+// STRING }, subjectAltName (2.5.29.17) = GeneralNames, iPAddress = [7] IMPLICIT OCTET STRING.
 bool CertificateNamesIp(const mbedtls_x509_crt& crt, const unsigned char* ip, std::size_t ip_len) {
   static constexpr unsigned char kSanOid[] = {0x55, 0x1d, 0x11};
   constexpr int kSeq = MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE;
@@ -70,11 +70,13 @@ bool CertificateNamesIp(const mbedtls_x509_crt& crt, const unsigned char* ip, st
 std::string MbedtlsClientError(int rc) {
   char buf[160];
   mbedtls_strerror(rc, buf, sizeof buf);
-  return "mbedTLS -0x" + [rc] {
-    char hex[16];
-    std::snprintf(hex, sizeof hex, "%04x", static_cast<unsigned>(-rc));
-    return std::string(hex);
-  }() + ": " + buf;
+  return "mbedTLS -0x" +
+         [rc] {
+           char hex[16];
+           std::snprintf(hex, sizeof hex, "%04x", static_cast<unsigned>(-rc));
+           return std::string(hex);
+         }() +
+         ": " + buf;
 }
 
 std::string Endpoint::HostHeader() const {
@@ -161,8 +163,9 @@ StatusOr<std::shared_ptr<TlsClientContext>> TlsClientContext::Create(const std::
       rc != 0) {
     return InternalError("DRBG seed: " + MbedtlsClientError(rc));
   }
-  if (int rc = mbedtls_ssl_config_defaults(&c->conf_, MBEDTLS_SSL_IS_CLIENT,
-                                           MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+  if (int rc =
+          mbedtls_ssl_config_defaults(&c->conf_, MBEDTLS_SSL_IS_CLIENT,
+                                      MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
       rc != 0) {
     return InternalError("TLS config: " + MbedtlsClientError(rc));
   }
@@ -280,7 +283,8 @@ StatusOr<std::unique_ptr<Connection>> Connection::Open(const Endpoint& endpoint,
 
 StatusOr<long> Connection::Write(const char* data, std::size_t size) {
   if (ssl_) {
-    const int rc = mbedtls_ssl_write(ssl_.get(), reinterpret_cast<const unsigned char*>(data), size);
+    const int rc =
+        mbedtls_ssl_write(ssl_.get(), reinterpret_cast<const unsigned char*>(data), size);
     if (rc >= 0) return static_cast<long>(rc);
     if (rc == MBEDTLS_ERR_SSL_WANT_WRITE || rc == MBEDTLS_ERR_SSL_WANT_READ) {
       wants_write_ = rc == MBEDTLS_ERR_SSL_WANT_WRITE;

@@ -3,8 +3,8 @@
 //
 // `Endpoint::Parse` reads "http://host:port" / "https://host[:port]" (the KMS_ENDPOINT of dev.env).
 // `TlsClientContext` holds one mbedTLS client configuration (CA bundle, DRBG) shared by every
-// connection of a process; the server certificate must chain to the CA bundle and match the host the
-// endpoint names (mbedTLS 2.28 compares it with the certificate's CN and DNS names).
+// connection of a process; the server certificate must chain to the CA bundle and match the host
+// the endpoint names (mbedTLS 2.28 compares it with the certificate's CN and DNS names).
 // `Connection::Read`/`Write` return the byte count, or kWouldBlock in non-blocking mode when the
 // socket must become readable/writable first (`wants_write()` tells which), or an error Status.
 //
@@ -59,9 +59,9 @@ class Connection {
  public:
   static constexpr long kWouldBlock = -1;
 
-  // Connects (blocking), then performs the TLS handshake (blocking) when `tls` is set, then switches
-  // the socket to non-blocking mode if asked. Unavailable with the reason (e.g. "connection
-  // refused") when the endpoint cannot be reached.
+  // Connects (blocking), then performs the TLS handshake (blocking) when `tls` is set, then
+  // switches the socket to non-blocking mode if asked. Unavailable with the reason (e.g.
+  // "connection refused") when the endpoint cannot be reached.
   static StatusOr<std::unique_ptr<Connection>> Open(const Endpoint& endpoint,
                                                     std::shared_ptr<TlsClientContext> tls,
                                                     bool non_blocking);

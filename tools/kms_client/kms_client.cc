@@ -5,7 +5,6 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/json/parse.hpp>
-
 #include <chrono>
 
 namespace kms::tools {

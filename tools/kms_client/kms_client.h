@@ -1,6 +1,6 @@
 // A blocking KMS client for the operator tools: one keep-alive connection (plain or TLS,
-// tools/kms_client/connection.h), requests signed with SigV4 (request_signer.h), HTTP/1.1 framing by
-// Boost.Beast's synchronous read/write over the connection.
+// tools/kms_client/connection.h), requests signed with SigV4 (request_signer.h), HTTP/1.1 framing
+// by Boost.Beast's synchronous read/write over the connection.
 //
 // `Call` answers the HTTP status and body of any response, including AWS JSON errors (the caller
 // decides what a non-200 means); transport failures are a Status (Unavailable for an endpoint that

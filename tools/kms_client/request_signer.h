@@ -3,8 +3,8 @@
 // §1.2-1.3), with the verifier's own primitives (api/aws/sigv4.h), so client and server cannot
 // drift apart.
 //
-// The signing key (HMAC chain over the secret, date, region and service) is derived once per UTC day
-// and cached; every request still gets its own X-Amz-Date, payload hash and signature.
+// The signing key (HMAC chain over the secret, date, region and service) is derived once per UTC
+// day and cached; every request still gets its own X-Amz-Date, payload hash and signature.
 //
 // Thread-safety: none (the day cache is mutable); give each thread its own signer.
 #ifndef KMS_TOOLS_KMS_CLIENT_REQUEST_SIGNER_H_

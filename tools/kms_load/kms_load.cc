@@ -1,33 +1,34 @@
 // kms_load: a native load generator for the AWS door (issue 4 "Measured, not asserted").
 //
 // N keep-alive connections spread over T threads, each thread one Asio io_context driving its
-// connections as closed loops (send a request, wait for its response, send the next) on non-blocking
-// sockets, plain HTTP or TLS 1.2 on mbedTLS (tools/kms_client/connection.h). Every request is signed
-// with SigV4 when it is sent (its own X-Amz-Date, payload hash and signature; the signing key is
-// derived once per day), exactly as an SDK would, so the door verifies a real signature each time.
+// connections as closed loops (send a request, wait for its response, send the next) on
+// non-blocking sockets, plain HTTP or TLS 1.2 on mbedTLS (tools/kms_client/connection.h). Every
+// request is signed with SigV4 when it is sent (its own X-Amz-Date, payload hash and signature; the
+// signing key is derived once per day), exactly as an SDK would, so the door verifies a real
+// signature each time.
 //
-// Operations: encrypt (1 KiB plaintext), decrypt (a 1 KiB ciphertext made at setup), generate-data-key
-// (AES_256) and sign (ECDSA_SHA_256 over a 32-byte message, ECC_NIST_P256 key). Setup creates the keys
-// it needs through the same endpoint before the clock starts.
+// Operations: encrypt (1 KiB plaintext), decrypt (a 1 KiB ciphertext made at setup),
+// generate-data-key (AES_256) and sign (ECDSA_SHA_256 over a 32-byte message, ECC_NIST_P256 key).
+// Setup creates the keys it needs through the same endpoint before the clock starts.
 //
-// Output: one line, `op=… tls=… connections=… threads=… seconds=… requests=… errors=… rps=… p50_ms=…
-// p99_ms=… max_ms=…`. Any non-200 response or transport failure counts as an error (the first is
-// printed); a run with errors is not a valid measurement and exits 1.
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/json.hpp>
+// Output: one line, `op=… tls=… connections=… threads=… seconds=… requests=… errors=… rps=…
+// p50_ms=… p99_ms=… max_ms=…`. Any non-200 response or transport failure counts as an error (the
+// first is printed); a run with errors is not a valid measurement and exits 1.
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 #include "base/encoding.h"
@@ -59,8 +60,8 @@ struct ThreadStats {
 class LoadConnection : public std::enable_shared_from_this<LoadConnection> {
  public:
   LoadConnection(asio::io_context& io, std::unique_ptr<Connection> conn,
-                 kms::tools::RequestSigner& signer, const Workload& work, Clock::time_point deadline,
-                 ThreadStats& stats)
+                 kms::tools::RequestSigner& signer, const Workload& work,
+                 Clock::time_point deadline, ThreadStats& stats)
       : conn_(std::move(conn)),
         desc_(io, ::dup(conn_->fd())),
         signer_(signer),
@@ -80,12 +81,12 @@ class LoadConnection : public std::enable_shared_from_this<LoadConnection> {
  private:
   void Wait(bool write, void (LoadConnection::*next)()) {
     auto self = shared_from_this();
-    desc_.async_wait(write ? asio::posix::descriptor_base::wait_write
-                           : asio::posix::descriptor_base::wait_read,
-                     [self, next](boost::system::error_code ec) {
-                       if (ec) return self->Fail("wait: " + ec.message());
-                       ((*self).*next)();
-                     });
+    desc_.async_wait(
+        write ? asio::posix::descriptor_base::wait_write : asio::posix::descriptor_base::wait_read,
+        [self, next](boost::system::error_code ec) {
+          if (ec) return self->Fail("wait: " + ec.message());
+          ((*self).*next)();
+        });
   }
 
   void Write() {
@@ -187,10 +188,13 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"encrypt", "decrypt", "generate-data-key", "sign"}))
       ->capture_default_str();
   app.add_option("--connections", connections, "keep-alive connections")
-      ->check(CLI::Range(1, 4096))->capture_default_str();
-  app.add_option("--threads", threads, "client threads")->check(CLI::Range(1, 256))
+      ->check(CLI::Range(1, 4096))
       ->capture_default_str();
-  app.add_option("--seconds", seconds, "measured duration")->check(CLI::Range(0.1, 3600.0))
+  app.add_option("--threads", threads, "client threads")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("--seconds", seconds, "measured duration")
+      ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -203,7 +207,8 @@ int main(int argc, char** argv) {
   std::string secret = env->Get("AWS_SECRET_ACCESS_KEY");
   std::string region = env->Get("AWS_DEFAULT_REGION");
   if (region.empty()) region = "us-east-1";
-  if (key_id.empty() || secret.empty()) Die("no credentials (AWS_ACCESS_KEY_ID/SECRET or --env-file)");
+  if (key_id.empty() || secret.empty())
+    Die("no credentials (AWS_ACCESS_KEY_ID/SECRET or --env-file)");
 
   // Setup through a blocking client: the keys and, for decrypt, one ciphertext.
   kms::tools::ClientConfig cc;
@@ -220,13 +225,15 @@ int main(int argc, char** argv) {
   const std::string pt_b64 = kms::Base64Encode(kms::AsBytes(plaintext));
   if (op == "sign") {
     const auto key = MustCall(**setup, "CreateKey",
-                              {{"KeySpec", "ECC_NIST_P256"}, {"KeyUsage", "SIGN_VERIFY"},
+                              {{"KeySpec", "ECC_NIST_P256"},
+                               {"KeyUsage", "SIGN_VERIFY"},
                                {"Description", "kms_load sign"}});
     const std::string id(key.at("KeyMetadata").at("KeyId").as_string());
     work = {"TrentService.Sign",
-            json::serialize(json::object{{"KeyId", id},
-                                         {"Message", kms::Base64Encode(kms::AsBytes(plaintext.substr(0, 32)))},
-                                         {"SigningAlgorithm", "ECDSA_SHA_256"}})};
+            json::serialize(
+                json::object{{"KeyId", id},
+                             {"Message", kms::Base64Encode(kms::AsBytes(plaintext.substr(0, 32)))},
+                             {"SigningAlgorithm", "ECDSA_SHA_256"}})};
   } else {
     const auto key = MustCall(**setup, "CreateKey", {{"Description", "kms_load " + op}});
     const std::string id(key.at("KeyMetadata").at("KeyId").as_string());
@@ -273,8 +280,8 @@ int main(int argc, char** argv) {
   }
 
   const auto start = Clock::now();
-  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
-                                    std::chrono::duration<double>(seconds));
+  const auto deadline =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   std::vector<std::thread> workers;
   for (auto& p : per_thread) {
     for (auto& conn : p->conns) {

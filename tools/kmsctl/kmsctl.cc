@@ -1,23 +1,24 @@
-// kmsctl: the operator CLI of the appliance (issue 4 item 7). It speaks to kmsd's endpoint with SigV4
-// credentials, like any AWS client, for what AWS clients cannot do (the appliance admin API,
+// kmsctl: the operator CLI of the appliance (issue 4 item 7). It speaks to kmsd's endpoint with
+// SigV4 credentials, like any AWS client, for what AWS clients cannot do (the appliance admin API,
 // `KmsAppliance.*`: access keys and status; api/aws/appliance_operations.h) and for the common
 // data-plane calls (`TrentService.*`).
 //
 // Credentials and endpoint: KMS_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
-// AWS_DEFAULT_REGION from the environment, overridden by `--env-file <state>/dev.env` (kmsd dev mode
-// writes it), overridden by `--endpoint`. `--ca-bundle` (or AWS_CA_BUNDLE) names the CA for https.
+// AWS_DEFAULT_REGION from the environment, overridden by `--env-file <state>/dev.env` (kmsd dev
+// mode writes it), overridden by `--endpoint`. `--ca-bundle` (or AWS_CA_BUNDLE) names the CA for
+// https.
 //
 // Exit status: 0 success; 1 the service answered an error (printed as "<Exception>: <message>");
 // 2 usage or local input errors; 3 the endpoint could not be reached (with a hint).
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <unistd.h>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -59,7 +60,8 @@ class Cli {
     auto get = [&](const std::string& name) { return env->Get(name); };
     endpoint_text_ = s.endpoint.empty() ? get("KMS_ENDPOINT") : s.endpoint;
     if (endpoint_text_.empty()) {
-      Die(kExitUsage, "no endpoint: set KMS_ENDPOINT, or pass --endpoint or --env-file <state>/dev.env");
+      Die(kExitUsage,
+          "no endpoint: set KMS_ENDPOINT, or pass --endpoint or --env-file <state>/dev.env");
     }
     auto endpoint = kms::tools::Endpoint::Parse(endpoint_text_);
     if (!endpoint) Die(kExitUsage, endpoint.error().message());
@@ -86,8 +88,8 @@ class Cli {
   json::object Call(const std::string& target, const json::object& body) {
     auto r = client_->Call(target, json::serialize(body));
     if (!r.has_value()) {
-      std::string msg = "cannot reach " + client_->endpoint().ToString() + ": " +
-                        r.error().message();
+      std::string msg =
+          "cannot reach " + client_->endpoint().ToString() + ": " + r.error().message();
       if (r.error().message().find("refused") != std::string::npos) {
         msg += "\n  Is kmsd running? The endpoint comes from " +
                std::string("--endpoint, --env-file or KMS_ENDPOINT (now ") + endpoint_text_ +
@@ -96,8 +98,8 @@ class Cli {
       Die(kExitUnreachable, msg);
     }
     if (r->status != 200) {
-      std::string msg = r->error_type + ": " +
-                        (r->error_message.empty() ? "(no message)" : r->error_message);
+      std::string msg =
+          r->error_type + ": " + (r->error_message.empty() ? "(no message)" : r->error_message);
       if (r->error_type == "UnrecognizedClientException") {
         msg += "\n  The access key is unknown or disabled.";
       } else if (r->error_type == "InvalidCiphertextException") {
@@ -143,7 +145,8 @@ json::object Context(const std::vector<std::string>& pairs) {
   json::object ctx;
   for (const auto& p : pairs) {
     const auto eq = p.find('=');
-    if (eq == std::string::npos || eq == 0) Die(kExitUsage, "--context takes KEY=VALUE, got '" + p + "'");
+    if (eq == std::string::npos || eq == 0)
+      Die(kExitUsage, "--context takes KEY=VALUE, got '" + p + "'");
     ctx[p.substr(0, eq)] = p.substr(eq + 1);
   }
   return ctx;
@@ -165,7 +168,8 @@ int main(int argc, char** argv) {
   CLI::App app{"kmsctl: operate a KMS appliance (access keys, status) and call its KMS API"};
   app.require_subcommand(1);
   Settings s;
-  app.add_option("--env-file", s.env_file, "read KMS_ENDPOINT and AWS_* from this file (kmsd dev.env)");
+  app.add_option("--env-file", s.env_file,
+                 "read KMS_ENDPOINT and AWS_* from this file (kmsd dev.env)");
   app.add_option("--endpoint", s.endpoint, "endpoint URL (default $KMS_ENDPOINT)");
   app.add_option("--ca-bundle", s.ca_bundle, "PEM CA bundle for https (default $AWS_CA_BUNDLE)");
   app.add_option("--region", s.region, "SigV4 region (default $AWS_DEFAULT_REGION)");
@@ -192,8 +196,10 @@ int main(int argc, char** argv) {
   key->require_subcommand(1);
   std::string spec, usage, description, key_id;
   auto* key_create = key->add_subcommand("create", "CreateKey");
-  key_create->add_option("--spec", spec, "KeySpec (SYMMETRIC_DEFAULT, ECC_NIST_P256, HMAC_256, ...)");
-  key_create->add_option("--usage", usage, "KeyUsage (ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC)");
+  key_create->add_option("--spec", spec,
+                         "KeySpec (SYMMETRIC_DEFAULT, ECC_NIST_P256, HMAC_256, ...)");
+  key_create->add_option("--usage", usage,
+                         "KeyUsage (ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC)");
   key_create->add_option("--description", description, "Description");
   auto* key_list = key->add_subcommand("list", "ListKeys (all pages)");
   auto* key_describe = key->add_subcommand("describe", "DescribeKey");
@@ -248,6 +254,8 @@ int main(int argc, char** argv) {
     if (ak_admin) body["Administrator"] = true;
     auto o = admin("CreateAccessKey", body);
     const auto& k = o.at("AccessKey").as_object();
+    // lint-ok: the new secret is shown once, to the operator who made it (as aws iam
+    // create-access-key does); the appliance keeps it only sealed.
     std::cout << "AWS_ACCESS_KEY_ID=" << Str(k.at("AccessKeyId")) << "\n"
               << "AWS_SECRET_ACCESS_KEY=" << Str(k.at("SecretAccessKey")) << "\n"
               << "# user " << Str(k.at("UserName")) << (ak_admin ? ", administrator" : "")
@@ -256,7 +264,8 @@ int main(int argc, char** argv) {
     kms::SecureWipe(secret.data(), secret.size());
   } else if (ak_list->parsed()) {
     json::object req{{"Limit", 1000}};
-    std::printf("%-22s %-20s %-9s %-6s %s\n", "ACCESS KEY ID", "USER", "STATUS", "ADMIN", "CREATED");
+    std::printf("%-22s %-20s %-9s %-6s %s\n", "ACCESS KEY ID", "USER", "STATUS", "ADMIN",
+                "CREATED");
     for (;;) {
       const auto page = admin("ListAccessKeys", req);
       for (const auto& v : page.at("AccessKeyMetadata").as_array()) {
@@ -279,9 +288,12 @@ int main(int argc, char** argv) {
   } else if (key_create->parsed()) {
     json::object body;
     if (!spec.empty()) body["KeySpec"] = spec;
-    if (!usage.empty()) body["KeyUsage"] = usage;
-    else if (!spec.empty() && spec.starts_with("ECC_")) body["KeyUsage"] = "SIGN_VERIFY";
-    else if (!spec.empty() && spec.starts_with("HMAC_")) body["KeyUsage"] = "GENERATE_VERIFY_MAC";
+    if (!usage.empty())
+      body["KeyUsage"] = usage;
+    else if (!spec.empty() && spec.starts_with("ECC_"))
+      body["KeyUsage"] = "SIGN_VERIFY";
+    else if (!spec.empty() && spec.starts_with("HMAC_"))
+      body["KeyUsage"] = "GENERATE_VERIFY_MAC";
     if (!description.empty()) body["Description"] = description;
     PrintObject(trent("CreateKey", body).at("KeyMetadata").as_object());
   } else if (key_list->parsed()) {
@@ -312,8 +324,10 @@ int main(int argc, char** argv) {
     }
   } else if (decrypt->parsed()) {
     std::string b64 = blob;
-    if (!in_file.empty()) b64 = kms::Base64Encode(kms::AsBytes(ReadFile(in_file)));
-    else if (!kms::Base64Decode(b64)) Die(kExitUsage, "--blob is not valid base64");
+    if (!in_file.empty())
+      b64 = kms::Base64Encode(kms::AsBytes(ReadFile(in_file)));
+    else if (!kms::Base64Decode(b64))
+      Die(kExitUsage, "--blob is not valid base64");
     json::object body{{"CiphertextBlob", b64}};
     if (!key_id.empty()) body["KeyId"] = key_id;
     if (!context.empty()) body["EncryptionContext"] = Context(context);
