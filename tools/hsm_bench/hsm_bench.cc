@@ -10,7 +10,10 @@
 // HAL side adds only what the HAL adds (session checkout, policy checks, DER encoding of ECDSA
 // signatures, handle lifetime).
 //
-//   hsm_bench [--seconds S] [--ops gcm_enc,gcm_dec,unwrap,ecdsa_sign,hmac] [--workers 1,2] [--markdown]
+// Machine load drifts on shared machines, so each cell alternates raw and HAL runs for --rounds rounds
+// and reports the median of each side.
+//
+//   hsm_bench [--seconds S] [--rounds R] [--ops gcm_enc,gcm_dec,unwrap,ecdsa_sign,hmac] [--workers 1,2]
 #include <dlfcn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -91,7 +94,14 @@ class RawToken {
     Check(f_->C_GetSlotList(CK_TRUE, slots.data(), &count), "C_GetSlotList");
     for (CK_SLOT_ID slot : slots) {
       CK_TOKEN_INFO info;
-      Check(f_->C_GetTokenInfo(slot, &info), "C_GetTokenInfo");
+      // SoftHSM2 rewrites token.object at every C_Login; a second process starting at that moment reads
+      // a half-written file (CKR_GENERAL_ERROR). Retry briefly, as the HAL's callers do.
+      CK_RV rv = CKR_GENERAL_ERROR;
+      for (int attempt = 0; attempt < 50 && rv != CKR_OK; ++attempt) {
+        rv = f_->C_GetTokenInfo(slot, &info);
+        if (rv != CKR_OK) usleep(20'000);
+      }
+      Check(rv, "C_GetTokenInfo");
       std::string label(reinterpret_cast<char*>(info.label), sizeof(info.label));
       label.erase(label.find_last_not_of(' ') + 1);
       if (label == token.token_label) slot_ = slot;
@@ -99,7 +109,13 @@ class RawToken {
     Check(f_->C_OpenSession(slot_, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &session_),
           "C_OpenSession");
     auto pin = token.user_pin.ExposeSecret();
-    Check(f_->C_Login(session_, CKU_USER, const_cast<CK_BYTE*>(pin.data()), pin.size()), "C_Login");
+    CK_RV login = CKR_GENERAL_ERROR;
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      login = f_->C_Login(session_, CKU_USER, const_cast<CK_BYTE*>(pin.data()), pin.size());
+      if (login == CKR_OK || login == CKR_USER_ALREADY_LOGGED_IN) break;
+      usleep(20'000);
+    }
+    if (login != CKR_USER_ALREADY_LOGGED_IN) Check(login, "C_Login");
     // The domain key, by label.
     CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
     CK_ATTRIBUTE find[] = {
@@ -239,14 +255,22 @@ Sample RunRaw(const std::string& op, double seconds, const kms::provisioning::De
 
 // ---- the HAL side ------------------------------------------------------------------------------------
 Sample RunHal(const std::string& op, double seconds, const kms::provisioning::DevToken& token) {
-  kms::hal::Pkcs11HsmConfig config;
-  config.module_path = token.module_path;
-  config.token_label = token.token_label;
-  config.token_serial = token.token_serial;
-  config.user_pin = token.user_pin.Clone();
-  config.domain_key_label = token.domain_key_label;
-  config.session_pool_size = 1;  // one thread per process, as the raw loop
-  auto opened = kms::hal::OpenPkcs11Hsm(std::move(config));
+  auto config = [&token] {
+    kms::hal::Pkcs11HsmConfig c;
+    c.module_path = token.module_path;
+    c.token_label = token.token_label;
+    c.token_serial = token.token_serial;
+    c.user_pin = token.user_pin.Clone();
+    c.domain_key_label = token.domain_key_label;
+    c.session_pool_size = 1;  // one thread per process, as the raw loop
+    return c;
+  };
+  // Retried for the same SoftHSM2 token.object race as the raw side (see RawToken).
+  auto opened = kms::hal::OpenPkcs11Hsm(config());
+  for (int attempt = 0; attempt < 50 && !opened.has_value(); ++attempt) {
+    usleep(20'000);
+    opened = kms::hal::OpenPkcs11Hsm(config());
+  }
   if (!opened.has_value()) Die("OpenPkcs11Hsm: " + opened.error().ToString());
   kms::hal::Hsm& hsm = **opened;
   Bytes message(1024, 0x5a);
@@ -371,6 +395,21 @@ Result RunWorkers(int workers, double seconds, const std::string& state_dir,
   return r;
 }
 
+// Per field median across rounds.
+Result Median(std::vector<Result> results) {
+  auto median_of = [&results](double Result::*field) {
+    std::vector<double> v;
+    for (const auto& r : results) v.push_back(r.*field);
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  Result m;
+  m.ops_per_s = median_of(&Result::ops_per_s);
+  m.p50 = median_of(&Result::p50);
+  m.p99 = median_of(&Result::p99);
+  return m;
+}
+
 std::vector<std::string> Split(const std::string& s) {
   std::vector<std::string> out;
   std::size_t start = 0;
@@ -387,19 +426,22 @@ std::vector<std::string> Split(const std::string& s) {
 
 int main(int argc, char** argv) {
   double seconds = 2.0;
+  int rounds = 3;
   std::vector<std::string> ops = {"gcm_enc", "gcm_dec", "unwrap", "ecdsa_sign", "hmac"};
   std::vector<int> worker_counts = {1, 2};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--seconds" && i + 1 < argc) {
       seconds = std::atof(argv[++i]);
+    } else if (a == "--rounds" && i + 1 < argc) {
+      rounds = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--ops" && i + 1 < argc) {
       ops = Split(argv[++i]);
     } else if (a == "--workers" && i + 1 < argc) {
       worker_counts.clear();
       for (const auto& w : Split(argv[++i])) worker_counts.push_back(std::atoi(w.c_str()));
     } else {
-      std::fprintf(stderr, "usage: hsm_bench [--seconds S] [--ops a,b] [--workers 1,2]\n");
+      std::fprintf(stderr, "usage: hsm_bench [--seconds S] [--rounds R] [--ops a,b] [--workers 1,2]\n");
       return 2;
     }
   }
@@ -422,8 +464,15 @@ int main(int argc, char** argv) {
               "| HAL p99 µs | HAL/raw |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const auto& op : ops) {
     for (int workers : worker_counts) {
-      Result raw = RunWorkers(workers, seconds, dir, [&](const auto& t) { return RunRaw(op, seconds, t); });
-      Result hal = RunWorkers(workers, seconds, dir, [&](const auto& t) { return RunHal(op, seconds, t); });
+      std::vector<Result> raws, hals;
+      for (int r = 0; r < rounds; ++r) {
+        raws.push_back(
+            RunWorkers(workers, seconds, dir, [&](const auto& t) { return RunRaw(op, seconds, t); }));
+        hals.push_back(
+            RunWorkers(workers, seconds, dir, [&](const auto& t) { return RunHal(op, seconds, t); }));
+      }
+      Result raw = Median(raws);
+      Result hal = Median(hals);
       std::printf("| %s | %d | %.0f | %.1f | %.1f | %.0f | %.1f | %.1f | %.1f%% |\n", op.c_str(), workers,
                   raw.ops_per_s, raw.p50, raw.p99, hal.ops_per_s, hal.p50, hal.p99,
                   100.0 * hal.ops_per_s / raw.ops_per_s);
