@@ -54,7 +54,7 @@ def main():
     # aws-cli v2 costs about a second per call here, so independent groups of calls run
     # concurrently. Each group is sequential and changes nothing another group relies on.
     def describe_and_list():
-        for form in (arn, alias_arn):  # boto3_scenarios.py covers all four forms
+        for form in (kid, arn, alias, alias_arn):
             check(aws("describe-key", "--key-id", form)["KeyMetadata"]["Arn"] == arn,
                   f"describe-key {form}")
         # ListKeys: one page by hand (Limit, Truncated, NextMarker, Marker), then the paginator.
