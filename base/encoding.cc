@@ -1,6 +1,5 @@
 #include "base/encoding.h"
 
-#include <mbedtls/base64.h>
 
 namespace kms {
 
@@ -23,34 +22,59 @@ int HexValue(char c) {
   return -1;
 }
 
-// Base64 with padding, no whitespace: mbedtls accepts line breaks inside the text, the wire formats
-// we speak do not.
-bool IsStrictBase64(std::string_view text) {
-  if (text.size() % 4 != 0) return false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-    if (alnum || c == '+' || c == '/') continue;
-    if (c == '=' && i + 2 >= text.size()) continue;
-    return false;
-  }
-  return true;
+// Base64 (RFC 4648 §4) in arithmetic that never branches on or indexes a table with the data, so
+// encoding a data key or decoding a plaintext leaks nothing through timing or the cache (the technique
+// of libsodium's sodium_bin2base64). It is also one pass, several times faster than mbedTLS 2.28's
+// two-pass decode: base64 showed as a fifth of the AWS door's CPU under load (docs/performance.md).
+char EncodeSextet(unsigned v) {
+  int x = static_cast<int>(v);
+  int c = x + 'A';
+  c += ((25 - x) >> 8) & 6;    // 26..51 -> 'a'..'z'
+  c -= ((51 - x) >> 8) & 75;   // 52..61 -> '0'..'9'
+  c -= ((61 - x) >> 8) & 15;   // 62 -> '+'
+  c += ((62 - x) >> 8) & 3;    // 63 -> '/'
+  return static_cast<char>(c);
 }
 
+// The sextet of a base64 character, or -1 when it is not one.
+int DecodeSextet(unsigned char ch) {
+  int c = ch;
+  int v = -1;
+  v += (((64 - c) & (c - 91)) >> 8) & (c - 64);   // 'A'..'Z' -> 0..25
+  v += (((96 - c) & (c - 123)) >> 8) & (c - 70);  // 'a'..'z' -> 26..51
+  v += (((47 - c) & (c - 58)) >> 8) & (c + 5);    // '0'..'9' -> 52..61
+  v += (((42 - c) & (c - 44)) >> 8) & 63;         // '+' -> 62
+  v += (((46 - c) & (c - 48)) >> 8) & 64;         // '/' -> 63
+  return v;
+}
+
+// Padded base64, no whitespace: the wire formats we speak never wrap lines.
 template <typename Out>
 Status DecodeInto(std::string_view text, Out& out) {
-  if (!IsStrictBase64(text)) return InvalidArgumentError("invalid base64");
-  std::size_t needed = 0;
-  const auto* src = reinterpret_cast<const unsigned char*>(text.data());
-  int rc = mbedtls_base64_decode(nullptr, 0, &needed, src, text.size());
-  if (rc != 0 && rc != MBEDTLS_ERR_BASE64_BUFFER_TOO_SMALL) {
+  if (text.size() % 4 != 0) return InvalidArgumentError("invalid base64");
+  std::size_t padding = 0;
+  if (!text.empty() && text.back() == '=') padding = text[text.size() - 2] == '=' ? 2 : 1;
+  out.resize(text.size() / 4 * 3 - padding);
+  int invalid = 0;
+  std::size_t o = 0;
+  for (std::size_t i = 0; i < text.size(); i += 4) {
+    const bool last = i + 4 == text.size();
+    int a = DecodeSextet(static_cast<unsigned char>(text[i]));
+    int b = DecodeSextet(static_cast<unsigned char>(text[i + 1]));
+    int c = (last && padding == 2) ? 0 : DecodeSextet(static_cast<unsigned char>(text[i + 2]));
+    int d = (last && padding >= 1) ? 0 : DecodeSextet(static_cast<unsigned char>(text[i + 3]));
+    invalid |= a | b | c | d;  // -1 anywhere sets the sign bit
+    unsigned n = (static_cast<unsigned>(a) << 18) | (static_cast<unsigned>(b) << 12) |
+                 (static_cast<unsigned>(c) << 6) | static_cast<unsigned>(d);
+    out[o++] = static_cast<std::uint8_t>(n >> 16);
+    if (!(last && padding == 2)) out[o++] = static_cast<std::uint8_t>(n >> 8);
+    if (!(last && padding >= 1)) out[o++] = static_cast<std::uint8_t>(n);
+  }
+  if (invalid < 0) {
+    SecureWipe(out.data(), out.size());
+    out.clear();
     return InvalidArgumentError("invalid base64");
   }
-  out.resize(needed);
-  std::size_t written = 0;
-  rc = mbedtls_base64_decode(out.data(), out.size(), &written, src, text.size());
-  if (rc != 0) return InvalidArgumentError("invalid base64");
-  out.resize(written);
   return Status();
 }
 }  // namespace
@@ -68,13 +92,25 @@ StatusOr<Bytes> HexDecode(std::string_view hex) {
 }
 
 std::string Base64Encode(ByteView bytes) {
-  std::size_t needed = 0;
-  mbedtls_base64_encode(nullptr, 0, &needed, bytes.data(), bytes.size());
-  std::string out(needed, '\0');
-  std::size_t written = 0;
-  mbedtls_base64_encode(reinterpret_cast<unsigned char*>(out.data()), out.size(), &written,
-                        bytes.data(), bytes.size());
-  out.resize(written);
+  std::string out;
+  out.resize((bytes.size() + 2) / 3 * 4);
+  std::size_t o = 0;
+  std::size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    unsigned n = (unsigned{bytes[i]} << 16) | (unsigned{bytes[i + 1]} << 8) | bytes[i + 2];
+    out[o++] = EncodeSextet(n >> 18);
+    out[o++] = EncodeSextet((n >> 12) & 63);
+    out[o++] = EncodeSextet((n >> 6) & 63);
+    out[o++] = EncodeSextet(n & 63);
+  }
+  if (std::size_t rest = bytes.size() - i; rest > 0) {
+    unsigned n = unsigned{bytes[i]} << 16;
+    if (rest == 2) n |= unsigned{bytes[i + 1]} << 8;
+    out[o++] = EncodeSextet(n >> 18);
+    out[o++] = EncodeSextet((n >> 12) & 63);
+    out[o++] = rest == 2 ? EncodeSextet((n >> 6) & 63) : '=';
+    out[o++] = '=';
+  }
   return out;
 }
 
