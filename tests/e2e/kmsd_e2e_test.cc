@@ -35,7 +35,7 @@ TEST_CASE("e2e: every operation through boto3 over HTTP", "[e2e]") {
   RunAgainstFreshDaemon(false, {"boto3_scenarios.py"});
 }
 
-TEST_CASE("e2e: negative cases through boto3 over HTTP (exact exceptions, SigV4 failures)",
+TEST_CASE("e2e: negative cases through boto3 over HTTP: exact exceptions and SigV4 failures",
           "[e2e]") {
   RunAgainstFreshDaemon(false, {"boto3_negative.py"});
 }
