@@ -318,6 +318,26 @@ std::optional<ParsedArn> ParseArn(std::string_view arn) {
   return ParsedArn{std::string(parts[3]), std::string(parts[4]), std::string(parts[5])};
 }
 
+// The encryption algorithms a key advertises (CreateKey, DescribeKey, GetPublicKey) and accepts
+// (Encrypt, Decrypt, ReEncrypt): the §2.4 table less the RSA-OAEP hashes the HSM cannot perform
+// (SoftHSM2 2.6 has OAEP with SHA-1 only, reference/softhsm.md §1). Advertising only what works lets
+// a client pick from the list; an algorithm not listed is refused like any other incompatible one.
+std::vector<EncryptionAlgorithm> SupportedEncryptionAlgorithms(const hal::Capabilities& caps,
+                                                               KeySpec spec, KeyUsage usage) {
+  std::vector<EncryptionAlgorithm> out = EncryptionAlgorithmsFor(spec, usage);
+  std::erase_if(out, [&](EncryptionAlgorithm a) {
+    std::optional<hal::HashAlgorithm> hash = OaepHashOf(a);
+    return hash && !caps.oaep_hashes.contains(*hash);
+  });
+  return out;
+}
+
+bool AdvertisesEncryptionAlgorithm(const hal::Capabilities& caps, KeySpec spec, KeyUsage usage,
+                                   EncryptionAlgorithm algorithm) {
+  const std::vector<EncryptionAlgorithm> supported = SupportedEncryptionAlgorithms(caps, spec, usage);
+  return std::ranges::find(supported, algorithm) != supported.end();
+}
+
 }  // namespace
 
 // ================================================================================================
@@ -884,7 +904,8 @@ class KeyService::Impl {
       m.deletion_date_ms = k.record.deletion_time_ms();
       m.pending_deletion_window_in_days = k.record.pending_window_days();
     }
-    m.encryption_algorithms = EncryptionAlgorithmsFor(m.key_spec, m.key_usage);
+    m.encryption_algorithms =
+        SupportedEncryptionAlgorithms(s_.hsm_.capabilities(), m.key_spec, m.key_usage);
     m.signing_algorithms = SigningAlgorithmsFor(m.key_spec, m.key_usage);
     m.mac_algorithms = MacAlgorithmsFor(m.key_spec, m.key_usage);
     m.current_key_material_id = current_material_id;
@@ -1162,7 +1183,10 @@ StatusOr<EncryptResponse> KeyService::Encrypt(const EncryptRequest& request) {
   }
   // RSA-OAEP (§2.3 "Encrypt"): the algorithm is required, no encryption context, size bounded.
   auto hash = OaepHashOf(algorithm);
-  if (!hash) return Impl::IncompatibleAlgorithm(EncryptionAlgorithmName(algorithm), kv.key);
+  if (!hash || !AdvertisesEncryptionAlgorithm(hsm_.capabilities(), kv.key.spec(), kv.key.usage(),
+                                              algorithm)) {
+    return Impl::IncompatibleAlgorithm(EncryptionAlgorithmName(algorithm), kv.key);
+  }
   if (!request.encryption_context.empty()) {
     return Validation("EncryptionContext is not supported with asymmetric KMS keys.");
   }
@@ -1196,7 +1220,10 @@ StatusOr<DecryptResponse> KeyService::Decrypt(const DecryptRequest& request) {
       const EncryptionAlgorithm algorithm =
           request.encryption_algorithm.value_or(EncryptionAlgorithm::kSymmetricDefault);
       auto hash = OaepHashOf(algorithm);
-      if (!hash) return Impl::IncompatibleAlgorithm(EncryptionAlgorithmName(algorithm), *named);
+      if (!hash || !AdvertisesEncryptionAlgorithm(hsm_.capabilities(), named->spec(),
+                                                  named->usage(), algorithm)) {
+        return Impl::IncompatibleAlgorithm(EncryptionAlgorithmName(algorithm), *named);
+      }
       if (!request.encryption_context.empty()) {
         return Validation("EncryptionContext is not supported with asymmetric KMS keys.");
       }
@@ -1440,7 +1467,8 @@ StatusOr<GetPublicKeyResponse> KeyService::GetPublicKey(const GetPublicKeyReques
   out.public_key = ToBytes(v.public_key_der());
   out.key_spec = key.spec();
   out.key_usage = key.usage();
-  out.encryption_algorithms = EncryptionAlgorithmsFor(key.spec(), key.usage());
+  out.encryption_algorithms =
+      SupportedEncryptionAlgorithms(hsm_.capabilities(), key.spec(), key.usage());
   out.signing_algorithms = SigningAlgorithmsFor(key.spec(), key.usage());
   return out;
 }

@@ -100,6 +100,8 @@ bool IsHmacSpec(KeySpec s);
 // Whether CreateKey may combine `spec` with `usage`.
 bool UsageAllowed(KeySpec spec, KeyUsage usage);
 // What DescribeKey advertises for a key of `spec` and `usage` (empty lists where not applicable).
+// The key service further drops the encryption algorithms its HSM cannot perform (RSA-OAEP hashes
+// missing from hal::Capabilities::oaep_hashes).
 std::vector<EncryptionAlgorithm> EncryptionAlgorithmsFor(KeySpec spec, KeyUsage usage);
 std::vector<SigningAlgorithm> SigningAlgorithmsFor(KeySpec spec, KeyUsage usage);
 std::vector<MacAlgorithm> MacAlgorithmsFor(KeySpec spec, KeyUsage usage);

@@ -69,6 +69,18 @@ StatusOr<DecryptResponse> DoDecrypt(KeyService& svc, const Bytes& blob, Encrypti
 
 std::string Text(const SecretBytes& s) { return ToString(s.ExposeSecret()); }
 
+// The §2.4 encryption algorithms of a key less the RSA-OAEP hashes `hsm` cannot perform: what the
+// service must advertise.
+std::vector<EncryptionAlgorithm> PerformableEncryptionAlgorithms(const hal::Hsm& hsm, KeySpec spec,
+                                                                 KeyUsage usage) {
+  std::vector<EncryptionAlgorithm> out;
+  for (EncryptionAlgorithm a : EncryptionAlgorithmsFor(spec, usage)) {
+    std::optional<hal::HashAlgorithm> hash = OaepHashOf(a);
+    if (!hash || hsm.capabilities().oaep_hashes.contains(*hash)) out.push_back(a);
+  }
+  return out;
+}
+
 std::uint32_t BlobVersion(const Bytes& blob) {
   auto parsed = ParseCiphertextBlob(blob);
   REQUIRE(parsed.has_value());
@@ -106,7 +118,7 @@ TEST_CASE(KMS_SUITE_PREFIX "CreateKey makes every key spec with AWS's metadata",
     CHECK(m.enabled);
     CHECK(m.creation_date_ms == testing::kStartMs);
     CHECK(m.current_key_material_id.size() == 64);
-    CHECK(m.encryption_algorithms == EncryptionAlgorithmsFor(c.spec, c.usage));
+    CHECK(m.encryption_algorithms == PerformableEncryptionAlgorithms(f.Hsm(), c.spec, c.usage));
     CHECK(m.signing_algorithms == SigningAlgorithmsFor(c.spec, c.usage));
     CHECK(m.mac_algorithms == MacAlgorithmsFor(c.spec, c.usage));
     CHECK_FALSE(m.deletion_date_ms.has_value());
@@ -604,12 +616,16 @@ TEST_CASE(KMS_SUITE_PREFIX "RSA encryption keys: OAEP Encrypt and Decrypt with K
     e.plaintext = Secret("rsa secret");
     e.encryption_algorithm = alg;
     if (!f.Hsm().capabilities().oaep_hashes.contains(*OaepHashOf(alg))) {
-      // SoftHSM2 offers OAEP with SHA-1 only (reference/softhsm.md §1): UnsupportedOperation.
-      Status s = ErrorOf(f.svc().Encrypt(e));
-      CHECK(s.code() == StatusCode::kUnimplemented);
-      CHECK(s.reason() == Reason::kUnsupportedOperation);
+      // SoftHSM2 offers OAEP with SHA-1 only (reference/softhsm.md §1): the key does not advertise
+      // the algorithm, so it is refused as incompatible, as SYMMETRIC_DEFAULT is below.
+      CHECK(std::ranges::find(rsa.encryption_algorithms, alg) == rsa.encryption_algorithms.end());
+      CHECK(ErrorOf(f.svc().Encrypt(e)) ==
+            InvalidArgumentError("Algorithm " + std::string(EncryptionAlgorithmName(alg)) +
+                                     " is incompatible with key spec RSA_2048.",
+                                 Reason::kInvalidKeyUsage));
       continue;
     }
+    CHECK(std::ranges::find(rsa.encryption_algorithms, alg) != rsa.encryption_algorithms.end());
     auto ct = f.svc().Encrypt(e);
     REQUIRE(ct.has_value());
     CHECK(ct->ciphertext_blob.size() == 256);
@@ -666,8 +682,96 @@ TEST_CASE(KMS_SUITE_PREFIX "GetPublicKey for asymmetric keys only", KMS_SUITE_TA
   KeyMetadata rsa = f.Create(KeySpec::kRsa3072, KeyUsage::kEncryptDecrypt);
   auto rpk = f.svc().GetPublicKey({rsa.key_id});
   REQUIRE(rpk.has_value());
-  CHECK(rpk->encryption_algorithms.size() == 2);
+  CHECK(rpk->encryption_algorithms ==
+        PerformableEncryptionAlgorithms(f.Hsm(), KeySpec::kRsa3072, KeyUsage::kEncryptDecrypt));
+  CHECK_FALSE(rpk->encryption_algorithms.empty());
 }
+
+#if !defined(KMS_TEST_HSM_SOFTHSM)
+TEST_CASE(KMS_SUITE_PREFIX "an RSA key advertises and accepts only the OAEP hashes the HSM performs",
+          KMS_SUITE_TAG) {
+  kms::testing::FakeHsmOptions options;
+  options.capabilities = kms::testing::SoftHsm2LikeCapabilities();
+  ServiceFixture f({}, options);
+  KeyMetadata rsa = f.Create(KeySpec::kRsa2048, KeyUsage::kEncryptDecrypt);
+  const std::vector<EncryptionAlgorithm> sha1_only{EncryptionAlgorithm::kRsaesOaepSha1};
+  CHECK(rsa.encryption_algorithms == sha1_only);
+  auto described = f.svc().DescribeKey({rsa.key_id});
+  REQUIRE(described.has_value());
+  CHECK(described->key_metadata.encryption_algorithms == sha1_only);
+  auto pk = f.svc().GetPublicKey({rsa.key_id});
+  REQUIRE(pk.has_value());
+  CHECK(pk->encryption_algorithms == sha1_only);
+
+  const Status incompatible = InvalidArgumentError(
+      "Algorithm RSAES_OAEP_SHA_256 is incompatible with key spec RSA_2048.",
+      Reason::kInvalidKeyUsage);
+  EncryptRequest e;
+  e.key_id = rsa.key_id;
+  e.plaintext = Secret("rsa secret");
+  e.encryption_algorithm = EncryptionAlgorithm::kRsaesOaepSha256;
+  CHECK(ErrorOf(f.svc().Encrypt(e)) == incompatible);
+  // The refusal comes before the DryRun answer, as for any incompatible algorithm.
+  e.dry_run = true;
+  CHECK(ErrorOf(f.svc().Encrypt(e)) == incompatible);
+  e.dry_run = false;
+
+  // SHA-1 still works, and its ciphertext cannot be decrypted naming SHA-256.
+  e.encryption_algorithm = EncryptionAlgorithm::kRsaesOaepSha1;
+  auto ct = f.svc().Encrypt(e);
+  REQUIRE(ct.has_value());
+  DecryptRequest d;
+  d.ciphertext_blob = ct->ciphertext_blob;
+  d.key_id = rsa.key_id;
+  d.encryption_algorithm = EncryptionAlgorithm::kRsaesOaepSha1;
+  auto pt = f.svc().Decrypt(d);
+  REQUIRE(pt.has_value());
+  CHECK(Text(pt->plaintext) == "rsa secret");
+  d.encryption_algorithm = EncryptionAlgorithm::kRsaesOaepSha256;
+  CHECK(ErrorOf(f.svc().Decrypt(d)) == incompatible);
+
+  // ReEncrypt applies the same rule to its destination.
+  KeyMetadata sym = f.Create();
+  ReEncryptRequest re;
+  re.ciphertext_blob = MustEncrypt(f.svc(), sym.key_id, "moved").ciphertext_blob;
+  re.destination_key_id = rsa.key_id;
+  re.destination_encryption_algorithm = EncryptionAlgorithm::kRsaesOaepSha256;
+  CHECK(ErrorOf(f.svc().ReEncrypt(re)) == incompatible);
+}
+
+TEST_CASE(KMS_SUITE_PREFIX "an RSA key on an HSM with OAEP SHA-256 advertises and performs both",
+          KMS_SUITE_TAG) {
+  ServiceFixture f;  // the fake with full capabilities
+  KeyMetadata rsa = f.Create(KeySpec::kRsa2048, KeyUsage::kEncryptDecrypt);
+  const std::vector<EncryptionAlgorithm> both{EncryptionAlgorithm::kRsaesOaepSha1,
+                                              EncryptionAlgorithm::kRsaesOaepSha256};
+  CHECK(rsa.encryption_algorithms == both);
+  auto described = f.svc().DescribeKey({rsa.key_id});
+  REQUIRE(described.has_value());
+  CHECK(described->key_metadata.encryption_algorithms == both);
+  auto pk = f.svc().GetPublicKey({rsa.key_id});
+  REQUIRE(pk.has_value());
+  CHECK(pk->encryption_algorithms == both);
+  for (EncryptionAlgorithm alg : both) {
+    INFO(EncryptionAlgorithmName(alg));
+    EncryptRequest e;
+    e.key_id = rsa.key_id;
+    e.plaintext = Secret("rsa secret");
+    e.encryption_algorithm = alg;
+    auto ct = f.svc().Encrypt(e);
+    REQUIRE(ct.has_value());
+    CHECK(ct->encryption_algorithm == alg);
+    DecryptRequest d;
+    d.ciphertext_blob = ct->ciphertext_blob;
+    d.key_id = rsa.key_id;
+    d.encryption_algorithm = alg;
+    auto pt = f.svc().Decrypt(d);
+    REQUIRE(pt.has_value());
+    CHECK(Text(pt->plaintext) == "rsa secret");
+    CHECK(pt->encryption_algorithm == alg);
+  }
+}
+#endif
 
 TEST_CASE(KMS_SUITE_PREFIX "GenerateMac and VerifyMac with every HMAC spec", KMS_SUITE_TAG) {
   ServiceFixture f;
