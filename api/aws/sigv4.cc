@@ -375,6 +375,31 @@ Verifier::Verifier(VerifierConfig config, const AccessKeyStore& keys)
   dummy_secret_ = SecretBytes::CopyFrom(AsBytes("kms-appliance-unknown-access-key-00000000"));
 }
 
+SecretBytes Verifier::CachedSigningKeyFor(std::string_view access_key_id, std::string_view date,
+                                          const SecretBytes& secret) const {
+  std::string cache_key;
+  cache_key.reserve(access_key_id.size() + 1 + date.size());
+  cache_key += access_key_id;
+  cache_key += '/';
+  cache_key += date;
+  {
+    std::lock_guard lock(cache_mu_);
+    if (auto it = cache_.find(cache_key);
+        it != cache_.end() &&
+        ConstantTimeEquals(it->second.secret.ExposeSecret(), secret.ExposeSecret())) {
+      return SecretBytes::CopyFrom(it->second.signing_key.ExposeSecret());
+    }
+  }
+  // Derived outside the lock; two threads missing together both derive the same key, which is harmless.
+  SecretBytes derived = SigningKey(secret.ExposeSecret(), date, config_.region, config_.service);
+  std::lock_guard lock(cache_mu_);
+  if (cache_.size() >= kSigningKeyCacheLimit) cache_.clear();
+  cache_.insert_or_assign(std::move(cache_key),
+                          CachedSigningKey{SecretBytes::CopyFrom(secret.ExposeSecret()),
+                                           SecretBytes::CopyFrom(derived.ExposeSecret())});
+  return derived;
+}
+
 AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
   // Query-string presigning is not used by SDKs for KMS (reference §1.3.1); refuse it explicitly.
   const std::string_view query = request.Query();
@@ -475,9 +500,9 @@ AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
                                     "The access key store is unavailable."});
   }
   const bool known = key.has_value();
-  const SecretBytes signing_key = SigningKey(
-      known ? key->secret.ExposeSecret() : dummy_secret_.ExposeSecret(), auth->date, auth->region,
-      auth->service);
+  // auth->region and auth->service equal the configured ones (checked above), which the cache assumes.
+  const SecretBytes signing_key =
+      CachedSigningKeyFor(auth->access_key_id, auth->date, known ? key->secret : dummy_secret_);
   const std::string expected = SignatureHex(signing_key, string_to_sign);
   const bool match = ConstantTimeEquals(AsBytes(expected), AsBytes(auth->signature));
   if (!known) return std::unexpected(ClientError("UnrecognizedClientException",

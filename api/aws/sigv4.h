@@ -17,13 +17,23 @@
 //     signature, and the comparison is constant-time; only then is the outcome reported.
 // Each failure is the AWS exception a client expects (reference §1.3 and §1.4), HTTP 400.
 //
-// Thread-safety: `Verifier` is immutable after construction; `Verify` may run on many threads at once
-// provided the `AccessKeyStore` allows concurrent lookups (its contract says it must).
+// Signing keys: deriving one costs four HMAC-SHA256 calls (reference §1.3.8), the same for every request
+// of a key on a day, so `Verifier` keeps the derived keys of recent (access key id, date) pairs in
+// SecretBytes, at most `kSigningKeyCacheLimit` of them (the whole cache is dropped when it is full). An
+// entry also keeps the secret it was derived from and is used only while the store still returns that
+// same secret (compared in constant time); the store is still asked on every request, so a deactivated
+// or deleted key is refused at once. Unknown key ids are cached the same way (against the dummy
+// secret), so a cache hit or miss says nothing about whether a key exists.
+//
+// Thread-safety: `Verify` may run on many threads at once provided the `AccessKeyStore` allows
+// concurrent lookups (its contract says it must); the signing-key cache is guarded by a mutex.
 #ifndef KMS_API_AWS_SIGV4_H_
 #define KMS_API_AWS_SIGV4_H_
 
 #include <chrono>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -105,10 +115,25 @@ class Verifier {
 
   const VerifierConfig& config() const { return config_; }
 
+  // Bound on cached signing keys (see the contract above).
+  static constexpr std::size_t kSigningKeyCacheLimit = 256;
+
  private:
+  struct CachedSigningKey {
+    SecretBytes secret;       // the secret it was derived from
+    SecretBytes signing_key;  // SigningKey(secret, date, config_.region, config_.service)
+  };
+  // The signing key for `secret` on `date` (region and service are the configured ones, already
+  // checked), from the cache when an entry for (access_key_id, date) was derived from this secret.
+  SecretBytes CachedSigningKeyFor(std::string_view access_key_id, std::string_view date,
+                                  const SecretBytes& secret) const;
+
   VerifierConfig config_;
   const AccessKeyStore& keys_;
   SecretBytes dummy_secret_;  // stands in for unknown keys so they cost the same as known ones
+  mutable std::mutex cache_mu_;
+  // "<access key id>/<yyyymmdd>" -> derived key; at most kSigningKeyCacheLimit entries.
+  mutable std::map<std::string, CachedSigningKey, std::less<>> cache_;
 };
 
 }  // namespace kms::api::aws::sigv4

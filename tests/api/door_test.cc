@@ -305,6 +305,47 @@ TEST_CASE("door: SigV4 failures give the AWS exceptions", "[unit]") {
   }
 }
 
+TEST_CASE("door: cached signing keys follow the access key store", "[unit]") {
+  DoorFixture f;
+  const auto req = KmsRequest("TestEcho", R"({"Name":"a"})");
+  REQUIRE(f.Call(req).status == 200);  // derives and caches the signing key for (AKIDEXAMPLE, date)
+  REQUIRE(f.Call(req).status == 200);  // from the cache
+
+  SECTION("a removed key is refused although its signing key is cached") {
+    f.keys.Remove("AKIDEXAMPLE");
+    ExpectError(f.Call(req), 400, "UnrecognizedClientException",
+                "The security token included in the request is invalid.");
+  }
+  SECTION("a key id whose secret changed verifies against the new secret only") {
+    f.keys.Add("AKIDEXAMPLE", SecretBytes::CopyFrom(AsBytes("a-new-secret-for-the-same-key-id-000000")),
+               "arn:aws:iam::111122223333:user/test");
+    ExpectError(f.Call(req), 400, "InvalidSignatureException");
+    SigningParams p = At(kNow);
+    p.secret = "a-new-secret-for-the-same-key-id-000000";
+    CHECK(f.Call(req, p).status == 200);
+  }
+  SECTION("an unknown key id is refused on every call (its dummy signing key is cached too)") {
+    SigningParams p = At(kNow);
+    p.access_key_id = "AKIDUNKNOWN";
+    for (int i = 0; i < 2; ++i) {
+      ExpectError(f.Call(req, p), 400, "UnrecognizedClientException",
+                  "The security token included in the request is invalid.");
+    }
+  }
+  SECTION("more distinct key ids than the cache holds all verify") {
+    for (std::size_t i = 0; i < sigv4::Verifier::kSigningKeyCacheLimit + 10; ++i) {
+      const std::string id = "AKIDCACHE" + std::to_string(i);
+      const std::string secret = "secret-number-" + std::to_string(i);
+      f.keys.Add(id, SecretBytes::CopyFrom(AsBytes(secret)), "arn:aws:iam::111122223333:user/c");
+      SigningParams p = At(kNow);
+      p.access_key_id = id;
+      p.secret = secret;
+      REQUIRE(f.Call(req, p).status == 200);
+    }
+    CHECK(f.Call(req).status == 200);  // the first key again, after the cache was dropped
+  }
+}
+
 TEST_CASE("door: malformed Authorization headers are IncompleteSignatureException", "[unit]") {
   DoorFixture f;
   const std::string good_scope = "Credential=AKIDEXAMPLE/20261128/us-east-1/kms/aws4_request";
