@@ -176,6 +176,10 @@ class Session : public std::enable_shared_from_this<Session> {
   ~Session() { state_->Unregister(); }
 
   void Start() {
+    // The peer of a connection does not change: ask the kernel once (getpeername), not per request.
+    error_code peer_ec;
+    const auto remote = transport_->socket().remote_endpoint(peer_ec);
+    if (!peer_ec) remote_address_ = remote.address().to_string();
     ArmTimer(state_->config_.header_timeout);
     transport_->AsyncHandshake([self = shared_from_this()](error_code ec) {
       if (ec) return self->Close();
@@ -264,9 +268,7 @@ class Session : public std::enable_shared_from_this<Session> {
       req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     }
     req.body = std::move(msg.body());
-    error_code ec;
-    const auto remote = transport_->socket().remote_endpoint(ec);
-    if (!ec) req.remote_address = remote.address().to_string();
+    req.remote_address = remote_address_;
     close_after_write_ = !msg.keep_alive();
 
     if (state_->in_flight_.fetch_add(1) >= state_->config_.max_in_flight) {
@@ -332,6 +334,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string pending_;  // bytes read but not yet parsed (pipelining)
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::string outbuf_;
+  std::string remote_address_;  // peer IP, empty if the kernel could not say
   bool body_phase_ = false;
   bool idle_ = true;
   bool close_after_write_ = false;
