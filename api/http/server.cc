@@ -308,28 +308,44 @@ class Session : public std::enable_shared_from_this<Session> {
                            });
   }
 
+  // One deadline per connection, enforced lazily: arming only moves `deadline_` (two per request),
+  // and the Asio timer is re-programmed only when the new deadline is earlier than the pending wait.
+  // When the wait ends, a deadline that has moved later is waited for again; a passed one closes.
   void ArmTimer(std::chrono::milliseconds d) {
+    deadline_ = std::chrono::steady_clock::now() + d;
+    if (timer_waiting_ && deadline_ >= timer_.expiry()) return;
+    StartTimerWait();
+  }
+  void StartTimerWait() {
     const std::uint64_t gen = ++timer_gen_;
-    timer_.expires_after(d);
+    timer_waiting_ = true;
+    timer_.expires_at(deadline_);
     timer_.async_wait([self = shared_from_this(), gen](error_code ec) {
-      if (!ec && gen == self->timer_gen_) self->Close();
+      if (ec || gen != self->timer_gen_ || self->closed_) return;  // superseded or closed
+      self->timer_waiting_ = false;
+      if (self->deadline_ == kDisarmed) return;  // a handler is running; re-armed when it answers
+      if (std::chrono::steady_clock::now() < self->deadline_) return self->StartTimerWait();
+      self->Close();
     });
   }
-  void CancelTimer() {
-    ++timer_gen_;
-    timer_.cancel();
-  }
+  void CancelTimer() { deadline_ = kDisarmed; }
   void Close() {
     if (closed_) return;
     closed_ = true;
     CancelTimer();
+    ++timer_gen_;
+    timer_.cancel();
     transport_->Close();
   }
 
   std::shared_ptr<Server::State> state_;
   std::unique_ptr<Transport> transport_;
+  static constexpr std::chrono::steady_clock::time_point kDisarmed =
+      std::chrono::steady_clock::time_point::max();
   asio::steady_timer timer_;
-  std::uint64_t timer_gen_ = 0;
+  std::uint64_t timer_gen_ = 0;  // identifies the current wait; older completions are ignored
+  std::chrono::steady_clock::time_point deadline_ = kDisarmed;
+  bool timer_waiting_ = false;  // an async_wait of generation timer_gen_ is pending
   std::array<char, 16 * 1024> readbuf_{};
   std::string pending_;  // bytes read but not yet parsed (pipelining)
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;

@@ -143,6 +143,24 @@ TEST_CASE("server: a slow client is cut off by the header and body timeouts", "[
   }
 }
 
+TEST_CASE("server: each request restarts the idle timeout and an idle keep-alive connection closes", "[unit]") {
+  ServerConfig cfg;
+  cfg.header_timeout = 300ms;
+  auto server = StartServer(cfg, Echo);
+  RawClient c(server->port(), 3000);
+  const std::string request = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
+  // Four requests 200 ms apart span 600 ms, past the first deadline: each response re-arms it.
+  for (int i = 0; i < 4; ++i) {
+    auto r = c.RoundTrip(request);
+    REQUIRE(r.has_value());
+    CHECK(r->status == 200);
+    std::this_thread::sleep_for(200ms);
+  }
+  const auto idle_from = std::chrono::steady_clock::now();
+  CHECK(c.WaitForClose());
+  CHECK(std::chrono::steady_clock::now() - idle_from < 2s);
+}
+
 TEST_CASE("server: blocking handlers run off the network threads", "[unit]") {
   ServerConfig cfg;
   cfg.network_threads = 1;
