@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <ctime>
+#include <optional>
 #include <utility>
 
 #include "base/encoding.h"
@@ -451,30 +452,34 @@ AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
     return std::find(auth->signed_headers.begin(), auth->signed_headers.end(), name) !=
            auth->signed_headers.end();
   };
-  std::vector<std::string> required = config_.required_signed_headers;
-  required.emplace_back("x-amz-date");
-  if (request.Header("x-amz-security-token")) required.emplace_back("x-amz-security-token");
-  for (const auto& name : required) {
-    if (!is_signed(name)) {
-      return std::unexpected(Incomplete("'" + name + "' must be a 'SignedHeader' in the AWS "
-                                        "Authorization."));
-    }
+  auto require_signed = [&](std::string_view name) -> std::optional<AwsError> {
+    if (is_signed(name)) return std::nullopt;
+    return Incomplete("'" + std::string(name) + "' must be a 'SignedHeader' in the AWS Authorization.");
+  };
+  for (const auto& name : config_.required_signed_headers) {
+    if (auto e = require_signed(name)) return std::unexpected(std::move(*e));
+  }
+  if (auto e = require_signed("x-amz-date")) return std::unexpected(std::move(*e));
+  if (request.Header("x-amz-security-token")) {
+    if (auto e = require_signed("x-amz-security-token")) return std::unexpected(std::move(*e));
   }
 
   // Reference §1.3.3: ±5 minutes, with AWS's own texts.
   const auto now = config_.clock();
-  const std::string window =
-      std::to_string(std::chrono::duration_cast<std::chrono::minutes>(config_.max_skew).count()) +
-      " min.)";
+  auto window = [&] {
+    return std::to_string(
+               std::chrono::duration_cast<std::chrono::minutes>(config_.max_skew).count()) +
+           " min.)";
+  };
   if (*signed_at < now - config_.max_skew) {
     return std::unexpected(InvalidSignature(
         "Signature expired: " + amz_date + " is now earlier than " +
-        FormatAmzDate(now - config_.max_skew) + " (" + FormatAmzDate(now) + " - " + window));
+        FormatAmzDate(now - config_.max_skew) + " (" + FormatAmzDate(now) + " - " + window()));
   }
   if (*signed_at > now + config_.max_skew) {
     return std::unexpected(InvalidSignature(
         "Signature not yet current: " + amz_date + " is still later than " +
-        FormatAmzDate(now + config_.max_skew) + " (" + FormatAmzDate(now) + " + " + window));
+        FormatAmzDate(now + config_.max_skew) + " (" + FormatAmzDate(now) + " + " + window()));
   }
 
   // Reference §1.3.6: hash what arrived; a claimed hash must agree.
