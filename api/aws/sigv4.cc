@@ -391,7 +391,7 @@ SecretBytes Verifier::CachedSigningKeyFor(std::string_view access_key_id, std::s
       return SecretBytes::CopyFrom(it->second.signing_key.ExposeSecret());
     }
   }
-  // Derived outside the lock; two threads missing together both derive the same key, which is harmless.
+  // Derived outside the lock; two threads missing together both derive the same key (harmless).
   SecretBytes derived = SigningKey(secret.ExposeSecret(), date, config_.region, config_.service);
   std::lock_guard lock(cache_mu_);
   if (cache_.size() >= kSigningKeyCacheLimit) cache_.clear();
@@ -454,7 +454,8 @@ AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
   };
   auto require_signed = [&](std::string_view name) -> std::optional<AwsError> {
     if (is_signed(name)) return std::nullopt;
-    return Incomplete("'" + std::string(name) + "' must be a 'SignedHeader' in the AWS Authorization.");
+    return Incomplete("'" + std::string(name) +
+                      "' must be a 'SignedHeader' in the AWS Authorization.");
   };
   for (const auto& name : config_.required_signed_headers) {
     if (auto e = require_signed(name)) return std::unexpected(std::move(*e));
@@ -505,7 +506,7 @@ AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
                                     "The access key store is unavailable."});
   }
   const bool known = key.has_value();
-  // auth->region and auth->service equal the configured ones (checked above), which the cache assumes.
+  // auth->region and auth->service equal the configured ones (checked above); the cache needs it.
   const SecretBytes signing_key =
       CachedSigningKeyFor(auth->access_key_id, auth->date, known ? key->secret : dummy_secret_);
   const std::string expected = SignatureHex(signing_key, string_to_sign);

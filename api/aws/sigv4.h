@@ -17,13 +17,16 @@
 //     signature, and the comparison is constant-time; only then is the outcome reported.
 // Each failure is the AWS exception a client expects (reference §1.3 and §1.4), HTTP 400.
 //
-// Signing keys: deriving one costs four HMAC-SHA256 calls (reference §1.3.8), the same for every request
-// of a key on a day, so `Verifier` keeps the derived keys of recent (access key id, date) pairs in
-// SecretBytes, at most `kSigningKeyCacheLimit` of them (the whole cache is dropped when it is full). An
-// entry also keeps the secret it was derived from and is used only while the store still returns that
-// same secret (compared in constant time); the store is still asked on every request, so a deactivated
-// or deleted key is refused at once. Unknown key ids are cached the same way (against the dummy
-// secret), so a cache hit or miss says nothing about whether a key exists.
+// Signing keys: deriving one costs four HMAC-SHA256 calls (reference §1.3.8), the same for every
+// request of a key on a day, so `Verifier` keeps the derived keys of recent (access key id, date)
+// pairs in SecretBytes, at most `kSigningKeyCacheLimit` of them (the whole cache is dropped when it
+// is full). An entry also keeps the secret it was derived from and is used only while the store
+// still returns that same secret (compared in constant time); the store is still asked on every
+// request, so a deactivated or deleted key is refused at once. Unknown key ids are cached the same
+// way (against the dummy secret). A hit still skips the four HMACs, so a key id used recently answers
+// a few microseconds sooner than one not used since the cache was last filled or dropped; that is
+// smaller than what the store's own lookup already varies by (record found or not, secret unwrapped
+// or cached), which is where timing equality between known and unknown keys would have to start.
 //
 // Thread-safety: `Verify` may run on many threads at once provided the `AccessKeyStore` allows
 // concurrent lookups (its contract says it must); the signing-key cache is guarded by a mutex.

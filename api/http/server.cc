@@ -309,7 +309,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // One deadline per connection, enforced lazily: arming only moves `deadline_` (two per request),
-  // and the Asio timer is re-programmed only when the new deadline is earlier than the pending wait.
+  // and the Asio timer is re-programmed only when the new deadline is earlier than the pending
+  // wait.
   // When the wait ends, a deadline that has moved later is waited for again; a passed one closes.
   void ArmTimer(std::chrono::milliseconds d) {
     deadline_ = std::chrono::steady_clock::now() + d;

@@ -317,7 +317,8 @@ TEST_CASE("door: cached signing keys follow the access key store", "[unit]") {
                 "The security token included in the request is invalid.");
   }
   SECTION("a key id whose secret changed verifies against the new secret only") {
-    f.keys.Add("AKIDEXAMPLE", SecretBytes::CopyFrom(AsBytes("a-new-secret-for-the-same-key-id-000000")),
+    f.keys.Add("AKIDEXAMPLE",
+               SecretBytes::CopyFrom(AsBytes("a-new-secret-for-the-same-key-id-000000")),
                "arn:aws:iam::111122223333:user/test");
     ExpectError(f.Call(req), 400, "InvalidSignatureException");
     SigningParams p = At(kNow);

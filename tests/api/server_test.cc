@@ -143,7 +143,8 @@ TEST_CASE("server: a slow client is cut off by the header and body timeouts", "[
   }
 }
 
-TEST_CASE("server: each request restarts the idle timeout and an idle keep-alive connection closes", "[unit]") {
+TEST_CASE("server: each request restarts the idle timeout and an idle keep-alive connection closes",
+          "[unit]") {
   ServerConfig cfg;
   cfg.header_timeout = 300ms;
   auto server = StartServer(cfg, Echo);
