@@ -85,8 +85,9 @@ std::string RequestReader::RequiredString(std::string_view name, std::size_t min
   return std::move(*s);
 }
 
-std::optional<Bytes> RequestReader::Blob(std::string_view name, std::size_t min_len,
-                                         std::size_t max_len) {
+template <typename T, typename Decode>
+std::optional<T> RequestReader::DecodedBlob(std::string_view name, std::size_t min_len,
+                                            std::size_t max_len, Decode decode) {
   if (error_) return std::nullopt;
   const json::value* v = Find(name);
   if (!v) return std::nullopt;
@@ -95,13 +96,19 @@ std::optional<Bytes> RequestReader::Blob(std::string_view name, std::size_t min_
                             "' must be a base64-encoded string."));
     return std::nullopt;
   }
-  auto decoded = Base64Decode(std::string_view(v->get_string()));
+  auto decoded = decode(std::string_view(v->get_string()));
   if (!decoded) {
     Fail(SerializationError("Value of member '" + std::string(name) + "' is not valid base64."));
     return std::nullopt;
   }
   if (!CheckLength(name, decoded->size(), min_len, max_len, nullptr)) return std::nullopt;
   return std::move(*decoded);
+}
+
+std::optional<Bytes> RequestReader::Blob(std::string_view name, std::size_t min_len,
+                                         std::size_t max_len) {
+  return DecodedBlob<Bytes>(name, min_len, max_len,
+                            [](std::string_view text) { return Base64Decode(text); });
 }
 
 Bytes RequestReader::RequiredBlob(std::string_view name, std::size_t min_len, std::size_t max_len) {
@@ -116,21 +123,8 @@ Bytes RequestReader::RequiredBlob(std::string_view name, std::size_t min_len, st
 
 std::optional<SecretBytes> RequestReader::SecretBlob(std::string_view name, std::size_t min_len,
                                                      std::size_t max_len) {
-  if (error_) return std::nullopt;
-  const json::value* v = Find(name);
-  if (!v) return std::nullopt;
-  if (!v->is_string()) {
-    Fail(SerializationError("Value of member '" + std::string(name) +
-                            "' must be a base64-encoded string."));
-    return std::nullopt;
-  }
-  auto decoded = Base64DecodeSecret(std::string_view(v->get_string()));
-  if (!decoded) {
-    Fail(SerializationError("Value of member '" + std::string(name) + "' is not valid base64."));
-    return std::nullopt;
-  }
-  if (!CheckLength(name, decoded->size(), min_len, max_len, nullptr)) return std::nullopt;
-  return std::move(*decoded);
+  return DecodedBlob<SecretBytes>(name, min_len, max_len,
+                                  [](std::string_view text) { return Base64DecodeSecret(text); });
 }
 
 SecretBytes RequestReader::RequiredSecretBlob(std::string_view name, std::size_t min_len,

@@ -85,6 +85,10 @@ class RequestReader {
   }
 
  private:
+  // Blob and SecretBlob: the member as base64 decoded by `decode` (into Bytes or SecretBytes).
+  template <typename T, typename Decode>
+  std::optional<T> DecodedBlob(std::string_view name, std::size_t min_len, std::size_t max_len,
+                               Decode decode);
   const boost::json::value* Find(std::string_view name) const;
   bool CheckLength(std::string_view name, std::size_t len, std::size_t min_len,
                    std::size_t max_len, const std::string* echo);
