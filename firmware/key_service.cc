@@ -1306,14 +1306,13 @@ StatusOr<std::size_t> DataKeySize(const GenerateDataKeyRequest& request) {
 }
 }  // namespace
 
-StatusOr<GenerateDataKeyResponse> KeyService::GenerateDataKey(const GenerateDataKeyRequest& request) {
+StatusOr<GenerateDataKeyResponse> KeyService::MakeDataKey(const GenerateDataKeyRequest& request,
+                                                          std::string_view operation) {
   KMS_ASSIGN_OR_RETURN(std::size_t size, DataKeySize(request));
   KMS_RETURN_IF_ERROR(CheckEncryptionContext(request.encryption_context, "encryptionContext"));
-  KMS_ASSIGN_OR_RETURN(auto kv, impl_->LoadForCrypto(request.key_id, KeyUsage::kEncryptDecrypt,
-                                                     "GenerateDataKey"));
-  if (kv.key.spec() != KeySpec::kSymmetricDefault) {
-    return Impl::WrongUsage(kv.key, "GenerateDataKey");
-  }
+  KMS_ASSIGN_OR_RETURN(auto kv,
+                       impl_->LoadForCrypto(request.key_id, KeyUsage::kEncryptDecrypt, operation));
+  if (kv.key.spec() != KeySpec::kSymmetricDefault) return Impl::WrongUsage(kv.key, operation);
   if (request.dry_run) return DryRunError();
   auto data_key = hsm_.GenerateRandom(size);
   if (!data_key) return MapHalError(data_key.error());
@@ -1326,23 +1325,19 @@ StatusOr<GenerateDataKeyResponse> KeyService::GenerateDataKey(const GenerateData
   return out;
 }
 
+StatusOr<GenerateDataKeyResponse> KeyService::GenerateDataKey(const GenerateDataKeyRequest& request) {
+  return MakeDataKey(request, "GenerateDataKey");
+}
+
 StatusOr<GenerateDataKeyWithoutPlaintextResponse> KeyService::GenerateDataKeyWithoutPlaintext(
     const GenerateDataKeyRequest& request) {
-  KMS_ASSIGN_OR_RETURN(std::size_t size, DataKeySize(request));
-  KMS_RETURN_IF_ERROR(CheckEncryptionContext(request.encryption_context, "encryptionContext"));
-  KMS_ASSIGN_OR_RETURN(auto kv, impl_->LoadForCrypto(request.key_id, KeyUsage::kEncryptDecrypt,
-                                                     "GenerateDataKeyWithoutPlaintext"));
-  if (kv.key.spec() != KeySpec::kSymmetricDefault) {
-    return Impl::WrongUsage(kv.key, "GenerateDataKeyWithoutPlaintext");
-  }
-  if (request.dry_run) return DryRunError();
-  auto data_key = hsm_.GenerateRandom(size);
-  if (!data_key) return MapHalError(data_key.error());
+  // The plaintext key never leaves: SecretBytes wipes it when `made` goes out of scope.
+  KMS_ASSIGN_OR_RETURN(GenerateDataKeyResponse made,
+                       MakeDataKey(request, "GenerateDataKeyWithoutPlaintext"));
   GenerateDataKeyWithoutPlaintextResponse out;
-  KMS_ASSIGN_OR_RETURN(out.ciphertext_blob,
-                       impl_->SealSymmetric(kv, data_key->ExposeSecret(), request.encryption_context));
-  out.key_id = kv.key.arn;
-  out.key_material_id = kv.version.key_material_id();
+  out.ciphertext_blob = std::move(made.ciphertext_blob);
+  out.key_id = std::move(made.key_id);
+  out.key_material_id = std::move(made.key_material_id);
   return out;
 }
 

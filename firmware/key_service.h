@@ -510,6 +510,9 @@ class KeyService {
 
  private:
   KeyService(hal::Hsm& hsm, store::MetadataStore& store, const Clock& clock, KeyServiceConfig config);
+  // The work of both GenerateDataKey operations; `operation` names the caller in error messages.
+  StatusOr<GenerateDataKeyResponse> MakeDataKey(const GenerateDataKeyRequest& request,
+                                                std::string_view operation);
 
   hal::Hsm& hsm_;
   store::MetadataStore& store_;
