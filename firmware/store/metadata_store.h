@@ -46,6 +46,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -189,6 +190,12 @@ class Transaction {
   virtual StatusOr<std::string> GetMeta(std::string_view name) = 0;
   virtual Status PutMeta(std::string_view name, std::string_view value) = 0;
   virtual Status DeleteMeta(std::string_view name) = 0;  // NotFound if unset
+  // Settings whose names start with `prefix` (non-empty), ordered by name, after the name `after`
+  // ("" = from the first), as (name, value) pairs. The marker is the last name. For registries that
+  // keep a few hundred records in the meta table (Vault tokens, transit keys), not for bulk data.
+  virtual StatusOr<Page<std::pair<std::string, std::string>>> ListMeta(std::string_view prefix,
+                                                                       std::string_view after,
+                                                                       std::size_t limit) = 0;
 
  protected:
   Transaction() = default;

@@ -1059,6 +1059,31 @@ class SqliteTransaction final : public Transaction {
     return Status::Ok();
   }
 
+  StatusOr<Page<std::pair<std::string, std::string>>> ListMeta(std::string_view prefix,
+                                                               std::string_view after,
+                                                               std::size_t limit) override {
+    KMS_RETURN_IF_ERROR(CheckOpen());
+    if (prefix.empty()) return InvalidArgumentError("setting prefix must not be empty");
+    KMS_RETURN_IF_ERROR(CheckLimit(limit));
+    // substr(name, 1, n) = prefix rather than LIKE: a prefix may hold '%' or '_'.
+    KMS_ASSIGN_OR_RETURN(auto s, Use("SELECT name, value FROM meta WHERE substr(name, 1, ?1) = ?2 "
+                                     "AND name > ?3 ORDER BY name LIMIT ?4"));
+    s->Int(1, static_cast<std::int64_t>(prefix.size())).Text(2, prefix).Text(3, after)
+        .Int(4, static_cast<std::int64_t>(limit) + 1);
+    Page<std::pair<std::string, std::string>> page;
+    while (true) {
+      KMS_ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      if (page.items.size() == limit) {
+        page.truncated = true;
+        page.next_marker = page.items.back().first;
+        break;
+      }
+      page.items.emplace_back(std::string(s->ColumnText(0)), std::string(s->ColumnBlob(1)));
+    }
+    return page;
+  }
+
   // The body of MetadataStore::CheckIntegrity, run in a read-only transaction (one snapshot).
   Status CheckIntegrity() {
     KMS_RETURN_IF_ERROR(CheckOpen());

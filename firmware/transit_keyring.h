@@ -1,0 +1,234 @@
+// TransitKeyring: Vault transit's key model (reference/vault.md §1) over the key service, for the Vault
+// door (api/vault/). A transit key is a NAME under a mount bound to one customer key of the KeyService,
+// so the two doors share one key store and one HSM hierarchy: a transit key is also an AWS key (with
+// the alias "alias/vault/<mount>/<name>"), and every cryptographic operation goes through KeyService.
+//
+// Contract:
+//  * Names: 1..128 characters of [A-Za-z0-9_-] (the AWS alias alphabet, so every transit key has an
+//    alias); anything else is InvalidArgument "invalid key name". Mounts: 1..64 characters of
+//    [A-Za-z0-9_-/], no leading, trailing or doubled '/'.
+//  * Records: records::TransitKeyRecord in the meta table under "vault.transit.<mount>.key.<name>".
+//    CreateKey makes the KeyService key first, then the alias, then the record in a transaction that
+//    re-reads the name; when another writer won the race, the loser's KeyService key is scheduled for
+//    deletion and the winner's key is returned. A crash between the steps leaves at worst an unbound
+//    KeyService key (visible to the AWS door, harmless), never a record without a key.
+//  * Versions: transit version N IS key-service version N (versions start at 1 and only grow; the GCM
+//    bound's forced rotations add versions as any rotation does). `Rotate` adds a version without
+//    AWS's on-demand quota. Only aes256-gcm96 keys rotate: the key service signs and MACs with the
+//    current version only, so rotating an asymmetric or hmac key would orphan old signatures;
+//    Rotate on them is InvalidArgument naming the type.
+//  * Ciphertexts, HMACs and signatures are "vault:v<N>:<standard base64>". For aes256-gcm96 keys the
+//    payload is the key service's ciphertext blob (docs/ciphertext-format.md), which names its key and
+//    version; Decrypt checks that the blob's key is this key and its version is N. For RSA keys the
+//    payload is the raw RSA-OAEP-SHA-256 ciphertext (Vault's scheme); where the HSM lacks OAEP with
+//    SHA-256 (SoftHSM2), RSA encryption is InvalidArgument saying so, never another hash.
+//  * Context: a `derived` key requires a non-empty `context` on every encrypt, decrypt, rewrap and
+//    datakey call, and the ciphertext is bound to it. Vault derives a key per context (HKDF); here the
+//    context is bound as an encryption-context pair {"vault:context": base64(context)} in the blob's
+//    AAD instead, which gives the property callers rely on (a ciphertext opens only with the same
+//    context) while every key operation stays in the HSM. `associated_data` binds likewise as
+//    {"vault:associated_data": base64}. A non-derived key ignores `context`, as Vault does.
+//  * Unsupported Vault features answer InvalidArgument with a message naming them, never a silent
+//    default: other key types (aes128-gcm96, chacha20-poly1305, ed25519, ...), convergent encryption,
+//    exportable / allow_plaintext_backup = true, `nonce`, JWS marshaling if not implemented, hash
+//    algorithms the key's spec does not sign with (ecdsa-p384 signs sha2-384 only, p521 sha2-512
+//    only), HMAC on a non-hmac key, and sha3 hashes.
+//  * Errors are kms::Status whose message is Vault's text (the door shows it verbatim in
+//    {"errors": [...]}): NotFound for an unknown key ("encryption key not found" on crypto paths,
+//    the door answers 400 there and 404 on keys/<name> reads, as Vault), InvalidArgument for bad input
+//    (400), FailedPrecondition for state refusals such as "deletion is not allowed for this key" or a
+//    disabled / pending-deletion KeyService key (400), Unavailable / Internal pass through (503/500).
+//    Decrypt of a ciphertext that does not open gives InvalidArgument "cipher: message authentication
+//    failed" whatever the cause (no oracle). Vault's ciphertext-format messages, exactly:
+//      "invalid ciphertext: no prefix"                    (no "vault:v")
+//      "invalid ciphertext: wrong number of fields"       (not exactly three ':'-separated fields)
+//      "invalid ciphertext: version number could not be decoded"
+//      "invalid ciphertext: version is too new"           (N > latest version)
+//      "ciphertext or signature version is disallowed by policy (too old)"  (N < min_decryption_version)
+//      "invalid ciphertext: could not decode base64"
+//  * Thread-safety: every method may be called concurrently. Lifetime: the KeyService, store and clock
+//    must outlive the keyring.
+#ifndef KMS_FIRMWARE_TRANSIT_KEYRING_H_
+#define KMS_FIRMWARE_TRANSIT_KEYRING_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/secret_bytes.h"
+#include "base/status.h"
+#include "firmware/clock.h"
+#include "firmware/key_service.h"
+#include "firmware/store/metadata_store.h"
+
+namespace kms::firmware::transit {
+
+// Stable codes (stored in records::TransitKeyRecord::key_type).
+enum class TransitKeyType : std::uint32_t {
+  kAes256Gcm96 = 1,
+  kEcdsaP256 = 2,
+  kEcdsaP384 = 3,
+  kEcdsaP521 = 4,
+  kRsa2048 = 5,
+  kRsa3072 = 6,
+  kRsa4096 = 7,
+  kHmac = 8,
+};
+
+// Vault's names: "aes256-gcm96", "ecdsa-p256", ..., "rsa-4096", "hmac".
+std::string_view TransitKeyTypeName(TransitKeyType type);
+// InvalidArgument for a Vault type this appliance lacks ("key type aes128-gcm96 is not supported by this
+// appliance") and for a name Vault does not have ("unknown key type <name>").
+StatusOr<TransitKeyType> ParseTransitKeyType(std::string_view name);
+
+struct CreateTransitKeyOptions {
+  TransitKeyType type = TransitKeyType::kAes256Gcm96;
+  bool derived = false;
+  bool convergent_encryption = false;  // refused
+  bool exportable = false;             // refused when true
+  bool allow_plaintext_backup = false; // refused when true
+  std::int64_t auto_rotate_period_ms = 0;  // 0 = off, else >= 1 h
+  std::optional<std::int64_t> key_size;    // hmac only: 32 (default) -> HMAC_256; others refused
+};
+
+struct TransitKeyVersion {
+  std::uint32_t version = 0;
+  std::int64_t creation_time_ms = 0;
+  std::string public_key_pem;  // asymmetric keys: the version's SubjectPublicKeyInfo as PEM
+};
+
+// What keys/<name> reads report (the door renders Vault's field names).
+struct TransitKeyInfo {
+  std::string name;
+  TransitKeyType type = TransitKeyType::kAes256Gcm96;
+  bool derived = false;
+  bool deletion_allowed = false;
+  std::uint32_t latest_version = 0;
+  std::uint32_t min_decryption_version = 1;
+  std::uint32_t min_encryption_version = 0;
+  std::uint32_t min_available_version = 0;
+  std::int64_t auto_rotate_period_ms = 0;
+  std::vector<TransitKeyVersion> versions;  // ascending, from min_available_version (or 1)
+  std::string key_id;  // the KeyService key id
+  std::string arn;
+  bool supports_encryption = false;
+  bool supports_decryption = false;
+  bool supports_signing = false;
+  bool supports_derivation = false;
+};
+
+struct TransitKeyConfigUpdate {
+  std::optional<std::int64_t> min_decryption_version;  // 1..latest
+  std::optional<std::int64_t> min_encryption_version;  // 0 or min_decryption..latest
+  std::optional<bool> deletion_allowed;
+  std::optional<bool> exportable;              // true refused
+  std::optional<bool> allow_plaintext_backup;  // true refused
+  std::optional<std::int64_t> auto_rotate_period_ms;  // 0 or >= 1 h
+};
+
+struct EncryptInput {
+  SecretBytes plaintext;
+  Bytes context;          // derived keys: required
+  Bytes associated_data;  // optional AEAD AAD
+  std::optional<std::int64_t> key_version;  // absent or 0: latest; else >= min_encryption_version
+};
+
+struct DecryptInput {
+  std::string ciphertext;  // "vault:vN:..."
+  Bytes context;
+  Bytes associated_data;
+};
+
+struct TransitCiphertext {
+  std::string ciphertext;  // "vault:vN:..."
+  std::uint32_t key_version = 0;
+};
+
+struct TransitDataKey {
+  std::string ciphertext;
+  std::uint32_t key_version = 0;
+  SecretBytes plaintext;  // empty for the "wrapped" variant
+};
+
+enum class SignatureScheme { kPss, kPkcs1v15 };
+
+struct SignOptions {
+  std::string hash_algorithm = "sha2-256";  // sha2-256, sha2-384, sha2-512 (Vault's names)
+  bool prehashed = false;                   // input is already the digest
+  SignatureScheme signature_algorithm = SignatureScheme::kPss;  // RSA only
+  std::string marshaling_algorithm = "asn1";  // asn1 | jws (ECDSA)
+  std::optional<std::int64_t> key_version;
+};
+
+struct TransitSignature {
+  std::string signature;  // "vault:vN:..."
+  std::uint32_t key_version = 0;
+};
+
+class TransitKeyring {
+ public:
+  TransitKeyring(KeyService& service, store::MetadataStore& store, const Clock& clock,
+                 std::string mount);
+  TransitKeyring(const TransitKeyring&) = delete;
+  TransitKeyring& operator=(const TransitKeyring&) = delete;
+
+  const std::string& mount() const { return mount_; }
+
+  // ---- keys ----
+  // Creating a name that exists is OK and changes nothing (Vault answers the existing key).
+  StatusOr<TransitKeyInfo> CreateKey(std::string_view name, const CreateTransitKeyOptions& options);
+  StatusOr<TransitKeyInfo> ReadKey(std::string_view name);
+  // Names in byte order.
+  StatusOr<std::vector<std::string>> ListKeys();
+  // Needs deletion_allowed. Unbinds the name at once and schedules the KeyService key for deletion
+  // after AWS's shortest window (7 days), which keeps a recovery window Vault does not have.
+  Status DeleteKey(std::string_view name);
+  StatusOr<TransitKeyInfo> UpdateConfig(std::string_view name, const TransitKeyConfigUpdate& update);
+  StatusOr<TransitKeyInfo> Rotate(std::string_view name);
+
+  // ---- cryptography ----
+  StatusOr<TransitCiphertext> Encrypt(std::string_view name, const EncryptInput& input);
+  StatusOr<SecretBytes> Decrypt(std::string_view name, const DecryptInput& input);
+  // Decrypt, then Encrypt with `key_version` (latest when absent), in one call.
+  StatusOr<TransitCiphertext> Rewrap(std::string_view name, const DecryptInput& input,
+                                     std::optional<std::int64_t> key_version);
+  // bits: 128, 256 or 512. with_plaintext: the "plaintext" variant of datakey/<type>/<name>.
+  StatusOr<TransitDataKey> GenerateDataKey(std::string_view name, std::int64_t bits,
+                                           const Bytes& context, const Bytes& associated_data,
+                                           std::optional<std::int64_t> key_version,
+                                           bool with_plaintext);
+  // hmac keys only. algorithm: Vault's name (sha2-256 default); must be the key's.
+  StatusOr<std::string> Hmac(std::string_view name, const SecretBytes& input,
+                             std::string_view algorithm, std::optional<std::int64_t> key_version);
+  StatusOr<bool> VerifyHmac(std::string_view name, const SecretBytes& input, std::string_view hmac,
+                            std::string_view algorithm);
+  StatusOr<TransitSignature> Sign(std::string_view name, const SecretBytes& input,
+                                  const SignOptions& options);
+  // A well-formed signature that does not verify is `false`, not an error.
+  StatusOr<bool> Verify(std::string_view name, const SecretBytes& input, std::string_view signature,
+                        const SignOptions& options);
+
+  // random: 1..131072 bytes from the HSM RNG.
+  StatusOr<SecretBytes> Random(std::int64_t bytes);
+  // sha2-224/256/384/512 (software, mbedTLS: no key is involved). sha3-*: InvalidArgument.
+  static StatusOr<Bytes> Hash(std::string_view algorithm, ByteView input);
+
+  // ---- scheduled work ----
+  // Rotates every key whose auto_rotate_period has passed since its last rotation. Returns how many
+  // were rotated; failures are left for the next pass.
+  StatusOr<std::size_t> RotateDue(std::int64_t now_ms);
+
+ private:
+  KeyService& service_;
+  store::MetadataStore& store_;
+  const Clock& clock_;
+  const std::string mount_;
+};
+
+}  // namespace kms::firmware::transit
+
+#endif  // KMS_FIRMWARE_TRANSIT_KEYRING_H_

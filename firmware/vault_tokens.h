@@ -1,0 +1,127 @@
+// VaultTokenRegistry: the tokens of the Vault door (issue 6 item 2), the `X-Vault-Token` credentials that
+// Vault's transit seal and apps written for Vault transit present. Operators create them (admin API,
+// kmsctl); the door looks one up on every request and answers `auth/token/lookup-self`,
+// `renew-self` and `revoke-self` with it.
+//
+// Contract:
+//  * A token is "hvs." followed by 32 characters of [A-Za-z0-9] drawn from the HSM RNG (about 190
+//    bits), shaped like Vault's service tokens so Vault clients accept it. It is returned once, by
+//    `Create`, and never stored: the registry keeps only SHA-256(token). A plain hash is enough here,
+//    unlike for passwords: the secret is uniformly random and too long to guess, so a slow or keyed
+//    hash would add no strength, and a stolen database yields no usable token.
+//  * Each token also has an accessor ("acc." + 24 characters), a public handle operators use to list,
+//    look up and revoke tokens without holding them. Accessors are not credentials.
+//  * Records (records::VaultTokenRecord) live in the meta table: "vault.token.<sha256 hex>" and
+//    "vault.token_accessor.<accessor>" -> the hash hex, both written in one transaction.
+//  * Scope: a token carries key-name patterns (an exact name, "*" for every key, or a prefix ending in
+//    "*", e.g. "app-*") and operation names from kVaultOperations (or "*"). `Authorize` answers
+//    PermissionDenied unless both match; administrator tokens match everything. Patterns name transit
+//    keys under any mount.
+//  * Lifetime: a token with ttl 0 never expires (and is not renewable). Otherwise it expires at
+//    creation + ttl; `Renew` moves the expiry to now + ttl (Vault's `increment` 0 means "the token's
+//    own ttl"; a positive increment asks for that many seconds, capped at the ttl), never past
+//    creation + explicit_max_ttl when that is set. An expired token is deleted on the first lookup
+//    that finds it expired.
+//  * `Lookup` reads the store every call, so a revocation by any process sharing the store takes
+//    effect at once. Unknown, revoked and expired tokens all give PermissionDenied with the one
+//    message "permission denied" (Vault's 403 body), so a caller cannot tell them apart.
+//  * Errors: InvalidArgument for a malformed display name, pattern, operation or ttl; NotFound for an
+//    unknown accessor; PermissionDenied as above; store and HSM failures pass through.
+//  * Lifetime: the Hsm, MetadataStore and Clock must outlive the registry. Thread-safety: every method
+//    may be called concurrently from any thread.
+#ifndef KMS_FIRMWARE_VAULT_TOKENS_H_
+#define KMS_FIRMWARE_VAULT_TOKENS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/secret_bytes.h"
+#include "base/status.h"
+#include "firmware/clock.h"
+#include "firmware/store/metadata_store.h"
+#include "hal/hsm.h"
+
+namespace kms::firmware {
+
+inline constexpr std::string_view kVaultTokenPrefix = "hvs.";
+inline constexpr std::size_t kVaultTokenRandomLength = 32;
+
+// The operations a token can be scoped to. "read" covers reading and listing keys; "manage" covers
+// creating, configuring, rotating and deleting them; the others name the transit endpoints.
+inline constexpr std::string_view kVaultOperations[] = {
+    "encrypt", "decrypt", "rewrap", "datakey", "hmac",   "sign",
+    "verify",  "read",    "manage", "random",  "hash",
+};
+
+struct VaultTokenSpec {
+  std::string display_name;               // 1..128 printable ASCII characters
+  std::vector<std::string> key_patterns;  // at least one
+  std::vector<std::string> operations;    // at least one; each in kVaultOperations, or "*"
+  bool administrator = false;
+  std::int64_t ttl_ms = 0;               // 0 = never expires; else >= 1 s
+  std::int64_t explicit_max_ttl_ms = 0;  // 0 = unbounded
+  bool renewable = true;                 // ignored (false) when ttl_ms is 0
+  std::vector<std::string> policies;     // echoed in lookup answers; default {"default"}
+};
+
+// What `Create` returns: the only time the token leaves the registry.
+struct CreatedVaultToken {
+  SecretBytes token;  // "hvs...." ASCII
+  std::string accessor;
+};
+
+// A token as the door and operators see it. Never carries the token itself.
+struct VaultTokenInfo {
+  std::string accessor;
+  std::string display_name;
+  std::vector<std::string> key_patterns;
+  std::vector<std::string> operations;
+  std::vector<std::string> policies;
+  bool administrator = false;
+  bool renewable = false;
+  std::int64_t creation_time_ms = 0;
+  std::int64_t ttl_ms = 0;
+  std::int64_t explicit_max_ttl_ms = 0;
+  std::int64_t expire_time_ms = 0;  // 0 = never
+};
+
+class VaultTokenRegistry {
+ public:
+  VaultTokenRegistry(hal::Hsm& hsm, store::MetadataStore& store, const Clock& clock);
+  VaultTokenRegistry(const VaultTokenRegistry&) = delete;
+  VaultTokenRegistry& operator=(const VaultTokenRegistry&) = delete;
+
+  // Makes a new token. Durable before it returns.
+  StatusOr<CreatedVaultToken> Create(const VaultTokenSpec& spec);
+  // The live token `token` (PermissionDenied "permission denied" for unknown, revoked or expired).
+  StatusOr<VaultTokenInfo> Lookup(std::string_view token);
+  // Lookup, then checks that the token may perform `operation` on transit key `key_name` (empty for
+  // operations without a key: random, hash). PermissionDenied "permission denied" otherwise.
+  StatusOr<VaultTokenInfo> Authorize(std::string_view token, std::string_view operation,
+                                     std::string_view key_name);
+  // Extends a live token (see the contract); `increment_ms` 0 asks for the token's own ttl. A token
+  // that is not renewable: InvalidArgument "lease is not renewable".
+  StatusOr<VaultTokenInfo> Renew(std::string_view token, std::int64_t increment_ms);
+  // Revokes the live token `token` (revoke-self).
+  Status Revoke(std::string_view token);
+  // Operators: by accessor.
+  StatusOr<VaultTokenInfo> LookupAccessor(std::string_view accessor);
+  Status RevokeAccessor(std::string_view accessor);
+  // Live tokens ordered by accessor, after `after`; limit 1..store::kMaxPageLimit.
+  StatusOr<store::Page<VaultTokenInfo>> List(std::string_view after, std::size_t limit);
+
+ private:
+  hal::Hsm& hsm_;
+  store::MetadataStore& store_;
+  const Clock& clock_;
+};
+
+// True when `pattern` ("*", "prefix*" or an exact name) matches `key_name`.
+bool VaultKeyPatternMatches(std::string_view pattern, std::string_view key_name);
+
+}  // namespace kms::firmware
+
+#endif  // KMS_FIRMWARE_VAULT_TOKENS_H_
