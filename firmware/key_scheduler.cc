@@ -13,6 +13,7 @@ void KeyLifecycleScheduler::Start(std::chrono::milliseconds period) {
       // A failed pass (store busy, HSM unavailable) is retried on the next tick; RunDue leaves the
       // work due in the store.
       (void)RunDue();
+      for (const auto& pass : extra_passes_) pass(clock_.NowMs());
       guard.lock();
       wake_.wait_for(guard, period, [this] { return stop_; });
     }

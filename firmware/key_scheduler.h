@@ -1,18 +1,25 @@
 // KeyLifecycleScheduler: runs the key service's time-driven work, automatic rotations and the
-// destruction of keys whose deletion window ended (KeyService::RunDue), on demand or from a background
-// thread. The work lives in the store (due times are indexed columns), so it resumes after a restart:
-// whatever came due while the appliance was down is done on the first pass.
+// destruction of keys whose deletion window ended (KeyService::RunDue), on demand or from a
+// background thread. The work lives in the store (due times are indexed columns), so it resumes
+// after a restart: whatever came due while the appliance was down is done on the first pass.
 //
-// Thread-safety: RunDue may be called from any thread, also while the background thread runs (RunDue is
-// idempotent). Start/Stop are for one owner thread. The destructor stops the thread.
+// Other doors' time-driven work rides on the same thread: `AlsoRun` adds a pass (the Vault door's
+// transit auto-rotation, TransitKeyring::RotateDue) that runs after the key service's on every
+// tick.
+//
+// Thread-safety: RunDue may be called from any thread, also while the background thread runs
+// (RunDue is idempotent). AlsoRun, Start and Stop are for one owner thread; AlsoRun only before
+// Start. The destructor stops the thread.
 #ifndef KMS_FIRMWARE_KEY_SCHEDULER_H_
 #define KMS_FIRMWARE_KEY_SCHEDULER_H_
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "base/status.h"
 #include "firmware/clock.h"
@@ -23,7 +30,8 @@ namespace kms::firmware {
 class KeyLifecycleScheduler {
  public:
   // `service` and `clock` must outlive the scheduler.
-  KeyLifecycleScheduler(KeyService& service, const Clock& clock) : service_(service), clock_(clock) {}
+  KeyLifecycleScheduler(KeyService& service, const Clock& clock)
+      : service_(service), clock_(clock) {}
   ~KeyLifecycleScheduler() { Stop(); }
   KeyLifecycleScheduler(const KeyLifecycleScheduler&) = delete;
   KeyLifecycleScheduler& operator=(const KeyLifecycleScheduler&) = delete;
@@ -32,6 +40,12 @@ class KeyLifecycleScheduler {
   StatusOr<ScheduledWorkReport> RunDue(std::int64_t now_ms) { return service_.RunDue(now_ms); }
   // One pass at the clock's time.
   StatusOr<ScheduledWorkReport> RunDue() { return RunDue(clock_.NowMs()); }
+
+  // Adds work to every background pass, after the key service's (before Start). The pass must be
+  // idempotent and leave failed work for the next tick, as RunDue does.
+  void AlsoRun(std::function<void(std::int64_t now_ms)> pass) {
+    extra_passes_.push_back(std::move(pass));
+  }
 
   // Starts a thread that runs a pass every `period` (and one at once). No-op if already running.
   void Start(std::chrono::milliseconds period);
@@ -42,6 +56,7 @@ class KeyLifecycleScheduler {
  private:
   KeyService& service_;
   const Clock& clock_;
+  std::vector<std::function<void(std::int64_t)>> extra_passes_;
   mutable std::mutex mu_;
   std::condition_variable wake_;
   bool stop_ = false;
