@@ -1,0 +1,96 @@
+// encrypt/<name> (write): Vault's path_encrypt.go, with its upsert (encrypting to a missing key
+// creates it) and batch_input.
+#include "api/vault/internal/endpoint.h"
+#include "base/encoding.h"
+
+namespace kms::api::vault::internal {
+
+namespace {
+
+// Every crypto path refuses `nonce`: only convergent v1 keys took one, and the appliance has no
+// convergent keys. Vault's text for a key that does not take one.
+Status RefuseNonce(FieldReader& f) {
+  if (auto nonce = f.String("nonce"); nonce && !nonce->empty()) {
+    return InvalidArgumentError("provided nonce not allowed for this key");
+  }
+  return Status::Ok();
+}
+
+// Vault's upsert (reference/vault.md §1.3): a missing key is created with the request's `type` and
+// `convergent_encryption`, derived iff the (first) item carries a context. Vault lets it happen
+// with the ACL's `create` capability; here the token must be allowed "manage" on the name.
+// Refused -> `missing` (Vault's 400 "encryption key not found").
+Status Upsert(const Call& call, const json::array* batch, const Status& missing) {
+  auto manage = call.tokens.Authorize(call.token, "manage", call.name);
+  if (!manage) {
+    return manage.error().code() == StatusCode::kPermissionDenied ? missing : manage.error();
+  }
+  FieldReader top(call.body);
+  firmware::transit::CreateTransitKeyOptions options;
+  if (auto type = top.String("type"); type && !type->empty()) {
+    auto parsed = firmware::transit::ParseTransitKeyType(*type);
+    if (!parsed) return parsed.error();
+    options.type = *parsed;
+  }
+  options.convergent_encryption = top.Bool("convergent_encryption").value_or(false);
+  if (top.error()) return InvalidArgumentError(*top.error());
+  auto has_context = [](const json::object& o) {
+    const json::value* c = o.if_contains("context");
+    return c != nullptr && c->is_string() && !c->get_string().empty();
+  };
+  if (batch != nullptr) {
+    const bool first = has_context(batch->front().get_object());
+    for (const auto& item : *batch) {
+      if (has_context(item.get_object()) != first) {
+        return InvalidArgumentError(
+            "context should be set either in all the request blocks or in none");
+      }
+    }
+    options.derived = first;
+  } else {
+    options.derived = has_context(call.body);
+  }
+  auto created = call.keyring->CreateKey(call.name, options);
+  if (!created) return created.error();
+  return Status::Ok();
+}
+
+}  // namespace
+
+Reply PathEncrypt(const Call& call) {
+  if (auto bad = RequireWrite(call)) return std::move(*bad);
+  if (auto denied = Authorize(call, "encrypt", call.name)) return std::move(*denied);
+  {
+    FieldReader top(call.body);
+    if (auto padding = top.String("padding_scheme"); padding && *padding != "oaep") {
+      return ErrorReply(400, "padding_scheme " + *padding + " is not supported by this appliance");
+    }
+  }
+  const json::value* batch_value = call.body.if_contains("batch_input");
+  const json::array* batch =
+      batch_value != nullptr && batch_value->is_array() && !batch_value->get_array().empty()
+          ? &batch_value->get_array()
+          : nullptr;
+  bool upsert_tried = false;
+  return RunItems(call.body, true, [&](const json::object& item) -> StatusOr<json::object> {
+    FieldReader f(item);
+    KMS_RETURN_IF_ERROR(RefuseNonce(f));
+    if (!f.Has("plaintext")) return InvalidArgumentError("missing plaintext to encrypt");
+    firmware::transit::EncryptInput in;
+    in.plaintext = f.SecretBase64("plaintext");
+    in.context = f.Base64("context");
+    in.associated_data = f.Base64("associated_data");
+    in.key_version = f.Int("key_version");
+    if (f.error()) return InvalidArgumentError(*f.error());
+    auto out = call.keyring->Encrypt(call.name, in);
+    if (!out && out.error().code() == StatusCode::kNotFound && !upsert_tried) {
+      upsert_tried = true;
+      KMS_RETURN_IF_ERROR(Upsert(call, batch, out.error()));
+      out = call.keyring->Encrypt(call.name, in);
+    }
+    if (!out) return out.error();
+    return json::object{{"ciphertext", out->ciphertext}, {"key_version", out->key_version}};
+  });
+}
+
+}  // namespace kms::api::vault::internal

@@ -1,0 +1,60 @@
+// random(/<source>)(/<bytes>) (write): Vault's path_random.go, from the HSM's RNG.
+#include <charconv>
+
+#include "api/vault/internal/endpoint.h"
+#include "base/encoding.h"
+
+namespace kms::api::vault::internal {
+
+namespace {
+bool AllDigits(std::string_view s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
+}
+}  // namespace
+
+Reply PathRandom(const Call& call) {
+  if (auto bad = RequireWrite(call)) return std::move(*bad);
+  if (auto denied = Authorize(call, "random", "")) return std::move(*denied);
+  // random/<bytes>, random/<source>, random/<source>/<bytes>; path parameters win over the body's.
+  FieldReader f(call.body);
+  std::string source = f.String("source").value_or("");
+  std::string_view url_bytes;
+  if (!call.arg2.empty()) {
+    source = call.arg;
+    url_bytes = call.arg2;
+  } else if (AllDigits(call.arg)) {
+    url_bytes = call.arg;
+  } else if (!call.arg.empty()) {
+    source = call.arg;
+  }
+  if (source.empty()) source = "platform";
+  // Every source is the HSM's RNG: "platform" is the appliance's own, and the HSM is also what
+  // Vault Enterprise's "seal" entropy would come from here.
+  if (source != "platform" && source != "seal" && source != "all") {
+    return ErrorReply(400, "unsupported entropy source \"" + source +
+                               "\"; must be \"platform\" or \"seal\", or \"all\"");
+  }
+  std::int64_t bytes = f.Int("bytes").value_or(32);
+  if (!url_bytes.empty()) {
+    auto [p, ec] = std::from_chars(url_bytes.data(), url_bytes.data() + url_bytes.size(), bytes);
+    if (ec != std::errc() || p != url_bytes.data() + url_bytes.size()) {
+      return ErrorReply(400, "error parsing url-set byte count");
+    }
+  }
+  const std::string format = f.String("format").value_or("base64");
+  if (f.error()) return ErrorReply(400, *f.error());
+  if (format != "base64" && format != "hex") {
+    return ErrorReply(
+        400, "unsupported encoding format \"" + format + "\"; must be \"hex\" or \"base64\"");
+  }
+  auto random = call.keyring->Random(bytes);
+  if (!random) return StatusReply(random.error());
+  // Callers use these bytes as keys: the text copies are wiped like plaintexts.
+  std::string encoded =
+      format == "hex" ? HexEncode(random->ExposeSecret()) : Base64Encode(random->ExposeSecret());
+  json::object data{{"random_bytes", encoded}};
+  WipeString(encoded);
+  return DataReply(std::move(data));
+}
+
+}  // namespace kms::api::vault::internal

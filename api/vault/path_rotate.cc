@@ -1,0 +1,20 @@
+// keys/<name>/rotate (write): Vault's path_rotate.go.
+#include "api/vault/internal/endpoint.h"
+
+namespace kms::api::vault::internal {
+
+Reply PathRotate(const Call& call) {
+  if (auto bad = RequireWrite(call)) return std::move(*bad);
+  if (auto denied = Authorize(call, "manage", call.name)) return std::move(*denied);
+  FieldReader f(call.body);
+  for (const auto field : {"managed_key_name", "managed_key_id", "external_key_ref"}) {
+    if (f.Has(field)) {
+      return ErrorReply(400, std::string(field) + " is not supported by this appliance");
+    }
+  }
+  auto info = call.keyring->Rotate(call.name);
+  if (!info) return StatusReply(info.error());
+  return DataReply(KeyInfoData(*info));
+}
+
+}  // namespace kms::api::vault::internal

@@ -1,0 +1,113 @@
+// sys/health (GET, HEAD) and sys/seal-status (GET): unauthenticated and answered while sealed, for
+// load balancers, `vault status` and clients probing the server (Vault's http/sys_health.go).
+#include <charconv>
+
+#include "api/vault/internal/endpoint.h"
+#include "api/vault/vault_door.h"
+
+namespace kms::api::vault::internal {
+
+namespace {
+
+VaultHealth Health(const Call& call) {
+  return call.config.health ? call.config.health() : VaultHealth{};
+}
+
+// A status code from the query (Vault: strconv.Atoi); false when malformed.
+bool CodeParam(std::string_view query, std::string_view name, unsigned& code) {
+  auto v = QueryParam(query, name);
+  if (!v) return true;
+  unsigned out = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+  if (ec != std::errc() || p != v->data() + v->size() || out < 100 || out > 599) return false;
+  code = out;
+  return true;
+}
+
+}  // namespace
+
+Reply PathSysHealth(const Call& call) {
+  // No token here, so no lookup before the 405 either.
+  if (call.verb != Verb::kRead && call.verb != Verb::kHead) {
+    return ErrorReply(405, "unsupported operation");
+  }
+  const VaultHealth health = Health(call);
+  unsigned active = 200, standby = 429, sealed = 503, uninit = 501, perf_standby = 473;
+  for (auto [name, code] : {std::pair<std::string_view, unsigned*>{"activecode", &active},
+                            {"standbycode", &standby},
+                            {"sealedcode", &sealed},
+                            {"uninitcode", &uninit},
+                            {"performancestandbycode", &perf_standby}}) {
+    if (!CodeParam(call.query, name, *code)) {
+      return ErrorReply(400, "bad code given for " + std::string(name));
+    }
+  }
+  (void)perf_standby;  // accepted for compatibility; the appliance has no performance standbys
+  bool standby_ok = false;
+  if (auto v = QueryParam(call.query, "standbyok")) {
+    standby_ok =
+        v->empty() || *v == "true" || *v == "1" || *v == "t" || *v == "True" || *v == "TRUE";
+  }
+  unsigned status = active;
+  if (!health.initialized) {
+    status = uninit;
+  } else if (health.sealed) {
+    status = sealed;
+  } else if (health.standby && !standby_ok) {
+    status = standby;
+  }
+  Reply r;
+  r.status = status;
+  if (call.verb == Verb::kHead) {
+    r.no_body = true;
+    return r;
+  }
+  json::object b{
+      {"initialized", health.initialized},
+      {"sealed", health.sealed},
+      {"standby", health.standby},
+      {"performance_standby", false},
+      {"replication_performance_mode", "disabled"},
+      {"replication_dr_mode", "disabled"},
+      {"server_time_utc", call.now_ms / 1000},
+      {"version", health.version},
+      {"enterprise", false},
+  };
+  // As Vault: the cluster is only known once unsealed.
+  if (health.initialized && !health.sealed) {
+    b["cluster_name"] = call.config.cluster_name;
+    b["cluster_id"] = call.config.cluster_id;
+  }
+  r.bare = std::move(b);
+  return r;
+}
+
+Reply PathSysSealStatus(const Call& call) {
+  if (call.verb != Verb::kRead) return ErrorReply(405, "unsupported operation");
+  const VaultHealth health = Health(call);
+  // The appliance unseals from its HSM, as Vault's pkcs11 auto-seal: recovery_seal is true and
+  // t/n/progress describe no unseal-key shares.
+  json::object b{
+      {"type", "pkcs11"},
+      {"initialized", health.initialized},
+      {"sealed", health.sealed},
+      {"t", 1},
+      {"n", 1},
+      {"progress", 0},
+      {"nonce", ""},
+      {"version", health.version},
+      {"build_date", ""},
+      {"migration", false},
+      {"recovery_seal", true},
+      {"storage_type", "sqlite"},
+  };
+  if (health.initialized && !health.sealed) {
+    b["cluster_name"] = call.config.cluster_name;
+    b["cluster_id"] = call.config.cluster_id;
+  }
+  Reply r;
+  r.bare = std::move(b);
+  return r;
+}
+
+}  // namespace kms::api::vault::internal

@@ -1,0 +1,122 @@
+// The Vault door: a Vault-compatible HTTP API under "/v1/" (reference/vault.md §0, §1, §2.2) over
+// the appliance's transit keyrings and Vault tokens, so Vault's and OpenBao's `seal "transit"` and
+// apps written for Vault transit can use the appliance unchanged.
+//
+//   kms::api::vault::VaultDoorConfig vcfg;
+//   vcfg.mounts = {"transit"};                                  // one TransitKeyring per mount
+//   vcfg.health = [&] { return kms::api::vault::VaultHealth{true, false, false, "kms 0.6"}; };
+//   kms::firmware::transit::TransitKeyring transit(service, store, clock, "transit");
+//   kms::firmware::VaultTokenRegistry tokens(hsm, store, clock);
+//   auto vault = std::make_shared<kms::api::vault::VaultDoor>(vcfg, tokens,
+//       std::vector<kms::firmware::transit::TransitKeyring*>{&transit});
+//   server->router().Prefix("/v1/", [vault](const auto& r) { return vault->Handle(r); });
+//
+// `Handle` is an http::Handler. Per request:
+//   1. a fresh request id (UUID v4), in the success envelope's "request_id";
+//   2. the verb: GET read (GET ?list=true and the custom LIST verb are list), PUT and POST are both
+//      write (the Go client always sends PUT), DELETE, HEAD (sys/health only); any other method is
+//      405 {"errors":[]};
+//   3. unauthenticated paths: sys/health (GET/HEAD) and sys/seal-status (GET) answer even sealed;
+//   4. sealed (the health callback says so): 503 {"errors":["Vault is sealed"]};
+//   5. the token, from `X-Vault-Token` or else `Authorization: Bearer`; missing, unknown, revoked
+//   or
+//      expired -> 403 {"errors":["permission denied"]} before the path is even looked at (as Vault:
+//      nothing about routes leaks to a caller without a token). The endpoint then authorizes its
+//      own operation on its key (firmware/vault_tokens.h) and refuses with the same 403;
+//   6. the path: "auth/token/{lookup-self,renew-self,revoke-self}", or "<mount>/<endpoint>" for the
+//      longest configured mount (mounts may contain '/'); an unknown path is 404 `no handler for
+//      route
+//      "<path>". route entry not found.`; a Vault endpoint this appliance does not implement
+//      (export, backup, restore, import, trim, wrapping_key, cache-config, byok-export, csr, ...)
+//      is 501 with the reason;
+//   7. the body: JSON object, no Content-Type required, empty = {}; malformed -> 400
+//      "failed to parse JSON input: ...". Ignored on GET, LIST and DELETE, as Vault does.
+// Success is 200 `{"request_id","lease_id":"","renewable":false,"lease_duration":0,"data":{...},
+// "wrap_info":null,"warnings":null,"auth":null,"mount_type":"transit"}` or 204 with no body (key
+// delete, revoke-self); errors are `{"errors":[...]}` with Vault's texts from the firmware. Every
+// response carries Content-Type application/json and Cache-Control no-store. A throw anywhere below
+// becomes 500 {"errors":["internal error"]}; nothing escapes to the server.
+//
+// Ignored on purpose: `X-Vault-Request` (a CSRF marker the Go client always sends) and
+// `X-Vault-Namespace` (Vault Enterprise/OpenBao namespaces; the appliance has one flat namespace,
+// so "ns1/" plus "transit" is just "transit"), `X-Vault-Wrap-TTL` (no response wrapping).
+// Plaintexts, tokens and data keys never appear in an error or a log; their JSON copies are wiped
+// once used.
+//
+// `FaultResponse` is the door's http::FaultResponder (413/431/400/503/500 as {"errors":[...]}); a
+// server that carries both doors keeps the AWS one, whose clients retry on its throttling text.
+//
+// Lifetime: the registry and the keyrings must outlive the door. Thread-safety: immutable after
+// construction; Handle runs concurrently on the server's worker pool.
+#ifndef KMS_API_VAULT_VAULT_DOOR_H_
+#define KMS_API_VAULT_VAULT_DOOR_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "api/http/message.h"
+#include "api/http/server.h"
+#include "firmware/clock.h"
+#include "firmware/transit_keyring.h"
+#include "firmware/vault_tokens.h"
+
+namespace kms::api::vault {
+
+// What sys/health and sys/seal-status report, and what gates every other path (sealed -> 503).
+struct VaultHealth {
+  bool initialized = true;
+  bool sealed = false;
+  bool standby = false;
+  std::string version = "0.0.0";
+};
+
+struct VaultDoorConfig {
+  // Mount paths ("transit", "apps/transit"; a leading or trailing '/' is ignored). Each must have a
+  // keyring whose mount() is the same path.
+  std::vector<std::string> mounts = {"transit"};
+  // A new request id per request; defaults to a random UUID v4.
+  std::function<std::string()> request_id;
+  // Defaults to "initialized, unsealed, active".
+  std::function<VaultHealth()> health;
+  // Where lease durations and sys/health's server_time_utc come from; null = the system clock.
+  // Must outlive the door.
+  const firmware::Clock* clock = nullptr;
+  std::string cluster_name = "kms-appliance";
+  std::string cluster_id;
+  // The request body limit is the server's (http::ServerConfig::body_limit; Vault's default
+  // max_request_size is 32 MiB, kVaultMaxRequestBytes).
+};
+
+inline constexpr std::size_t kVaultMaxRequestBytes = 32u << 20;
+
+class VaultDoor {
+ public:
+  // `keyrings`: one per configured mount, matched by TransitKeyring::mount(); a configured mount
+  // without a keyring is not served (404), a keyring whose mount is not configured is unused.
+  VaultDoor(VaultDoorConfig config, firmware::VaultTokenRegistry& tokens,
+            std::vector<firmware::transit::TransitKeyring*> keyrings);
+  VaultDoor(const VaultDoor&) = delete;
+  VaultDoor& operator=(const VaultDoor&) = delete;
+
+  http::HttpResponse Handle(const http::HttpRequest& request) const;
+  static http::HttpResponse FaultResponse(http::ServerFault fault, std::string_view detail);
+
+  const VaultDoorConfig& config() const { return config_; }
+
+ private:
+  http::HttpResponse Dispatch(const http::HttpRequest& request, const std::string& request_id,
+                              std::int64_t now_ms) const;
+
+  VaultDoorConfig config_;
+  firmware::VaultTokenRegistry& tokens_;
+  // (normalised mount path, its keyring), longest path first so nested mounts win.
+  std::vector<std::pair<std::string, firmware::transit::TransitKeyring*>> mounts_;
+};
+
+}  // namespace kms::api::vault
+
+#endif  // KMS_API_VAULT_VAULT_DOOR_H_
