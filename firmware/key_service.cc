@@ -613,9 +613,39 @@ class KeyService::Impl {
     reservations_[std::make_pair(key_id, version)] = Reservation{1, reserved};
   }
 
-  // AES-GCM under the key's current version, rotating first when the version reached the bound.
+  // Replaces the current version in `kv` by `version` (EncryptRequest::key_version), which must exist
+  // and not be destroyed.
+  Status PinVersion(KeyAndVersion& kv, std::uint32_t version) {
+    const std::string cache_key = "v:" + kv.key.id() + ":" + std::to_string(version);
+    std::optional<KeyAndVersion> pinned = CachedRecords(cache_key);
+    if (!pinned) {
+      const std::uint64_t generation = RecordGeneration();
+      KMS_ASSIGN_OR_RETURN(auto tx, s_.store_.Begin(TransactionMode::kReadOnly));
+      auto v = tx->GetKeyVersion(kv.key.id(), version);
+      if (!v) {
+        if (v.error().code() == StatusCode::kNotFound) {
+          return Validation("Key version " + std::to_string(version) + " of " + kv.key.arn +
+                            " does not exist.");
+        }
+        return v.error();
+      }
+      KMS_RETURN_IF_ERROR(CheckRecord(*v));
+      KMS_RETURN_IF_ERROR(CommitWrite(*tx));
+      pinned = KeyAndVersion{kv.key, std::move(*v)};
+      CacheRecords(cache_key, *pinned, generation);
+    }
+    if (pinned->version.state() == records::KEY_VERSION_STATE_DESTROYED) {
+      return Validation("Key version " + std::to_string(version) + " of " + kv.key.arn +
+                        " is destroyed.");
+    }
+    kv.version = std::move(pinned->version);
+    return Status();
+  }
+
+  // AES-GCM under the key's current version, rotating first when the version reached the bound. A
+  // `pinned` version (the caller chose it) is never swapped for another: when spent it is refused.
   StatusOr<Bytes> SealSymmetric(KeyAndVersion& kv, ByteView plaintext,
-                                const EncryptionContext& context) {
+                                const EncryptionContext& context, bool pinned = false) {
     // Each failed attempt means the version was spent and a newer one exists (made by this call or a
     // concurrent one), so every round makes progress; the bound only stops a pathological livelock
     // when a tiny configured limit is shared by many concurrent callers.
@@ -637,6 +667,12 @@ class KeyService::Impl {
         blob.ciphertext = std::move(sealed->ciphertext);
         blob.tag = std::move(sealed->tag);
         return blob.Serialize();
+      }
+      if (pinned) {
+        return FailedPreconditionError("Key version " + std::to_string(kv.version.version()) +
+                                       " of " + kv.key.arn +
+                                       " has reached the GCM invocation bound; encrypt with the "
+                                       "current version.");
       }
       // SP 800-38D §8.3: this version is spent. Rotate (unless another thread or process already did)
       // and continue with the new current version.
@@ -728,7 +764,8 @@ class KeyService::Impl {
     return FormatKeyId(KeyIdFromRandom(random->ExposeSecret()));
   }
 
-  enum class RotateTrigger { kOnDemand, kSchedule, kGcmBound };
+  // kUnbounded: the Vault door's rotate, outside AWS's on-demand quota.
+  enum class RotateTrigger { kOnDemand, kSchedule, kGcmBound, kUnbounded };
 
   // Adds a version to a key, crash-safely: intent (durable) -> HSM generate + wrap -> one transaction
   // inserting the version, moving `current_version` and deleting the intent. A crash before that
@@ -1174,14 +1211,21 @@ StatusOr<EncryptResponse> KeyService::Encrypt(const EncryptRequest& request) {
     if (algorithm != EncryptionAlgorithm::kSymmetricDefault) {
       return Impl::IncompatibleAlgorithm(EncryptionAlgorithmName(algorithm), kv.key);
     }
+    if (request.key_version) KMS_RETURN_IF_ERROR(impl_->PinVersion(kv, *request.key_version));
     if (request.dry_run) return DryRunError();
     KMS_ASSIGN_OR_RETURN(out.ciphertext_blob,
                          impl_->SealSymmetric(kv, request.plaintext.ExposeSecret(),
-                                              request.encryption_context));
+                                              request.encryption_context,
+                                              request.key_version.has_value()));
     out.key_id = kv.key.arn;
     return out;
   }
   // RSA-OAEP (§2.3 "Encrypt"): the algorithm is required, no encryption context, size bounded.
+  // RSA keys never rotate, so a pinned version can only be the current one.
+  if (request.key_version && *request.key_version != kv.version.version()) {
+    return Validation("Key version " + std::to_string(*request.key_version) + " of " + kv.key.arn +
+                      " does not exist.");
+  }
   auto hash = OaepHashOf(algorithm);
   if (!hash || !AdvertisesEncryptionAlgorithm(hsm_.capabilities(), kv.key.spec(), kv.key.usage(),
                                               algorithm)) {
@@ -1313,12 +1357,14 @@ StatusOr<GenerateDataKeyResponse> KeyService::MakeDataKey(const GenerateDataKeyR
   KMS_ASSIGN_OR_RETURN(auto kv,
                        impl_->LoadForCrypto(request.key_id, KeyUsage::kEncryptDecrypt, operation));
   if (kv.key.spec() != KeySpec::kSymmetricDefault) return Impl::WrongUsage(kv.key, operation);
+  if (request.key_version) KMS_RETURN_IF_ERROR(impl_->PinVersion(kv, *request.key_version));
   if (request.dry_run) return DryRunError();
   auto data_key = hsm_.GenerateRandom(size);
   if (!data_key) return MapHalError(data_key.error());
   GenerateDataKeyResponse out;
   KMS_ASSIGN_OR_RETURN(out.ciphertext_blob,
-                       impl_->SealSymmetric(kv, data_key->ExposeSecret(), request.encryption_context));
+                       impl_->SealSymmetric(kv, data_key->ExposeSecret(), request.encryption_context,
+                                            request.key_version.has_value()));
   out.plaintext = std::move(*data_key);
   out.key_id = kv.key.arn;
   out.key_material_id = kv.version.key_material_id();
@@ -1768,6 +1814,39 @@ StatusOr<RotateKeyOnDemandResponse> KeyService::RotateKeyOnDemand(
       impl_->Rotate(key_id, records::ROTATION_TYPE_ON_DEMAND, Impl::RotateTrigger::kOnDemand, current,
                     clock_.NowMs()));
   return RotateKeyOnDemandResponse{key_id};
+}
+
+StatusOr<std::uint32_t> KeyService::RotateKeyUnbounded(std::string_view key_id) {
+  std::string id;
+  std::uint32_t current = 0;
+  {
+    KMS_ASSIGN_OR_RETURN(auto tx, store_.Begin(TransactionMode::kReadOnly));
+    KMS_ASSIGN_OR_RETURN(Impl::Key key, impl_->Resolve(*tx, key_id, IdForms::kKeyOnly));
+    KMS_RETURN_IF_ERROR(CheckRotatable(key));
+    KMS_RETURN_IF_ERROR(Impl::CheckUsable(key));
+    id = key.id();
+    current = key.record.current_version();
+  }
+  KMS_RETURN_IF_ERROR(impl_->Rotate(id, records::ROTATION_TYPE_ON_DEMAND,
+                                    Impl::RotateTrigger::kUnbounded, current, clock_.NowMs()));
+  KMS_ASSIGN_OR_RETURN(auto tx, store_.Begin(TransactionMode::kReadOnly));
+  KMS_ASSIGN_OR_RETURN(Impl::Key key, impl_->GetById(*tx, id));
+  return key.record.current_version();
+}
+
+StatusOr<std::vector<KeyVersionInfo>> KeyService::ListKeyVersions(std::string_view key_id) {
+  KMS_ASSIGN_OR_RETURN(auto tx, store_.Begin(TransactionMode::kReadOnly));
+  KMS_ASSIGN_OR_RETURN(Impl::Key key, impl_->Resolve(*tx, key_id, IdForms::kAny));
+  KMS_ASSIGN_OR_RETURN(auto versions, tx->ListKeyVersions(key.id()));
+  std::vector<KeyVersionInfo> out;
+  out.reserve(versions.size());
+  for (const KeyVersionRecord& v : versions) {
+    out.push_back(KeyVersionInfo{v.version(), v.creation_time_ms(), ToBytes(v.public_key_der()),
+                                 v.state() == records::KEY_VERSION_STATE_DESTROYED});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const KeyVersionInfo& a, const KeyVersionInfo& b) { return a.version < b.version; });
+  return out;
 }
 
 StatusOr<ListKeyRotationsResponse> KeyService::ListKeyRotations(const ListKeyRotationsRequest& request) {

@@ -188,6 +188,10 @@ struct EncryptRequest {
   EncryptionContext encryption_context;  // symmetric keys only
   std::optional<EncryptionAlgorithm> encryption_algorithm;  // default SYMMETRIC_DEFAULT
   bool dry_run = false;
+  // Symmetric keys: seal under this existing, non-destroyed version instead of the current one (the
+  // Vault door's key_version). The GCM bound still counts it; a pinned version that reached the bound
+  // is FailedPrecondition rather than a silent switch to another version. Absent: the current version.
+  std::optional<std::uint32_t> key_version;
 };
 struct EncryptResponse {
   Bytes ciphertext_blob;
@@ -234,6 +238,7 @@ struct GenerateDataKeyRequest {
   std::optional<std::int64_t> number_of_bytes;  // 1-1024; exactly one of number_of_bytes / key_spec
   std::optional<DataKeySpec> key_spec;
   bool dry_run = false;
+  std::optional<std::uint32_t> key_version;  // as EncryptRequest::key_version
 };
 struct GenerateDataKeyResponse {
   Bytes ciphertext_blob;
@@ -414,6 +419,13 @@ struct RotateKeyOnDemandRequest {
 struct RotateKeyOnDemandResponse {
   std::string key_id;  // bare id
 };
+// One version of a key, for the Vault door's keys/<name> reads (AWS has no such listing).
+struct KeyVersionInfo {
+  std::uint32_t version = 0;
+  std::int64_t creation_date_ms = 0;
+  Bytes public_key;  // DER SubjectPublicKeyInfo; asymmetric keys only
+  bool destroyed = false;
+};
 struct ListKeyRotationsRequest {
   std::string key_id;
   std::optional<std::int64_t> limit;  // 1-1000, default 100
@@ -493,6 +505,13 @@ class KeyService {
       const GetKeyRotationStatusRequest& request);
   StatusOr<RotateKeyOnDemandResponse> RotateKeyOnDemand(const RotateKeyOnDemandRequest& request);
   StatusOr<ListKeyRotationsResponse> ListKeyRotations(const ListKeyRotationsRequest& request);
+  // For the Vault door (transit rotate): a rotation like RotateKeyOnDemand (symmetric keys only, same
+  // intent records and errors) that neither counts against nor is limited by AWS's on-demand quota,
+  // since Vault has none. Returns the key's current version after the rotation (when a concurrent
+  // rotation won, that one's).
+  StatusOr<std::uint32_t> RotateKeyUnbounded(std::string_view key_id);
+  // Every version of the key (any KeyId form), ascending. Any key state but pending creation.
+  StatusOr<std::vector<KeyVersionInfo>> ListKeyVersions(std::string_view key_id);
 
   // ---- scheduled work ----
   // Performs every automatic rotation and every deletion due at `now_ms` (deletion destroys the key's
