@@ -1,0 +1,779 @@
+// The Vault door end to end through VaultDoor::Handle (routing, tokens, envelope, batch) into a
+// real TransitKeyring and VaultTokenRegistry over a KeyService on the fake HSM and a SQLite store
+// in a temporary folder. Every client-reachable error asserts the exact status and body a client
+// sees.
+#include "api/vault/vault_door.h"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+#include <memory>
+#include <string>
+
+#include "base/encoding.h"
+#include "firmware/transit_keyring.h"
+#include "firmware/vault_tokens.h"
+#include "tests/firmware/key_service_fixture.h"
+
+namespace kms::api::vault {
+namespace {
+
+namespace json = boost::json;
+
+std::string B64(std::string_view s) { return Base64Encode(AsBytes(s)); }
+std::string Unb64(const json::value& v) {
+  return ToString(Base64Decode(std::string_view(v.as_string())).value());
+}
+
+struct VaultFixture {
+  firmware::testing::ServiceFixture service;
+  std::unique_ptr<firmware::transit::TransitKeyring> transit;
+  std::unique_ptr<firmware::transit::TransitKeyring> nested;
+  std::unique_ptr<firmware::VaultTokenRegistry> tokens;
+  std::unique_ptr<VaultDoor> door;
+  VaultHealth health{true, false, false, "1.0.0-kms"};
+  std::string admin;
+
+  VaultFixture() {
+    transit = std::make_unique<firmware::transit::TransitKeyring>(service.svc(), *service.store,
+                                                                  service.clock, "transit");
+    nested = std::make_unique<firmware::transit::TransitKeyring>(service.svc(), *service.store,
+                                                                 service.clock, "apps/transit");
+    tokens = std::make_unique<firmware::VaultTokenRegistry>(service.Hsm(), *service.store,
+                                                            service.clock);
+    VaultDoorConfig config;
+    config.mounts = {"transit", "/apps/transit/"};
+    config.clock = &service.clock;
+    config.health = [this] { return health; };
+    config.request_id = [] { return std::string("11111111-2222-4333-8444-555555555555"); };
+    config.cluster_id = "cluster-1";
+    door = std::make_unique<VaultDoor>(
+        config, *tokens,
+        std::vector<firmware::transit::TransitKeyring*>{transit.get(), nested.get()});
+    admin = NewToken({"*"}, {"*"}, /*administrator=*/true);
+  }
+
+  std::string NewToken(std::vector<std::string> patterns, std::vector<std::string> operations,
+                       bool administrator = false, std::int64_t ttl_ms = 0) {
+    firmware::VaultTokenSpec spec;
+    spec.display_name = "test";
+    spec.key_patterns = std::move(patterns);
+    spec.operations = std::move(operations);
+    spec.administrator = administrator;
+    spec.ttl_ms = ttl_ms;
+    spec.renewable = ttl_ms != 0;
+    auto made = tokens->Create(spec);
+    if (!made) FAIL(made.error().ToString());
+    return ToString(made->token.ExposeSecret());
+  }
+
+  http::HttpResponse Raw(std::string method, std::string target, std::string body = "",
+                         std::optional<std::string> token = std::nullopt,
+                         http::HeaderList extra = {}) {
+    http::HttpRequest r;
+    r.method = std::move(method);
+    r.target = std::move(target);
+    r.body = std::move(body);
+    // What the Go client sends: X-Vault-Request, no Content-Type.
+    r.headers.emplace_back("X-Vault-Request", "true");
+    const std::string t = token ? *token : admin;
+    if (!t.empty()) r.headers.emplace_back("X-Vault-Token", t);
+    for (auto& h : extra) r.headers.push_back(std::move(h));
+    auto resp = door->Handle(r);
+    CHECK(resp.headers.size() >= 2);
+    bool json_type = false, no_store = false;
+    for (const auto& [n, v] : resp.headers) {
+      json_type |= n == "Content-Type" && v == "application/json";
+      no_store |= n == "Cache-Control" && v == "no-store";
+    }
+    CHECK(json_type);
+    CHECK(no_store);
+    return resp;
+  }
+  json::object Ok(std::string method, std::string target, const json::object& body = {},
+                  std::optional<std::string> token = std::nullopt) {
+    const auto r = Raw(std::move(method), target, json::serialize(body), std::move(token));
+    INFO(target << " -> " << r.status << " " << r.body);
+    REQUIRE(r.status == 200);
+    return json::parse(r.body).as_object();
+  }
+  json::object Data(std::string method, std::string target, const json::object& body = {},
+                    std::optional<std::string> token = std::nullopt) {
+    auto o = Ok(std::move(method), std::move(target), body, std::move(token));
+    return o.at("data").as_object();
+  }
+  // The whole error body, after checking the status.
+  json::value Err(unsigned status, std::string method, std::string target,
+                  const json::object& body = {}, std::optional<std::string> token = std::nullopt) {
+    const auto r = Raw(std::move(method), target, json::serialize(body), std::move(token));
+    INFO(target << " -> " << r.status << " " << r.body);
+    CHECK(r.status == status);
+    return json::parse(r.body);
+  }
+  // The single error message of a failing call.
+  std::string ErrMsg(unsigned status, std::string method, std::string target,
+                     const json::object& body = {},
+                     std::optional<std::string> token = std::nullopt) {
+    const auto v = Err(status, std::move(method), std::move(target), body, std::move(token));
+    const auto& errors = v.at("errors").as_array();
+    REQUIRE(errors.size() == 1);
+    return std::string(errors[0].as_string());
+  }
+  std::string Encrypt(std::string_view key, std::string_view plaintext) {
+    return std::string(
+        Data("PUT", "/v1/transit/encrypt/" + std::string(key), {{"plaintext", B64(plaintext)}})
+            .at("ciphertext")
+            .as_string());
+  }
+  void CreateKey(std::string_view name, const json::object& body = {}) {
+    Data("POST", "/v1/transit/keys/" + std::string(name), body);
+  }
+};
+
+json::value Errors(std::initializer_list<std::string_view> messages) {
+  json::array a;
+  for (auto m : messages) a.emplace_back(m);
+  return json::object{{"errors", std::move(a)}};
+}
+
+std::size_t CountColons(std::string_view s) {
+  return static_cast<std::size_t>(std::count(s.begin(), s.end(), ':'));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+TEST_CASE("vault door: the transit seal's exact sequence", "[unit]") {
+  VaultFixture f;
+  f.CreateKey("autounseal");
+  // The seal's token: encrypt and decrypt on its key only, with a ttl so renew-self extends it.
+  const std::string token = f.NewToken({"autounseal"}, {"encrypt", "decrypt"}, false, 3'600'000);
+
+  // 1. PUT auth/token/renew-self {"increment":0}
+  const auto renew = f.Ok("PUT", "/v1/auth/token/renew-self", {{"increment", 0}}, token);
+  const auto& auth = renew.at("auth").as_object();
+  CHECK(auth.at("client_token").as_string() == token);
+  CHECK(auth.at("renewable").as_bool());
+  CHECK(auth.at("lease_duration").as_int64() == 3600);
+  CHECK(renew.at("data").is_null());
+
+  // 2. PUT <mount>/encrypt/<key> {"plaintext":"YQ=="}: exactly three ':'-separated fields.
+  const auto enc = f.Data("PUT", "/v1/transit/encrypt/autounseal", {{"plaintext", "YQ=="}}, token);
+  const std::string ct(enc.at("ciphertext").as_string());
+  CHECK(CountColons(ct) == 2);
+  CHECK(ct.starts_with("vault:v1:"));
+  CHECK(enc.at("key_version").as_int64() == 1);
+
+  // 4. decrypt the exact string back.
+  const auto dec = f.Data("PUT", "/v1/transit/decrypt/autounseal", {{"ciphertext", ct}}, token);
+  CHECK(dec.at("plaintext").as_string() == "YQ==");
+
+  // The health check: Encrypt("Heartbeat 123") + Decrypt + compare.
+  const auto hb =
+      f.Data("PUT", "/v1/transit/encrypt/autounseal", {{"plaintext", B64("Heartbeat 123")}}, token);
+  const auto hb_back =
+      f.Data("PUT", "/v1/transit/decrypt/autounseal", {{"ciphertext", hb.at("ciphertext")}}, token);
+  CHECK(Unb64(hb_back.at("plaintext")) == "Heartbeat 123");
+  // Vault's key-id refresh: Encrypt([0x00]).
+  const auto zero = f.Data("PUT", "/v1/transit/encrypt/autounseal",
+                           {{"plaintext", Base64Encode(Bytes{0x00})}}, token);
+  CHECK(CountColons(std::string_view(zero.at("ciphertext").as_string())) == 2);
+}
+
+TEST_CASE("vault door: success envelope, PUT and POST alike, headers", "[unit]") {
+  VaultFixture f;
+  f.CreateKey("k1");
+  for (const char* method : {"PUT", "POST"}) {
+    INFO(method);
+    const auto r = f.Ok(method, "/v1/transit/encrypt/k1", {{"plaintext", B64("hello")}});
+    CHECK(r.at("request_id").as_string() == "11111111-2222-4333-8444-555555555555");
+    CHECK(r.at("lease_id").as_string() == "");
+    CHECK(r.at("renewable").as_bool() == false);
+    CHECK(r.at("lease_duration").as_int64() == 0);
+    CHECK(r.at("wrap_info").is_null());
+    CHECK(r.at("warnings").is_null());
+    CHECK(r.at("auth").is_null());
+    CHECK(r.at("mount_type").as_string() == "transit");
+    const std::string ct(r.at("data").at("ciphertext").as_string());
+    CHECK(f.Data(method, "/v1/transit/decrypt/k1", {{"ciphertext", ct}})
+              .at("plaintext")
+              .as_string() == B64("hello"));
+  }
+  // Authorization: Bearer instead of X-Vault-Token; X-Vault-Namespace is ignored.
+  const auto r = f.Raw("PUT", "/v1/transit/encrypt/k1", R"({"plaintext":"YQ=="})", "",
+                       {{"Authorization", "Bearer " + f.admin}, {"X-Vault-Namespace", "ns1/"}});
+  CHECK(r.status == 200);
+  // Empty body = {} (and then the missing plaintext is the user error).
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/encrypt/k1") == "missing plaintext to encrypt");
+  // An empty plaintext is allowed, as in Vault.
+  const std::string empty_ct = f.Encrypt("k1", "");
+  CHECK(f.Data("PUT", "/v1/transit/decrypt/k1", {{"ciphertext", empty_ct}}).at("plaintext") == "");
+}
+
+TEST_CASE("vault door: tokens: missing, wrong, scope, revoke", "[unit]") {
+  VaultFixture f;
+  f.CreateKey("app-1");
+  f.CreateKey("other");
+  const json::object body{{"plaintext", "YQ=="}};
+  CHECK(f.Err(403, "PUT", "/v1/transit/encrypt/app-1", body, "") == Errors({"permission denied"}));
+  CHECK(f.Err(403, "PUT", "/v1/transit/encrypt/app-1", body,
+              "hvs.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA") == Errors({"permission denied"}));
+  // A caller without a token learns nothing about routes: 403 before 404, 501 or 405.
+  CHECK(f.Err(403, "GET", "/v1/no/such/path", {}, "") == Errors({"permission denied"}));
+  CHECK(f.Err(403, "GET", "/v1/transit/export/encryption-key/app-1", {}, "bogus") ==
+        Errors({"permission denied"}));
+  CHECK(f.Err(403, "GET", "/v1/transit/encrypt/app-1", {}, "bogus") ==
+        Errors({"permission denied"}));
+  const auto bad_json = f.Raw("PUT", "/v1/transit/encrypt/app-1", "not json", "");
+  CHECK(bad_json.status == 403);
+  CHECK(json::parse(bad_json.body) == Errors({"permission denied"}));
+
+  const std::string scoped = f.NewToken({"app-*"}, {"encrypt"});
+  const std::string ct = std::string(
+      f.Data("PUT", "/v1/transit/encrypt/app-1", body, scoped).at("ciphertext").as_string());
+  // Operation outside the scope, key outside the scope, key management.
+  CHECK(f.Err(403, "PUT", "/v1/transit/decrypt/app-1", {{"ciphertext", ct}}, scoped) ==
+        Errors({"permission denied"}));
+  CHECK(f.Err(403, "PUT", "/v1/transit/encrypt/other", body, scoped) ==
+        Errors({"permission denied"}));
+  CHECK(f.Err(403, "POST", "/v1/transit/keys/app-2", {}, scoped) == Errors({"permission denied"}));
+  CHECK(f.Err(403, "GET", "/v1/transit/keys/app-1", {}, scoped) == Errors({"permission denied"}));
+  CHECK(f.Err(403, "PUT", "/v1/transit/random", {}, scoped) == Errors({"permission denied"}));
+  // Upsert without "manage": Vault's 400 for a missing key (the token may encrypt to the name).
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/encrypt/app-new", body, scoped) ==
+        "encryption key not found");
+
+  // revoke-self: 204, then the token is dead.
+  const auto revoked = f.Raw("PUT", "/v1/auth/token/revoke-self", "", scoped);
+  CHECK(revoked.status == 204);
+  CHECK(revoked.body.empty());
+  CHECK(f.Err(403, "PUT", "/v1/transit/encrypt/app-1", body, scoped) ==
+        Errors({"permission denied"}));
+  CHECK(f.Err(403, "GET", "/v1/auth/token/lookup-self", {}, scoped) ==
+        Errors({"permission denied"}));
+}
+
+TEST_CASE("vault door: lookup-self and renew-self shapes", "[unit]") {
+  VaultFixture f;
+  const std::string token = f.NewToken({"*"}, {"encrypt"}, false, 7'200'000);
+  for (const char* method : {"GET", "POST"}) {
+    INFO(method);
+    const auto r = f.Ok(method, "/v1/auth/token/lookup-self", {}, token);
+    CHECK(r.at("mount_type").as_string() == "token");
+    CHECK(r.at("auth").is_null());
+    const auto& d = r.at("data").as_object();
+    CHECK(d.at("id").as_string() == token);
+    CHECK(d.at("accessor").as_string().starts_with("acc."));
+    CHECK(d.at("creation_time").as_int64() == firmware::testing::kStartMs / 1000);
+    CHECK(d.at("creation_ttl").as_int64() == 7200);
+    CHECK(d.at("display_name").as_string() == "test");
+    CHECK(d.at("expire_time").as_string() == "2026-01-01T02:00:00Z");
+    CHECK(d.at("issue_time").as_string() == "2026-01-01T00:00:00Z");
+    CHECK(d.at("explicit_max_ttl").as_int64() == 0);
+    CHECK(d.at("meta").is_null());
+    CHECK(d.at("num_uses").as_int64() == 0);
+    CHECK(d.at("orphan").as_bool());
+    CHECK(d.at("path").as_string() == "auth/token/create");
+    CHECK(d.at("policies").is_array());
+    CHECK(d.at("renewable").as_bool());
+    CHECK(d.at("ttl").as_int64() == 7200);
+    CHECK(d.at("type").as_string() == "service");
+  }
+  // Half an hour later: ttl counts down; renew-self with "increment" (seconds or a duration).
+  f.service.clock.Advance(1'800'000);
+  CHECK(f.Data("GET", "/v1/auth/token/lookup-self", {}, token).at("ttl").as_int64() == 5400);
+  const auto r = f.Ok("POST", "/v1/auth/token/renew-self", {{"increment", "1h"}}, token);
+  const auto& a = r.at("auth").as_object();
+  CHECK(a.at("client_token").as_string() == token);
+  CHECK(a.at("lease_duration").as_int64() == 3600);
+  CHECK(a.at("renewable").as_bool());
+  CHECK(a.at("token_type").as_string() == "service");
+  CHECK(a.at("orphan").as_bool());
+  CHECK(a.at("num_uses").as_int64() == 0);
+  CHECK(a.at("entity_id").as_string() == "");
+  CHECK(a.at("policies").is_array());
+  CHECK(a.at("token_policies").is_array());
+  CHECK(a.contains("metadata"));
+  CHECK(a.at("accessor").as_string().starts_with("acc."));
+  CHECK(f.Ok("PUT", "/v1/auth/token/renew-self", {{"increment", 0}}, token)
+            .at("auth")
+            .at("lease_duration")
+            .as_int64() == 7200);
+  // A token without ttl is not renewable (the registry's Vault text).
+  CHECK(f.Err(400, "PUT", "/v1/auth/token/renew-self", {{"increment", 0}}) ==
+        Errors({"lease is not renewable"}));
+  CHECK(f.ErrMsg(400, "PUT", "/v1/auth/token/renew-self", {{"increment", "soon"}}, token) ==
+        "error converting input for field \"increment\": expected a duration");
+  // renew-self is a write; other auth/token paths are operators' (501); other auth/ is 404.
+  CHECK(f.ErrMsg(405, "GET", "/v1/auth/token/renew-self", {}, token) == "unsupported operation");
+  CHECK(f.Raw("POST", "/v1/auth/token/create", "{}").status == 501);
+  CHECK(f.ErrMsg(404, "POST", "/v1/auth/userpass/login/x") ==
+        "no handler for route \"auth/userpass/login/x\". route entry not found.");
+  // Expired tokens are dead.
+  f.service.clock.Advance(3 * 3'600'000);
+  CHECK(f.Err(403, "GET", "/v1/auth/token/lookup-self", {}, token) ==
+        Errors({"permission denied"}));
+}
+
+TEST_CASE("vault door: keys create, read, LIST, ?list=true, config, rotate, delete", "[unit]") {
+  VaultFixture f;
+  // LIST with no results: 404 {"errors":[]}.
+  CHECK(f.Err(404, "LIST", "/v1/transit/keys") == json::parse(R"({"errors":[]})"));
+  // Read of a missing key: 404 {"errors":[]}.
+  CHECK(f.Err(404, "GET", "/v1/transit/keys/nope") == json::parse(R"({"errors":[]})"));
+
+  const auto created = f.Data("POST", "/v1/transit/keys/aes");
+  CHECK(created.at("name").as_string() == "aes");
+  CHECK(created.at("type").as_string() == "aes256-gcm96");
+  f.Data("PUT", "/v1/transit/keys/ec", {{"type", "ecdsa-p256"}});
+  const auto d = f.Data("GET", "/v1/transit/keys/aes");
+  CHECK(d.at("type").as_string() == "aes256-gcm96");
+  CHECK(d.at("derived").as_bool() == false);
+  CHECK(d.at("deletion_allowed").as_bool() == false);
+  CHECK(d.at("exportable").as_bool() == false);
+  CHECK(d.at("latest_version").as_int64() == 1);
+  CHECK(d.at("min_decryption_version").as_int64() == 1);
+  CHECK(d.at("min_encryption_version").as_int64() == 0);
+  CHECK(d.at("supports_encryption").as_bool());
+  CHECK(d.at("supports_signing").as_bool() == false);
+  CHECK(d.at("auto_rotate_period").as_int64() == 0);
+  CHECK(d.at("keys").at("1").as_int64() == firmware::testing::kStartMs / 1000);
+  const auto ec = f.Data("GET", "/v1/transit/keys/ec");
+  CHECK(ec.at("supports_signing").as_bool());
+  const auto& v1 = ec.at("keys").at("1").as_object();
+  CHECK(v1.at("name").as_string() == "P-256");
+  CHECK(v1.at("public_key").as_string().starts_with("-----BEGIN PUBLIC KEY-----"));
+  CHECK(v1.at("creation_time").as_string() == "2026-01-01T00:00:00Z");
+
+  // Creating an existing name changes nothing.
+  CHECK(f.Data("POST", "/v1/transit/keys/aes").at("latest_version").as_int64() == 1);
+  CHECK(f.Raw("POST", "/v1/transit/keys/bad", R"({"type":"no-such-type"})").status == 400);
+  CHECK(f.Raw("POST", "/v1/transit/keys/bad", R"({"exportable":true})").status == 400);
+  CHECK(f.ErrMsg(400, "POST", "/v1/transit/keys/bad", {{"managed_key_name", "m"}}) ==
+        "managed_key_name is not supported by this appliance");
+
+  // LIST verb, GET ?list=true, trailing slash (the CLI's form).
+  const json::value names = json::array{"aes", "ec"};
+  CHECK(f.Data("LIST", "/v1/transit/keys").at("keys") == names);
+  CHECK(f.Data("GET", "/v1/transit/keys?list=true").at("keys") == names);
+  CHECK(f.Data("LIST", "/v1/transit/keys/").at("keys") == names);
+  // A scoped reader lists only its keys.
+  const std::string reader = f.NewToken({"e*"}, {"read"});
+  CHECK(f.Data("LIST", "/v1/transit/keys", {}, reader).at("keys") == json::array{"ec"});
+  CHECK(f.Err(403, "LIST", "/v1/transit/keys", {}, f.NewToken({"*"}, {"encrypt"})) ==
+        Errors({"permission denied"}));
+  CHECK(f.ErrMsg(405, "GET", "/v1/transit/keys") == "unsupported operation");
+
+  // Rotate: version 2.
+  const auto rotated = f.Data("POST", "/v1/transit/keys/aes/rotate");
+  CHECK(rotated.at("latest_version").as_int64() == 2);
+  CHECK(f.Data("GET", "/v1/transit/keys/aes").at("keys").as_object().size() == 2);
+
+  // Delete needs deletion_allowed.
+  CHECK(f.Raw("DELETE", "/v1/transit/keys/aes").status == 400);
+  CHECK(f.ErrMsg(405, "GET", "/v1/transit/keys/aes/config") == "unsupported operation");
+  const auto cfg = f.Data("POST", "/v1/transit/keys/aes/config",
+                          {{"deletion_allowed", "true"}, {"min_decryption_version", "1"}});
+  CHECK(cfg.at("deletion_allowed").as_bool());
+  const auto del = f.Raw("DELETE", "/v1/transit/keys/aes");
+  CHECK(del.status == 204);
+  CHECK(del.body.empty());
+  CHECK(f.Err(404, "GET", "/v1/transit/keys/aes") == json::parse(R"({"errors":[]})"));
+  CHECK(f.Data("LIST", "/v1/transit/keys").at("keys") == json::array{"ec"});
+}
+
+TEST_CASE("vault door: decrypt errors are Vault's exact messages", "[unit]") {
+  VaultFixture f;
+  f.CreateKey("k");
+  const std::string ct = f.Encrypt("k", "secret");
+  const std::string payload = ct.substr(ct.rfind(':') + 1);
+  auto dec = [&](std::string c) {
+    return f.ErrMsg(400, "PUT", "/v1/transit/decrypt/k", {{"ciphertext", c}});
+  };
+  CHECK(dec(payload) == "invalid ciphertext: no prefix");
+  CHECK(dec("vault:v1") == "invalid ciphertext: wrong number of fields");
+  CHECK(dec("vault:vx:" + payload) == "invalid ciphertext: version number could not be decoded");
+  CHECK(dec("vault:v7:" + payload) == "invalid ciphertext: version is too new");
+  CHECK(dec("vault:v1:!!!notbase64") == "invalid ciphertext: could not decode base64");
+  // Tampering: one message whatever the cause.
+  std::string tampered = ct;
+  tampered[tampered.size() - 3] = tampered[tampered.size() - 3] == 'A' ? 'B' : 'A';
+  CHECK(dec(tampered) == "cipher: message authentication failed");
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/decrypt/k") == "missing ciphertext to decrypt");
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/decrypt/missing", {{"ciphertext", ct}}) ==
+        "encryption key not found");
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/decrypt/k", {{"ciphertext", ct}, {"nonce", "AAAA"}}) ==
+        "provided nonce not allowed for this key");
+
+  // min_decryption_version: v1 ciphertexts are refused after raising it.
+  f.Data("POST", "/v1/transit/keys/k/rotate");
+  f.Data("POST", "/v1/transit/keys/k/config", {{"min_decryption_version", 2}});
+  CHECK(dec(ct) == "ciphertext or signature version is disallowed by policy (too old)");
+}
+
+TEST_CASE("vault door: rewrap to the newest version, key_version as number or string", "[unit]") {
+  VaultFixture f;
+  f.CreateKey("k");
+  const std::string v1 = f.Encrypt("k", "payload");
+  f.Data("POST", "/v1/transit/keys/k/rotate");
+  const auto rewrapped = f.Data("POST", "/v1/transit/rewrap/k", {{"ciphertext", v1}});
+  CHECK(rewrapped.at("ciphertext").as_string().starts_with("vault:v2:"));
+  CHECK(rewrapped.at("key_version").as_int64() == 2);
+  CHECK(Unb64(f.Data("PUT", "/v1/transit/decrypt/k", {{"ciphertext", rewrapped.at("ciphertext")}})
+                  .at("plaintext")) == "payload");
+  // OpenBao sends key_version as a string.
+  for (const json::value& version : {json::value(1), json::value("1")}) {
+    const auto e =
+        f.Data("PUT", "/v1/transit/encrypt/k", {{"plaintext", B64("x")}, {"key_version", version}});
+    CHECK(e.at("ciphertext").as_string().starts_with("vault:v1:"));
+    CHECK(e.at("key_version").as_int64() == 1);
+  }
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/encrypt/k",
+                 {{"plaintext", B64("x")}, {"key_version", "one"}}) ==
+        "error converting input for field \"key_version\": expected an integer");
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/encrypt/k", {{"plaintext", "not base64!"}}) ==
+        "failed to base64-decode plaintext");
+}
+
+TEST_CASE("vault door: batch encrypt and decrypt with a partly failing batch", "[unit]") {
+  VaultFixture f;
+  f.CreateKey("k");
+  const json::object body{
+      {"plaintext", "ignored-when-batch"},
+      {"batch_input", json::array{json::object{{"plaintext", B64("one")}, {"reference", "a"}},
+                                  json::object{{"plaintext", "%%%"}, {"reference", "b"}}}}};
+  const auto r = f.Raw("POST", "/v1/transit/encrypt/k", json::serialize(body));
+  REQUIRE(r.status == 400);
+  const auto full = json::parse(r.body).as_object();
+  CHECK(full.at("request_id").is_string());  // the full envelope, not {"errors":...}
+  const auto& results = full.at("data").at("batch_results").as_array();
+  REQUIRE(results.size() == 2);
+  CHECK(results[0].at("reference").as_string() == "a");
+  CHECK(results[0].at("ciphertext").as_string().starts_with("vault:v1:"));
+  CHECK(results[0].at("key_version").as_int64() == 1);
+  CHECK(results[1].at("reference").as_string() == "b");
+  CHECK(results[1].at("error").as_string() == "failed to base64-decode plaintext");
+  CHECK_FALSE(results[1].as_object().contains("ciphertext"));
+
+  // partial_failure_response_code overrides when at least one succeeded.
+  json::object with_code = body;
+  with_code["partial_failure_response_code"] = 207;
+  CHECK(f.Raw("POST", "/v1/transit/encrypt/k", json::serialize(with_code)).status == 207);
+  with_code["partial_failure_response_code"] = 9999;
+  const auto reverted = f.Raw("POST", "/v1/transit/encrypt/k", json::serialize(with_code));
+  CHECK(reverted.status == 400);
+  CHECK(json::parse(reverted.body).at("warnings").as_array().size() == 1);
+
+  // All good: 200; decrypt batch, in order, references echoed (absent -> "").
+  const std::string ct = std::string(results[0].at("ciphertext").as_string());
+  const auto ok =
+      f.Data("PUT", "/v1/transit/decrypt/k",
+             {{"batch_input", json::array{json::object{{"ciphertext", ct}, {"reference", "x"}},
+                                          json::object{{"ciphertext", f.Encrypt("k", "two")}}}}});
+  const auto& out = ok.at("batch_results").as_array();
+  REQUIRE(out.size() == 2);
+  CHECK(Unb64(out[0].at("plaintext")) == "one");
+  CHECK(out[0].at("reference").as_string() == "x");
+  CHECK(Unb64(out[1].at("plaintext")) == "two");
+  CHECK(out[1].at("reference").as_string() == "");
+  // Decrypt batch with one bad ciphertext: 400 and both results.
+  const auto bad = f.Raw("PUT", "/v1/transit/decrypt/k",
+                         json::serialize(json::object{
+                             {"batch_input", json::array{json::object{{"ciphertext", ct}},
+                                                         json::object{{"ciphertext", "x"}}}}}));
+  CHECK(bad.status == 400);
+  const auto& bad_results = json::parse(bad.body).at("data").at("batch_results").as_array();
+  CHECK(Unb64(bad_results[0].at("plaintext")) == "one");
+  CHECK(bad_results[1].at("error").as_string() == "invalid ciphertext: no prefix");
+  // Rewrap batch.
+  const auto rw = f.Data("PUT", "/v1/transit/rewrap/k",
+                         {{"batch_input", json::array{json::object{{"ciphertext", ct}}}}});
+  CHECK(rw.at("batch_results").at(0).at("ciphertext").as_string().starts_with("vault:v1:"));
+  // Malformed batch_input fails the whole request.
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/encrypt/k", {{"batch_input", json::array{}}}) ==
+        "missing batch input to process");
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/encrypt/k", {{"batch_input", json::array{1}}}) ==
+        "failed to parse batch input: each item must be an object");
+}
+
+TEST_CASE("vault door: encrypt upsert creates a missing key with manage scope", "[unit]") {
+  VaultFixture f;
+  const std::string ct = f.Encrypt("fresh", "x");
+  CHECK(ct.starts_with("vault:v1:"));
+  CHECK(f.Data("GET", "/v1/transit/keys/fresh").at("type").as_string() == "aes256-gcm96");
+  // A context on the upserting request makes the key derived; context then required.
+  const auto d = f.Data("PUT", "/v1/transit/encrypt/derived",
+                        {{"plaintext", B64("x")}, {"context", B64("tenant-1")}});
+  CHECK(f.Data("GET", "/v1/transit/keys/derived").at("derived").as_bool());
+  CHECK(Unb64(f.Data("PUT", "/v1/transit/decrypt/derived",
+                     {{"ciphertext", d.at("ciphertext")}, {"context", B64("tenant-1")}})
+                  .at("plaintext")) == "x");
+  CHECK(f.Raw("PUT", "/v1/transit/decrypt/derived",
+              json::serialize(
+                  json::object{{"ciphertext", d.at("ciphertext")}, {"context", B64("tenant-2")}}))
+            .status == 400);
+  // Mixed contexts in an upserting batch: Vault's refusal.
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/encrypt/mixed",
+                 {{"batch_input",
+                   json::array{json::object{{"plaintext", B64("a")}, {"context", B64("c")}},
+                               json::object{{"plaintext", B64("b")}}}}}) ==
+        "context should be set either in all the request blocks or in none");
+  // A scoped token with encrypt and manage may upsert.
+  const std::string token = f.NewToken({"svc-*"}, {"encrypt", "manage"});
+  CHECK(f.Data("PUT", "/v1/transit/encrypt/svc-1", {{"plaintext", "YQ=="}}, token)
+            .at("ciphertext")
+            .as_string()
+            .starts_with("vault:v1:"));
+}
+
+TEST_CASE("vault door: sign and verify, wrong key type, hmac", "[unit]") {
+  VaultFixture f;
+  f.CreateKey("ec", {{"type", "ecdsa-p256"}});
+  f.CreateKey("aes");
+  f.CreateKey("mac", {{"type", "hmac"}});
+  const std::string input = B64("message");
+  const auto s = f.Data("POST", "/v1/transit/sign/ec", {{"input", input}});
+  const std::string sig(s.at("signature").as_string());
+  CHECK(sig.starts_with("vault:v1:"));
+  CHECK(s.at("key_version").as_int64() == 1);
+  CHECK(f.Data("POST", "/v1/transit/verify/ec", {{"input", input}, {"signature", sig}})
+            .at("valid")
+            .as_bool());
+  CHECK(f.Data("POST", "/v1/transit/verify/ec/sha2-256",
+               {{"input", B64("other")}, {"signature", sig}})
+            .at("valid")
+            .as_bool() == false);
+  // The path's hash.
+  CHECK(f.Data("PUT", "/v1/transit/sign/ec/sha2-256", {{"input", input}})
+            .at("signature")
+            .as_string()
+            .starts_with("vault:v1:"));
+  // Sign on an AES key: 400 with the keyring's Vault text.
+  const auto wrong =
+      f.Raw("POST", "/v1/transit/sign/aes", json::serialize(json::object{{"input", input}}));
+  CHECK(wrong.status == 400);
+  INFO(wrong.body);
+  CHECK(json::parse(wrong.body).at("errors").at(0).as_string().find("aes256-gcm96") !=
+        std::string::npos);
+  CHECK(f.ErrMsg(400, "POST", "/v1/transit/verify/ec", {{"input", input}}) ==
+        "neither a 'signature' nor an 'hmac' were given to verify");
+  CHECK(f.ErrMsg(400, "POST", "/v1/transit/verify/ec",
+                 {{"input", input}, {"signature", sig}, {"hmac", "vault:v1:AA=="}}) ==
+        "provide one of 'signature' or 'hmac'");
+  CHECK(f.ErrMsg(400, "POST", "/v1/transit/sign/ec",
+                 {{"input", input}, {"signature_algorithm", "bogus"}}) ==
+        "unsupported signature algorithm bogus");
+
+  // Batch sign, then batch verify with one tampered item.
+  const auto batch =
+      f.Data("POST", "/v1/transit/sign/ec",
+             {{"batch_input", json::array{json::object{{"input", B64("a")}, {"reference", "1"}},
+                                          json::object{{"input", B64("b")}, {"reference", "2"}}}}});
+  const auto& sigs = batch.at("batch_results").as_array();
+  REQUIRE(sigs.size() == 2);
+  CHECK(sigs[1].at("reference").as_string() == "2");
+  const auto verified = f.Data(
+      "POST", "/v1/transit/verify/ec",
+      {{"batch_input",
+        json::array{json::object{{"input", B64("a")}, {"signature", sigs[0].at("signature")}},
+                    json::object{{"input", B64("a")}, {"signature", sigs[1].at("signature")}}}}});
+  CHECK(verified.at("batch_results").at(0).at("valid").as_bool());
+  CHECK(verified.at("batch_results").at(1).at("valid").as_bool() == false);
+
+  // HMAC on an hmac key; verify through verify/<name> with `hmac`.
+  const auto h = f.Data("PUT", "/v1/transit/hmac/mac", {{"input", input}});
+  const std::string mac(h.at("hmac").as_string());
+  CHECK(mac.starts_with("vault:v1:"));
+  CHECK(f.Data("PUT", "/v1/transit/hmac/mac/sha2-256", {{"input", input}}).at("hmac").as_string() ==
+        mac);
+  CHECK(f.Data("PUT", "/v1/transit/verify/mac", {{"input", input}, {"hmac", mac}})
+            .at("valid")
+            .as_bool());
+  CHECK(f.Data("PUT", "/v1/transit/verify/mac", {{"input", B64("x")}, {"hmac", mac}})
+            .at("valid")
+            .as_bool() == false);
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/hmac/mac") == "missing input for HMAC");
+  const auto hb =
+      f.Data("PUT", "/v1/transit/hmac/mac",
+             {{"batch_input", json::array{json::object{{"input", input}, {"reference", "r"}}}}});
+  CHECK(hb.at("batch_results").at(0).at("hmac").as_string() == mac);
+  CHECK(hb.at("batch_results").at(0).at("reference") == "r");
+}
+
+TEST_CASE("vault door: datakey, random, hash", "[unit]") {
+  VaultFixture f;
+  f.CreateKey("k");
+  const auto pk = f.Data("POST", "/v1/transit/datakey/plaintext/k", {{"bits", "256"}});
+  const std::string key = std::string(pk.at("plaintext").as_string());
+  CHECK(Base64Decode(key).value().size() == 32);
+  CHECK(pk.at("key_version").as_int64() == 1);
+  // The wrapped data key decrypts to the same bytes.
+  CHECK(f.Data("PUT", "/v1/transit/decrypt/k", {{"ciphertext", pk.at("ciphertext")}})
+            .at("plaintext")
+            .as_string() == key);
+  const auto wrapped = f.Data("POST", "/v1/transit/datakey/wrapped/k", {{"bits", 512}});
+  CHECK_FALSE(wrapped.contains("plaintext"));
+  CHECK(wrapped.at("ciphertext").as_string().starts_with("vault:v1:"));
+  CHECK(f.ErrMsg(400, "POST", "/v1/transit/datakey/both/k") ==
+        "Invalid path, must be 'plaintext' or 'wrapped'");
+  CHECK(f.Raw("POST", "/v1/transit/datakey/plaintext/k", R"({"bits":100})").status == 400);
+
+  CHECK(Base64Decode(
+            std::string_view(f.Data("PUT", "/v1/transit/random").at("random_bytes").as_string()))
+            .value()
+            .size() == 32);
+  CHECK(f.Data("PUT", "/v1/transit/random/16", {{"format", "hex"}})
+            .at("random_bytes")
+            .as_string()
+            .size() == 32);
+  CHECK(Base64Decode(
+            std::string_view(
+                f.Data("PUT", "/v1/transit/random/platform/8").at("random_bytes").as_string()))
+            .value()
+            .size() == 8);
+  CHECK(f.Data("PUT", "/v1/transit/random", {{"bytes", "4"}, {"format", "hex"}})
+            .at("random_bytes")
+            .as_string()
+            .size() == 8);
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/random/moon/8") ==
+        "unsupported entropy source \"moon\"; must be \"platform\" or \"seal\", or \"all\"");
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/random", {{"format", "b32"}}) ==
+        "unsupported encoding format \"b32\"; must be \"hex\" or \"base64\"");
+
+  // sha2-256("abc"), FIPS 180-2 appendix B.1.
+  const std::string abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+  CHECK(f.Data("PUT", "/v1/transit/hash", {{"input", B64("abc")}}).at("sum").as_string() == abc);
+  CHECK(f.Data("PUT", "/v1/transit/hash/sha2-256", {{"input", B64("abc")}}).at("sum").as_string() ==
+        abc);
+  CHECK(f.Data("PUT", "/v1/transit/hash", {{"input", B64("abc")}, {"format", "base64"}})
+            .at("sum")
+            .as_string() == Base64Encode(HexDecode(abc).value()));
+  CHECK(f.Data("PUT", "/v1/transit/hash/sha2-512", {{"input", B64("abc")}})
+            .at("sum")
+            .as_string()
+            .size() == 128);
+  CHECK(f.Raw("PUT", "/v1/transit/hash/md5", R"({"input":"YQ=="})").status == 400);
+}
+
+TEST_CASE("vault door: methods, unknown paths, unimplemented endpoints, bad JSON", "[unit]") {
+  VaultFixture f;
+  f.CreateKey("k");
+  CHECK(f.ErrMsg(405, "GET", "/v1/transit/encrypt/k") == "unsupported operation");
+  CHECK(f.ErrMsg(405, "DELETE", "/v1/transit/decrypt/k") == "unsupported operation");
+  CHECK(f.Err(405, "PATCH", "/v1/transit/keys/k") == json::parse(R"({"errors":[]})"));
+  CHECK(f.ErrMsg(404, "GET", "/v1/transit/nothing/here") ==
+        "no handler for route \"transit/nothing/here\". route entry not found.");
+  CHECK(f.ErrMsg(404, "GET", "/v1/secret/data/x") ==
+        "no handler for route \"secret/data/x\". route entry not found.");
+  CHECK(f.ErrMsg(404, "GET", "/v1/transit/keys/k/extra/more") ==
+        "no handler for route \"transit/keys/k/extra/more\". route entry not found.");
+  CHECK(f.ErrMsg(404, "PUT", "/v1/transit") ==
+        "no handler for route \"transit\". route entry not found.");
+  CHECK(f.ErrMsg(501, "GET", "/v1/transit/export/encryption-key/k") ==
+        "export is not implemented by this appliance: transit key material never leaves the HSM");
+  for (const char* path :
+       {"/v1/transit/backup/k", "/v1/transit/restore", "/v1/transit/restore/k",
+        "/v1/transit/keys/k/import", "/v1/transit/keys/k/import_version", "/v1/transit/keys/k/trim",
+        "/v1/transit/wrapping_key", "/v1/transit/cache-config", "/v1/transit/byok-export/a/k",
+        "/v1/transit/keys/k/csr", "/v1/transit/keys/k/set-certificate", "/v1/transit/config/keys",
+        "/v1/transit/cmac/k", "/v1/transit/export/signing-key/k/1"}) {
+    INFO(path);
+    const auto r = f.Raw("POST", path, "{}");
+    CHECK(r.status == 501);
+    CHECK(json::parse(r.body).at("errors").at(0).as_string().find("not implemented") !=
+          std::string::npos);
+  }
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/encrypt/k", {}, std::nullopt) ==
+        "missing plaintext to encrypt");
+  const auto bad = f.Raw("PUT", "/v1/transit/encrypt/k", "{\"plaintext\":");
+  CHECK(bad.status == 400);
+  CHECK(json::parse(bad.body).at("errors").at(0).as_string().starts_with(
+      "failed to parse JSON input: "));
+  CHECK(f.Raw("PUT", "/v1/transit/encrypt/k", "[1,2]").status == 400);
+  // A plaintext never comes back in an error.
+  const auto r =
+      f.Raw("PUT", "/v1/transit/encrypt/k", R"({"plaintext":"c2VjcmV0LXZhbHVl","key_version":99})");
+  CHECK(r.status == 400);
+  CHECK(r.body.find("c2VjcmV0LXZhbHVl") == std::string::npos);
+}
+
+TEST_CASE("vault door: nested mounts", "[unit]") {
+  VaultFixture f;
+  const std::string ct =
+      std::string(f.Data("PUT", "/v1/apps/transit/encrypt/k", {{"plaintext", B64("nested")}})
+                      .at("ciphertext")
+                      .as_string());
+  CHECK(Unb64(f.Data("PUT", "/v1/apps/transit/decrypt/k", {{"ciphertext", ct}}).at("plaintext")) ==
+        "nested");
+  CHECK(f.Data("LIST", "/v1/apps/transit/keys").at("keys") == json::array{"k"});
+  // The other mount's names are its own.
+  CHECK(f.Err(404, "LIST", "/v1/transit/keys") == json::parse(R"({"errors":[]})"));
+  CHECK(f.Err(404, "GET", "/v1/apps/other/keys/k").at("errors").at(0).is_string());
+}
+
+TEST_CASE("vault door: sys/health and sys/seal-status, sealed", "[unit]") {
+  VaultFixture f;
+  auto health = [&](std::string method, std::string query = "") {
+    return f.Raw(std::move(method), "/v1/sys/health" + query, "", "");
+  };
+  auto r = health("GET");
+  CHECK(r.status == 200);
+  auto b = json::parse(r.body).as_object();
+  CHECK(b.at("initialized").as_bool());
+  CHECK(b.at("sealed").as_bool() == false);
+  CHECK(b.at("standby").as_bool() == false);
+  CHECK(b.at("performance_standby").as_bool() == false);
+  CHECK(b.at("replication_performance_mode").as_string() == "disabled");
+  CHECK(b.at("replication_dr_mode").as_string() == "disabled");
+  CHECK(b.at("server_time_utc").as_int64() == firmware::testing::kStartMs / 1000);
+  CHECK(b.at("version").as_string() == "1.0.0-kms");
+  CHECK(b.at("cluster_name").as_string() == "kms-appliance");
+  CHECK(b.at("cluster_id").as_string() == "cluster-1");
+  CHECK(health("GET", "?activecode=204").status == 204);
+  auto head = health("HEAD");
+  CHECK(head.status == 200);
+  CHECK(head.body.empty());
+  CHECK(health("PUT").status == 405);
+  CHECK(health("GET", "?activecode=abc").status == 400);
+
+  f.health.standby = true;
+  CHECK(health("GET").status == 429);
+  CHECK(health("GET", "?standbyok=true").status == 200);
+  CHECK(health("GET", "?standbycode=200").status == 200);
+  f.health.standby = false;
+
+  f.health.sealed = true;
+  r = health("GET");
+  CHECK(r.status == 503);
+  b = json::parse(r.body).as_object();
+  CHECK(b.at("sealed").as_bool());
+  CHECK_FALSE(b.contains("cluster_id"));
+  CHECK(health("GET", "?sealedcode=200").status == 200);
+  CHECK(health("HEAD").status == 503);
+  // Everything else is 503 while sealed, before the token is looked at.
+  CHECK(f.Err(503, "PUT", "/v1/transit/encrypt/k", {{"plaintext", "YQ=="}}) ==
+        Errors({"Vault is sealed"}));
+  CHECK(f.Err(503, "GET", "/v1/auth/token/lookup-self", {}, "") == Errors({"Vault is sealed"}));
+  const auto ss = f.Raw("GET", "/v1/sys/seal-status", "", "");
+  CHECK(ss.status == 200);
+  CHECK(json::parse(ss.body).at("sealed").as_bool());
+  CHECK(json::parse(ss.body).at("type").is_string());
+
+  f.health.sealed = false;
+  f.health.initialized = false;
+  CHECK(health("GET").status == 501);
+  CHECK(health("GET", "?uninitcode=200").status == 200);
+  f.health.initialized = true;
+  const auto ok = f.Raw("GET", "/v1/sys/seal-status", "", "");
+  CHECK(json::parse(ok.body).at("sealed").as_bool() == false);
+  CHECK(f.Raw("PUT", "/v1/sys/seal-status", "", "").status == 405);
+}
+
+TEST_CASE("vault door: fault responses are Vault errors", "[unit]") {
+  const auto r = VaultDoor::FaultResponse(http::ServerFault::kBodyTooLarge, "x");
+  CHECK(r.status == 413);
+  CHECK(json::parse(r.body) == Errors({"http: request body too large"}));
+  CHECK(VaultDoor::FaultResponse(http::ServerFault::kHandlerFailed, "").status == 500);
+  CHECK(VaultDoor::FaultResponse(http::ServerFault::kOverloaded, "").status == 503);
+}
+
+}  // namespace
+}  // namespace kms::api::vault
