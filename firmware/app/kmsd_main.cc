@@ -1,11 +1,13 @@
 // kmsd: the appliance daemon, and the composition root of the tree. This is the one place that knows
 // every layer: it opens the HSM (hal/ over pkcs11/), the metadata store, the key service, and mounts the
-// AWS door (api/) on an HTTP(S) server. Nothing below it knows the others exist.
+// AWS door at "/" and the Vault door under "/v1/" (api/) on one HTTP(S) server. Nothing below it knows
+// the others exist.
 //
 // Today kmsd runs in dev mode only (`--dev`): a complete appliance from an empty state folder, the way
 // `vault server -dev` is: its own SoftHSM2 token and SQLite store under the folder, unsealed at start
 // (the dev token's PIN is kept in the folder), listening on loopback, and one administrator access key
-// whose credentials it writes to `<state>/dev.env` and prints. A second start on the same folder keeps
+// whose credentials it writes to `<state>/dev.env` and prints, with a Vault token for the same
+// operator (VAULT_ADDR, VAULT_TOKEN), made anew on every start. A second start on the same folder keeps
 // every key. The production boot (configuration file, sealed start, unseal by custodian shares) is not
 // built yet: kmsd without --dev says so and exits.
 //
@@ -25,16 +27,20 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "api/aws/aws_server.h"
 #include "api/aws/registry_access_key_store.h"
 #include "api/http/message.h"
+#include "api/vault/vault_door.h"
 #include "base/status.h"
 #include "firmware/access_keys.h"
 #include "firmware/clock.h"
 #include "firmware/key_scheduler.h"
 #include "firmware/key_service.h"
 #include "firmware/store/sqlite_store.h"
+#include "firmware/transit_keyring.h"
+#include "firmware/vault_tokens.h"
 #include "hal/pkcs11_hsm.h"
 #include "provisioning/dev_token.h"
 
@@ -55,7 +61,12 @@ struct Options {
   std::string tls_client_ca;
   std::size_t workers = 4;
   std::size_t hsm_sessions = 2;
+  std::vector<std::string> vault_mounts{"transit"};
 };
+
+// The Vault token dev mode hands its operator (dev.env's VAULT_TOKEN), like `vault server -dev`'s
+// root token.
+constexpr std::string_view kDevTokenName = "dev-operator";
 
 void Log(const std::string& line) { std::fprintf(stderr, "kmsd: %s\n", line.c_str()); }
 
@@ -106,6 +117,30 @@ kms::api::http::HttpResponse Health(const kms::hal::Hsm& /*unused*/) {
   response.SetHeader("Content-Type", "application/json");
   response.body = R"({"initialized":true,"sealed":false,"standby":false,"mode":"dev"})";
   return response;
+}
+
+// A fresh administrator token for the dev operator. Tokens are stored hashed, so the previous run's
+// token cannot be shown again: it is revoked and a new one made on every start (dev.env is rewritten
+// with it), which also keeps dev tokens from piling up.
+StatusOr<kms::SecretBytes> FreshDevToken(kms::firmware::VaultTokenRegistry& tokens) {
+  std::string after;
+  while (true) {
+    KMS_ASSIGN_OR_RETURN(auto page, tokens.List(after, 1000));
+    for (const auto& token : page.items) {
+      if (token.display_name == kDevTokenName) KMS_RETURN_IF_ERROR(tokens.RevokeAccessor(token.accessor));
+    }
+    if (!page.truncated) break;
+    after = page.next_marker;
+  }
+  kms::firmware::VaultTokenSpec spec;
+  spec.display_name = std::string(kDevTokenName);
+  spec.key_patterns = {"*"};
+  spec.operations = {"*"};
+  spec.administrator = true;
+  spec.ttl_ms = 0;  // never expires, as Vault's dev root token
+  spec.policies = {"root"};
+  KMS_ASSIGN_OR_RETURN(auto made, tokens.Create(spec));
+  return std::move(made.token);
 }
 
 int RunDev(const Options& options) {
@@ -184,11 +219,34 @@ int RunDev(const Options& options) {
   }
   kms::api::aws::RegistryAccessKeyStore access_keys(registry, options.account_id);
 
-  // 4. The AWS door.
+  // 4. Vault tokens and one transit keyring per mount, over the same key service (one key store,
+  // two doors); a fresh administrator token for the dev operator.
+  kms::firmware::VaultTokenRegistry vault_tokens(**hsm, **store, clock);
+  auto dev_token = FreshDevToken(vault_tokens);
+  if (!dev_token.has_value()) {
+    Log("vault tokens: " + dev_token.error().ToString());
+    return 1;
+  }
+  std::vector<std::unique_ptr<kms::firmware::transit::TransitKeyring>> keyrings;
+  std::vector<kms::firmware::transit::TransitKeyring*> keyring_ptrs;
+  for (const std::string& mount : options.vault_mounts) {
+    keyrings.push_back(std::make_unique<kms::firmware::transit::TransitKeyring>(**service, **store,
+                                                                                clock, mount));
+    keyring_ptrs.push_back(keyrings.back().get());
+    kms::firmware::transit::TransitKeyring& keyring = *keyrings.back();
+    // Vault's auto_rotate_period, checked on the scheduler's tick (Vault checks hourly).
+    scheduler.AlsoRun([&keyring](std::int64_t now_ms) { (void)keyring.RotateDue(now_ms); });
+  }
+
+  // 5. The AWS door, and the Vault door under /v1/ on the same listener.
   kms::api::aws::AwsServerConfig server_config;
   server_config.server.bind_address = listen->first;
   server_config.server.port = listen->second;
   server_config.server.worker_threads = options.workers;
+  // AWS requests are small (a 4 KiB plaintext is ~5.5 KiB of JSON), but Vault clients batch: 1 MiB
+  // carries a batch_input of about 700 one-KiB plaintexts. Vault's own default is 32 MiB; bounding it
+  // far lower keeps max_in_flight requests' bodies within a few hundred MiB.
+  server_config.server.body_limit = 1024 * 1024;
   if (!options.tls_cert.empty()) {
     server_config.server.tls =
         kms::api::tls::TlsOptions{options.tls_cert, options.tls_key, options.tls_client_ca};
@@ -205,6 +263,18 @@ int RunDev(const Options& options) {
     Log("server: " + server.error().ToString());
     return 1;
   }
+  kms::api::vault::VaultDoorConfig vault_config;
+  vault_config.mounts = options.vault_mounts;
+  vault_config.clock = &clock;
+  // Dev mode is unsealed from the start; the sealed boot (issue 5) will report its state here.
+  vault_config.health = [version = server_config.appliance.version] {
+    return kms::api::vault::VaultHealth{true, false, false, version};
+  };
+  auto vault_door = std::make_shared<kms::api::vault::VaultDoor>(vault_config, vault_tokens,
+                                                                 keyring_ptrs);
+  (*server)->router().Prefix("/v1/", [vault_door](const kms::api::http::HttpRequest& request) {
+    return vault_door->Handle(request);
+  });
   kms::hal::Hsm& hsm_ref = **hsm;
   (*server)->router().Exact("/health", [&hsm_ref](const kms::api::http::HttpRequest&) {
     return Health(hsm_ref);
@@ -232,6 +302,8 @@ int RunDev(const Options& options) {
   env += "AWS_SECRET_ACCESS_KEY=" + std::string(kms::AsStringView(admin_secret->ExposeSecret())) + "\n";
   env += "AWS_DEFAULT_REGION=" + options.region + "\n";
   env += "KMS_ENDPOINT=" + endpoint + "\n";
+  env += "VAULT_ADDR=" + endpoint + "\n";
+  env += "VAULT_TOKEN=" + std::string(kms::AsStringView(dev_token->ExposeSecret())) + "\n";
   if (Status written = WritePrivateFile(state / "dev.env", env); !written.ok()) {
     Log("dev.env: " + written.ToString());
     return 1;
@@ -241,9 +313,13 @@ int RunDev(const Options& options) {
       "kmsd dev mode: DEVELOPMENT ONLY. The HSM PIN and an administrator credential are kept in\n"
       "%s; never use dev mode for real keys.\n\n"
       "  endpoint:  %s\n  region:    %s\n  access key %s (secret in %s)\n\n"
-      "Use it:\n  set -a; . %s; set +a\n  aws kms create-key --endpoint-url \"$KMS_ENDPOINT\"\n\n",
+      "  vault:     %s/v1/%s/ (VAULT_ADDR, VAULT_TOKEN in %s)\n\n"
+      "Use it:\n  set -a; . %s; set +a\n  aws kms create-key --endpoint-url \"$KMS_ENDPOINT\"\n"
+      "  curl -H \"X-Vault-Token: $VAULT_TOKEN\" -X PUT \"$VAULT_ADDR/v1/%s/keys/demo\"\n\n",
       state.string().c_str(), endpoint.c_str(), options.region.c_str(), admin_id->c_str(),
-      (state / "dev.env").string().c_str(), (state / "dev.env").string().c_str());
+      (state / "dev.env").string().c_str(), endpoint.c_str(), options.vault_mounts.front().c_str(),
+      (state / "dev.env").string().c_str(), (state / "dev.env").string().c_str(),
+      options.vault_mounts.front().c_str());
   std::fflush(stdout);
   Log("ready on " + endpoint);
 
@@ -277,6 +353,9 @@ int main(int argc, char** argv) {
   app.add_option("--tls-client-ca", options.tls_client_ca, "PEM CA bundle: require client certificates");
   app.add_option("--workers", options.workers, "request worker threads")->capture_default_str()
       ->check(CLI::Range(1, 256));
+  app.add_option("--vault-mount", options.vault_mounts,
+                 "Vault transit mount path(s) served under /v1/ (repeatable)")
+      ->capture_default_str();
   app.add_option("--hsm-sessions", options.hsm_sessions, "HSM operation sessions")
       ->capture_default_str()->check(CLI::Range(1, 256));
   CLI11_PARSE(app, argc, argv);
