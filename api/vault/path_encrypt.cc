@@ -72,7 +72,9 @@ Reply PathEncrypt(const Call& call) {
           ? &batch_value->get_array()
           : nullptr;
   bool upsert_tried = false;
-  return RunItems(call.body, true, [&](const json::object& item) -> StatusOr<json::object> {
+  // Vault upserts before it looks at any item, so a failed upsert fails the whole request.
+  std::optional<Status> upsert_error;
+  Reply reply = RunItems(call.body, true, [&](const json::object& item) -> StatusOr<json::object> {
     FieldReader f(item);
     KMS_RETURN_IF_ERROR(RefuseNonce(f));
     if (!f.Has("plaintext")) return InvalidArgumentError("missing plaintext to encrypt");
@@ -85,12 +87,17 @@ Reply PathEncrypt(const Call& call) {
     auto out = call.keyring->Encrypt(call.name, in);
     if (!out && out.error().code() == StatusCode::kNotFound && !upsert_tried) {
       upsert_tried = true;
-      KMS_RETURN_IF_ERROR(Upsert(call, batch, out.error()));
+      if (Status created = Upsert(call, batch, out.error()); !created.ok()) {
+        upsert_error = created;
+        return created;
+      }
       out = call.keyring->Encrypt(call.name, in);
     }
     if (!out) return out.error();
     return json::object{{"ciphertext", out->ciphertext}, {"key_version", out->key_version}};
   });
+  if (upsert_error) return StatusReply(*upsert_error);
+  return reply;
 }
 
 }  // namespace kms::api::vault::internal

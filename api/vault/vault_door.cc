@@ -69,7 +69,8 @@ http::HttpResponse Render(Reply reply, const std::string& request_id) {
     auto r = JsonResponse(reply.status, json::serialize(*reply.bare));
     return r;
   }
-  if (reply.status >= 400) {
+  // A failed batch (400/500 or partial_failure_response_code) still answers the full envelope.
+  if (reply.status >= 400 && !reply.data) {
     json::array errors;
     for (auto& e : reply.errors) errors.emplace_back(e);
     return JsonResponse(reply.status, json::serialize(json::object{{"errors", std::move(errors)}}));
