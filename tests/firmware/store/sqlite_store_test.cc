@@ -479,6 +479,119 @@ TEST_CASE("store: counters, epoch and meta", "[unit][store]") {
   }
 }
 
+TEST_CASE("store: ListMeta pages settings under a prefix", "[unit][store]") {
+  TempDir dir;
+  auto store = OpenOrDie(dir.File("kms.db"));
+  using Entries = std::vector<std::pair<std::string, std::string>>;
+  {
+    auto txn = BeginOrDie(*store);
+    for (const char* name :
+         {"vault.token.a", "vault.token.b", "vault.token.c", "vault.token.d", "vault.token.e",
+          "vault.tokenx", "vault.token", "vault.transit.k", "vault_token.a", "vaultXtoken.a",
+          "pct%.a", "pct%.b", "pctX.a", "und_.a", "undX.a", "undXX.a"}) {
+      KMS_REQUIRE_OK(txn->PutMeta(name, std::string("v:") + name));
+    }
+    KMS_REQUIRE_OK(txn->PutMeta("vault.token.bin", std::string("\0\xff", 2)));
+    KMS_REQUIRE_OK(txn->Commit());
+  }
+  auto names = [](const Entries& entries) {
+    std::vector<std::string> out;
+    for (const auto& e : entries) out.push_back(e.first);
+    return out;
+  };
+
+  SECTION("only names starting with the prefix, in order, with their values") {
+    auto txn = BeginOrDie(*store, TransactionMode::kReadOnly);
+    auto page = txn->ListMeta("vault.token.", "", 100);
+    KMS_REQUIRE_OK(page);
+    CHECK(names(page->items) == std::vector<std::string>{"vault.token.a", "vault.token.b",
+                                                         "vault.token.bin", "vault.token.c",
+                                                         "vault.token.d", "vault.token.e"});
+    CHECK(page->items[0].second == "v:vault.token.a");
+    CHECK(page->items[2].second == std::string("\0\xff", 2));
+    CHECK_FALSE(page->truncated);
+    CHECK(page->next_marker.empty());
+    // A prefix equal to a whole name includes that name.
+    auto exact = txn->ListMeta("vault.token", "", 100);
+    KMS_REQUIRE_OK(exact);
+    CHECK(exact->items.size() == 8);
+    CHECK(exact->items[0].first == "vault.token");
+  }
+  SECTION("'%' and '_' in a prefix are plain characters, not LIKE wildcards") {
+    auto txn = BeginOrDie(*store, TransactionMode::kReadOnly);
+    auto pct = txn->ListMeta("pct%", "", 100);
+    KMS_REQUIRE_OK(pct);
+    CHECK(names(pct->items) == std::vector<std::string>{"pct%.a", "pct%.b"});
+    auto und = txn->ListMeta("und_", "", 100);
+    KMS_REQUIRE_OK(und);
+    CHECK(names(und->items) == std::vector<std::string>{"und_.a"});
+    auto dot = txn->ListMeta("vault_", "", 100);
+    KMS_REQUIRE_OK(dot);
+    CHECK(names(dot->items) == std::vector<std::string>{"vault_token.a"});
+    auto none = txn->ListMeta("%", "", 100);
+    KMS_REQUIRE_OK(none);
+    CHECK(none->items.empty());
+  }
+  SECTION("pages follow the marker") {
+    auto txn = BeginOrDie(*store, TransactionMode::kReadOnly);
+    auto first = txn->ListMeta("vault.token.", "", 2);
+    KMS_REQUIRE_OK(first);
+    CHECK(names(first->items) == std::vector<std::string>{"vault.token.a", "vault.token.b"});
+    CHECK(first->truncated);
+    CHECK(first->next_marker == "vault.token.b");
+    auto second = txn->ListMeta("vault.token.", first->next_marker, 2);
+    KMS_REQUIRE_OK(second);
+    CHECK(names(second->items) == std::vector<std::string>{"vault.token.bin", "vault.token.c"});
+    CHECK(second->truncated);
+    auto third = txn->ListMeta("vault.token.", second->next_marker, 2);
+    KMS_REQUIRE_OK(third);
+    CHECK(names(third->items) == std::vector<std::string>{"vault.token.d", "vault.token.e"});
+    // Exactly `limit` left: not truncated.
+    CHECK_FALSE(third->truncated);
+    CHECK(third->next_marker.empty());
+    // A marker between names, or before the prefix's range, still bounds the page.
+    auto mid = txn->ListMeta("vault.token.", "vault.token.c0", 10);
+    KMS_REQUIRE_OK(mid);
+    CHECK(names(mid->items) == std::vector<std::string>{"vault.token.d", "vault.token.e"});
+    auto before = txn->ListMeta("vault.token.", "a", 1);
+    KMS_REQUIRE_OK(before);
+    CHECK(names(before->items) == std::vector<std::string>{"vault.token.a"});
+    auto past = txn->ListMeta("vault.token.", "vault.token.e", 10);
+    KMS_REQUIRE_OK(past);
+    CHECK(past->items.empty());
+    CHECK_FALSE(past->truncated);
+  }
+  SECTION("bad arguments") {
+    auto txn = BeginOrDie(*store, TransactionMode::kReadOnly);
+    CHECK(CodeOf(txn->ListMeta("", "", 10)) == StatusCode::kInvalidArgument);
+    CHECK(CodeOf(txn->ListMeta("vault.", "", 0)) == StatusCode::kInvalidArgument);
+    CHECK(CodeOf(txn->ListMeta("vault.", "", kMaxPageLimit + 1)) == StatusCode::kInvalidArgument);
+    KMS_REQUIRE_OK(txn->ListMeta("vault.", "", kMaxPageLimit));
+    KMS_REQUIRE_OK(txn->Commit());
+    CHECK(CodeOf(txn->ListMeta("vault.", "", 10)) == StatusCode::kFailedPrecondition);
+  }
+  SECTION("a read-only transaction lists its snapshot; a writer sees its own writes") {
+    auto reader = BeginOrDie(*store, TransactionMode::kReadOnly);
+    KMS_REQUIRE_OK(reader->ListMeta("pct", "", 10));  // the snapshot starts at the first read
+    {
+      auto writer = BeginOrDie(*store);
+      KMS_REQUIRE_OK(writer->PutMeta("pct%.c", "new"));
+      KMS_REQUIRE_OK(writer->DeleteMeta("pct%.a"));
+      auto own = writer->ListMeta("pct%", "", 10);
+      KMS_REQUIRE_OK(own);
+      CHECK(names(own->items) == std::vector<std::string>{"pct%.b", "pct%.c"});
+      KMS_REQUIRE_OK(writer->Commit());
+    }
+    auto old = reader->ListMeta("pct%", "", 10);
+    KMS_REQUIRE_OK(old);
+    CHECK(names(old->items) == std::vector<std::string>{"pct%.a", "pct%.b"});
+    auto fresh = BeginOrDie(*store, TransactionMode::kReadOnly);
+    auto now = fresh->ListMeta("pct%", "", 10);
+    KMS_REQUIRE_OK(now);
+    CHECK(names(now->items) == std::vector<std::string>{"pct%.b", "pct%.c"});
+  }
+}
+
 TEST_CASE("store: transactions roll back on drop, commit is visible, snapshots isolate",
           "[unit][store]") {
   TempDir dir;
