@@ -25,7 +25,8 @@ constexpr std::int64_t kMaxRandomBytes = 131072;
 constexpr std::size_t kRandomChunk = 1024;  // KeyService::GenerateRandom's per-call bound
 constexpr std::int64_t kDeletionWindowDays = 7;
 constexpr std::string_view kAuthFailed = "cipher: message authentication failed";
-constexpr std::string_view kTooOld = "ciphertext or signature version is disallowed by policy (too old)";
+constexpr std::string_view kTooOld =
+    "ciphertext or signature version is disallowed by policy (too old)";
 constexpr std::string_view kMissingContext =
     "missing 'context' for key derivation; the key was created using a derived key, which means "
     "additional, per-request information must be included in order to perform operations with the "
@@ -62,14 +63,22 @@ bool IsRsa(TransitKeyType t) {
 
 KeySpec SpecOf(TransitKeyType t) {
   switch (t) {
-    case TransitKeyType::kAes256Gcm96: return KeySpec::kSymmetricDefault;
-    case TransitKeyType::kEcdsaP256: return KeySpec::kEccNistP256;
-    case TransitKeyType::kEcdsaP384: return KeySpec::kEccNistP384;
-    case TransitKeyType::kEcdsaP521: return KeySpec::kEccNistP521;
-    case TransitKeyType::kRsa2048: return KeySpec::kRsa2048;
-    case TransitKeyType::kRsa3072: return KeySpec::kRsa3072;
-    case TransitKeyType::kRsa4096: return KeySpec::kRsa4096;
-    case TransitKeyType::kHmac: return KeySpec::kHmac256;
+    case TransitKeyType::kAes256Gcm96:
+      return KeySpec::kSymmetricDefault;
+    case TransitKeyType::kEcdsaP256:
+      return KeySpec::kEccNistP256;
+    case TransitKeyType::kEcdsaP384:
+      return KeySpec::kEccNistP384;
+    case TransitKeyType::kEcdsaP521:
+      return KeySpec::kEccNistP521;
+    case TransitKeyType::kRsa2048:
+      return KeySpec::kRsa2048;
+    case TransitKeyType::kRsa3072:
+      return KeySpec::kRsa3072;
+    case TransitKeyType::kRsa4096:
+      return KeySpec::kRsa4096;
+    case TransitKeyType::kHmac:
+      return KeySpec::kHmac256;
   }
   return KeySpec::kSymmetricDefault;
 }
@@ -91,7 +100,9 @@ Status RsaEncryptionRefused(TransitKeyType t) {
 }
 
 // ---- "vault:v<N>:<payload>" (reference/vault.md §1.2) ----
-std::string VersionPrefix(std::uint32_t version) { return "vault:v" + std::to_string(version) + ":"; }
+std::string VersionPrefix(std::uint32_t version) {
+  return "vault:v" + std::to_string(version) + ":";
+}
 
 struct VersionedValue {
   std::int64_t version = 0;
@@ -158,13 +169,17 @@ StatusOr<Bytes> Base64UrlDecode(std::string_view text) {
 // SEC 1 §C.8) and JWS's fixed-width r||s (RFC 7518 §3.4).
 std::size_t EcdsaFieldSize(TransitKeyType t) {
   switch (t) {
-    case TransitKeyType::kEcdsaP256: return 32;
-    case TransitKeyType::kEcdsaP384: return 48;
-    default: return 66;
+    case TransitKeyType::kEcdsaP256:
+      return 32;
+    case TransitKeyType::kEcdsaP384:
+      return 48;
+    default:
+      return 66;
   }
 }
 
 StatusOr<Bytes> DerToRaw(ByteView der, std::size_t n) {
+  // mbedTLS 2.28's parsers take a non-const cursor but only read through it.
   unsigned char* p = const_cast<unsigned char*>(der.data());
   const unsigned char* end = der.data() + der.size();
   std::size_t len = 0;
@@ -259,9 +274,10 @@ StatusOr<SigningAlgorithm> SigningAlgorithmFor(TransitKeyType type, hal::HashAlg
                                                SignatureScheme scheme) {
   if (IsEcdsa(type)) {
     // AWS's ECC_NIST_* specs each sign with one hash (aws-kms.md §2.4).
-    const hal::HashAlgorithm own = type == TransitKeyType::kEcdsaP256   ? hal::HashAlgorithm::kSha256
-                                   : type == TransitKeyType::kEcdsaP384 ? hal::HashAlgorithm::kSha384
-                                                                        : hal::HashAlgorithm::kSha512;
+    const hal::HashAlgorithm own = type == TransitKeyType::kEcdsaP256 ? hal::HashAlgorithm::kSha256
+                                   : type == TransitKeyType::kEcdsaP384
+                                       ? hal::HashAlgorithm::kSha384
+                                       : hal::HashAlgorithm::kSha512;
     if (h != own) {
       const char* name = own == hal::HashAlgorithm::kSha256   ? "sha2-256"
                          : own == hal::HashAlgorithm::kSha384 ? "sha2-384"
@@ -314,7 +330,8 @@ StatusOr<SigningPlan> PlanSignature(TransitKeyType type, const SecretBytes& inpu
     return InvalidArgumentError("unsupported marshaling algorithm \"" +
                                 options.marshaling_algorithm + "\"");
   }
-  KMS_ASSIGN_OR_RETURN(plan.algorithm, SigningAlgorithmFor(type, *hash, options.signature_algorithm));
+  KMS_ASSIGN_OR_RETURN(plan.algorithm,
+                       SigningAlgorithmFor(type, *hash, options.signature_algorithm));
   // The digest is computed here (hashing guards no key) and signed as DIGEST, so a RAW input is not
   // bound by the key service's 4096-byte message limit.
   if (options.prehashed) {
@@ -325,8 +342,10 @@ StatusOr<SigningPlan> PlanSignature(TransitKeyType type, const SecretBytes& inpu
     }
     plan.digest = input.Clone();
   } else {
+    // The digest of a secret input is as sensitive as a MAC of it: keep it in wiped storage.
     Bytes d = Sha2(*hash, input.ExposeSecret());
     plan.digest = SecretBytes::CopyFrom(d);
+    SecureWipe(d.data(), d.size());
   }
   return plan;
 }
@@ -350,14 +369,22 @@ Status CheckAutoRotatePeriod(std::int64_t period_ms) {
 
 std::string_view TransitKeyTypeName(TransitKeyType type) {
   switch (type) {
-    case TransitKeyType::kAes256Gcm96: return "aes256-gcm96";
-    case TransitKeyType::kEcdsaP256: return "ecdsa-p256";
-    case TransitKeyType::kEcdsaP384: return "ecdsa-p384";
-    case TransitKeyType::kEcdsaP521: return "ecdsa-p521";
-    case TransitKeyType::kRsa2048: return "rsa-2048";
-    case TransitKeyType::kRsa3072: return "rsa-3072";
-    case TransitKeyType::kRsa4096: return "rsa-4096";
-    case TransitKeyType::kHmac: return "hmac";
+    case TransitKeyType::kAes256Gcm96:
+      return "aes256-gcm96";
+    case TransitKeyType::kEcdsaP256:
+      return "ecdsa-p256";
+    case TransitKeyType::kEcdsaP384:
+      return "ecdsa-p384";
+    case TransitKeyType::kEcdsaP521:
+      return "ecdsa-p521";
+    case TransitKeyType::kRsa2048:
+      return "rsa-2048";
+    case TransitKeyType::kRsa3072:
+      return "rsa-3072";
+    case TransitKeyType::kRsa4096:
+      return "rsa-4096";
+    case TransitKeyType::kHmac:
+      return "hmac";
   }
   return "unknown";
 }
@@ -369,8 +396,9 @@ StatusOr<TransitKeyType> ParseTransitKeyType(std::string_view name) {
   }
   // Vault and OpenBao types (reference/vault.md §1.1) this appliance does not implement.
   constexpr std::string_view kVaultTypes[] = {
-      "aes128-gcm96", "chacha20-poly1305", "xchacha20-poly1305", "ed25519",     "managed_key",
-      "aes128-cmac",  "aes256-cmac",       "ml-dsa",             "hybrid",      "external-key"};
+      "aes128-gcm96", "chacha20-poly1305", "xchacha20-poly1305", "ed25519",
+      "managed_key",  "aes128-cmac",       "aes256-cmac",        "ml-dsa",
+      "hybrid",       "external-key"};
   if (std::find(std::begin(kVaultTypes), std::end(kVaultTypes), name) != std::end(kVaultTypes)) {
     return InvalidArgumentError("key type " + std::string(name) +
                                 " is not supported by this appliance");
@@ -413,7 +441,9 @@ StatusOr<TransitKeyRecord> ReadRecord(store::MetadataStore& store, std::string_v
   return ParseRecord(*value);
 }
 
-TransitKeyType TypeOf(const TransitKeyRecord& r) { return static_cast<TransitKeyType>(r.key_type()); }
+TransitKeyType TypeOf(const TransitKeyRecord& r) {
+  return static_cast<TransitKeyType>(r.key_type());
+}
 
 // The transit versions of a record's key: the key service's versions (one numbering, header).
 StatusOr<std::vector<KeyVersionInfo>> VersionsOf(KeyService& service, const TransitKeyRecord& r) {
@@ -460,8 +490,8 @@ Status CheckEncryptionType(const TransitKeyRecord& r, std::string_view operation
   const TransitKeyType t = TypeOf(r);
   if (t == TransitKeyType::kAes256Gcm96) return Status();
   if (IsRsa(t)) return RsaEncryptionRefused(t);
-  return InvalidArgumentError("message " + std::string(operation) +
-                              " not supported for key type " + TypeName(t));
+  return InvalidArgumentError("message " + std::string(operation) + " not supported for key type " +
+                              TypeName(t));
 }
 
 std::uint32_t BlobVersion(const Bytes& blob) {
@@ -509,7 +539,8 @@ StatusOr<TransitKeyInfo> TransitKeyring::CreateKey(std::string_view name,
   KMS_RETURN_IF_ERROR(CheckMount(mount_));
   KMS_RETURN_IF_ERROR(CheckName(name));
   const std::string type = TypeName(options.type);
-  if (static_cast<std::uint32_t>(options.type) < 1 || static_cast<std::uint32_t>(options.type) > 8) {
+  if (static_cast<std::uint32_t>(options.type) < 1 ||
+      static_cast<std::uint32_t>(options.type) > 8) {
     return InvalidArgumentError("unknown key type");
   }
   if (options.convergent_encryption) {
@@ -641,7 +672,8 @@ Status TransitKeyring::DeleteKey(std::string_view name) {
     KMS_RETURN_IF_ERROR(tx->DeleteMeta(meta));
     KMS_RETURN_IF_ERROR(tx->Commit());
   }
-  // The name is free now; the rest only tidies the AWS side (a crash here leaves a live unbound key).
+  // The name is free now; the rest only tidies the AWS side (a crash here leaves a live unbound
+  // key).
   const std::string alias = "alias/vault/" + mount_ + "/" + std::string(name);
   auto target = service_.DescribeKey(DescribeKeyRequest{alias});
   if (target && target->key_metadata.key_id == record.key_id()) {
@@ -766,14 +798,16 @@ StatusOr<TransitCiphertext> TransitKeyring::Encrypt(std::string_view name,
   if (input.plaintext.empty() || input.plaintext.size() > kMaxCryptoInput) {
     return InvalidArgumentError("plaintext must be 1 to 4096 bytes on this appliance");
   }
-  KMS_ASSIGN_OR_RETURN(auto version, EncryptionVersion(service_, r, input.key_version, "encryption"));
+  KMS_ASSIGN_OR_RETURN(auto version,
+                       EncryptionVersion(service_, r, input.key_version, "encryption"));
   EncryptRequest req;
   req.key_id = r.key_id();
   req.plaintext = input.plaintext.Clone();
   req.encryption_context = ContextOf(r, input.context, input.associated_data);
   req.key_version = version;
   KMS_ASSIGN_OR_RETURN(EncryptResponse out, service_.Encrypt(req));
-  // The blob names the version that sealed it (a GCM-bound rotation may have moved the current one).
+  // The blob names the version that sealed it (a GCM-bound rotation may have moved the current
+  // one).
   const std::uint32_t used = BlobVersion(out.ciphertext_blob);
   return TransitCiphertext{VersionPrefix(used) + Base64Encode(out.ciphertext_blob), used};
 }
@@ -923,19 +957,21 @@ StatusOr<bool> TransitKeyring::VerifyHmac(std::string_view name, const SecretByt
 
 StatusOr<TransitSignature> TransitKeyring::Sign(std::string_view name, const SecretBytes& input,
                                                 const SignOptions& options) {
-  KMS_ASSIGN_OR_RETURN(TransitKeyRecord r, ReadRecord(store_, mount_, name, "signing key not found"));
+  KMS_ASSIGN_OR_RETURN(TransitKeyRecord r,
+                       ReadRecord(store_, mount_, name, "signing key not found"));
   const TransitKeyType type = TypeOf(r);
   KMS_ASSIGN_OR_RETURN(SigningPlan plan, PlanSignature(type, input, options));
   KMS_ASSIGN_OR_RETURN(std::uint32_t latest, LatestVersion(service_, r));
   if (options.key_version && *options.key_version != 0) {
     // Asymmetric keys never rotate here: the one version is the latest.
-    if (*options.key_version < 0 || *options.key_version > std::int64_t{latest}) {
-      return InvalidArgumentError("requested version for signing is higher than the latest key "
-                                  "version");
+    if (*options.key_version < 0) return InvalidArgumentError("invalid key version");
+    if (*options.key_version > std::int64_t{latest}) {
+      return InvalidArgumentError(
+          "requested version for signing is higher than the latest key version");
     }
-    if (*options.key_version < std::int64_t{latest}) {
-      return InvalidArgumentError("requested version for signing is less than the minimum "
-                                  "encryption key version");
+    if (*options.key_version < std::int64_t{r.min_encryption_version()}) {
+      return InvalidArgumentError(
+          "requested version for signing is less than the minimum encryption key version");
     }
   }
   SignRequest req;

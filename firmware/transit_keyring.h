@@ -1,53 +1,81 @@
-// TransitKeyring: Vault transit's key model (reference/vault.md §1) over the key service, for the Vault
-// door (api/vault/). A transit key is a NAME under a mount bound to one customer key of the KeyService,
-// so the two doors share one key store and one HSM hierarchy: a transit key is also an AWS key (with
-// the alias "alias/vault/<mount>/<name>"), and every cryptographic operation goes through KeyService.
+// TransitKeyring: Vault transit's key model (reference/vault.md §1) over the key service, for the
+// Vault door (api/vault/). A transit key is a NAME under a mount bound to one customer key of the
+// KeyService, so the two doors share one key store and one HSM hierarchy: a transit key is also an
+// AWS key (with the alias "alias/vault/<mount>/<name>" and the description "Vault transit key
+// <mount>/<name>"), and every cryptographic operation goes through KeyService.
 //
 // Contract:
 //  * Names: 1..128 characters of [A-Za-z0-9_-] (the AWS alias alphabet, so every transit key has an
 //    alias); anything else is InvalidArgument "invalid key name". Mounts: 1..64 characters of
-//    [A-Za-z0-9_-/], no leading, trailing or doubled '/'.
+//    [A-Za-z0-9_-/], no leading, trailing or doubled '/' (else "invalid mount", on every call).
+//  * Types: aes256-gcm96 -> SYMMETRIC_DEFAULT; ecdsa-p256/384/521 -> ECC_NIST_P256/384/521
+//    SIGN_VERIFY; rsa-2048/3072/4096 -> RSA_* SIGN_VERIFY; hmac -> HMAC_256 GENERATE_VERIFY_MAC.
+//    `derived` and `auto_rotate_period` are for aes256-gcm96 only; hmac `key_size` is 32 only.
 //  * Records: records::TransitKeyRecord in the meta table under "vault.transit.<mount>.key.<name>".
-//    CreateKey makes the KeyService key first, then the alias, then the record in a transaction that
-//    re-reads the name; when another writer won the race, the loser's KeyService key is scheduled for
-//    deletion and the winner's key is returned. A crash between the steps leaves at worst an unbound
-//    KeyService key (visible to the AWS door, harmless), never a record without a key.
-//  * Versions: transit version N IS key-service version N (versions start at 1 and only grow; the GCM
-//    bound's forced rotations add versions as any rotation does). `Rotate` adds a version without
-//    AWS's on-demand quota. Only aes256-gcm96 keys rotate: the key service signs and MACs with the
-//    current version only, so rotating an asymmetric or hmac key would orphan old signatures;
-//    Rotate on them is InvalidArgument naming the type.
-//  * Ciphertexts, HMACs and signatures are "vault:v<N>:<standard base64>". For aes256-gcm96 keys the
-//    payload is the key service's ciphertext blob (docs/ciphertext-format.md), which names its key and
-//    version; Decrypt checks that the blob's key is this key and its version is N. For RSA keys the
-//    payload is the raw RSA-OAEP-SHA-256 ciphertext (Vault's scheme); where the HSM lacks OAEP with
-//    SHA-256 (SoftHSM2), RSA encryption is InvalidArgument saying so, never another hash.
+//    CreateKey makes the KeyService key first, then the alias, then the record in a transaction
+//    that re-reads the name; when another writer won the race, the loser's KeyService key is
+//    scheduled for deletion and the winner's key is returned. Winner and loser then both point the
+//    alias at the record's key, so racers converge and an alias a crash left behind is repaired. A
+//    crash between the steps leaves at worst an unbound KeyService key (visible to the AWS door,
+//    harmless), never a record without a key. DeleteKey removes the record, then the alias (if it
+//    still names the key), then schedules the key's deletion.
+//  * Versions: transit version N IS key-service version N (versions start at 1 and only grow; the
+//    GCM bound's forced rotations add versions as any rotation does). `Rotate` adds a version
+//    without AWS's on-demand quota (KeyService::RotateKeyUnbounded). Only aes256-gcm96 keys rotate:
+//    the key service signs and MACs with the current version only, so rotating an asymmetric or
+//    hmac key would orphan old signatures; Rotate on them is InvalidArgument naming the type.
+//    `key_version` on encrypt/rewrap/datakey: absent or 0 = latest; negative "invalid key
+//    version"; Vault's "requested version for encryption is higher than the latest key version" /
+//    "... is less than the minimum encryption key version". An explicit version is pinned in the
+//    key service (still GCM-counted; a spent pinned version is FailedPrecondition).
+//  * Ciphertexts, HMACs and signatures are "vault:v<N>:<standard base64>" ("v0" reads as v1, as in
+//    Vault). For aes256-gcm96 keys the payload is the key service's ciphertext blob
+//    (docs/ciphertext-format.md), which names its key and version; Decrypt checks that the blob's
+//    key is this key and its version is N. RSA keys are SIGN_VERIFY keys: Vault's RSA encryption
+//    needs RSA-OAEP with SHA-256, which SoftHSM2 lacks, so encrypt/decrypt/datakey on them are
+//    InvalidArgument saying so (and supports_encryption is false), never another hash.
+//  * Sizes: encrypt plaintexts and hmac inputs are 1..4096 bytes (the key service's bound;
+//    InvalidArgument naming it). Sign/verify inputs are unbounded: the digest is computed here
+//    (mbedTLS; hashing guards no key) and signed as a DIGEST. `prehashed` input must be exactly the
+//    hash's digest length.
 //  * Context: a `derived` key requires a non-empty `context` on every encrypt, decrypt, rewrap and
-//    datakey call, and the ciphertext is bound to it. Vault derives a key per context (HKDF); here the
-//    context is bound as an encryption-context pair {"vault:context": base64(context)} in the blob's
-//    AAD instead, which gives the property callers rely on (a ciphertext opens only with the same
-//    context) while every key operation stays in the HSM. `associated_data` binds likewise as
+//    datakey call (Vault's "missing 'context' for key derivation; ..." text), and the ciphertext is
+//    bound to it. Vault derives a key per context (HKDF); here the context is bound as an
+//    encryption-context pair {"vault:context": base64(context)} in the blob's AAD instead, which
+//    gives the property callers rely on (a ciphertext opens only with the same context) while every
+//    key operation stays in the HSM. `associated_data` binds likewise as
 //    {"vault:associated_data": base64}. A non-derived key ignores `context`, as Vault does.
+//  * Signatures: ecdsa-p256 signs sha2-256 only, p384 sha2-384 only, p521 sha2-512 only (the AWS
+//    specs' one algorithm each); RSA sha2-256/384/512 with pss (default) or pkcs1v15. Marshaling
+//    asn1 (DER, standard base64) or jws (ECDSA: raw r||s; both: URL-safe base64 without padding).
 //  * Unsupported Vault features answer InvalidArgument with a message naming them, never a silent
-//    default: other key types (aes128-gcm96, chacha20-poly1305, ed25519, ...), convergent encryption,
-//    exportable / allow_plaintext_backup = true, `nonce`, JWS marshaling if not implemented, hash
-//    algorithms the key's spec does not sign with (ecdsa-p384 signs sha2-384 only, p521 sha2-512
-//    only), HMAC on a non-hmac key, and sha3 hashes.
+//    default: other key types (aes128-gcm96, chacha20-poly1305, ed25519, ...), convergent
+//    encryption, exportable / allow_plaintext_backup = true, `nonce`, hash algorithms the key's
+//    spec does not sign with, HMAC on a non-hmac key or with another hash than sha2-256, and sha1 /
+//    sha2-224 / sha3 for signatures (sha3 also for Hash).
 //  * Errors are kms::Status whose message is Vault's text (the door shows it verbatim in
-//    {"errors": [...]}): NotFound for an unknown key ("encryption key not found" on crypto paths,
-//    the door answers 400 there and 404 on keys/<name> reads, as Vault), InvalidArgument for bad input
-//    (400), FailedPrecondition for state refusals such as "deletion is not allowed for this key" or a
-//    disabled / pending-deletion KeyService key (400), Unavailable / Internal pass through (503/500).
-//    Decrypt of a ciphertext that does not open gives InvalidArgument "cipher: message authentication
-//    failed" whatever the cause (no oracle). Vault's ciphertext-format messages, exactly:
+//    {"errors": [...]}). NotFound for an unknown key, with Vault's per-path text: "key not found"
+//    (read, rotate), "no existing key named <name> could be found" (config), "could not delete
+//    key; not found" (delete), "encryption key not found" (encrypt, decrypt, rewrap, datakey, hmac),
+//    "signing key not found" (sign), "signature verification key not found" (verify); the door
+//    answers 400 on crypto paths and 404 on keys/<name> reads, as Vault. InvalidArgument for bad
+//    input (400), FailedPrecondition for state refusals such as "deletion is not allowed for this
+//    key", a disabled / pending-deletion KeyService key (the key service's text) or a record whose
+//    KeyService key no longer exists (400), Unavailable / Internal pass through (503/500).
+//    Decrypt of a ciphertext that does not open gives InvalidArgument "cipher: message
+//    authentication failed" whatever the cause (no oracle). Vault's ciphertext-format messages,
+//    exactly:
 //      "invalid ciphertext: no prefix"                    (no "vault:v")
-//      "invalid ciphertext: wrong number of fields"       (not exactly three ':'-separated fields)
+//      "invalid ciphertext: wrong number of fields"       (no ':' after the version)
 //      "invalid ciphertext: version number could not be decoded"
 //      "invalid ciphertext: version is too new"           (N > latest version)
-//      "ciphertext or signature version is disallowed by policy (too old)"  (N < min_decryption_version)
+//      "ciphertext or signature version is disallowed by policy (too old)"  (N < min_decryption)
 //      "invalid ciphertext: could not decode base64"
-//  * Thread-safety: every method may be called concurrently. Lifetime: the KeyService, store and clock
-//    must outlive the keyring.
+//    HMACs and signatures parse the same way with "invalid HMAC: ..." / "invalid signature: ..."
+//    (base64: "invalid HMAC: could not decode base64", "invalid base64 signature value"). A
+//    well-formed HMAC or signature that does not verify is `false`.
+//  * Thread-safety: every method may be called concurrently (the keyring keeps no mutable state).
+//    Lifetime: the KeyService, store and clock must outlive the keyring.
 #ifndef KMS_FIRMWARE_TRANSIT_KEYRING_H_
 #define KMS_FIRMWARE_TRANSIT_KEYRING_H_
 

@@ -1,9 +1,8 @@
-// TransitKeyring over a KeyService on the fake HSM (unit) or SoftHSM2 (KMS_TEST_HSM_SOFTHSM) and a real
-// SQLite store: every method, every Vault error text a client sees.
+// TransitKeyring over a KeyService on the fake HSM (unit) or SoftHSM2 (KMS_TEST_HSM_SOFTHSM) and a
+// real SQLite store: every method, every Vault error text a client sees.
 #include "firmware/transit_keyring.h"
 
 #include <catch2/catch.hpp>
-
 #include <string>
 
 #include "base/encoding.h"
@@ -105,8 +104,8 @@ TEST_CASE("transit: create every type, read it back, list, and the AWS side sees
       CHECK(pem.ends_with("\n-----END PUBLIC KEY-----\n"));
       CHECK(pem.find('\n', 27) - 27 == 64);  // 64-character lines
     }
-    auto described = f.svc().DescribeKey(
-        DescribeKeyRequest{"alias/vault/transit/" + std::string(name)});
+    auto described =
+        f.svc().DescribeKey(DescribeKeyRequest{"alias/vault/transit/" + std::string(name)});
     REQUIRE(described.has_value());
     CHECK(described->key_metadata.key_id == info.key_id);
     CHECK(described->key_metadata.description == "Vault transit key transit/" + std::string(name));
@@ -117,8 +116,8 @@ TEST_CASE("transit: create every type, read it back, list, and the AWS side sees
   CHECK(again->type == TransitKeyType::kEcdsaP384);
   auto names = f.keyring.ListKeys();
   REQUIRE(names.has_value());
-  CHECK(*names == std::vector<std::string>{"aes", "mac", "p256", "p384", "p521", "r2048", "r3072",
-                                           "r4096"});
+  CHECK(*names ==
+        std::vector<std::string>{"aes", "mac", "p256", "p384", "p521", "r2048", "r3072", "r4096"});
   // Creating an existing name changes nothing and answers the existing key.
   TransitKeyInfo first = *f.keyring.ReadKey("aes");
   CreateTransitKeyOptions other;
@@ -317,8 +316,7 @@ TEST_CASE("transit: encrypt key_version older, too new, below min_encryption_ver
   RequireError(f.keyring.Encrypt("k", in), StatusCode::kInvalidArgument,
                "plaintext must be 1 to 4096 bytes on this appliance");
   in.plaintext = Secret("p");
-  RequireError(f.keyring.Encrypt("missing", in), StatusCode::kNotFound,
-               "encryption key not found");
+  RequireError(f.keyring.Encrypt("missing", in), StatusCode::kNotFound, "encryption key not found");
 }
 
 TEST_CASE("transit: every decrypt format error, exactly") {
@@ -562,7 +560,8 @@ TEST_CASE("transit: random sizes and bounds") {
     REQUIRE(r.has_value());
     CHECK(r->size() == static_cast<std::size_t>(n));
   }
-  RequireError(f.keyring.Random(0), StatusCode::kInvalidArgument, "\"bytes\" cannot be less than 1");
+  RequireError(f.keyring.Random(0), StatusCode::kInvalidArgument,
+               "\"bytes\" cannot be less than 1");
   RequireError(f.keyring.Random(131073), StatusCode::kInvalidArgument,
                "\"bytes\" cannot be greater than 131072");
 }
@@ -610,6 +609,28 @@ TEST_CASE("transit: RotateDue rotates keys whose period passed, with a manual cl
   REQUIRE(f.keyring.Rotate("auto").has_value());
   f.clock.Advance(3'600'000);
   CHECK(*f.keyring.RotateDue(f.clock.NowMs()) == 0);
+}
+
+TEST_CASE("transit: the GCM bound rotates the latest version but refuses a spent pinned one") {
+  KeyServiceConfig config;
+  config.gcm_invocation_limit = 2;
+  config.gcm_reservation_batch = 1;
+  ServiceFixture base(config);
+  TransitKeyring keyring(base.svc(), *base.store, base.clock, "transit");
+  REQUIRE(keyring.CreateKey("k", {}).has_value());
+  EncryptInput in;
+  in.plaintext = Secret("x");
+  CHECK(keyring.Encrypt("k", in)->key_version == 1);
+  CHECK(keyring.Encrypt("k", in)->key_version == 1);
+  auto third = keyring.Encrypt("k", in);  // v1 spent: the key service rotates first
+  REQUIRE(third.has_value());
+  CHECK(third->key_version == 2);
+  CHECK(third->ciphertext.starts_with("vault:v2:"));
+  CHECK(keyring.ReadKey("k")->latest_version == 2);
+  in.key_version = 1;
+  auto pinned = keyring.Encrypt("k", in);
+  REQUIRE_FALSE(pinned.has_value());
+  CHECK(pinned.error().code() == StatusCode::kFailedPrecondition);
 }
 
 TEST_CASE("transit: a disabled KMS key refuses transit operations with the key service's state") {
