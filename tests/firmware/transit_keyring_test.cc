@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "base/encoding.h"
 #include "tests/firmware/key_service_fixture.h"
@@ -631,6 +633,35 @@ TEST_CASE("transit: the GCM bound rotates the latest version but refuses a spent
   auto pinned = keyring.Encrypt("k", in);
   REQUIRE_FALSE(pinned.has_value());
   CHECK(pinned.error().code() == StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("transit: concurrent creators of one name converge on one key") {
+  Transit f;
+  constexpr int kThreads = 4;
+  std::vector<std::string> ids(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      auto made = f.keyring.CreateKey("race", {});
+      if (made) ids[static_cast<std::size_t>(i)] = made->key_id;
+    });
+  }
+  for (auto& t : threads) t.join();
+  const std::string winner = f.keyring.ReadKey("race")->key_id;
+  for (const std::string& id : ids) CHECK(id == winner);
+  auto aliased = f.svc().DescribeKey(DescribeKeyRequest{"alias/vault/transit/race"});
+  REQUIRE(aliased.has_value());
+  CHECK(aliased->key_metadata.key_id == winner);
+  // Every other key made by a loser is pending deletion.
+  auto keys = f.svc().ListKeys(ListKeysRequest{});
+  REQUIRE(keys.has_value());
+  int live = 0;
+  for (const auto& k : keys->keys) {
+    auto d = f.svc().DescribeKey(DescribeKeyRequest{k.key_id});
+    REQUIRE(d.has_value());
+    if (d->key_metadata.key_state != KeyState::kPendingDeletion) ++live;
+  }
+  CHECK(live == 1);
 }
 
 TEST_CASE("transit: a disabled KMS key refuses transit operations with the key service's state") {
