@@ -70,6 +70,41 @@ TEST_CASE("e2e: HTTPS clients that do not trust the test CA are refused", "[e2e]
   REQUIRE(kmsd.Stop() == 0);
 }
 
+// Vault's seals (reference/vault.md §2.2, §2.3) against the daemon: the Vault door on the same
+// listener as the AWS door, VAULT_ADDR and VAULT_TOKEN from dev.env.
+void RunVaultScenarios(bool tls, const std::vector<std::string>& scripts) {
+  TempDir dir("kms-e2e");
+  KmsdOptions options;
+  options.state_dir = dir.path() / "state";
+  if (tls) options.tls = MakeTestPki(dir.path() / "pki");
+  KmsdProcess kmsd(options);
+  for (const char* name : {"VAULT_ADDR", "VAULT_TOKEN"}) {
+    INFO("dev.env member " << name);
+    REQUIRE(kmsd.env().contains(name));
+  }
+  REQUIRE(kmsd.env().at("VAULT_ADDR") == kmsd.endpoint());
+  REQUIRE(kmsd.env().at("VAULT_TOKEN").starts_with("hvs."));
+  for (const auto& script : scripts) RequirePasses(kmsd, script);
+  INFO("kmsd stderr:\n" << kmsd.Stderr());
+  REQUIRE(kmsd.Stop() == 0);
+}
+
+TEST_CASE("e2e: Vault transit seal request sequence over HTTP", "[e2e]") {
+  RunVaultScenarios(false, {"vault_transit_seal_contract.py"});
+}
+
+TEST_CASE("e2e: Vault transit seal request sequence over HTTPS with a test CA", "[e2e]") {
+  RunVaultScenarios(true, {"vault_transit_seal_contract.py"});
+}
+
+TEST_CASE("e2e: Vault awskms seal request sequence over HTTP", "[e2e]") {
+  RunVaultScenarios(false, {"vault_awskms_seal_contract.py"});
+}
+
+TEST_CASE("e2e: Vault transit endpoints through a Vault-style client over HTTP", "[e2e]") {
+  RunVaultScenarios(false, {"vault_transit_api.py"});
+}
+
 // The harness itself: a daemon that cannot start must fail the test promptly (with its stderr),
 // not hang until the ready timeout. [!shouldfail]: this case passes only if the harness FAILs.
 TEST_CASE("e2e: the harness reports a kmsd that exits before it is ready", "[e2e][!shouldfail]") {

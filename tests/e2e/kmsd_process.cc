@@ -170,7 +170,10 @@ void KmsdProcess::WaitUntilReady() {
   }
   REQUIRE(env_.at("KMS_ENDPOINT") == ready_url);
   REQUIRE(ready_url.rfind(options_.tls ? "https://127.0.0.1:" : "http://127.0.0.1:", 0) == 0);
-  if (options_.tls) env_["AWS_CA_BUNDLE"] = options_.tls->ca_cert.string();
+  if (options_.tls) {
+    env_["AWS_CA_BUNDLE"] = options_.tls->ca_cert.string();
+    env_["VAULT_CACERT"] = options_.tls->ca_cert.string();  // what Vault's client reads
+  }
 }
 
 KmsdProcess::~KmsdProcess() {
@@ -201,11 +204,13 @@ ScenarioResult RunScenario(const KmsdProcess& kmsd, const std::string& script,
                            const std::vector<std::string>& args, std::chrono::seconds timeout) {
   std::vector<std::string> argv = {kPython, std::string(KMS_E2E_SCRIPTS_DIR) + "/" + script};
   argv.insert(argv.end(), args.begin(), args.end());
-  // The caller's environment minus its AWS settings (profiles, credentials, config files), plus
-  // the daemon's. No byte-code files in the source tree.
+  // The caller's environment minus its AWS and Vault settings (profiles, credentials, config
+  // files, a VAULT_TOKEN or VAULT_NAMESPACE of the developer's shell), plus the daemon's: every
+  // dev.env variable, VAULT_ADDR and VAULT_TOKEN included. No byte-code files in the source tree.
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (std::strncmp(*e, "AWS_", 4) != 0 && std::strncmp(*e, "KMS_ENDPOINT=", 13) != 0) {
+    if (std::strncmp(*e, "AWS_", 4) != 0 && std::strncmp(*e, "VAULT_", 6) != 0 &&
+        std::strncmp(*e, "KMS_ENDPOINT=", 13) != 0) {
       env.emplace_back(*e);
     }
   }

@@ -65,7 +65,7 @@ class KmsdProcess {
   int Stop(std::chrono::seconds timeout = std::chrono::seconds(30));
 
   // dev.env of this run: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, KMS_ENDPOINT,
-  // plus AWS_CA_BUNDLE when serving HTTPS.
+  // VAULT_ADDR, VAULT_TOKEN, plus AWS_CA_BUNDLE and VAULT_CACERT when serving HTTPS.
   const std::map<std::string, std::string>& env() const { return env_; }
   const std::string& endpoint() const { return env_.at("KMS_ENDPOINT"); }
   std::string Stderr() const;  // everything the daemon wrote to stderr so far
@@ -85,7 +85,7 @@ struct ScenarioResult {
 };
 
 // Runs `/usr/bin/python3 <KMS_E2E_SCRIPTS_DIR>/<script> args...` with the daemon's environment
-// (and no other AWS_* variables of the caller), bounded by `timeout`.
+// (and no other AWS_* or VAULT_* variables of the caller), bounded by `timeout`.
 ScenarioResult RunScenario(const KmsdProcess& kmsd, const std::string& script,
                            const std::vector<std::string>& args = {},
                            std::chrono::seconds timeout = std::chrono::seconds(300));

@@ -1,0 +1,220 @@
+"""A Vault-style HTTP client for the e2e scenarios of the Vault door (tests/e2e/vault_*.py).
+
+It sends what Vault's Go client (api/, used by the transit seal) sends, byte for byte where it
+matters (reference/vault.md §0, §2.2): method PUT for writes, `X-Vault-Token`, `X-Vault-Request:
+true`, optional `X-Vault-Namespace`, NO Content-Type, a JSON body as Go's json.Encoder writes it
+(compact, with a trailing newline), `User-Agent: Go-http-client/1.1`, `Accept-Encoding: gzip`.
+http.client only, so no header is added behind our back.
+
+Environment (dev.env through the harness): VAULT_ADDR, VAULT_TOKEN, and VAULT_CACERT (or
+AWS_CA_BUNDLE) when the daemon serves HTTPS. The admin API (`KmsAppliance.CreateVaultToken`) is
+called over the AWS door, signed with botocore's SigV4Auth and the dev admin access key.
+"""
+import gzip
+import http.client
+import json
+import os
+import ssl
+import urllib.parse
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from e2e_lib import CA_BUNDLE, ENDPOINT, REGION, CheckFailed, check, ok
+
+VAULT_ADDR = os.environ["VAULT_ADDR"]
+VAULT_TOKEN = os.environ["VAULT_TOKEN"]
+VAULT_CACERT = os.environ.get("VAULT_CACERT") or CA_BUNDLE
+DENIED = {"errors": ["permission denied"]}
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # lower-case name -> value
+        self.body = body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def __repr__(self):
+        return f"HTTP {self.status} {self.body[:400]!r}"
+
+
+def go_json(obj):
+    """Go's json.NewEncoder(buf).Encode(obj): compact, HTML characters escaped, newline at the end."""
+    text = json.dumps(obj, separators=(",", ":"))
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            + "\n").encode()
+
+
+class Vault:
+    """One keep-alive connection to the Vault door, as the Go client's pooled transport keeps."""
+
+    def __init__(self, token=VAULT_TOKEN, namespace=None, addr=VAULT_ADDR):
+        self.token = token
+        self.namespace = namespace
+        u = urllib.parse.urlsplit(addr)
+        self._tls = u.scheme == "https"
+        self._host, self._port = u.hostname, u.port or (443 if self._tls else 80)
+        self._conn = None
+
+    def _connect(self):
+        if self._tls:
+            ctx = ssl.create_default_context(cafile=VAULT_CACERT)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # as Vault's client
+            return http.client.HTTPSConnection(self._host, self._port, context=ctx, timeout=60)
+        return http.client.HTTPConnection(self._host, self._port, timeout=60)
+
+    def request(self, method, path, body=None, token=..., headers=None, raw=None):
+        """`path` without /v1/. body: a dict (Go-encoded), or raw bytes via `raw`."""
+        token = self.token if token is ... else token
+        data = raw if raw is not None else (go_json(body) if body is not None else None)
+        for attempt in (0, 1):  # one reconnect if the server closed the idle connection
+            if self._conn is None:
+                self._conn = self._connect()
+            try:
+                c = self._conn
+                c.putrequest(method, "/v1/" + path.lstrip("/"), skip_accept_encoding=True)
+                c.putheader("User-Agent", "Go-http-client/1.1")
+                if data is not None:
+                    c.putheader("Content-Length", str(len(data)))
+                if token is not None:
+                    c.putheader("X-Vault-Token", token)
+                c.putheader("X-Vault-Request", "true")
+                if self.namespace:
+                    c.putheader("X-Vault-Namespace", self.namespace)
+                for k, v in (headers or {}).items():
+                    c.putheader(k, v)
+                c.putheader("Accept-Encoding", "gzip")
+                c.endheaders(data)
+                r = c.getresponse()
+                payload = r.read()
+                hdrs = {k.lower(): v for k, v in r.getheaders()}
+                if hdrs.get("content-encoding") == "gzip":
+                    payload = gzip.decompress(payload)
+                if hdrs.get("connection", "").lower() == "close":
+                    self.close()
+                return Response(r.status, hdrs, payload)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt:
+                    raise
+
+    def write(self, path, body=None, **kw):  # api.Logical().Write: always PUT
+        return self.request("PUT", path, body if body is not None else {}, **kw)
+
+    def read(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+# --- What Vault's Go client can decode (api/secret.go): a type mismatch fails json.Unmarshal ------
+_SECRET = {"request_id": str, "lease_id": str, "lease_duration": int, "renewable": bool,
+           "data": dict, "warnings": list, "auth": dict, "wrap_info": dict, "mount_type": str}
+_AUTH = {"client_token": str, "accessor": str, "policies": list, "token_policies": list,
+         "identity_policies": list, "metadata": dict, "orphan": bool, "entity_id": str,
+         "lease_duration": int, "renewable": bool, "mfa_requirement": dict}
+
+
+def _typed(obj, schema, where):
+    for name, t in schema.items():
+        if name not in obj or obj[name] is None:  # Go leaves a null or absent field at zero
+            continue
+        v = obj[name]
+        good = isinstance(v, t) and not (t is int and isinstance(v, bool))
+        check(good, f"{where}.{name} = {v!r}: Go's api.Secret needs {t.__name__}")
+    for name in ("policies", "token_policies", "identity_policies", "warnings"):
+        if isinstance(obj.get(name), list):
+            check(all(isinstance(x, str) for x in obj[name]), f"{where}.{name}: not []string")
+
+
+def expect_secret(r, what, status=200):
+    """A success envelope Vault's client parses: JSON, Content-Type application/json, Go types."""
+    check(r.status == status, f"{what}: expected HTTP {status}, got {r}")
+    check(isinstance(r.json, dict), f"{what}: body is not a JSON object: {r}")
+    check(r.headers.get("content-type", "").startswith("application/json"),
+          f"{what}: Content-Type {r.headers.get('content-type')!r}")
+    _typed(r.json, _SECRET, what)
+    if isinstance(r.json.get("auth"), dict):
+        _typed(r.json["auth"], _AUTH, what + ".auth")
+    return r.json
+
+
+def expect_data(r, what):
+    """200 with Vault's envelope; returns `data`."""
+    s = expect_secret(r, what)
+    check(isinstance(s.get("request_id"), str) and s["request_id"], f"{what}: no request_id: {s}")
+    check(s.get("lease_id") == "" and s.get("renewable") is False and s.get("lease_duration") == 0,
+          f"{what}: lease fields of a non-lease response: {s}")
+    check(s.get("wrap_info") is None and s.get("auth") is None, f"{what}: wrap_info/auth: {s}")
+    check(isinstance(s.get("data"), dict), f"{what}: no data object: {s}")
+    return s["data"]
+
+
+def expect_error(r, status, what, errors=None):
+    """A Vault error: `status` and {"errors": [...]} (exactly `errors` when given)."""
+    check(r.status == status, f"{what}: expected HTTP {status}, got {r}")
+    check(isinstance(r.json, dict) and isinstance(r.json.get("errors"), list),
+          f"{what}: not Vault's error envelope: {r}")
+    if errors is not None:
+        check(r.json == {"errors": errors}, f"{what}: expected {{'errors': {errors}}}, got {r.json}")
+    return r.json["errors"]
+
+
+def ok_200_or_204(r, what):
+    """Vault answers key writes with 200 and the key (recent) or 204 (older); clients take both."""
+    if r.status == 204:
+        check(not r.body, f"{what}: 204 with a body")
+        return None
+    return expect_data(r, what)
+
+
+# --- The admin API over the AWS door ---------------------------------------------------------------
+def admin_call(op, body):
+    """KmsAppliance.<op> signed with SigV4 (service kms) by the dev admin access key."""
+    payload = json.dumps(body).encode()
+    u = urllib.parse.urlsplit(ENDPOINT)
+    host = u.netloc
+    req = AWSRequest(method="POST", url=ENDPOINT.rstrip("/") + "/", data=payload,
+                     headers={"Host": host, "Content-Type": "application/x-amz-json-1.1",
+                              "X-Amz-Target": "KmsAppliance." + op})
+    creds = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+    SigV4Auth(creds, "kms", REGION).add_auth(req)
+    if u.scheme == "https":
+        conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=60,
+                                           context=ssl.create_default_context(cafile=CA_BUNDLE))
+    else:
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    try:
+        conn.request("POST", "/", body=payload, headers=dict(req.headers.items()))
+        r = conn.getresponse()
+        text = r.read()
+    finally:
+        conn.close()
+    parsed = json.loads(text) if text else {}
+    if r.status != 200:
+        raise CheckFailed(f"KmsAppliance.{op}: HTTP {r.status} {parsed}")
+    return parsed
+
+
+def create_vault_token(display_name, key_patterns, operations, ttl_seconds=None, renewable=None):
+    body = {"DisplayName": display_name, "KeyPatterns": key_patterns, "Operations": operations}
+    if ttl_seconds is not None:
+        body["TtlSeconds"] = ttl_seconds
+    if renewable is not None:
+        body["Renewable"] = renewable
+    out = admin_call("CreateVaultToken", body)
+    tok = out.get("VaultToken", {})
+    check(isinstance(tok.get("Token"), str) and tok["Token"].startswith("hvs."),
+          f"CreateVaultToken: no hvs. token in {list(tok)}")
+    check(isinstance(tok.get("Accessor"), str) and tok["Accessor"], "CreateVaultToken: no Accessor")
+    ok(f"KmsAppliance.CreateVaultToken {display_name}: keys {key_patterns}, ops {operations}"
+       + (f", ttl {ttl_seconds}s" if ttl_seconds else ""))
+    return tok["Token"]
