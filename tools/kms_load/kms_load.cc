@@ -11,8 +11,16 @@
 // generate-data-key (AES_256) and sign (ECDSA_SHA_256 over a 32-byte message, ECC_NIST_P256 key).
 // Setup creates the keys it needs through the same endpoint before the clock starts.
 //
+// Vault transit operations (the Vault door, /v1/, reference/vault.md §1.5, §2.2): transit-encrypt
+// (`PUT /v1/<mount>/encrypt/<key>` with a 1 KiB plaintext), transit-decrypt (a 1 KiB ciphertext made
+// at setup) and transit-encrypt-batch100 (one request whose batch_input holds 100 such plaintexts).
+// They authenticate with `X-Vault-Token` (--vault-token, else VAULT_TOKEN of the env file or the
+// environment) instead of SigV4, and send the Go client's headers (`X-Vault-Request: true`, no
+// Content-Type); the request bytes are the same every time, as a seal's would be. Setup creates a
+// fresh aes256-gcm96 key through the door.
+//
 // Output: one line, `op=… tls=… connections=… threads=… seconds=… requests=… errors=… rps=…
-// p50_ms=… p99_ms=… max_ms=…`. Any non-200 response or transport failure counts as an error (the
+// p50_ms=… p99_ms=… max_ms=… items_per_request=…` (100 for the batch operation, else 1). Any non-200 response or transport failure counts as an error (the
 // first is printed); a run with errors is not a valid measurement and exits 1.
 #include <unistd.h>
 
@@ -48,6 +56,7 @@ using kms::tools::Connection;
 struct Workload {
   std::string target;  // "TrentService.Encrypt"
   std::string body;    // the same JSON body for every request
+  std::string raw;     // Vault door: the whole request, sent as is (no per-request signature)
 };
 
 struct ThreadStats {
@@ -55,6 +64,37 @@ struct ThreadStats {
   std::uint64_t errors = 0;
   std::string first_error;
 };
+
+// Content-Length framing (both doors always send it); header names compared case-insensitively.
+// `header_end` is npos until the headers are complete.
+bool ResponseComplete(const std::string& response, std::size_t& header_end,
+                      std::size_t& content_length) {
+  if (header_end == std::string::npos || header_end == 0) {
+    const auto end = response.find("\r\n\r\n");
+    if (end == std::string::npos) return false;
+    header_end = end + 4;
+    content_length = 0;
+    std::string lower = response.substr(0, end);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (const auto cl = lower.find("\r\ncontent-length:"); cl != std::string::npos) {
+      content_length = std::strtoul(lower.c_str() + cl + 17, nullptr, 10);
+    }
+  }
+  return response.size() >= header_end + content_length;
+}
+
+// A Vault-door request as Vault's Go client sends it: PUT, X-Vault-Token, X-Vault-Request, no
+// Content-Type, the JSON body with json.Encoder's trailing newline.
+std::string VaultRequest(const std::string& host, const std::string& token,
+                         const std::string& path, const std::string& json_body) {
+  const std::string body = json_body + "\n";
+  std::string r = "PUT /v1/" + path + " HTTP/1.1\r\nHost: " + host +
+                  "\r\nUser-Agent: kms_load\r\nX-Vault-Token: " + token +
+                  "\r\nX-Vault-Request: true\r\nContent-Length: " + std::to_string(body.size()) +
+                  "\r\n\r\n";
+  return r + body;
+}
 
 // One connection's closed loop.
 class LoadConnection : public std::enable_shared_from_this<LoadConnection> {
@@ -71,7 +111,11 @@ class LoadConnection : public std::enable_shared_from_this<LoadConnection> {
 
   void Next() {
     if (Clock::now() >= deadline_) return;
-    request_ = signer_.RawRequest(work_.target, work_.body, std::chrono::system_clock::now());
+    if (work_.raw.empty()) {
+      request_ = signer_.RawRequest(work_.target, work_.body, std::chrono::system_clock::now());
+    } else {
+      request_ = work_.raw;
+    }
     written_ = 0;
     response_.clear();
     started_ = Clock::now();
@@ -110,22 +154,7 @@ class LoadConnection : public std::enable_shared_from_this<LoadConnection> {
     }
   }
 
-  // Content-Length framing (the door always sends it); header names compared case-insensitively.
-  bool Complete() {
-    if (header_end_ == std::string::npos || header_end_ == 0) {
-      const auto end = response_.find("\r\n\r\n");
-      if (end == std::string::npos) return false;
-      header_end_ = end + 4;
-      content_length_ = 0;
-      std::string lower = response_.substr(0, end);
-      std::transform(lower.begin(), lower.end(), lower.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      if (const auto cl = lower.find("\r\ncontent-length:"); cl != std::string::npos) {
-        content_length_ = std::strtoul(lower.c_str() + cl + 17, nullptr, 10);
-      }
-    }
-    return response_.size() >= header_end_ + content_length_;
-  }
+  bool Complete() { return ResponseComplete(response_, header_end_, content_length_); }
 
   void Done() {
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
@@ -166,6 +195,30 @@ class LoadConnection : public std::enable_shared_from_this<LoadConnection> {
   std::exit(2);
 }
 
+// Setup through the Vault door on a blocking connection: the response body of a 200, else Die.
+json::object MustVault(const kms::tools::Endpoint& endpoint,
+                       std::shared_ptr<kms::tools::TlsClientContext> tls, const std::string& token,
+                       const std::string& path, const json::object& body) {
+  auto conn = Connection::Open(endpoint, std::move(tls), /*non_blocking=*/false);
+  if (!conn) Die("setup " + path + ": " + conn.error().message());
+  const std::string req = VaultRequest(endpoint.HostHeader(), token, path, json::serialize(body));
+  for (std::size_t off = 0; off < req.size();) {
+    auto n = (*conn)->Write(req.data() + off, req.size() - off);
+    if (!n || *n <= 0) Die("setup " + path + ": write failed");
+    off += static_cast<std::size_t>(*n);
+  }
+  std::string resp;
+  std::size_t header_end = std::string::npos, content_length = 0;
+  char buf[16 * 1024];
+  while (!ResponseComplete(resp, header_end, content_length)) {
+    auto n = (*conn)->Read(buf, sizeof buf);
+    if (!n || *n <= 0) Die("setup " + path + ": the server closed the connection");
+    resp.append(buf, static_cast<std::size_t>(*n));
+  }
+  if (!resp.starts_with("HTTP/1.1 200")) Die("setup " + path + ": " + resp.substr(0, 600));
+  return json::parse(resp.substr(header_end, content_length)).as_object();
+}
+
 json::object MustCall(kms::tools::KmsClient& client, const std::string& op,
                       const json::object& body) {
   auto r = client.Call("TrentService." + op, json::serialize(body));
@@ -178,15 +231,20 @@ json::object MustCall(kms::tools::KmsClient& client, const std::string& op,
 
 int main(int argc, char** argv) {
   CLI::App app{"kms_load: closed-loop load on a KMS endpoint with SigV4-signed requests"};
-  std::string env_file, endpoint_text, ca_bundle, op = "encrypt";
+  std::string env_file, endpoint_text, ca_bundle, op = "encrypt", vault_token, vault_mount = "transit";
   std::size_t connections = 32, threads = 2;
   double seconds = 5;
   app.add_option("--env-file", env_file, "KMS_ENDPOINT and AWS_* credentials (kmsd dev.env)");
   app.add_option("--endpoint", endpoint_text, "endpoint URL (default $KMS_ENDPOINT)");
   app.add_option("--ca-bundle", ca_bundle, "PEM CA for https (default $AWS_CA_BUNDLE)");
-  app.add_option("--op", op, "encrypt | decrypt | generate-data-key | sign")
-      ->check(CLI::IsMember({"encrypt", "decrypt", "generate-data-key", "sign"}))
+  app.add_option("--op", op,
+                 "encrypt | decrypt | generate-data-key | sign | transit-encrypt | transit-decrypt "
+                 "| transit-encrypt-batch100")
+      ->check(CLI::IsMember({"encrypt", "decrypt", "generate-data-key", "sign", "transit-encrypt",
+                             "transit-decrypt", "transit-encrypt-batch100"}))
       ->capture_default_str();
+  app.add_option("--vault-token", vault_token, "X-Vault-Token for transit-* (default $VAULT_TOKEN)");
+  app.add_option("--vault-mount", vault_mount, "transit mount path")->capture_default_str();
   app.add_option("--connections", connections, "keep-alive connections")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
@@ -207,8 +265,18 @@ int main(int argc, char** argv) {
   std::string secret = env->Get("AWS_SECRET_ACCESS_KEY");
   std::string region = env->Get("AWS_DEFAULT_REGION");
   if (region.empty()) region = "us-east-1";
-  if (key_id.empty() || secret.empty())
+  const bool transit = op.starts_with("transit-");
+  if (transit && vault_token.empty()) vault_token = env->Get("VAULT_TOKEN");
+  if (transit && vault_token.empty()) Die("no Vault token (--vault-token, VAULT_TOKEN or --env-file)");
+  if (!transit && (key_id.empty() || secret.empty()))
     Die("no credentials (AWS_ACCESS_KEY_ID/SECRET or --env-file)");
+
+  std::shared_ptr<kms::tools::TlsClientContext> tls;
+  if (endpoint->tls) {
+    auto made = kms::tools::TlsClientContext::Create(ca_bundle);
+    if (!made) Die(made.error().message());
+    tls = *made;
+  }
 
   // Setup through a blocking client: the keys and, for decrypt, one ciphertext.
   kms::tools::ClientConfig cc;
@@ -217,13 +285,38 @@ int main(int argc, char** argv) {
   cc.secret = kms::SecretBytes::CopyFrom(kms::AsBytes(secret));
   cc.region = region;
   cc.ca_file = ca_bundle;
-  auto setup = kms::tools::KmsClient::Create(std::move(cc));
-  if (!setup) Die(setup.error().message());
   Workload work;
+  std::size_t items_per_request = 1;
   std::string plaintext(1024, '\0');
   for (std::size_t i = 0; i < plaintext.size(); ++i) plaintext[i] = static_cast<char>(i * 131 + 7);
   const std::string pt_b64 = kms::Base64Encode(kms::AsBytes(plaintext));
-  if (op == "sign") {
+  auto setup = transit ? kms::StatusOr<std::unique_ptr<kms::tools::KmsClient>>(nullptr)
+                       : kms::tools::KmsClient::Create(std::move(cc));
+  if (!setup) Die(setup.error().message());
+  if (transit) {
+    const std::string key = "kms-load-" + std::to_string(::getpid()) + "-" + op;
+    const std::string host = endpoint->HostHeader();
+    (void)MustVault(*endpoint, tls, vault_token, vault_mount + "/keys/" + key, json::object{});
+    const std::string encrypt_path = vault_mount + "/encrypt/" + key;
+    if (op == "transit-encrypt") {
+      work.raw = VaultRequest(host, vault_token, encrypt_path,
+                              json::serialize(json::object{{"plaintext", pt_b64}}));
+    } else if (op == "transit-decrypt") {
+      const auto ct = MustVault(*endpoint, tls, vault_token, encrypt_path, {{"plaintext", pt_b64}});
+      work.raw = VaultRequest(
+          host, vault_token, vault_mount + "/decrypt/" + key,
+          json::serialize(json::object{{"ciphertext", ct.at("data").at("ciphertext")}}));
+    } else {
+      items_per_request = 100;
+      json::array items;
+      for (std::size_t i = 0; i < items_per_request; ++i) {
+        items.push_back(json::object{{"plaintext", pt_b64}});
+      }
+      work.raw = VaultRequest(host, vault_token, encrypt_path,
+                              json::serialize(json::object{{"batch_input", std::move(items)}}));
+    }
+    kms::WipeString(vault_token);
+  } else if (op == "sign") {
     const auto key = MustCall(**setup, "CreateKey",
                               {{"KeySpec", "ECC_NIST_P256"},
                                {"KeyUsage", "SIGN_VERIFY"},
@@ -233,30 +326,23 @@ int main(int argc, char** argv) {
             json::serialize(
                 json::object{{"KeyId", id},
                              {"Message", kms::Base64Encode(kms::AsBytes(plaintext.substr(0, 32)))},
-                             {"SigningAlgorithm", "ECDSA_SHA_256"}})};
+                             {"SigningAlgorithm", "ECDSA_SHA_256"}}), ""};
   } else {
     const auto key = MustCall(**setup, "CreateKey", {{"Description", "kms_load " + op}});
     const std::string id(key.at("KeyMetadata").at("KeyId").as_string());
     if (op == "encrypt") {
       work = {"TrentService.Encrypt",
-              json::serialize(json::object{{"KeyId", id}, {"Plaintext", pt_b64}})};
+              json::serialize(json::object{{"KeyId", id}, {"Plaintext", pt_b64}}), ""};
     } else if (op == "decrypt") {
       const auto ct = MustCall(**setup, "Encrypt", {{"KeyId", id}, {"Plaintext", pt_b64}});
       work = {"TrentService.Decrypt",
-              json::serialize(json::object{{"CiphertextBlob", ct.at("CiphertextBlob")}})};
+              json::serialize(json::object{{"CiphertextBlob", ct.at("CiphertextBlob")}}), ""};
     } else {
       work = {"TrentService.GenerateDataKey",
-              json::serialize(json::object{{"KeyId", id}, {"KeySpec", "AES_256"}})};
+              json::serialize(json::object{{"KeyId", id}, {"KeySpec", "AES_256"}}), ""};
     }
   }
   setup->reset();
-
-  std::shared_ptr<kms::tools::TlsClientContext> tls;
-  if (endpoint->tls) {
-    auto made = kms::tools::TlsClientContext::Create(ca_bundle);
-    if (!made) Die(made.error().message());
-    tls = *made;
-  }
   threads = std::min(threads, connections);
   struct PerThread {
     asio::io_context io{1};
@@ -310,10 +396,10 @@ int main(int argc, char** argv) {
   };
   std::printf(
       "op=%s tls=%d connections=%zu threads=%zu seconds=%.2f requests=%zu errors=%llu rps=%.0f "
-      "p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
+      "p50_ms=%.2f p99_ms=%.2f max_ms=%.2f items_per_request=%zu\n",
       op.c_str(), endpoint->tls ? 1 : 0, connections, threads, elapsed, all.size(),
       static_cast<unsigned long long>(errors), static_cast<double>(all.size()) / elapsed, pct(0.50),
-      pct(0.99), all.empty() ? 0.0 : all.back() / 1000.0);
+      pct(0.99), all.empty() ? 0.0 : all.back() / 1000.0, items_per_request);
   if (errors != 0) {
     std::fprintf(stderr, "kms_load: %llu errors; first: %s\n",
                  static_cast<unsigned long long>(errors), first_error.c_str());
