@@ -17,10 +17,32 @@ boost::json::object AccessKeyMetadataJson(const firmware::AccessKeyInfo& info) {
   return o;
 }
 
+boost::json::object VaultTokenJson(const firmware::VaultTokenInfo& info) {
+  auto strings = [](const std::vector<std::string>& v) {
+    boost::json::array a;
+    for (const auto& s : v) a.emplace_back(s);
+    return a;
+  };
+  boost::json::object o;
+  o["Accessor"] = info.accessor;
+  o["DisplayName"] = info.display_name;
+  o["KeyPatterns"] = strings(info.key_patterns);
+  o["Operations"] = strings(info.operations);
+  o["Policies"] = strings(info.policies);
+  o["Administrator"] = info.administrator;
+  o["Renewable"] = info.renewable;
+  PutTimestamp(o, "CreateDate", info.creation_time_ms);
+  o["TtlSeconds"] = info.ttl_ms / 1000;
+  o["ExplicitMaxTtlSeconds"] = info.explicit_max_ttl_ms / 1000;
+  if (info.expire_time_ms != 0) PutTimestamp(o, "ExpireDate", info.expire_time_ms);
+  return o;
+}
+
 }  // namespace internal
 
 void RegisterApplianceOperations(OperationTable& table, firmware::AccessKeyRegistry& registry,
-                                 firmware::KeyService& service, ApplianceInfo info) {
+                                 firmware::KeyService& service, ApplianceInfo info,
+                                 firmware::VaultTokenRegistry* vault_tokens) {
   firmware::AccessKeyRegistry* reg = &registry;
   table.Add("CreateAccessKey", [reg](const OperationContext&, const boost::json::object& body) {
     return internal::CreateAccessKey(*reg, body);
@@ -39,6 +61,19 @@ void RegisterApplianceOperations(OperationTable& table, firmware::AccessKeyRegis
                                                                 const boost::json::object& body) {
     return internal::GetApplianceStatus(*svc, info, body);
   });
+  if (vault_tokens == nullptr) return;
+  table.Add("CreateVaultToken",
+            [vault_tokens](const OperationContext&, const boost::json::object& body) {
+              return internal::CreateVaultToken(*vault_tokens, body);
+            });
+  table.Add("ListVaultTokens",
+            [vault_tokens](const OperationContext&, const boost::json::object& body) {
+              return internal::ListVaultTokens(*vault_tokens, body);
+            });
+  table.Add("RevokeVaultToken",
+            [vault_tokens](const OperationContext&, const boost::json::object& body) {
+              return internal::RevokeVaultToken(*vault_tokens, body);
+            });
 }
 
 }  // namespace kms::api::aws

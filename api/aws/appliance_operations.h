@@ -14,11 +14,22 @@
 //   UpdateAccessKey  {AccessKeyId, Status: "Active"|"Inactive"} -> {}
 //   DeleteAccessKey  {AccessKeyId} -> {}
 //   GetApplianceStatus {} -> {Version, Sealed, Mode, Region, AccountId, KeyCount}
-// Errors: a malformed UserName, Limit or Status is ValidationException; an unknown AccessKeyId is
-// NotFoundException; wrong member types are SerializationException (api/aws/json_codec.h).
+// With a VaultTokenRegistry, the tokens of the Vault door (firmware/vault_tokens.h) as well:
+//   CreateVaultToken {DisplayName, KeyPatterns[], Operations[], Administrator?, TtlSeconds? (0 =
+//                    never expires), ExplicitMaxTtlSeconds?, Renewable? (default true),
+//                    Policies?} -> {VaultToken: {Token, Accessor, DisplayName, KeyPatterns,
+//                    Operations, Policies, Administrator, Renewable, CreateDate, TtlSeconds,
+//                    ExplicitMaxTtlSeconds, ExpireDate?}}; the token is shown this once.
+//   ListVaultTokens  {Marker?, Limit? (1-1000, default 100)} -> {VaultTokens: [{... as above
+//                    without Token}], Truncated, NextMarker?}; live tokens ordered by accessor.
+//   RevokeVaultToken {Accessor} -> {}
+// Without one, those targets are unknown operations (UnknownOperationException).
+// Errors: a malformed UserName, Limit, Status, DisplayName, key pattern, operation or ttl is
+// ValidationException; an unknown AccessKeyId or Accessor is NotFoundException; wrong member types
+// are SerializationException (api/aws/json_codec.h).
 //
-// Lifetime: `registry` and `service` must outlive the table. Thread-safety: as the registry and the
-// key service (fully concurrent).
+// Lifetime: `registry`, `service` and `vault_tokens` must outlive the table. Thread-safety: as the
+// registries and the key service (fully concurrent).
 #ifndef KMS_API_AWS_APPLIANCE_OPERATIONS_H_
 #define KMS_API_AWS_APPLIANCE_OPERATIONS_H_
 
@@ -29,6 +40,7 @@
 namespace kms::firmware {
 class AccessKeyRegistry;
 class KeyService;
+class VaultTokenRegistry;
 }  // namespace kms::firmware
 
 namespace kms::api::aws {
@@ -45,7 +57,8 @@ struct ApplianceInfo {
 inline constexpr std::string_view kApplianceTargetPrefix = "KmsAppliance.";
 
 void RegisterApplianceOperations(OperationTable& table, firmware::AccessKeyRegistry& registry,
-                                 firmware::KeyService& service, ApplianceInfo info);
+                                 firmware::KeyService& service, ApplianceInfo info,
+                                 firmware::VaultTokenRegistry* vault_tokens = nullptr);
 
 }  // namespace kms::api::aws
 

@@ -7,13 +7,14 @@ namespace kms::api::aws {
 StatusOr<std::unique_ptr<AwsServer>> AwsServer::Create(AwsServerConfig config,
                                                        const AccessKeyStore& keys,
                                                        firmware::KeyService& service,
-                                                       firmware::AccessKeyRegistry* registry) {
+                                                       firmware::AccessKeyRegistry* registry,
+                                                       firmware::VaultTokenRegistry* vault_tokens) {
   std::unique_ptr<AwsServer> s(new AwsServer());
   OperationTable ops;
   RegisterKeyServiceOperations(ops, service);
   OperationTable appliance_ops;
   if (registry != nullptr) {
-    RegisterApplianceOperations(appliance_ops, *registry, service, config.appliance);
+    RegisterApplianceOperations(appliance_ops, *registry, service, config.appliance, vault_tokens);
   }
   s->door_ = std::make_unique<AwsDoor>(config.door, keys, std::move(ops), std::move(appliance_ops));
   s->router_ = std::make_unique<http::Router>();

@@ -11,9 +11,11 @@
 //   ... (*server)->port() ...;  on SIGTERM: (*server)->Stop();   // drains, then returns
 //
 // With an AccessKeyRegistry, the door also serves the appliance admin API (`KmsAppliance.<Op>`,
-// administrators only; api/aws/appliance_operations.h), described by `config.appliance`.
+// administrators only; api/aws/appliance_operations.h), described by `config.appliance`; with a
+// VaultTokenRegistry as well, the admin API also manages the Vault door's tokens.
 //
-// Lifetime: `keys`, `service` and `registry` must outlive the AwsServer. Thread-safety: as http::Server.
+// Lifetime: `keys`, `service`, `registry` and `vault_tokens` must outlive the AwsServer.
+// Thread-safety: as http::Server.
 #ifndef KMS_API_AWS_AWS_SERVER_H_
 #define KMS_API_AWS_AWS_SERVER_H_
 
@@ -30,6 +32,7 @@
 namespace kms::firmware {
 class AccessKeyRegistry;
 class KeyService;
+class VaultTokenRegistry;
 }  // namespace kms::firmware
 
 namespace kms::api::aws {
@@ -42,10 +45,10 @@ struct AwsServerConfig {
 
 class AwsServer {
  public:
-  static StatusOr<std::unique_ptr<AwsServer>> Create(AwsServerConfig config,
-                                                     const AccessKeyStore& keys,
-                                                     firmware::KeyService& service,
-                                                     firmware::AccessKeyRegistry* registry = nullptr);
+  static StatusOr<std::unique_ptr<AwsServer>> Create(
+      AwsServerConfig config, const AccessKeyStore& keys, firmware::KeyService& service,
+      firmware::AccessKeyRegistry* registry = nullptr,
+      firmware::VaultTokenRegistry* vault_tokens = nullptr);
   ~AwsServer();  // Stop()
 
   // Add further routes (health, other doors) before Start.

@@ -67,7 +67,7 @@ std::string SanitizeForJson(std::string_view in) {
 // the decoded values.
 void WipeSensitiveMembers(json::object& o) {
   static constexpr std::string_view kSensitive[] = {"Plaintext", "Message", "PrivateKeyPlaintext",
-                                                    "SharedSecret", "SecretAccessKey"};
+                                                    "SharedSecret", "SecretAccessKey", "Token"};
   for (const auto name : kSensitive) {
     if (json::value* v = o.if_contains(name); v && v->is_string()) {
       json::string& str = v->get_string();
@@ -76,6 +76,10 @@ void WipeSensitiveMembers(json::object& o) {
   }
   // KmsAppliance.CreateAccessKey answers the new secret inside {"AccessKey": {...}}.
   if (json::value* v = o.if_contains("AccessKey"); v && v->is_object()) {
+    WipeSensitiveMembers(v->get_object());
+  }
+  // ...and CreateVaultToken the new Vault token inside {"VaultToken": {...}}.
+  if (json::value* v = o.if_contains("VaultToken"); v && v->is_object()) {
     WipeSensitiveMembers(v->get_object());
   }
 }

@@ -5,15 +5,18 @@
 // Every error a client can reach asserts the exact exception.
 #include "api/aws/appliance_operations.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "api/aws/aws_server.h"
 #include "api/aws/key_service_operations.h"
 #include "api/aws/registry_access_key_store.h"
 #include "firmware/access_keys.h"
+#include "firmware/vault_tokens.h"
 #include "tests/api/http_client.h"
 #include "tests/api/sign_request.h"
 #include "tests/firmware/key_service_fixture.h"
@@ -244,6 +247,191 @@ TEST_CASE("appliance: a non-administrator key gets AccessDeniedException for eve
   // Unsigned or badly signed admin calls fail SigV4 first.
   CHECK(f.ErrAs(Credentials{f.admin.id, "wrong"}, "KmsAppliance.ListAccessKeys", {}).first ==
         "InvalidSignatureException");
+}
+
+// The admin API with the Vault door's token registry (RegisterApplianceOperations' last argument).
+struct VaultTokenFixture : AdminFixture {
+  firmware::VaultTokenRegistry tokens{service.Hsm(), *service.store, service.clock};
+  VaultTokenFixture() {
+    OperationTable ops;
+    RegisterKeyServiceOperations(ops, service.svc());
+    OperationTable appliance;
+    RegisterApplianceOperations(appliance, registry, service.svc(), ApplianceInfo{}, &tokens);
+    door = std::make_unique<AwsDoor>(AwsDoorConfig{}, keys, std::move(ops), std::move(appliance));
+  }
+};
+
+TEST_CASE("appliance: CreateVaultToken answers a working token once", "[unit]") {
+  VaultTokenFixture f;
+  const auto out = f.Ok("CreateVaultToken", {{"DisplayName", "transit seal"},
+                                             {"KeyPatterns", json::array{"autounseal", "app-*"}},
+                                             {"Operations", json::array{"encrypt", "decrypt"}},
+                                             {"TtlSeconds", 86400},
+                                             {"ExplicitMaxTtlSeconds", 172800}});
+  const auto& t = out.at("VaultToken").as_object();
+  const std::string token(t.at("Token").as_string());
+  CHECK(token.size() == 36);
+  CHECK(token.starts_with("hvs."));
+  const std::string accessor(t.at("Accessor").as_string());
+  CHECK(accessor.starts_with("acc."));
+  CHECK(t.at("DisplayName").as_string() == "transit seal");
+  CHECK(t.at("KeyPatterns").as_array() == json::array{"autounseal", "app-*"});
+  CHECK(t.at("Operations").as_array() == json::array{"encrypt", "decrypt"});
+  CHECK(t.at("Policies").as_array() == json::array{"default"});
+  CHECK(t.at("Administrator").as_bool() == false);
+  CHECK(t.at("Renewable").as_bool() == true);
+  CHECK(t.at("CreateDate").as_int64() == firmware::testing::kStartMs / 1000);
+  CHECK(t.at("TtlSeconds").as_int64() == 86400);
+  CHECK(t.at("ExplicitMaxTtlSeconds").as_int64() == 172800);
+  CHECK(t.at("ExpireDate").as_int64() == firmware::testing::kStartMs / 1000 + 86400);
+  // The token works at the registry the Vault door asks.
+  auto info = f.tokens.Authorize(token, "encrypt", "app-billing");
+  REQUIRE(info.has_value());
+  CHECK(info->accessor == accessor);
+
+  // Defaults: never expires (no ExpireDate), so not renewable; explicit flags are honoured.
+  const auto root = f.Ok("CreateVaultToken", {{"DisplayName", "root"},
+                                              {"KeyPatterns", json::array{"*"}},
+                                              {"Operations", json::array{"*"}},
+                                              {"Administrator", true},
+                                              {"Policies", json::array{"root"}}});
+  const auto& r = root.at("VaultToken").as_object();
+  CHECK(r.at("Administrator").as_bool());
+  CHECK(r.at("Renewable").as_bool() == false);
+  CHECK(r.at("TtlSeconds").as_int64() == 0);
+  CHECK_FALSE(r.contains("ExpireDate"));
+  CHECK(r.at("Policies").as_array() == json::array{"root"});
+  const auto fixed = f.Ok("CreateVaultToken", {{"DisplayName", "fixed"},
+                                               {"KeyPatterns", json::array{"k"}},
+                                               {"Operations", json::array{"read"}},
+                                               {"TtlSeconds", 60},
+                                               {"Renewable", false}});
+  CHECK(fixed.at("VaultToken").at("Renewable").as_bool() == false);
+}
+
+TEST_CASE("appliance: CreateVaultToken validation", "[unit]") {
+  VaultTokenFixture f;
+  const json::object ok{{"DisplayName", "app"},
+                        {"KeyPatterns", json::array{"*"}},
+                        {"Operations", json::array{"encrypt"}}};
+  auto with = [&](std::string_view name, json::value v) {
+    json::object o = ok;
+    o[name] = std::move(v);
+    return o;
+  };
+  auto without = [&](std::string_view name) {
+    json::object o = ok;
+    o.erase(name);
+    return o;
+  };
+  CHECK(f.Err("CreateVaultToken", without("DisplayName")) ==
+        std::pair<std::string, std::string>(
+            "ValidationException",
+            "1 validation error detected: Value null at 'displayName' failed to satisfy "
+            "constraint: Member must not be null"));
+  CHECK(f.Err("CreateVaultToken", without("KeyPatterns")).first == "ValidationException");
+  CHECK(f.Err("CreateVaultToken", without("Operations")).first == "ValidationException");
+  CHECK(f.Err("CreateVaultToken", with("KeyPatterns", json::array{})).first ==
+        "ValidationException");
+  CHECK(f.Err("CreateVaultToken", with("KeyPatterns", json::array{"a*b"})).first ==
+        "ValidationException");
+  CHECK(f.Err("CreateVaultToken", with("Operations", json::array{"delete"})) ==
+        std::pair<std::string, std::string>(
+            "ValidationException",
+            "unknown token operation \"delete\" (expected one of encrypt, decrypt, rewrap, "
+            "datakey, hmac, sign, verify, read, manage, random, hash, or *)"));
+  CHECK(f.Err("CreateVaultToken", with("TtlSeconds", -1)).first == "ValidationException");
+  CHECK(f.Err("CreateVaultToken", with("ExplicitMaxTtlSeconds", 60)).first ==
+        "ValidationException");
+  CHECK(f.Err("CreateVaultToken", with("DisplayName", json::string(std::string(129, 'a')))).first ==
+        "ValidationException");
+  CHECK(f.Err("CreateVaultToken", with("DisplayName", 7)).first == "SerializationException");
+  CHECK(f.Err("CreateVaultToken", with("KeyPatterns", "*")).first == "SerializationException");
+  CHECK(f.Err("CreateVaultToken", with("Renewable", "yes")).first == "SerializationException");
+  CHECK(f.Err("CreateVaultToken", with("TtlSeconds", "1h")).first == "SerializationException");
+  // Nothing was created.
+  CHECK(f.Ok("ListVaultTokens").at("VaultTokens").as_array().empty());
+}
+
+TEST_CASE("appliance: ListVaultTokens pages by accessor and never shows tokens", "[unit]") {
+  VaultTokenFixture f;
+  std::vector<std::string> accessors;
+  std::vector<std::string> secrets;
+  for (int i = 0; i < 5; ++i) {
+    const auto out = f.Ok("CreateVaultToken", {{"DisplayName", "t" + std::to_string(i)},
+                                               {"KeyPatterns", json::array{"*"}},
+                                               {"Operations", json::array{"*"}}});
+    accessors.emplace_back(out.at("VaultToken").at("Accessor").as_string());
+    secrets.emplace_back(out.at("VaultToken").at("Token").as_string());
+  }
+  std::sort(accessors.begin(), accessors.end());
+  const auto all = f.Ok("ListVaultTokens");
+  const auto& items = all.at("VaultTokens").as_array();
+  REQUIRE(items.size() == 5);
+  CHECK(all.at("Truncated").as_bool() == false);
+  CHECK_FALSE(all.contains("NextMarker"));
+  const std::string text = json::serialize(all);
+  for (const auto& s : secrets) CHECK(text.find(s.substr(4)) == std::string::npos);
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    CHECK_FALSE(items[i].as_object().contains("Token"));
+    CHECK(items[i].at("Accessor").as_string() == accessors[i]);
+  }
+
+  std::vector<std::string> paged;
+  json::object req{{"Limit", 2}};
+  for (int pages = 0; pages < 10; ++pages) {
+    const auto page = f.Ok("ListVaultTokens", req);
+    for (const auto& v : page.at("VaultTokens").as_array()) {
+      paged.emplace_back(v.at("Accessor").as_string());
+    }
+    if (!page.at("Truncated").as_bool()) break;
+    req["Marker"] = page.at("NextMarker");
+  }
+  CHECK(paged == accessors);
+
+  CHECK(f.Err("ListVaultTokens", {{"Limit", 0}}).first == "ValidationException");
+  CHECK(f.Err("ListVaultTokens", {{"Limit", 1001}}).first == "ValidationException");
+  CHECK(f.Err("ListVaultTokens", {{"Limit", "ten"}}).first == "SerializationException");
+}
+
+TEST_CASE("appliance: RevokeVaultToken revokes by accessor", "[unit]") {
+  VaultTokenFixture f;
+  const auto out = f.Ok("CreateVaultToken", {{"DisplayName", "app"},
+                                             {"KeyPatterns", json::array{"*"}},
+                                             {"Operations", json::array{"*"}}});
+  const std::string token(out.at("VaultToken").at("Token").as_string());
+  const std::string accessor(out.at("VaultToken").at("Accessor").as_string());
+  REQUIRE(f.tokens.Lookup(token).has_value());
+  CHECK(f.Ok("RevokeVaultToken", {{"Accessor", accessor}}).empty());
+  CHECK(f.tokens.Lookup(token).error().code() == StatusCode::kPermissionDenied);
+  CHECK(f.Ok("ListVaultTokens").at("VaultTokens").as_array().empty());
+  CHECK(f.Err("RevokeVaultToken", {{"Accessor", accessor}}) ==
+        std::pair<std::string, std::string>("NotFoundException", "unknown token accessor"));
+  CHECK(f.Err("RevokeVaultToken", {{"Accessor", "acc.nope"}}).first == "NotFoundException");
+  CHECK(f.Err("RevokeVaultToken", {}).first == "ValidationException");
+  CHECK(f.Err("RevokeVaultToken", {{"Accessor", 1}}).first == "SerializationException");
+}
+
+TEST_CASE("appliance: Vault token ops are for administrators, and absent without a registry",
+          "[unit]") {
+  VaultTokenFixture f;
+  for (const char* op : {"CreateVaultToken", "ListVaultTokens", "RevokeVaultToken"}) {
+    INFO(op);
+    const auto e = f.ErrAs(f.user, std::string("KmsAppliance.") + op,
+                           {{"DisplayName", "mallory"},
+                            {"KeyPatterns", json::array{"*"}},
+                            {"Operations", json::array{"*"}},
+                            {"Administrator", true},
+                            {"Accessor", "acc.x"}});
+    CHECK(e.first == "AccessDeniedException");
+  }
+  CHECK(f.Ok("ListVaultTokens").at("VaultTokens").as_array().empty());
+
+  AdminFixture plain;  // RegisterApplianceOperations without a token registry
+  for (const char* op : {"CreateVaultToken", "ListVaultTokens", "RevokeVaultToken"}) {
+    INFO(op);
+    CHECK(plain.Err(op, {{"Accessor", "acc.x"}}).first == "UnknownOperationException");
+  }
 }
 
 TEST_CASE("appliance: AwsServer serves the admin API over loopback with a registry", "[unit]") {

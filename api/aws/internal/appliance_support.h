@@ -2,7 +2,8 @@
 // operation and the AccessKeyMetadata writer. Internal to api/aws: the public surface is
 // api/aws/appliance_operations.h.
 //
-// Thread-safety: as firmware::AccessKeyRegistry and firmware::KeyService (fully concurrent).
+// Thread-safety: as firmware::AccessKeyRegistry, firmware::VaultTokenRegistry and
+// firmware::KeyService (fully concurrent).
 #ifndef KMS_API_AWS_INTERNAL_APPLIANCE_SUPPORT_H_
 #define KMS_API_AWS_INTERNAL_APPLIANCE_SUPPORT_H_
 
@@ -12,6 +13,7 @@
 #include "api/aws/internal/operation_support.h"
 #include "firmware/access_keys.h"
 #include "firmware/key_service.h"
+#include "firmware/vault_tokens.h"
 
 namespace kms::api::aws::internal {
 
@@ -22,6 +24,13 @@ OpResult CreateAccessKey(firmware::AccessKeyRegistry& registry, const boost::jso
 OpResult ListAccessKeys(firmware::AccessKeyRegistry& registry, const boost::json::object& body);
 OpResult UpdateAccessKey(firmware::AccessKeyRegistry& registry, const boost::json::object& body);
 OpResult DeleteAccessKey(firmware::AccessKeyRegistry& registry, const boost::json::object& body);
+// {Accessor, DisplayName, KeyPatterns, Operations, Policies, Administrator, Renewable, CreateDate,
+// TtlSeconds, ExplicitMaxTtlSeconds, ExpireDate?} of one Vault token (never the token).
+boost::json::object VaultTokenJson(const firmware::VaultTokenInfo& info);
+
+OpResult CreateVaultToken(firmware::VaultTokenRegistry& tokens, const boost::json::object& body);
+OpResult ListVaultTokens(firmware::VaultTokenRegistry& tokens, const boost::json::object& body);
+OpResult RevokeVaultToken(firmware::VaultTokenRegistry& tokens, const boost::json::object& body);
 OpResult GetApplianceStatus(firmware::KeyService& service, const ApplianceInfo& info,
                             const boost::json::object& body);
 
