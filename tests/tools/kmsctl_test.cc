@@ -1,7 +1,8 @@
 // kmsctl end to end: a real kmsd in dev mode (own SoftHSM2 token and SQLite store in a temporary
 // folder, loopback, port 0) driven by the kmsctl binary as an operator would: access keys created,
 // listed, used, disabled, enabled and deleted; a non-administrator refused the admin API; an
-// encrypt/decrypt round trip with an encryption context; the helpful errors (exception name and
+// encrypt/decrypt round trip with an encryption context; Vault door tokens created, listed, used at
+// /v1/ and revoked; the helpful errors (exception name and
 // message, exit status, "is kmsd running?"). Binary paths come from tests/CMakeLists.txt
 // (KMS_KMSCTL_PATH, KMS_KMSD_PATH).
 #include <signal.h>
@@ -217,6 +218,60 @@ TEST_CASE("kmsctl: access keys, admin API, data plane against a dev kmsd", "[e2e
   const Run unknown_key = Admin(kmsd, "key describe alias/nope");
   CHECK(unknown_key.exit_code == 1);
   CHECK(unknown_key.out.find("kmsctl: NotFoundException: ") != std::string::npos);
+}
+
+TEST_CASE("kmsctl: Vault tokens created, listed, used and revoked", "[e2e]") {
+  DevKmsd kmsd;
+
+  const Run created =
+      Admin(kmsd,
+            "vault-token create --name seal --key autounseal --key 'app-*' "
+            "--operation encrypt --operation decrypt --ttl 24h --explicit-max-ttl 7d");
+  INFO(created.out);
+  REQUIRE(created.exit_code == 0);
+  const auto vars = ParseEnv(created.out);
+  REQUIRE(vars.count("VAULT_TOKEN") == 1);
+  const std::string token = vars.at("VAULT_TOKEN");
+  CHECK(token.size() == 36);
+  CHECK(token.starts_with("hvs."));
+  const auto at = created.out.find("# accessor acc.");
+  REQUIRE(at != std::string::npos);
+  const std::string accessor = created.out.substr(at + 11, 28);
+  CHECK(created.out.find("keys autounseal,app-*; operations encrypt,decrypt") != std::string::npos);
+  CHECK(created.out.find("shown only this once") != std::string::npos);
+
+  // The token works at the Vault door on the same endpoint.
+  const std::string lookup = "curl -s -o /dev/null -w '%{http_code}' -H 'X-Vault-Token: " + token +
+                             "' " + kmsd.endpoint() + "/v1/auth/token/lookup-self";
+  CHECK(Shell(lookup).out == "200");
+
+  const Run listed = Admin(kmsd, "vault-token list");
+  INFO(listed.out);
+  REQUIRE(listed.exit_code == 0);
+  CHECK(listed.out.find("ACCESSOR") != std::string::npos);
+  CHECK(listed.out.find(accessor) != std::string::npos);
+  CHECK(listed.out.find("seal") != std::string::npos);
+  CHECK(listed.out.find("autounseal,app-* / encrypt,decrypt") != std::string::npos);
+  CHECK(listed.out.find(token.substr(4)) == std::string::npos);
+
+  const Run revoked = Admin(kmsd, "vault-token revoke " + accessor);
+  INFO(revoked.out);
+  REQUIRE(revoked.exit_code == 0);
+  CHECK(revoked.out == accessor + " revoked\n");
+  CHECK(Shell(lookup).out == "403");
+  CHECK(Admin(kmsd, "vault-token list").out.find(accessor) == std::string::npos);
+  const Run again = Admin(kmsd, "vault-token revoke " + accessor);
+  CHECK(again.exit_code == 1);
+  CHECK(again.out.find("kmsctl: NotFoundException: unknown token accessor") != std::string::npos);
+
+  // Local input errors exit 2 before any call; service validation errors exit 1.
+  const Run bad_ttl = Admin(kmsd, "vault-token create --name x --ttl 1y");
+  CHECK(bad_ttl.exit_code == 2);
+  CHECK(bad_ttl.out.find("--ttl takes a duration") != std::string::npos);
+  const Run bad_op = Admin(kmsd, "vault-token create --name x --operation delete");
+  CHECK(bad_op.exit_code == 1);
+  CHECK(bad_op.out.find("kmsctl: ValidationException: unknown token operation") !=
+        std::string::npos);
 }
 
 TEST_CASE("kmsctl: helpful errors without a server or credentials", "[e2e]") {

@@ -1,6 +1,7 @@
 // kmsctl: the operator CLI of the appliance (issue 4 item 7). It speaks to kmsd's endpoint with
 // SigV4 credentials, like any AWS client, for what AWS clients cannot do (the appliance admin API,
-// `KmsAppliance.*`: access keys and status; api/aws/appliance_operations.h) and for the common
+// `KmsAppliance.*`: access keys, Vault door tokens and status; api/aws/appliance_operations.h) and
+// for the common
 // data-plane calls (`TrentService.*`).
 //
 // Credentials and endpoint: KMS_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
@@ -14,6 +15,7 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -21,6 +23,7 @@
 #include <map>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -162,10 +165,40 @@ std::string FormatTime(const json::value& v) {
   return buf;
 }
 
+// "90", "90s", "30m", "24h", "7d" -> seconds (Vault's duration shorthand, whole units only).
+std::int64_t DurationSeconds(const std::string& text, const std::string& option) {
+  std::size_t used = 0;
+  long long n = -1;
+  try {
+    n = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    n = -1;
+  }
+  const std::string unit = used < text.size() ? text.substr(used) : "s";
+  const std::map<std::string, std::int64_t> units{{"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
+  const auto it = units.find(unit);
+  // Bounded so the product cannot overflow; the appliance range-checks the value itself.
+  if (n < 0 || n > 1'000'000'000 || it == units.end() || text.empty() || text[0] == '+') {
+    Die(kExitUsage,
+        option + " takes a duration such as 3600, 90s, 30m, 24h or 7d, got '" + text + "'");
+  }
+  return static_cast<std::int64_t>(n) * it->second;
+}
+
+std::string Joined(const json::value& v) {
+  std::string out;
+  for (const auto& item : v.as_array()) {
+    if (!out.empty()) out += ",";
+    out += Str(item);
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"kmsctl: operate a KMS appliance (access keys, status) and call its KMS API"};
+  CLI::App app{
+      "kmsctl: operate a KMS appliance (access keys, Vault tokens, status) and call its KMS API"};
   app.require_subcommand(1);
   Settings s;
   app.add_option("--env-file", s.env_file,
@@ -191,6 +224,30 @@ int main(int argc, char** argv) {
   ak_enable->add_option("ID", ak_id)->required();
   auto* ak_delete = ak->add_subcommand("delete", "delete a key for good");
   ak_delete->add_option("ID", ak_id)->required();
+
+  auto* vt = app.add_subcommand("vault-token", "manage the Vault door's tokens (administrator)");
+  vt->require_subcommand(1);
+  std::string vt_name, vt_ttl, vt_max_ttl, vt_accessor;
+  std::vector<std::string> vt_keys, vt_operations, vt_policies;
+  bool vt_admin = false;
+  bool vt_no_renewable = false;
+  auto* vt_create = vt->add_subcommand("create", "new X-Vault-Token; prints it once");
+  vt_create->add_option("--name", vt_name, "display name")->required();
+  vt_create->add_option("--key", vt_keys,
+                        "transit key pattern: a name, a prefix ending in *, or * (repeatable; "
+                        "default *)");
+  vt_create->add_option("--operation", vt_operations,
+                        "encrypt, decrypt, rewrap, datakey, hmac, sign, verify, read, manage, "
+                        "random, hash or * (repeatable; default *)");
+  vt_create->add_flag("--admin", vt_admin, "administrator token (every key and operation)");
+  vt_create->add_option("--ttl", vt_ttl, "lease, e.g. 24h (default: never expires)");
+  vt_create->add_option("--explicit-max-ttl", vt_max_ttl, "renewals never pass creation + this");
+  vt_create->add_flag("--no-renewable", vt_no_renewable, "the token cannot be renewed");
+  vt_create->add_option("--policy", vt_policies,
+                        "policy name echoed to Vault clients (repeatable)");
+  auto* vt_list = vt->add_subcommand("list", "list live tokens (by accessor; never the tokens)");
+  auto* vt_revoke = vt->add_subcommand("revoke", "revoke a token by its accessor");
+  vt_revoke->add_option("ACCESSOR", vt_accessor)->required();
 
   auto* key = app.add_subcommand("key", "KMS keys");
   key->require_subcommand(1);
@@ -285,6 +342,57 @@ int main(int argc, char** argv) {
   } else if (ak_delete->parsed()) {
     admin("DeleteAccessKey", {{"AccessKeyId", ak_id}});
     std::cout << ak_id << " deleted\n";
+  } else if (vt_create->parsed()) {
+    auto strings = [](const std::vector<std::string>& v, const char* fallback) {
+      json::array a;
+      for (const auto& item : v) a.emplace_back(item);
+      if (a.empty() && fallback != nullptr) a.emplace_back(fallback);
+      return a;
+    };
+    json::object body{{"DisplayName", vt_name},
+                      {"KeyPatterns", strings(vt_keys, "*")},
+                      {"Operations", strings(vt_operations, "*")}};
+    if (vt_admin) body["Administrator"] = true;
+    if (!vt_ttl.empty()) body["TtlSeconds"] = DurationSeconds(vt_ttl, "--ttl");
+    if (!vt_max_ttl.empty()) {
+      body["ExplicitMaxTtlSeconds"] = DurationSeconds(vt_max_ttl, "--explicit-max-ttl");
+    }
+    if (vt_no_renewable) body["Renewable"] = false;
+    if (!vt_policies.empty()) body["Policies"] = strings(vt_policies, nullptr);
+    auto o = admin("CreateVaultToken", body);
+    json::object& t = o.at("VaultToken").as_object();
+    // lint-ok: the new token is shown once, to the operator who made it (as `vault token create`
+    // does); the appliance keeps only its hash.
+    std::cout << "VAULT_TOKEN=" << Str(t.at("Token")) << "\n"
+              << "# accessor " << Str(t.at("Accessor")) << "; keys " << Joined(t.at("KeyPatterns"))
+              << "; operations " << Joined(t.at("Operations"))
+              << (t.at("Administrator").as_bool() ? "; administrator" : "") << "; expires "
+              << (t.contains("ExpireDate") ? FormatTime(t.at("ExpireDate")) : "never")
+              << "; the token is shown only this once\n";
+    json::string& token = t.at("Token").as_string();
+    kms::SecureWipe(token.data(), token.size());
+  } else if (vt_list->parsed()) {
+    json::object req{{"Limit", 1000}};
+    std::printf("%-30s %-20s %-6s %-20s %-20s %s\n", "ACCESSOR", "NAME", "ADMIN", "CREATED",
+                "EXPIRES", "KEYS / OPERATIONS");
+    for (;;) {
+      const auto page = admin("ListVaultTokens", req);
+      for (const auto& v : page.at("VaultTokens").as_array()) {
+        const auto& t = v.as_object();
+        const std::string expires =
+            t.contains("ExpireDate") ? FormatTime(t.at("ExpireDate")) : std::string("never");
+        std::printf("%-30s %-20s %-6s %-20s %-20s %s / %s\n", Str(t.at("Accessor")).c_str(),
+                    Str(t.at("DisplayName")).c_str(),
+                    t.at("Administrator").as_bool() ? "yes" : "no",
+                    FormatTime(t.at("CreateDate")).c_str(), expires.c_str(),
+                    Joined(t.at("KeyPatterns")).c_str(), Joined(t.at("Operations")).c_str());
+      }
+      if (!page.at("Truncated").as_bool()) break;
+      req["Marker"] = page.at("NextMarker");
+    }
+  } else if (vt_revoke->parsed()) {
+    admin("RevokeVaultToken", {{"Accessor", vt_accessor}});
+    std::cout << vt_accessor << " revoked\n";
   } else if (key_create->parsed()) {
     json::object body;
     if (!spec.empty()) body["KeySpec"] = spec;
