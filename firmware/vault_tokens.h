@@ -25,8 +25,9 @@
 //  * `Lookup` reads the store every call, so a revocation by any process sharing the store takes
 //    effect at once. Unknown, revoked and expired tokens all give PermissionDenied with the one
 //    message "permission denied" (Vault's 403 body), so a caller cannot tell them apart.
-//  * Errors: InvalidArgument for a malformed display name, pattern, operation or ttl; NotFound for an
-//    unknown accessor; PermissionDenied as above; store and HSM failures pass through.
+//  * Errors: InvalidArgument for a malformed display name, pattern, operation or ttl (ttls are 0 or
+//    1 s .. 100 years; an explicit max ttl needs a ttl and may not be below it); NotFound for an
+//    unknown (or expired) accessor; PermissionDenied as above; store and HSM failures pass through.
 //  * Lifetime: the Hsm, MetadataStore and Clock must outlive the registry. Thread-safety: every method
 //    may be called concurrently from any thread.
 #ifndef KMS_FIRMWARE_VAULT_TOKENS_H_
