@@ -107,16 +107,19 @@ def main():
     ok_200_or_204(admin.write(f"transit/keys/{SEAL_KEY}", {}), "create the seal key")
     ok_200_or_204(admin.write(f"transit/keys/{OTHER_KEY}", {}), "create another key")
     ok(f"PUT transit/keys/{SEAL_KEY} and {OTHER_KEY} (no Content-Type, X-Vault-Request: true)")
+    # A fresh daemon starts at v1; a rerun on one that already rotated the key starts later.
+    base = expect_data(admin.read(f"transit/keys/{SEAL_KEY}"), "read the seal key")["latest_version"]
+    cur, nxt = f"v{base}", f"v{base + 1}"
 
-    stored = seal_sequence(admin, "admin token", "v1", renewable=False)
+    stored = seal_sequence(admin, "admin token", cur, renewable=False)
     ns = Vault(namespace="ns1/")
-    stored += seal_sequence(ns, "admin token + X-Vault-Namespace ns1/", "v1", renewable=False)
+    stored += seal_sequence(ns, "admin token + X-Vault-Namespace ns1/", cur, renewable=False)
 
     # A token scoped as Vault's docs tell operators: encrypt + decrypt on the seal key only.
     seal_token = create_vault_token(f"vault-seal-{TAG}", [SEAL_KEY], ["encrypt", "decrypt"],
                                     ttl_seconds=3600, renewable=True)
     seal = Vault(token=seal_token)
-    stored += seal_sequence(seal, "scoped seal token", "v1", renewable=True)
+    stored += seal_sequence(seal, "scoped seal token", cur, renewable=True)
     for path, body in ((f"transit/encrypt/{OTHER_KEY}", {"plaintext": "YQ=="}),
                        (f"transit/decrypt/{OTHER_KEY}", {"ciphertext": stored[0][2]}),
                        (f"transit/keys/{SEAL_KEY}/rotate", {}),
@@ -136,18 +139,18 @@ def main():
     # before still decrypts until Vault's next unseal rewraps it (UpgradeKeys: decrypt + encrypt).
     ok_200_or_204(admin.write(f"transit/keys/{SEAL_KEY}/rotate", {}), "rotate")
     ok(f"PUT transit/keys/{SEAL_KEY}/rotate")
-    stored_after = seal_sequence(seal, "after rotation", "v2", renewable=True)
+    stored_after = seal_sequence(seal, "after rotation", nxt, renewable=True)
     for what, pt, ct in stored:
-        check(ct.startswith("vault:v1:"), f"{what}: stored before rotation but {ct[:9]}")
+        check(ct.startswith(f"vault:{cur}:"), f"{what}: stored before rotation but {ct[:9]}")
         decrypt(seal, SEAL_KEY, ct, pt, f"pre-rotation {what}")
-    ok(f"after rotation: all {len(stored)} blobs stored before rotation (vault:v1:) still decrypt")
+    ok(f"after rotation: all {len(stored)} blobs stored before rotation (vault:{cur}:) still decrypt")
     for what, pt, ct in stored[:2]:  # UpgradeKeys: decrypt the old blob, encrypt it again
         decrypt(seal, SEAL_KEY, ct, pt, f"rewrap {what}")
         new_ct, key_id = encrypt(seal, SEAL_KEY, pt, f"rewrap {what}")
-        check(key_id == "v2", f"rewrap {what}: {key_id}")
+        check(key_id == nxt, f"rewrap {what}: {key_id}")
         decrypt(seal, SEAL_KEY, new_ct, pt, f"rewrapped {what}")
-    ok("UpgradeKeys: v1 blobs decrypted and encrypted again as v2, stable key id v2")
-    check(all(ct.startswith("vault:v2:") for _, _, ct in stored_after), "v2 blobs")
+    ok(f"UpgradeKeys: {cur} blobs decrypted and encrypted again as {nxt}, stable key id {nxt}")
+    check(all(ct.startswith(f"vault:{nxt}:") for _, _, ct in stored_after), "new-version blobs")
 
     # An expiring token: lookup-self shows its ttl; renew-self {"increment":0} restores it (what the
     # LifetimeWatcher does at 2/3 of lease_duration, with auth.client_token of the last answer).
@@ -172,15 +175,23 @@ def main():
     after = expect_data(sv.read("auth/token/lookup-self"), "lookup-self")["ttl"]
     check(after >= before and after <= 60, f"lookup-self ttl after renew: {before} -> {after}")
     ok(f"expiring token: ttl {before} -> renewed to {after} (lease_duration {auth['lease_duration']})")
-    seal_sequence(sv, "expiring token", "v2", renewable=True)
+    seal_sequence(sv, "expiring token", nxt, renewable=True)
+    gone = Vault(token=create_vault_token(f"vault-seal-1s-{TAG}", [SEAL_KEY], ["encrypt", "decrypt"],
+                                          ttl_seconds=1, renewable=True))
+    time.sleep(2.5)
+    expect_error(gone.write(f"transit/encrypt/{SEAL_KEY}", {"plaintext": "YQ=="}), 403,
+                 "expired token: encrypt", DENIED["errors"])
+    expect_error(gone.write("auth/token/renew-self", {"increment": 0}), 403,
+                 "expired token: renew-self", DENIED["errors"])
+    ok("a token past its ttl: encrypt and renew-self -> 403 {\"errors\":[\"permission denied\"]}")
 
     # A write-only Vault header set: POST is a synonym of PUT, Bearer a synonym of X-Vault-Token.
     r = admin.request("POST", f"transit/encrypt/{SEAL_KEY}", {"plaintext": "YQ=="})
-    check(expect_data(r, "POST encrypt")["ciphertext"].startswith("vault:v2:"), "POST encrypt")
+    check(expect_data(r, "POST encrypt")["ciphertext"].startswith(f"vault:{nxt}:"), "POST")
     bearer = Vault(token=None)
     r = bearer.write(f"transit/encrypt/{SEAL_KEY}", {"plaintext": "YQ=="},
                      headers={"Authorization": "Bearer " + VAULT_TOKEN})
-    check(expect_data(r, "Bearer encrypt")["ciphertext"].startswith("vault:v2:"), "Bearer")
+    check(expect_data(r, "Bearer encrypt")["ciphertext"].startswith(f"vault:{nxt}:"), "Bearer")
     ok("POST = PUT; Authorization: Bearer = X-Vault-Token")
 
 
