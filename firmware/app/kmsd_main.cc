@@ -257,8 +257,9 @@ int RunDev(const Options& options) {
   server_config.appliance.mode = "dev";
   server_config.appliance.region = options.region;
   server_config.appliance.account_id = options.account_id;
-  auto server =
-      kms::api::aws::AwsServer::Create(server_config, access_keys, **service, &registry);
+  // With the token registry the admin API also serves Create/List/RevokeVaultToken.
+  auto server = kms::api::aws::AwsServer::Create(server_config, access_keys, **service, &registry,
+                                                 &vault_tokens);
   if (!server.has_value()) {
     Log("server: " + server.error().ToString());
     return 1;
