@@ -164,9 +164,11 @@ Endpoint RouteTransit(const std::vector<std::string_view>& s, internal::Call& ca
     if (n == 3 && s[2] == "rotate") return internal::PathRotate;
     return nullptr;
   }
-  if (n == 2 && head == "encrypt") return call.name = s[1], internal::PathEncrypt;
-  if (n == 2 && head == "decrypt") return call.name = s[1], internal::PathDecrypt;
-  if (n == 2 && head == "rewrap") return call.name = s[1], internal::PathRewrap;
+  if (n == 2 && (head == "encrypt" || head == "decrypt" || head == "rewrap")) {
+    call.name = s[1];
+    if (head == "encrypt") return internal::PathEncrypt;
+    return head == "decrypt" ? internal::PathDecrypt : internal::PathRewrap;
+  }
   if (n == 3 && head == "datakey") {
     call.arg = s[1];
     call.name = s[2];

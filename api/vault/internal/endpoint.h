@@ -119,7 +119,8 @@ class FieldReader {
   // TypeDurationSecond, in milliseconds: seconds as a number or string, or "90s", "10m", "1h",
   // "1d".
   std::optional<std::int64_t> DurationMs(std::string_view name);
-  // Standard base64 (RFC 4648 §4); absent -> empty. `what` names the field in Vault's message.
+  // Standard base64 (RFC 4648 §4); absent -> empty. A malformed value fails with
+  // "failed to base64-decode <name>" and is never echoed.
   Bytes Base64(std::string_view name);
   SecretBytes SecretBase64(std::string_view name);
 
