@@ -235,7 +235,12 @@ int RunDev(const Options& options) {
     keyring_ptrs.push_back(keyrings.back().get());
     kms::firmware::transit::TransitKeyring& keyring = *keyrings.back();
     // Vault's auto_rotate_period, checked on the scheduler's tick (Vault checks hourly).
-    scheduler.AlsoRun([&keyring](std::int64_t now_ms) { (void)keyring.RotateDue(now_ms); });
+    // A key that fails to rotate is retried on the next tick; a store failure is worth a line.
+    scheduler.AlsoRun([&keyring, mount](std::int64_t now_ms) {
+      if (auto rotated = keyring.RotateDue(now_ms); !rotated.has_value()) {
+        Log("transit " + mount + ": auto-rotation pass: " + rotated.error().ToString());
+      }
+    });
   }
 
   // 5. The AWS door, and the Vault door under /v1/ on the same listener.
