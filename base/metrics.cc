@@ -107,9 +107,9 @@ bool IsValidLabelName(std::string_view name) {
 }
 
 const std::vector<double>& LatencyBuckets() {
-  static const std::vector<double> kBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                               0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
-                                               5,      10};
+  static const std::vector<double> kBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                               0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                               1,      2.5,     5,      10};
   return kBuckets;
 }
 
@@ -212,8 +212,9 @@ HistogramFamily& MetricsRegistry::AddHistogram(std::string name, std::string hel
   RequireValid(IsValidMetricName(name), "metric", name);
   for (const auto& l : labels) RequireValid(IsValidLabelName(l) && l != "le", "label", l);
   for (std::size_t i = 0; i < upper_bounds.size(); ++i) {
-    RequireValid(std::isfinite(upper_bounds[i]) && (i == 0 || upper_bounds[i] > upper_bounds[i - 1]),
-                 "bucket bound of", name);
+    RequireValid(
+        std::isfinite(upper_bounds[i]) && (i == 0 || upper_bounds[i] > upper_bounds[i - 1]),
+        "bucket bound of", name);
   }
   std::lock_guard lock(mu_);
   if (auto it = histograms_.find(name); it != histograms_.end()) return *it->second;

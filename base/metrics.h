@@ -81,7 +81,8 @@ class Family {
   const std::vector<std::string>& label_names() const { return label_names_; }
   const std::vector<double>& bounds() const { return bounds_; }  // histograms only
   // Calls `visit(label_values, child)` for each child, in label order.
-  void ForEach(const std::function<void(const std::vector<std::string>&, const Child&)>& visit) const;
+  void ForEach(
+      const std::function<void(const std::vector<std::string>&, const Child&)>& visit) const;
 
  private:
   friend class MetricsRegistry;
