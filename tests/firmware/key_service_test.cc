@@ -910,7 +910,7 @@ TEST_CASE(KMS_SUITE_PREFIX "a key holds at most 50 aliases", KMS_SUITE_TAG) {
   CHECK(s.reason() == Reason::kLimitExceeded);
 }
 
-TEST_CASE(KMS_SUITE_PREFIX "tags: set, overwrite, list in pages, remove; and their limits", KMS_SUITE_TAG) {
+TEST_CASE(KMS_SUITE_PREFIX "tags: set, overwrite, list in pages, remove, and their limits", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   REQUIRE(f.svc().TagResource({m.key_id, {{"b", "1"}, {"a", "2"}, {"c", "3"}}}).ok());
@@ -1178,7 +1178,7 @@ TEST_CASE(KMS_SUITE_PREFIX "rotation settings and their errors", KMS_SUITE_TAG) 
   CHECK(ErrorOf(f.svc().EnableKeyRotation({hmac.key_id, {}})).reason() == Reason::kUnsupportedOperation);
 }
 
-TEST_CASE(KMS_SUITE_PREFIX "rotation keeps the key id; old ciphertexts decrypt after rotation and restart", KMS_SUITE_TAG) {
+TEST_CASE(KMS_SUITE_PREFIX "rotation keeps the key id, old ciphertexts decrypt after rotation and restart", KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();
   EncryptionContext ctx{{"c", "1"}};
@@ -1361,7 +1361,7 @@ TEST_CASE(KMS_SUITE_PREFIX "an HSM failure during rotation leaves the key as it 
   CHECK(f.svc().RotateKeyOnDemand({m.key_id}).has_value());
 }
 
-TEST_CASE(KMS_SUITE_PREFIX "HSM errors on cryptographic calls reach the caller; a stale handle is retried only once",
+TEST_CASE(KMS_SUITE_PREFIX "HSM errors on cryptographic calls reach the caller, a stale handle is retried only once",
           KMS_SUITE_TAG) {
   ServiceFixture f;
   KeyMetadata m = f.Create();

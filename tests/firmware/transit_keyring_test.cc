@@ -360,7 +360,7 @@ TEST_CASE("transit: every decrypt format error, exactly") {
   RequireError(f.Open("missing", good), StatusCode::kNotFound, "encryption key not found");
 }
 
-TEST_CASE("transit: derived keys need and bind the context; associated_data binds") {
+TEST_CASE("transit: derived keys need and bind the context, associated_data binds") {
   Transit f;
   f.Create("d", TransitKeyType::kAes256Gcm96, /*derived=*/true);
   CHECK(f.keyring.ReadKey("d")->derived);

@@ -108,7 +108,7 @@ TEST_CASE("login is per token: already logged in is success / a wrong PIN is Una
   CHECK(Must(b.Info()).state == CKS_RW_PUBLIC_SESSION);
 }
 
-TEST_CASE("templates own their buffers; attributes read back / sensitive ones are absent",
+TEST_CASE("templates own their buffers, attributes read back / sensitive ones are absent",
           "[softhsm][pkcs11]") {
   auto fx = MakeFixture({.open_hsm = false});
   auto module = Must(Module::Adopt(fx->real_functions()));

@@ -59,7 +59,7 @@ TEST_CASE("FakeHsm with reduced capabilities refuses what is missing", "[unit][f
              Reason::kMechanismUnsupported);
 }
 
-TEST_CASE("FakeHsm handles go stale on re-initialisation; unwrapping again works",
+TEST_CASE("FakeHsm handles go stale on re-initialisation, unwrapping again works",
           "[unit][fake_hsm]") {
   auto hsm = NewFakeHsm();
   auto key = hsm->GenerateKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt);
