@@ -200,6 +200,8 @@ CounterFamily& MetricsRegistry::AddCounter(std::string name, std::string help,
   for (const auto& l : labels) RequireValid(IsValidLabelName(l), "label", l);
   std::lock_guard lock(mu_);
   if (auto it = counters_.find(name); it != counters_.end()) return *it->second;
+  RequireValid(!histograms_.contains(name) && !callbacks_.contains(name), "(already used) metric",
+               name);
   order_.push_back(name);
   auto family = std::unique_ptr<CounterFamily>(
       new CounterFamily(name, std::move(help), std::move(labels), {}));
@@ -218,6 +220,8 @@ HistogramFamily& MetricsRegistry::AddHistogram(std::string name, std::string hel
   }
   std::lock_guard lock(mu_);
   if (auto it = histograms_.find(name); it != histograms_.end()) return *it->second;
+  RequireValid(!counters_.contains(name) && !callbacks_.contains(name), "(already used) metric",
+               name);
   order_.push_back(name);
   auto family = std::unique_ptr<HistogramFamily>(
       new HistogramFamily(name, std::move(help), std::move(labels), upper_bounds));
@@ -225,11 +229,21 @@ HistogramFamily& MetricsRegistry::AddHistogram(std::string name, std::string hel
 }
 
 void MetricsRegistry::AddGauge(std::string name, std::string help, std::function<double()> read) {
+  AddCallback(std::move(name), std::move(help), "gauge", std::move(read));
+}
+
+void MetricsRegistry::AddCounterCallback(std::string name, std::string help,
+                                         std::function<double()> read) {
+  AddCallback(std::move(name), std::move(help), "counter", std::move(read));
+}
+
+void MetricsRegistry::AddCallback(std::string name, std::string help, std::string_view type,
+                                  std::function<double()> read) {
   RequireValid(IsValidMetricName(name), "metric", name);
   std::lock_guard lock(mu_);
-  if (gauges_.contains(name)) return;
+  if (counters_.contains(name) || histograms_.contains(name) || callbacks_.contains(name)) return;
   order_.push_back(name);
-  gauges_.emplace(name, Gauge{name, std::move(help), std::move(read)});
+  callbacks_.emplace(std::move(name), Callback{std::move(help), type, std::move(read)});
 }
 
 std::string MetricsRegistry::Render() const {
@@ -278,8 +292,8 @@ std::string MetricsRegistry::Render() const {
         AppendNumber(out, s.count);
         out += '\n';
       });
-    } else if (auto g = gauges_.find(name); g != gauges_.end()) {
-      AppendHeader(out, name, g->second.help, "gauge");
+    } else if (auto g = callbacks_.find(name); g != callbacks_.end()) {
+      AppendHeader(out, name, g->second.help, g->second.type);
       out += name;
       out += ' ';
       AppendNumber(out, g->second.read());

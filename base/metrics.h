@@ -111,28 +111,36 @@ class MetricsRegistry {
   MetricsRegistry(const MetricsRegistry&) = delete;
   MetricsRegistry& operator=(const MetricsRegistry&) = delete;
 
-  // Adding a name twice returns the family added first (its help and labels win). An invalid
-  // metric or label name aborts: names are constants in the code, so this is a programming error.
+  // Adding a name twice returns the family added first (its help and labels win); a callback added
+  // under a name already used is ignored. An invalid metric or label name, or a counter name
+  // reused for a histogram (and so on), aborts: names are constants in the code, so either is a
+  // programming error.
   CounterFamily& AddCounter(std::string name, std::string help, std::vector<std::string> labels);
   HistogramFamily& AddHistogram(std::string name, std::string help, std::vector<std::string> labels,
                                 const std::vector<double>& upper_bounds = LatencyBuckets());
   // A label-less gauge read at scrape time; `read` must be thread-safe and must not throw.
   void AddGauge(std::string name, std::string help, std::function<double()> read);
+  // A label-less counter read at scrape time, for counts another component keeps (cache hits);
+  // `read` must be monotonic, thread-safe and must not throw.
+  void AddCounterCallback(std::string name, std::string help, std::function<double()> read);
 
   // Every family, in the order added, as Prometheus text.
   std::string Render() const;
 
  private:
-  struct Gauge {
-    std::string name;
+  // A value read at scrape time: a gauge, or a counter kept elsewhere.
+  struct Callback {
     std::string help;
+    std::string_view type;  // "gauge" or "counter"
     std::function<double()> read;
   };
+  void AddCallback(std::string name, std::string help, std::string_view type,
+                   std::function<double()> read);
   mutable std::mutex mu_;
   std::vector<std::string> order_;  // names in the order added
   std::map<std::string, std::unique_ptr<CounterFamily>, std::less<>> counters_;
   std::map<std::string, std::unique_ptr<HistogramFamily>, std::less<>> histograms_;
-  std::map<std::string, Gauge, std::less<>> gauges_;
+  std::map<std::string, Callback, std::less<>> callbacks_;
 };
 
 // Prometheus' grammar: metric names [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]*

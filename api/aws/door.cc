@@ -128,14 +128,18 @@ sigv4::VerifierConfig VerifierConfigFor(const AwsDoorConfig& c) {
 AwsDoor::AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, OperationTable operations)
     : config_(std::move(config)),
       verifier_(VerifierConfigFor(config_), keys),
-      operations_(std::move(operations)) {}
+      operations_(std::move(operations)),
+      metrics_(config_.metrics ? std::make_unique<http::RequestMetrics>(*config_.metrics)
+                               : nullptr) {}
 
 AwsDoor::AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, OperationTable operations,
                  OperationTable appliance_operations)
     : config_(std::move(config)),
       verifier_(VerifierConfigFor(config_), keys),
       operations_(std::move(operations)),
-      appliance_operations_(std::move(appliance_operations)) {}
+      appliance_operations_(std::move(appliance_operations)),
+      metrics_(config_.metrics ? std::make_unique<http::RequestMetrics>(*config_.metrics)
+                               : nullptr) {}
 
 http::HttpResponse AwsDoor::ErrorResponse(const AwsError& error, std::string_view request_id) {
   http::HttpResponse r;
@@ -229,7 +233,22 @@ AwsResult<json::object> AwsDoor::Dispatch(const http::HttpRequest& request,
   return result;
 }
 
+std::pair<std::string_view, std::string_view> AwsDoor::MetricLabels(
+    const http::HttpRequest& request) const {
+  const auto target = request.Header("x-amz-target");
+  if (target && target->starts_with(kApplianceTargetPrefix)) {
+    const std::string_view name = target->substr(kApplianceTargetPrefix.size());
+    return {"appliance", appliance_operations_.Find(name) ? name : "unknown"};
+  }
+  if (target && target->starts_with(kTargetPrefix)) {
+    const std::string_view name = target->substr(kTargetPrefix.size());
+    return {"aws", operations_.Find(name) ? name : "unknown"};
+  }
+  return {"aws", "unknown"};
+}
+
 http::HttpResponse AwsDoor::Handle(const http::HttpRequest& request) const {
+  const auto started = std::chrono::steady_clock::now();
   const std::string request_id = NewRequestId();
   AwsResult<json::object> result;
   try {
@@ -239,13 +258,21 @@ http::HttpResponse AwsDoor::Handle(const http::HttpRequest& request) const {
     result = std::unexpected(
         AwsError{"KMSInternalException", 500, "An internal error occurred; retry the request."});
   }
-  if (!result) return ErrorResponse(result.error(), request_id);
   http::HttpResponse r;
-  r.status = 200;
-  r.headers.emplace_back("x-amzn-RequestId", request_id);
-  r.headers.emplace_back("Content-Type", std::string(kContentType));
-  r.body = json::serialize(*result);
-  WipeSensitiveMembers(*result);
+  if (!result) {
+    r = ErrorResponse(result.error(), request_id);
+  } else {
+    r.status = 200;
+    r.headers.emplace_back("x-amzn-RequestId", request_id);
+    r.headers.emplace_back("Content-Type", std::string(kContentType));
+    r.body = json::serialize(*result);
+    WipeSensitiveMembers(*result);
+  }
+  if (metrics_) {
+    const auto [door, operation] = MetricLabels(request);
+    metrics_->Record(door, operation, result ? std::string_view("ok") : result.error().type,
+                     std::chrono::steady_clock::now() - started);
+  }
   return r;
 }
 

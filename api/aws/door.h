@@ -21,6 +21,11 @@
 // RequestEntityTooLargeException, header too large -> 431, malformed HTTP -> 400 SerializationException,
 // overload -> ThrottlingException (400, which every SDK retries with backoff, reference §0.4).
 //
+// With a metrics registry in the config, every request answered by `Handle` is counted in
+// api/http/request_metrics.h's families: door "aws" (or "appliance" for `KmsAppliance.`), the
+// operation name when the table has it ("unknown" otherwise: a caller cannot mint label values),
+// outcome "ok" or the exception name. Faults answered by the server (FaultResponse) are not.
+//
 // Thread-safety: immutable after construction; Handle runs concurrently on the worker pool.
 #ifndef KMS_API_AWS_DOOR_H_
 #define KMS_API_AWS_DOOR_H_
@@ -30,6 +35,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -37,6 +43,7 @@
 #include "api/aws/aws_error.h"
 #include "api/aws/sigv4.h"
 #include "api/http/message.h"
+#include "api/http/request_metrics.h"
 #include "api/http/server.h"
 
 namespace kms::api::aws {
@@ -70,6 +77,8 @@ struct AwsDoorConfig {
   std::chrono::seconds max_skew{300};
   // Defaults to the system clock; tests pin it.
   std::function<std::chrono::system_clock::time_point()> clock;
+  // Where request counts and latencies go; null = not measured. Must outlive the door.
+  metrics::MetricsRegistry* metrics = nullptr;
 };
 
 class AwsDoor {
@@ -91,11 +100,14 @@ class AwsDoor {
  private:
   AwsResult<boost::json::object> Dispatch(const http::HttpRequest& request,
                                           std::string_view request_id) const;
+  // The (door, operation) labels of a request: bounded by the operation tables.
+  std::pair<std::string_view, std::string_view> MetricLabels(const http::HttpRequest& request) const;
 
   AwsDoorConfig config_;
   sigv4::Verifier verifier_;
   OperationTable operations_;
   OperationTable appliance_operations_;
+  std::unique_ptr<http::RequestMetrics> metrics_;  // null without a registry
 };
 
 // A random UUID v4 in the 8-4-4-4-12 form AWS request ids have.

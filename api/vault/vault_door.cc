@@ -1,6 +1,8 @@
 #include "api/vault/vault_door.h"
 
 #include <algorithm>
+#include <chrono>
+#include <string>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -200,7 +202,10 @@ std::string NoRoute(std::string_view path) {
 
 VaultDoor::VaultDoor(VaultDoorConfig config, firmware::VaultTokenRegistry& tokens,
                      std::vector<firmware::transit::TransitKeyring*> keyrings)
-    : config_(std::move(config)), tokens_(tokens) {
+    : config_(std::move(config)),
+      tokens_(tokens),
+      metrics_(config_.metrics ? std::make_unique<http::RequestMetrics>(*config_.metrics)
+                               : nullptr) {
   for (const auto& m : config_.mounts) {
     const std::string_view mount = TrimSlashes(m);
     for (auto* k : keyrings) {
@@ -343,17 +348,53 @@ http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
   return live_or(internal::ErrorReply(404, NoRoute(path)));
 }
 
+std::string_view VaultDoor::MetricOperation(std::string_view path) const {
+  if (!path.starts_with("/v1/")) return "unknown";
+  path = TrimSlashes(path.substr(4));
+  static constexpr std::string_view kFixed[] = {"sys/health", "sys/seal-status",
+                                                "auth/token/lookup-self", "auth/token/renew-self",
+                                                "auth/token/revoke-self"};
+  for (const std::string_view fixed : kFixed) {
+    if (path == fixed) return fixed;
+  }
+  static constexpr std::string_view kTransit[] = {"keys", "encrypt", "decrypt", "rewrap",
+                                                  "datakey", "hmac", "sign", "verify",
+                                                  "random", "hash"};
+  for (const auto& [mount, keyring] : mounts_) {
+    if (!path.starts_with(mount) || path.size() <= mount.size() + 1 || path[mount.size()] != '/') {
+      continue;
+    }
+    const auto s = Split(path.substr(mount.size() + 1));
+    if (s[0] == "keys" && s.size() == 3 && s[2] == "config") return "keys/config";
+    if (s[0] == "keys" && s.size() == 3 && s[2] == "rotate") return "keys/rotate";
+    for (const std::string_view known : kTransit) {
+      if (s[0] == known) return known;
+    }
+    return "unknown";
+  }
+  return "unknown";
+}
+
 http::HttpResponse VaultDoor::Handle(const http::HttpRequest& request) const {
+  const auto started = std::chrono::steady_clock::now();
   std::string request_id;
+  http::HttpResponse response;
   try {
     request_id = config_.request_id ? config_.request_id() : aws::NewRequestId();
     static const firmware::SystemClock kSystemClock;
     const firmware::Clock& clock = config_.clock ? *config_.clock : kSystemClock;
-    return Dispatch(request, request_id, clock.NowMs());
+    response = Dispatch(request, request_id, clock.NowMs());
   } catch (...) {
     // Boundary catch (CONVENTIONS.md "Errors"): nothing escapes to the server.
-    return Render(internal::ErrorReply(500, "internal error"), request_id);
+    response = Render(internal::ErrorReply(500, "internal error"), request_id);
   }
+  if (metrics_) {
+    const bool ok = response.status >= 200 && response.status < 300;
+    metrics_->Record("vault", MetricOperation(request.Path()),
+                     ok ? std::string("ok") : std::to_string(response.status),
+                     std::chrono::steady_clock::now() - started);
+  }
+  return response;
 }
 
 }  // namespace kms::api::vault

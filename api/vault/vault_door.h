@@ -46,6 +46,11 @@
 // `FaultResponse` is the door's http::FaultResponder (413/431/400/503/500 as {"errors":[...]}); a
 // server that carries both doors keeps the AWS one, whose clients retry on its throttling text.
 //
+// With a metrics registry in the config, every request is counted in api/http/request_metrics.h's
+// families: door "vault", operation the endpoint ("encrypt", "keys/rotate", "sys/health",
+// "auth/token/renew-self", ...; "unknown" for any other path, so callers cannot mint label values),
+// outcome "ok" for a 2xx answer and the status code otherwise ("403", "400").
+//
 // Lifetime: the registry and the keyrings must outlive the door. Thread-safety: immutable after
 // construction; Handle runs concurrently on the server's worker pool.
 #ifndef KMS_API_VAULT_VAULT_DOOR_H_
@@ -53,12 +58,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "api/http/message.h"
+#include "api/http/request_metrics.h"
 #include "api/http/server.h"
 #include "firmware/clock.h"
 #include "firmware/transit_keyring.h"
@@ -87,6 +94,8 @@ struct VaultDoorConfig {
   const firmware::Clock* clock = nullptr;
   std::string cluster_name = "kms-appliance";
   std::string cluster_id;
+  // Where request counts and latencies go; null = not measured. Must outlive the door.
+  metrics::MetricsRegistry* metrics = nullptr;
   // The request body limit is the server's (http::ServerConfig::body_limit; Vault's default
   // max_request_size is 32 MiB, kVaultMaxRequestBytes).
 };
@@ -110,11 +119,14 @@ class VaultDoor {
  private:
   http::HttpResponse Dispatch(const http::HttpRequest& request, const std::string& request_id,
                               std::int64_t now_ms) const;
+  // The endpoint's name for the metrics, from a bounded set.
+  std::string_view MetricOperation(std::string_view target_path) const;
 
   VaultDoorConfig config_;
   firmware::VaultTokenRegistry& tokens_;
   // (normalised mount path, its keyring), longest path first so nested mounts win.
   std::vector<std::pair<std::string, firmware::transit::TransitKeyring*>> mounts_;
+  std::unique_ptr<http::RequestMetrics> metrics_;  // null without a registry
 };
 
 }  // namespace kms::api::vault

@@ -46,6 +46,7 @@ AwsResult<json::object> TestEcho(const OperationContext& ctx, const json::object
 
 struct DoorFixture {
   InMemoryAccessKeyStore keys;
+  metrics::MetricsRegistry registry;
   std::unique_ptr<AwsDoor> door;
 
   DoorFixture() {
@@ -64,6 +65,7 @@ struct DoorFixture {
     RegisterNotImplementedOperations(ops);
     AwsDoorConfig cfg;
     cfg.clock = [] { return std::chrono::system_clock::time_point(kNow); };
+    cfg.metrics = &registry;
     door = std::make_unique<AwsDoor>(cfg, keys, std::move(ops));
   }
 
@@ -585,6 +587,33 @@ TEST_CASE("door: server faults speak AWS JSON (413 body limit, throttling)", "[u
               400, "SerializationException");
   ExpectError(AwsDoor::FaultResponse(http::ServerFault::kHandlerFailed, ""), 500,
               "KMSInternalException");
+}
+
+TEST_CASE("door: requests are counted by operation and outcome, and callers cannot mint labels",
+          "[unit]") {
+  DoorFixture f;
+  auto& requests = f.registry.AddCounter("kms_requests_total", "", {"door", "operation", "outcome"});
+  auto count = [&](std::string_view op, std::string_view outcome) {
+    return requests.With({"aws", op, outcome}).value();
+  };
+  CHECK(f.Call(KmsRequest("TestEcho", R"({"Name":"abc"})")).status == 200);
+  CHECK(f.Call(KmsRequest("TestEcho", R"({"Name":"abc"})")).status == 200);
+  CHECK(f.Call(KmsRequest("TestEcho", R"({"Name":"much too long"})")).status == 400);
+  CHECK(f.Call(KmsRequest("Throwing", "{}")).status == 500);
+  // An operation name the table does not have is "unknown", whatever the caller sent.
+  CHECK(f.Call(KmsRequest("NoSuchOperationCanary", "{}")).status == 400);
+  auto unsigned_request = KmsRequest("TestEcho", "{}");
+  CHECK(f.door->Handle(unsigned_request).status == 400);
+
+  CHECK(count("TestEcho", "ok") == 2);
+  CHECK(count("TestEcho", "ValidationException") == 1);
+  CHECK(count("Throwing", "KMSInternalException") == 1);
+  CHECK(count("unknown", "UnknownOperationException") == 1);
+  CHECK(count("TestEcho", "MissingAuthenticationTokenException") == 1);
+  const std::string text = f.registry.Render();
+  CHECK(text.find("NoSuchOperationCanary") == std::string::npos);
+  CHECK(text.find("kms_request_duration_seconds_count{door=\"aws\",operation=\"TestEcho\"} 4\n") !=
+        std::string::npos);
 }
 
 TEST_CASE("door: signed requests over a real socket", "[unit]") {

@@ -30,6 +30,7 @@ struct VaultFixture {
   std::unique_ptr<firmware::transit::TransitKeyring> transit;
   std::unique_ptr<firmware::transit::TransitKeyring> nested;
   std::unique_ptr<firmware::VaultTokenRegistry> tokens;
+  metrics::MetricsRegistry registry;
   std::unique_ptr<VaultDoor> door;
   VaultHealth health{true, false, false, "1.0.0-kms"};
   std::string admin;
@@ -47,6 +48,7 @@ struct VaultFixture {
     config.health = [this] { return health; };
     config.request_id = [] { return std::string("11111111-2222-4333-8444-555555555555"); };
     config.cluster_id = "cluster-1";
+    config.metrics = &registry;
     door = std::make_unique<VaultDoor>(
         config, *tokens,
         std::vector<firmware::transit::TransitKeyring*>{transit.get(), nested.get()});
@@ -177,6 +179,32 @@ TEST_CASE("vault door: the transit seal's exact sequence", "[unit]") {
   const auto zero = f.Data("PUT", "/v1/transit/encrypt/autounseal",
                            {{"plaintext", Base64Encode(Bytes{0x00})}}, token);
   CHECK(CountColons(std::string_view(zero.at("ciphertext").as_string())) == 2);
+}
+
+TEST_CASE("vault door: requests are counted by endpoint and outcome, and paths cannot mint labels",
+          "[unit]") {
+  VaultFixture f;
+  f.CreateKey("k1");
+  f.Encrypt("k1", "canary-plaintext");
+  f.Encrypt("k1", "canary-plaintext");
+  f.ErrMsg(403, "PUT", "/v1/transit/encrypt/k1", {{"plaintext", B64("x")}}, "not-a-token");
+  f.Data("POST", "/v1/transit/keys/k1/rotate");
+  f.Data("POST", "/v1/apps/transit/keys/k2");
+  f.Raw("GET", "/v1/sys/health");
+  f.Raw("GET", "/v1/transit/no-such-endpoint-canary");
+  f.Raw("GET", "/v1/secret-canary/data/x");
+  auto& requests = f.registry.AddCounter("kms_requests_total", "", {"door", "operation", "outcome"});
+  auto count = [&](std::string_view op, std::string_view outcome) {
+    return requests.With({"vault", op, outcome}).value();
+  };
+  CHECK(count("keys", "ok") == 2);
+  CHECK(count("encrypt", "ok") == 2);
+  CHECK(count("encrypt", "403") == 1);
+  CHECK(count("keys/rotate", "ok") == 1);
+  CHECK(count("sys/health", "ok") == 1);
+  CHECK(count("unknown", "404") == 2);
+  const std::string text = f.registry.Render();
+  CHECK(text.find("canary") == std::string::npos);
 }
 
 TEST_CASE("vault door: success envelope, PUT and POST alike, headers", "[unit]") {

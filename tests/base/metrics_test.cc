@@ -48,7 +48,7 @@ TEST_CASE("metrics: histograms are cumulative, with +Inf, sum and count", "[unit
         "kms_latency_seconds_count{op=\"Encrypt\"} 4\n");
 }
 
-TEST_CASE("metrics: gauges read their callback at scrape time; families keep their order",
+TEST_CASE("metrics: gauges read their callback at scrape time, families keep their order",
           "[unit]") {
   MetricsRegistry registry;
   double open = 2;
@@ -67,7 +67,18 @@ TEST_CASE("metrics: gauges read their callback at scrape time; families keep the
         "kms_b_total 1\n");
 }
 
-TEST_CASE("metrics: label cardinality is bounded; a wrong label count is folded", "[unit]") {
+TEST_CASE("metrics: a counter kept elsewhere is read at scrape time and typed counter", "[unit]") {
+  MetricsRegistry registry;
+  std::uint64_t hits = 41;
+  registry.AddCounterCallback("kms_cache_hits_total", "Hits.", [&hits] { return double(hits); });
+  registry.AddGauge("kms_cache_hits_total", "ignored: the name is taken", [] { return 0.0; });
+  ++hits;
+  CHECK(registry.Render() ==
+        "# HELP kms_cache_hits_total Hits.\n# TYPE kms_cache_hits_total counter\n"
+        "kms_cache_hits_total 42\n");
+}
+
+TEST_CASE("metrics: label cardinality is bounded, a wrong label count is folded", "[unit]") {
   MetricsRegistry registry;
   auto& f = registry.AddCounter("kms_c_total", "C.", {"k"});
   for (std::size_t i = 0; i < kms::metrics::CounterFamily::kMaxChildren + 50; ++i) {
