@@ -9,8 +9,12 @@
 #include "tests/support/softhsm_fixture.h"
 #elif defined(KMS_TEST_HSM_FAKE)
 #include "tests/support/fake_hsm.h"
+#elif defined(KMS_TEST_HSM_METERED_FAKE)
+#include "base/metrics.h"
+#include "hal/metered_hsm.h"
+#include "tests/support/fake_hsm.h"
 #else
-#error "define KMS_TEST_HSM_FAKE or KMS_TEST_HSM_SOFTHSM"
+#error "define KMS_TEST_HSM_FAKE, KMS_TEST_HSM_METERED_FAKE or KMS_TEST_HSM_SOFTHSM"
 #endif
 
 namespace kms::testing {
@@ -38,6 +42,16 @@ hal::Hsm& TestHsm() {
   return *hsm;
 }
 std::string_view TestHsmName() { return "fake"; }
+#endif
+
+#if defined(KMS_TEST_HSM_METERED_FAKE)
+hal::Hsm& TestHsm() {
+  static const std::unique_ptr<FakeHsm> inner = NewFakeHsm();
+  static metrics::MetricsRegistry registry;
+  static hal::MeteredHsm hsm(*inner, registry);
+  return hsm;
+}
+std::string_view TestHsmName() { return "metered fake"; }
 #endif
 
 }  // namespace kms::testing

@@ -1,6 +1,8 @@
 // The HSM a HAL suite runs against, chosen when the suite is compiled: the in-memory fake
 // (KMS_TEST_HSM_FAKE, label `unit`) or a SoftHSM2 dev token in a temp folder (KMS_TEST_HSM_SOFTHSM,
-// label `softhsm`). The same test sources compile once per backend, so one contract holds for all.
+// label `softhsm`), or the fake seen through hal::MeteredHsm (KMS_TEST_HSM_METERED_FAKE, label
+// `unit`: the decorator must change nothing). The same test sources compile once per backend, so
+// one contract holds for all.
 //
 // Contract: `TestHsm()` opens the backend on first use and keeps it for the life of the process (a
 // SoftHSM token costs a PIN derivation and a domain-key ceremony; one per process is plenty).
@@ -15,6 +17,8 @@
 // Test case names carry the backend, so the two builds of a suite register distinct CTest names.
 #if defined(KMS_TEST_HSM_SOFTHSM)
 #define KMS_HSM_CASE(name) "softhsm: " name
+#elif defined(KMS_TEST_HSM_METERED_FAKE)
+#define KMS_HSM_CASE(name) "metered fake: " name
 #else
 #define KMS_HSM_CASE(name) "fake: " name
 #endif
@@ -22,7 +26,7 @@
 namespace kms::testing {
 
 hal::Hsm& TestHsm();
-std::string_view TestHsmName();  // "fake" or "softhsm"
+std::string_view TestHsmName();  // "fake", "metered fake" or "softhsm"
 
 }  // namespace kms::testing
 
