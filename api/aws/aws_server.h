@@ -56,6 +56,7 @@ class AwsServer {
   Status Start() { return server_->Start(); }
   void Stop() { server_->Stop(); }
   std::uint16_t port() const { return server_->port(); }
+  std::size_t connection_count() const { return server_->connection_count(); }
   const AwsDoor& door() const { return *door_; }
 
  private:

@@ -33,6 +33,7 @@
 #include "api/aws/registry_access_key_store.h"
 #include "api/http/message.h"
 #include "api/vault/vault_door.h"
+#include "base/metrics.h"
 #include "base/status.h"
 #include "firmware/access_keys.h"
 #include "firmware/clock.h"
@@ -41,6 +42,7 @@
 #include "firmware/store/sqlite_store.h"
 #include "firmware/transit_keyring.h"
 #include "firmware/vault_tokens.h"
+#include "hal/metered_hsm.h"
 #include "hal/pkcs11_hsm.h"
 #include "provisioning/dev_token.h"
 
@@ -119,6 +121,23 @@ kms::api::http::HttpResponse Health(const kms::hal::Hsm& /*unused*/) {
   return response;
 }
 
+kms::api::http::HttpResponse MetricsPage(const kms::metrics::MetricsRegistry& metrics,
+                                         const kms::api::http::HttpRequest& request) {
+  kms::api::http::HttpResponse response;
+  if (request.method != "GET" && request.method != "HEAD") {
+    response.status = 405;
+    response.SetHeader("Allow", "GET, HEAD");
+    response.SetHeader("Content-Type", "text/plain; charset=utf-8");
+    response.body = "GET /metrics\n";
+    return response;
+  }
+  response.status = 200;
+  response.SetHeader("Content-Type", std::string(kms::metrics::kContentType));
+  response.SetHeader("Cache-Control", "no-store");
+  if (request.method == "GET") response.body = metrics.Render();
+  return response;
+}
+
 // A fresh administrator token for the dev operator. Tokens are stored hashed, so the previous run's
 // token cannot be shown again: it is revoked and a new one made on every start (dev.env is rewritten
 // with it), which also keeps dev tokens from piling up.
@@ -185,6 +204,11 @@ int RunDev(const Options& options) {
     Log("HSM: " + hsm.error().ToString());
     return 1;
   }
+  // Everything above the HAL reaches the device through the metering decorator (GET /metrics).
+  kms::metrics::MetricsRegistry metrics;
+  kms::hal::MeteredHsm metered_hsm(**hsm, metrics);
+  metrics.AddGauge("kms_hsm_sessions", "Sessions in the HSM's operation pool.",
+                   [n = static_cast<double>(options.hsm_sessions)] { return n; });
 
   // 2. The metadata store and the key service over them.
   kms::firmware::store::SqliteStoreOptions store_options;
@@ -198,15 +222,24 @@ int RunDev(const Options& options) {
   kms::firmware::KeyServiceConfig service_config;
   service_config.region = options.region;
   service_config.account_id = options.account_id;
-  auto service = kms::firmware::KeyService::Open(**hsm, **store, clock, service_config);
+  auto service = kms::firmware::KeyService::Open(metered_hsm, **store, clock, service_config);
   if (!service.has_value()) {
     Log("key service: " + service.error().ToString());
     return 1;
   }
   kms::firmware::KeyLifecycleScheduler scheduler(**service, clock);
+  const kms::firmware::KeyHandleCache& key_cache = (**service).cache();
+  metrics.AddCounterCallback("kms_key_cache_hits_total",
+                             "Cryptographic calls that found their key already loaded in the HSM.",
+                             [&key_cache] { return static_cast<double>(key_cache.hits()); });
+  metrics.AddCounterCallback("kms_key_cache_misses_total",
+                             "Cryptographic calls that had to unwrap their key into the HSM.",
+                             [&key_cache] { return static_cast<double>(key_cache.misses()); });
+  metrics.AddGauge("kms_key_cache_entries", "Keys loaded in the HSM's key cache.",
+                   [&key_cache] { return static_cast<double>(key_cache.size()); });
 
   // 3. Access keys: one administrator key for the dev operator, made on first start.
-  kms::firmware::AccessKeyRegistry registry(**hsm, **store, clock);
+  kms::firmware::AccessKeyRegistry registry(metered_hsm, **store, clock);
   auto admin_id = registry.EnsureBootstrapAdmin("dev-admin");
   if (!admin_id.has_value()) {
     Log("access keys: " + admin_id.error().ToString());
@@ -221,7 +254,7 @@ int RunDev(const Options& options) {
 
   // 4. Vault tokens and one transit keyring per mount, over the same key service (one key store,
   // two doors); a fresh administrator token for the dev operator.
-  kms::firmware::VaultTokenRegistry vault_tokens(**hsm, **store, clock);
+  kms::firmware::VaultTokenRegistry vault_tokens(metered_hsm, **store, clock);
   auto dev_token = FreshDevToken(vault_tokens);
   if (!dev_token.has_value()) {
     Log("vault tokens: " + dev_token.error().ToString());
@@ -258,6 +291,7 @@ int RunDev(const Options& options) {
   }
   server_config.door.region = options.region;
   server_config.door.account_id = options.account_id;
+  server_config.door.metrics = &metrics;
   // The appliance admin API (KmsAppliance.*, administrator keys only) on the same endpoint.
   server_config.appliance.mode = "dev";
   server_config.appliance.region = options.region;
@@ -272,6 +306,7 @@ int RunDev(const Options& options) {
   kms::api::vault::VaultDoorConfig vault_config;
   vault_config.mounts = options.vault_mounts;
   vault_config.clock = &clock;
+  vault_config.metrics = &metrics;
   // Dev mode is unsealed from the start; the sealed boot (issue 5) will report its state here.
   vault_config.health = [version = server_config.appliance.version] {
     return kms::api::vault::VaultHealth{true, false, false, version};
@@ -281,9 +316,17 @@ int RunDev(const Options& options) {
   (*server)->router().Prefix("/v1/", [vault_door](const kms::api::http::HttpRequest& request) {
     return vault_door->Handle(request);
   });
-  kms::hal::Hsm& hsm_ref = **hsm;
+  kms::hal::Hsm& hsm_ref = metered_hsm;
   (*server)->router().Exact("/health", [&hsm_ref](const kms::api::http::HttpRequest&) {
     return Health(hsm_ref);
+  });
+  kms::api::aws::AwsServer& server_ref = **server;
+  metrics.AddGauge("kms_http_connections", "Open client connections.",
+                   [&server_ref] { return static_cast<double>(server_ref.connection_count()); });
+  // Counts, durations and names only (base/metrics.h), so unauthenticated like Vault's
+  // unauthenticated_metrics_access and every Prometheus exporter; loopback-only in dev mode.
+  (*server)->router().Exact("/metrics", [&metrics](const kms::api::http::HttpRequest& request) {
+    return MetricsPage(metrics, request);
   });
 
   // Block the stop signals in every thread the server starts; main waits for them below.

@@ -105,6 +105,10 @@ TEST_CASE("e2e: Vault transit endpoints through a Vault-style client over HTTP",
   RunVaultScenarios(false, {"vault_transit_api.py"});
 }
 
+TEST_CASE("e2e: /metrics parses as Prometheus text and counts both doors' requests", "[e2e]") {
+  RunVaultScenarios(false, {"metrics_scrape.py"});
+}
+
 // The harness itself: a daemon that cannot start must fail the test promptly (with its stderr),
 // not hang until the ready timeout. [!shouldfail]: this case passes only if the harness FAILs.
 TEST_CASE("e2e: the harness reports a kmsd that exits before it is ready", "[e2e][!shouldfail]") {
