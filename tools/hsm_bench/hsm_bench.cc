@@ -13,7 +13,11 @@
 // Machine load drifts on shared machines, so each cell alternates raw and HAL runs for --rounds rounds
 // and reports the median of each side.
 //
+// With --metered a third side runs the HAL through hal::MeteredHsm (what kmsd does for /metrics), to
+// show what counting and timing every call costs.
+//
 //   hsm_bench [--seconds S] [--rounds R] [--ops gcm_enc,gcm_dec,unwrap,ecdsa_sign,hmac] [--workers 1,2]
+//             [--metered]
 #include <dlfcn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,9 +33,11 @@
 #include <string>
 #include <vector>
 
+#include "base/metrics.h"
 #include "base/secret_bytes.h"
 #include "base/status.h"
 #include "hal/hsm.h"
+#include "hal/metered_hsm.h"
 #include "hal/pkcs11_hsm.h"
 #include "pkcs11/pkcs11.h"
 #include "provisioning/dev_token.h"
@@ -254,7 +260,8 @@ Sample RunRaw(const std::string& op, double seconds, const kms::provisioning::De
 }
 
 // ---- the HAL side ------------------------------------------------------------------------------------
-Sample RunHal(const std::string& op, double seconds, const kms::provisioning::DevToken& token) {
+Sample RunHal(const std::string& op, double seconds, const kms::provisioning::DevToken& token,
+             bool metered) {
   auto config = [&token] {
     kms::hal::Pkcs11HsmConfig c;
     c.module_path = token.module_path;
@@ -272,7 +279,9 @@ Sample RunHal(const std::string& op, double seconds, const kms::provisioning::De
     opened = kms::hal::OpenPkcs11Hsm(config());
   }
   if (!opened.has_value()) Die("OpenPkcs11Hsm: " + opened.error().ToString());
-  kms::hal::Hsm& hsm = **opened;
+  kms::metrics::MetricsRegistry registry;
+  kms::hal::MeteredHsm metered_hsm(**opened, registry);
+  kms::hal::Hsm& hsm = metered ? static_cast<kms::hal::Hsm&>(metered_hsm) : **opened;
   Bytes message(1024, 0x5a);
   using kms::hal::KeyAlgorithm;
   using kms::hal::KeyPurpose;
@@ -429,6 +438,7 @@ int main(int argc, char** argv) {
   int rounds = 3;
   std::vector<std::string> ops = {"gcm_enc", "gcm_dec", "unwrap", "ecdsa_sign", "hmac"};
   std::vector<int> worker_counts = {1, 2};
+  bool metered = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--seconds" && i + 1 < argc) {
@@ -440,8 +450,12 @@ int main(int argc, char** argv) {
     } else if (a == "--workers" && i + 1 < argc) {
       worker_counts.clear();
       for (const auto& w : Split(argv[++i])) worker_counts.push_back(std::atoi(w.c_str()));
+    } else if (a == "--metered") {
+      metered = true;
     } else {
-      std::fprintf(stderr, "usage: hsm_bench [--seconds S] [--rounds R] [--ops a,b] [--workers 1,2]\n");
+      std::fprintf(stderr,
+                   "usage: hsm_bench [--seconds S] [--rounds R] [--ops a,b] [--workers 1,2] "
+                   "[--metered]\n");
       return 2;
     }
   }
@@ -461,21 +475,33 @@ int main(int argc, char** argv) {
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) Die("token creation failed");
 
   std::printf("| operation | workers | raw PKCS#11 ops/s | raw p50 µs | raw p99 µs | HAL ops/s | HAL p50 µs "
-              "| HAL p99 µs | HAL/raw |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+              "| HAL p99 µs | HAL/raw |%s\n|---|---:|---:|---:|---:|---:|---:|---:|---:|%s\n",
+              metered ? " metered HAL ops/s | metered p50 µs | metered p99 µs | metered/HAL |" : "",
+              metered ? "---:|---:|---:|---:|" : "");
   for (const auto& op : ops) {
     for (int workers : worker_counts) {
-      std::vector<Result> raws, hals;
+      std::vector<Result> raws, hals, metereds;
       for (int r = 0; r < rounds; ++r) {
         raws.push_back(
             RunWorkers(workers, seconds, dir, [&](const auto& t) { return RunRaw(op, seconds, t); }));
-        hals.push_back(
-            RunWorkers(workers, seconds, dir, [&](const auto& t) { return RunHal(op, seconds, t); }));
+        hals.push_back(RunWorkers(workers, seconds, dir,
+                                  [&](const auto& t) { return RunHal(op, seconds, t, false); }));
+        if (metered) {
+          metereds.push_back(RunWorkers(
+              workers, seconds, dir, [&](const auto& t) { return RunHal(op, seconds, t, true); }));
+        }
       }
       Result raw = Median(raws);
       Result hal = Median(hals);
-      std::printf("| %s | %d | %.0f | %.1f | %.1f | %.0f | %.1f | %.1f | %.1f%% |\n", op.c_str(), workers,
+      std::printf("| %s | %d | %.0f | %.1f | %.1f | %.0f | %.1f | %.1f | %.1f%% |", op.c_str(), workers,
                   raw.ops_per_s, raw.p50, raw.p99, hal.ops_per_s, hal.p50, hal.p99,
                   100.0 * hal.ops_per_s / raw.ops_per_s);
+      if (metered) {
+        Result m = Median(metereds);
+        std::printf(" %.0f | %.1f | %.1f | %.1f%% |", m.ops_per_s, m.p50, m.p99,
+                    100.0 * m.ops_per_s / hal.ops_per_s);
+      }
+      std::printf("\n");
       std::fflush(stdout);
     }
   }
