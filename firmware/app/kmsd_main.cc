@@ -31,6 +31,7 @@
 
 #include "api/aws/aws_server.h"
 #include "api/aws/registry_access_key_store.h"
+#include "api/health/health_page.h"
 #include "api/http/message.h"
 #include "api/vault/vault_door.h"
 #include "base/metrics.h"
@@ -111,14 +112,6 @@ Status WritePrivateFile(const fs::path& path, const std::string& content) {
   fs::rename(tmp, path, ec);
   if (ec) return kms::UnavailableError("cannot rename " + tmp.string() + ": " + ec.message());
   return Status::Ok();
-}
-
-kms::api::http::HttpResponse Health(const kms::hal::Hsm& /*unused*/) {
-  kms::api::http::HttpResponse response;
-  response.status = 200;
-  response.SetHeader("Content-Type", "application/json");
-  response.body = R"({"initialized":true,"sealed":false,"standby":false,"mode":"dev"})";
-  return response;
 }
 
 kms::api::http::HttpResponse MetricsPage(const kms::metrics::MetricsRegistry& metrics,
@@ -316,9 +309,19 @@ int RunDev(const Options& options) {
   (*server)->router().Prefix("/v1/", [vault_door](const kms::api::http::HttpRequest& request) {
     return vault_door->Handle(request);
   });
+  // Dev mode is initialized and unsealed from the start; the sealed boot (issue 5) will feed its
+  // state here and to the Vault door's sys/health.
   kms::hal::Hsm& hsm_ref = metered_hsm;
-  (*server)->router().Exact("/health", [&hsm_ref](const kms::api::http::HttpRequest&) {
-    return Health(hsm_ref);
+  const kms::api::health::ApplianceState appliance_state{true, false, "dev",
+                                                         server_config.appliance.version};
+  (*server)->router().Exact("/health", [&hsm_ref, appliance_state](const auto& request) {
+    return kms::api::health::HealthPage(hsm_ref, appliance_state, request);
+  });
+  (*server)->router().Exact("/readyz", [&hsm_ref, appliance_state](const auto& request) {
+    return kms::api::health::ReadinessPage(hsm_ref, appliance_state, request);
+  });
+  (*server)->router().Exact("/livez", [](const kms::api::http::HttpRequest& request) {
+    return kms::api::health::LivenessPage(request);
   });
   kms::api::aws::AwsServer& server_ref = **server;
   metrics.AddGauge("kms_http_connections", "Open client connections.",

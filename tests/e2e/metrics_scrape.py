@@ -2,10 +2,12 @@
 """GET /metrics of a running kmsd: the page parses as Prometheus text format 0.0.4 (a strict
 line-by-line check written here, and the Prometheus project's own parser from
 python3-prometheus-client), and it counts exactly the requests this scenario makes through both
-doors (AWS Encrypt/Decrypt by outcome, Vault transit encrypt, a 403), the HSM calls beneath them,
-and carries none of the plaintexts it was sent."""
+doors (AWS Encrypt/Decrypt by outcome, Vault transit encrypt, a 403), the HSM calls beneath them
+(the health round trips of /health and /readyz among them), and carries none of the plaintexts it
+was sent."""
 import base64
 import http.client
+import json
 import math
 import re
 import ssl
@@ -142,6 +144,14 @@ def main():
     expect_error(Vault(token="hvs.not-a-token").write(f"transit/encrypt/{name}", {"plaintext": ""}),
                  403, "a wrong token")
 
+    status, headers, health = get("/health")
+    check(status == 200 and json.loads(health) == {
+        "initialized": True, "sealed": False, "standby": False, "hsm": "ok", "mode": "dev",
+        "version": json.loads(health).get("version")}, f"/health -> {status} {health}")
+    check(get("/readyz")[0::2] == (200, "ok\n"), "/readyz")
+    check(get("/livez")[0::2] == (200, "ok\n"), "/livez")
+    ok("/health 200 with the HSM checked, /readyz and /livez ok")
+
     after, _, body = scrape()
     delta = lambda n, **l: value(after, n, **l) - value(before, n, **l)  # noqa: E731
     req = "kms_requests_total"
@@ -154,6 +164,7 @@ def main():
         (delta(req, door="vault", operation="encrypt", outcome="ok"), 4),
         (delta(req, door="vault", operation="encrypt", outcome="403"), 1),
         (delta("kms_request_duration_seconds_count", door="aws", operation="Decrypt"), 5),
+        (delta("kms_hsm_calls_total", operation="CheckHealth", outcome="ok"), 2),
     ]
     for got, want in checks:
         check(got == want, f"request counts: {checks}")

@@ -1,0 +1,47 @@
+// The appliance's health pages, for load balancers, monitors and orchestrators.
+//
+// `GET /health`: one request tells whether this appliance can serve key operations now, and why
+// not. Status codes follow Vault's /v1/sys/health (reference/vault.md §0) so the same
+// load-balancer checks work for both:
+//
+//   200  initialized, unsealed, and the HSM answered a round trip (hal::Hsm::CheckHealth)
+//   501  not initialized (no domain key provisioned yet)
+//   503  sealed, or the HSM did not answer ("hsm": "degraded")
+//
+// Body: {"initialized":bool,"sealed":bool,"standby":false,"hsm":"ok"|"degraded"|"not checked",
+// "mode":"dev"|..., "version":"..."}, Content-Type application/json, Cache-Control no-store. The
+// HSM is not asked while sealed or uninitialized ("not checked": the module may not be logged in).
+// A failing HSM's status text is not shown: it may name slots or paths, and the page is
+// unauthenticated; the daemon's log has it. GET and HEAD only (405 otherwise, with Allow).
+//
+// `GET /readyz` and `/livez` (reference/ecosystem.md §5, the Kubernetes convention): readyz is 200
+// "ok" exactly when /health would be 200, else 503 with the reason ("sealed", "not initialized",
+// "hsm degraded"); livez is 200 "ok" whenever the process answers HTTP at all. Plain text.
+//
+// Thread-safety: as `hsm` (any thread). Each call costs one HSM round trip when unsealed.
+#ifndef KMS_API_HEALTH_HEALTH_PAGE_H_
+#define KMS_API_HEALTH_HEALTH_PAGE_H_
+
+#include <string>
+
+#include "api/http/message.h"
+#include "hal/hsm.h"
+
+namespace kms::api::health {
+
+struct ApplianceState {
+  bool initialized = true;
+  bool sealed = false;
+  std::string mode = "dev";
+  std::string version;
+};
+
+http::HttpResponse HealthPage(hal::Hsm& hsm, const ApplianceState& state,
+                              const http::HttpRequest& request);
+http::HttpResponse ReadinessPage(hal::Hsm& hsm, const ApplianceState& state,
+                                 const http::HttpRequest& request);
+http::HttpResponse LivenessPage(const http::HttpRequest& request);
+
+}  // namespace kms::api::health
+
+#endif  // KMS_API_HEALTH_HEALTH_PAGE_H_
