@@ -126,4 +126,37 @@ StatusOr<SecretBytes> Base64DecodeSecret(std::string_view text) {
   return SecretBytes(std::move(out));
 }
 
+std::string PrintableUtf8(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size();) {
+    const auto c = static_cast<unsigned char>(in[i]);
+    std::size_t len = 0;
+    if (c >= 0x20 && c < 0x7f) len = 1;
+    else if (c >= 0xc2 && c <= 0xdf) len = 2;
+    else if (c >= 0xe0 && c <= 0xef) len = 3;
+    else if (c >= 0xf0 && c <= 0xf4) len = 4;
+    bool valid = len != 0 && i + len <= in.size();
+    for (std::size_t k = 1; valid && k < len; ++k) {
+      valid = (static_cast<unsigned char>(in[i + k]) & 0xc0) == 0x80;
+    }
+    if (valid && len == 3) {  // no overlongs, no surrogates
+      const auto c1 = static_cast<unsigned char>(in[i + 1]);
+      valid = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0);
+    }
+    if (valid && len == 4) {  // no overlongs, nothing above U+10FFFF
+      const auto c1 = static_cast<unsigned char>(in[i + 1]);
+      valid = !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90);
+    }
+    if (valid) {
+      out.append(in.substr(i, len));
+      i += len;
+    } else {
+      out.push_back('?');
+      ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace kms

@@ -66,3 +66,15 @@ TEST_CASE("base64 decode refuses every character outside the alphabet", "[unit][
 
 }  // namespace
 }  // namespace kms
+
+TEST_CASE("PrintableUtf8 keeps valid UTF-8 and replaces the rest with '?'", "[unit]") {
+  using kms::PrintableUtf8;
+  CHECK(PrintableUtf8("plain ascii") == "plain ascii");
+  CHECK(PrintableUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91") == "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91");
+  CHECK(PrintableUtf8("line\nbreak\ttab\x7f") == "line?break?tab?");
+  CHECK(PrintableUtf8("\xff\xfe") == "??");
+  CHECK(PrintableUtf8("\xc0\xaf") == "??");          // overlong '/'
+  CHECK(PrintableUtf8("\xed\xa0\x80") == "???");     // a UTF-16 surrogate
+  CHECK(PrintableUtf8("\xf4\x90\x80\x80") == "????");  // above U+10FFFF
+  CHECK(PrintableUtf8("cut \xe2\x82") == "cut ??");  // truncated sequence
+}
