@@ -100,9 +100,9 @@ Status CheckSplitShape(std::size_t secret_size, std::size_t threshold, std::size
   return Status();
 }
 
-// Lagrange interpolation at x = 0 over the first `threshold` shares.
-SecretBytes Interpolate(const std::vector<const CustodianShare*>& shares) {
-  const std::size_t size = shares.front()->y.size();
+// Lagrange interpolation at x = 0 over `shares` (a threshold's worth, distinct x).
+SecretBytes Interpolate(const std::vector<CustodianShare>& shares) {
+  const std::size_t size = shares.front().y.size();
   SecretBytes secret(size);
   auto out = secret.ExposeSecretMutable();
   for (std::size_t i = 0; i < shares.size(); ++i) {
@@ -111,11 +111,11 @@ SecretBytes Interpolate(const std::vector<const CustodianShare*>& shares) {
     std::uint8_t denominator = 1;
     for (std::size_t j = 0; j < shares.size(); ++j) {
       if (j == i) continue;
-      numerator = GfMul(numerator, shares[j]->x);
-      denominator = GfMul(denominator, shares[j]->x ^ shares[i]->x);
+      numerator = GfMul(numerator, shares[j].x);
+      denominator = GfMul(denominator, shares[j].x ^ shares[i].x);
     }
     const std::uint8_t basis = GfMul(numerator, GfInverse(denominator));
-    ByteView y = shares[i]->y.ExposeSecret();
+    ByteView y = shares[i].y.ExposeSecret();
     for (std::size_t b = 0; b < size; ++b) out[b] ^= GfMul(y[b], basis);
   }
   return secret;
@@ -253,6 +253,11 @@ Status ShareCombiner::Add(std::string_view text) {
   }
   KMS_ASSIGN_OR_RETURN(CustodianShare share, ParseShare(text));
   const std::string name = "share " + std::to_string(share.x);
+  if (expected_split_.has_value() && share.split_id != *expected_split_) {
+    return InvalidArgumentError(
+        name + " belongs to another split (split " + SplitIdText(share.split_id) +
+        ", this appliance's shares are of split " + SplitIdText(*expected_split_) + ")");
+  }
   if (!shares_.empty()) {
     const CustodianShare& first = shares_.front();
     if (share.split_id != first.split_id || share.threshold != first.threshold ||
@@ -268,9 +273,7 @@ Status ShareCombiner::Add(std::string_view text) {
   shares_.push_back(std::move(share));
   if (shares_.size() < shares_.front().threshold) return Status();
 
-  std::vector<const CustodianShare*> chosen;
-  for (const CustodianShare& s : shares_) chosen.push_back(&s);
-  SecretBytes secret = Interpolate(chosen);
+  SecretBytes secret = Interpolate(shares_);
   const CustodianShare& first = shares_.front();
   if (ShareCommitment(first.split_id, first.threshold, secret) != first.commitment) {
     Reset();

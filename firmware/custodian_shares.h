@@ -89,6 +89,12 @@ class ShareCombiner {
     std::size_t threshold = 0;  // 0 until the first share is entered
   };
 
+  ShareCombiner() = default;
+  // Only shares of this split (the appliance's, from its seal descriptor) are accepted, from the
+  // first one on.
+  explicit ShareCombiner(const std::array<std::uint8_t, kSplitIdSize>& expected_split)
+      : expected_split_(expected_split) {}
+
   // Adds one text share. Refuses (InvalidArgument, naming the share by its number where it has one)
   // a malformed or damaged share, a share of another split, a share entered before, and any share
   // once the threshold is reached; a refused share changes nothing. When this share reaches the
@@ -104,6 +110,7 @@ class ShareCombiner {
   void Reset();
 
  private:
+  std::optional<std::array<std::uint8_t, kSplitIdSize>> expected_split_;
   std::vector<CustodianShare> shares_;
   std::optional<SecretBytes> secret_;
 };
