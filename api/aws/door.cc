@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <random>
 
+#include "base/encoding.h"
 #include "base/secret_bytes.h"
 
 namespace kms::api::aws {
@@ -24,42 +25,6 @@ bool AcceptableContentType(std::string_view ct) {
   while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
   return http::HeaderNameEquals(ct, "application/x-amz-json-1.1") ||
          http::HeaderNameEquals(ct, "application/x-amz-json-1.0");
-}
-
-// Error messages may echo header bytes (Authorization components, X-Amz-Date, the operation name),
-// which are not necessarily UTF-8; JSON must be. Invalid sequences and control characters become
-// '?', so every error body stays parseable by SDKs (found by tests/api/fuzz/aws_door_fuzz.cc).
-std::string SanitizeForJson(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size();) {
-    const auto c = static_cast<unsigned char>(in[i]);
-    std::size_t len = 0;
-    if (c >= 0x20 && c < 0x7f) len = 1;
-    else if (c >= 0xc2 && c <= 0xdf) len = 2;
-    else if (c >= 0xe0 && c <= 0xef) len = 3;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4;
-    bool valid = len != 0 && i + len <= in.size();
-    for (std::size_t k = 1; valid && k < len; ++k) {
-      valid = (static_cast<unsigned char>(in[i + k]) & 0xc0) == 0x80;
-    }
-    if (valid && len == 3) {  // no overlongs, no surrogates
-      const auto c1 = static_cast<unsigned char>(in[i + 1]);
-      valid = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0);
-    }
-    if (valid && len == 4) {  // no overlongs, nothing above U+10FFFF
-      const auto c1 = static_cast<unsigned char>(in[i + 1]);
-      valid = !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90);
-    }
-    if (valid) {
-      out.append(in.substr(i, len));
-      i += len;
-    } else {
-      out.push_back('?');
-      ++i;
-    }
-  }
-  return out;
 }
 
 // Members that carry plaintexts, messages or private keys (the model's `sensitive` blobs), in requests
@@ -129,8 +94,7 @@ AwsDoor::AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, OperationTabl
     : config_(std::move(config)),
       verifier_(VerifierConfigFor(config_), keys),
       operations_(std::move(operations)),
-      metrics_(config_.metrics ? std::make_unique<http::RequestMetrics>(*config_.metrics)
-                               : nullptr) {}
+      recorder_(config_.observers) {}
 
 AwsDoor::AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, OperationTable operations,
                  OperationTable appliance_operations)
@@ -138,8 +102,7 @@ AwsDoor::AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, OperationTabl
       verifier_(VerifierConfigFor(config_), keys),
       operations_(std::move(operations)),
       appliance_operations_(std::move(appliance_operations)),
-      metrics_(config_.metrics ? std::make_unique<http::RequestMetrics>(*config_.metrics)
-                               : nullptr) {}
+      recorder_(config_.observers) {}
 
 http::HttpResponse AwsDoor::ErrorResponse(const AwsError& error, std::string_view request_id) {
   http::HttpResponse r;
@@ -148,7 +111,9 @@ http::HttpResponse AwsDoor::ErrorResponse(const AwsError& error, std::string_vie
   r.headers.emplace_back("Content-Type", std::string(kContentType));
   json::object body;
   body["__type"] = error.type;
-  body["message"] = SanitizeForJson(error.message);
+  // Messages may echo header bytes (Authorization components, X-Amz-Date, the operation name),
+  // which are not necessarily UTF-8; JSON must be (found by tests/api/fuzz/aws_door_fuzz.cc).
+  body["message"] = PrintableUtf8(error.message);
   r.body = json::serialize(body);
   return r;
 }
@@ -268,11 +233,10 @@ http::HttpResponse AwsDoor::Handle(const http::HttpRequest& request) const {
     r.body = json::serialize(*result);
     WipeSensitiveMembers(*result);
   }
-  if (metrics_) {
-    const auto [door, operation] = MetricLabels(request);
-    metrics_->Record(door, operation, result ? std::string_view("ok") : result.error().type,
-                     std::chrono::steady_clock::now() - started);
-  }
+  const auto [door, operation] = MetricLabels(request);
+  recorder_.Record({door, operation, result ? std::string_view("ok") : result.error().type,
+                    r.status, request_id, request.remote_address,
+                    std::chrono::steady_clock::now() - started});
   return r;
 }
 

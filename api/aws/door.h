@@ -21,10 +21,11 @@
 // RequestEntityTooLargeException, header too large -> 431, malformed HTTP -> 400 SerializationException,
 // overload -> ThrottlingException (400, which every SDK retries with backoff, reference §0.4).
 //
-// With a metrics registry in the config, every request answered by `Handle` is counted in
-// api/http/request_metrics.h's families: door "aws" (or "appliance" for `KmsAppliance.`), the
-// operation name when the table has it ("unknown" otherwise: a caller cannot mint label values),
-// outcome "ok" or the exception name. Faults answered by the server (FaultResponse) are not.
+// Every request answered by `Handle` goes to the config's observers (api/http/request_recorder.h:
+// metrics, and the log for 5xx answers or every request): door "aws" (or "appliance" for
+// `KmsAppliance.`), the operation name when the table has it ("unknown" otherwise: a caller cannot
+// mint label values), outcome "ok" or the exception name, the x-amzn-RequestId. Faults answered by
+// the server itself (FaultResponse) are not recorded.
 //
 // Thread-safety: immutable after construction; Handle runs concurrently on the worker pool.
 #ifndef KMS_API_AWS_DOOR_H_
@@ -35,7 +36,6 @@
 #include <chrono>
 #include <functional>
 #include <map>
-#include <memory>
 #include <string>
 #include <string_view>
 
@@ -43,7 +43,7 @@
 #include "api/aws/aws_error.h"
 #include "api/aws/sigv4.h"
 #include "api/http/message.h"
-#include "api/http/request_metrics.h"
+#include "api/http/request_recorder.h"
 #include "api/http/server.h"
 
 namespace kms::api::aws {
@@ -77,8 +77,8 @@ struct AwsDoorConfig {
   std::chrono::seconds max_skew{300};
   // Defaults to the system clock; tests pin it.
   std::function<std::chrono::system_clock::time_point()> clock;
-  // Where request counts and latencies go; null = not measured. Must outlive the door.
-  metrics::MetricsRegistry* metrics = nullptr;
+  // Where request metrics and request log lines go; none by default. Must outlive the door.
+  http::RequestObservers observers;
 };
 
 class AwsDoor {
@@ -107,7 +107,7 @@ class AwsDoor {
   sigv4::Verifier verifier_;
   OperationTable operations_;
   OperationTable appliance_operations_;
-  std::unique_ptr<http::RequestMetrics> metrics_;  // null without a registry
+  http::RequestRecorder recorder_;
 };
 
 // A random UUID v4 in the 8-4-4-4-12 form AWS request ids have.

@@ -204,8 +204,7 @@ VaultDoor::VaultDoor(VaultDoorConfig config, firmware::VaultTokenRegistry& token
                      std::vector<firmware::transit::TransitKeyring*> keyrings)
     : config_(std::move(config)),
       tokens_(tokens),
-      metrics_(config_.metrics ? std::make_unique<http::RequestMetrics>(*config_.metrics)
-                               : nullptr) {
+      recorder_(config_.observers) {
   for (const auto& m : config_.mounts) {
     const std::string_view mount = TrimSlashes(m);
     for (auto* k : keyrings) {
@@ -388,12 +387,10 @@ http::HttpResponse VaultDoor::Handle(const http::HttpRequest& request) const {
     // Boundary catch (CONVENTIONS.md "Errors"): nothing escapes to the server.
     response = Render(internal::ErrorReply(500, "internal error"), request_id);
   }
-  if (metrics_) {
-    const bool ok = response.status >= 200 && response.status < 300;
-    metrics_->Record("vault", MetricOperation(request.Path()),
-                     ok ? std::string("ok") : std::to_string(response.status),
-                     std::chrono::steady_clock::now() - started);
-  }
+  const bool ok = response.status >= 200 && response.status < 300;
+  const std::string outcome = ok ? std::string("ok") : std::to_string(response.status);
+  recorder_.Record({"vault", MetricOperation(request.Path()), outcome, response.status, request_id,
+                    request.remote_address, std::chrono::steady_clock::now() - started});
   return response;
 }
 

@@ -46,8 +46,9 @@
 // `FaultResponse` is the door's http::FaultResponder (413/431/400/503/500 as {"errors":[...]}); a
 // server that carries both doors keeps the AWS one, whose clients retry on its throttling text.
 //
-// With a metrics registry in the config, every request is counted in api/http/request_metrics.h's
-// families: door "vault", operation the endpoint ("encrypt", "keys/rotate", "sys/health",
+// Every request goes to the config's observers (api/http/request_recorder.h: metrics, and the log
+// for 5xx answers or every request), with the envelope's request_id: door "vault", operation the
+// endpoint ("encrypt", "keys/rotate", "sys/health",
 // "auth/token/renew-self", ...; "unknown" for any other path, so callers cannot mint label values),
 // outcome "ok" for a 2xx answer and the status code otherwise ("403", "400").
 //
@@ -65,7 +66,7 @@
 #include <vector>
 
 #include "api/http/message.h"
-#include "api/http/request_metrics.h"
+#include "api/http/request_recorder.h"
 #include "api/http/server.h"
 #include "firmware/clock.h"
 #include "firmware/transit_keyring.h"
@@ -94,8 +95,8 @@ struct VaultDoorConfig {
   const firmware::Clock* clock = nullptr;
   std::string cluster_name = "kms-appliance";
   std::string cluster_id;
-  // Where request counts and latencies go; null = not measured. Must outlive the door.
-  metrics::MetricsRegistry* metrics = nullptr;
+  // Where request metrics and request log lines go; none by default. Must outlive the door.
+  http::RequestObservers observers;
   // The request body limit is the server's (http::ServerConfig::body_limit; Vault's default
   // max_request_size is 32 MiB, kVaultMaxRequestBytes).
 };
@@ -126,7 +127,7 @@ class VaultDoor {
   firmware::VaultTokenRegistry& tokens_;
   // (normalised mount path, its keyring), longest path first so nested mounts win.
   std::vector<std::pair<std::string, firmware::transit::TransitKeyring*>> mounts_;
-  std::unique_ptr<http::RequestMetrics> metrics_;  // null without a registry
+  http::RequestRecorder recorder_;
 };
 
 }  // namespace kms::api::vault

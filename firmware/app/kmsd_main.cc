@@ -8,8 +8,10 @@
 // (the dev token's PIN is kept in the folder), listening on loopback, and one administrator access key
 // whose credentials it writes to `<state>/dev.env` and prints, with a Vault token for the same
 // operator (VAULT_ADDR, VAULT_TOKEN), made anew on every start. A second start on the same folder keeps
-// every key. The production boot (configuration file, sealed start, unseal by custodian shares) is not
-// built yet: kmsd without --dev says so and exits.
+// every key. Settings come from a TOML file (`--config`, firmware/app/appliance_config.h) with flags
+// over it; `--dev` alone is dev mode with the defaults. The production boot (sealed start, unseal by
+// custodian shares) is not built yet: a valid `mode = "production"` file is checked, then kmsd says
+// so and exits.
 //
 // Signals: SIGTERM and SIGINT stop the server gracefully (stop accepting, drain in-flight requests) and
 // the daemon exits 0.
@@ -34,12 +36,15 @@
 #include "api/health/health_page.h"
 #include "api/http/message.h"
 #include "api/vault/vault_door.h"
+#include "base/log.h"
 #include "base/metrics.h"
 #include "base/status.h"
 #include "firmware/access_keys.h"
+#include "firmware/app/appliance_config.h"
 #include "firmware/clock.h"
 #include "firmware/key_scheduler.h"
 #include "firmware/key_service.h"
+#include "firmware/self_test.h"
 #include "firmware/store/sqlite_store.h"
 #include "firmware/transit_keyring.h"
 #include "firmware/vault_tokens.h"
@@ -53,48 +58,20 @@ namespace fs = std::filesystem;
 using kms::Status;
 using kms::StatusOr;
 
-struct Options {
-  bool dev = false;
-  std::string state_dir = ".state";
-  std::string listen = "127.0.0.1:0";
-  std::string region = "us-east-1";
-  std::string account_id = "111122223333";
-  std::string tls_cert;
-  std::string tls_key;
-  std::string tls_client_ca;
-  std::size_t workers = 4;
-  std::size_t hsm_sessions = 2;
-  std::vector<std::string> vault_mounts{"transit"};
-};
-
 // The Vault token dev mode hands its operator (dev.env's VAULT_TOKEN), like `vault server -dev`'s
 // root token.
 constexpr std::string_view kDevTokenName = "dev-operator";
 
-void Log(const std::string& line) { std::fprintf(stderr, "kmsd: %s\n", line.c_str()); }
-
-// "host:port" with host an IPv4 literal, "localhost" or a bracketed IPv6 literal.
-StatusOr<std::pair<std::string, std::uint16_t>> ParseListen(const std::string& listen) {
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    return kms::InvalidArgumentError("--listen must be HOST:PORT, got '" + listen + "'");
-  }
-  std::string host = listen.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host == "localhost") host = "127.0.0.1";
-  std::string port_text = listen.substr(colon + 1);
-  char* end = nullptr;
-  errno = 0;
-  unsigned long port = std::strtoul(port_text.c_str(), &end, 10);
-  if (port_text.empty() || *end != '\0' || errno != 0 || port > 65535) {
-    return kms::InvalidArgumentError("--listen port must be 0-65535, got '" + port_text + "'");
-  }
-  return std::make_pair(host, static_cast<std::uint16_t>(port));
+// The daemon's one logger: JSON lines on stderr (base/log.h). Its level is set in main before the
+// first line and before any thread starts.
+kms::log::Level g_log_level = kms::log::Level::kInfo;
+const kms::log::Logger& Logs() {
+  static const kms::log::Logger logger(stderr, g_log_level);
+  return logger;
 }
 
-bool IsLoopback(const std::string& host) {
-  return host == "::1" || host.rfind("127.", 0) == 0;
-}
+// A failure that stops the start (or a step of it), as one error line.
+void Log(const std::string& line) { Logs().Error(line); }
 
 // Writes `content` to `path` atomically with mode 0600: it holds a credential.
 Status WritePrivateFile(const fs::path& path, const std::string& content) {
@@ -155,29 +132,22 @@ StatusOr<kms::SecretBytes> FreshDevToken(kms::firmware::VaultTokenRegistry& toke
   return std::move(made.token);
 }
 
-int RunDev(const Options& options) {
-  auto listen = ParseListen(options.listen);
+int RunDev(const kms::app::ApplianceConfig& config) {
+  // ValidateConfig has checked the address (loopback only in dev mode).
+  auto listen = kms::app::ParseListenAddress(config.listen, "server.listen");
   if (!listen.has_value()) {
     Log(listen.error().message());
     return 2;
   }
-  if (!IsLoopback(listen->first)) {
-    Log("dev mode listens on loopback only (127.0.0.0/8 or ::1), not '" + listen->first + "'");
-    return 2;
-  }
-  if ((options.tls_cert.empty()) != (options.tls_key.empty())) {
-    Log("--tls-cert and --tls-key go together");
-    return 2;
-  }
 
   std::error_code ec;
-  fs::create_directories(options.state_dir, ec);
+  fs::create_directories(config.state_dir, ec);
   if (ec) {
-    Log("cannot create state folder " + options.state_dir + ": " + ec.message());
+    Log("cannot create state folder " + config.state_dir + ": " + ec.message());
     return 1;
   }
-  fs::permissions(options.state_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
-  const fs::path state = fs::absolute(options.state_dir);
+  fs::permissions(config.state_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+  const fs::path state = fs::absolute(config.state_dir);
 
   // 1. The HSM: the folder's own SoftHSM2 token, made on first start.
   auto token = kms::provisioning::OpenOrCreateDevToken((state / "hsm").string());
@@ -191,17 +161,28 @@ int RunDev(const Options& options) {
   hsm_config.token_serial = token->token_serial;
   hsm_config.user_pin = token->user_pin.Clone();
   hsm_config.domain_key_label = token->domain_key_label;
-  hsm_config.session_pool_size = options.hsm_sessions;
+  hsm_config.session_pool_size = config.hsm_sessions;
   auto hsm = kms::hal::OpenPkcs11Hsm(std::move(hsm_config));
   if (!hsm.has_value()) {
     Log("HSM: " + hsm.error().ToString());
     return 1;
   }
+  // Power-on self-tests (firmware/self_test.h): a device that fails one is never served.
+  auto self_tests = kms::firmware::RunPowerOnSelfTests(**hsm);
+  if (!self_tests.has_value()) {
+    Logs().Error("self-tests failed", {{"status", self_tests.error().ToString()}});
+    return 1;
+  }
+  Logs().Info("self-tests passed",
+              {{"count", self_tests->passed.size()},
+               {"skipped", self_tests->skipped.size()},
+               {"duration_ms", static_cast<double>(self_tests->duration.count()) / 1000.0}});
   // Everything above the HAL reaches the device through the metering decorator (GET /metrics).
   kms::metrics::MetricsRegistry metrics;
   kms::hal::MeteredHsm metered_hsm(**hsm, metrics);
+  kms::api::http::RequestObservers observers{&metrics, &Logs(), config.log_requests};
   metrics.AddGauge("kms_hsm_sessions", "Sessions in the HSM's operation pool.",
-                   [n = static_cast<double>(options.hsm_sessions)] { return n; });
+                   [n = static_cast<double>(config.hsm_sessions)] { return n; });
 
   // 2. The metadata store and the key service over them.
   kms::firmware::store::SqliteStoreOptions store_options;
@@ -213,8 +194,8 @@ int RunDev(const Options& options) {
   }
   kms::firmware::SystemClock clock;
   kms::firmware::KeyServiceConfig service_config;
-  service_config.region = options.region;
-  service_config.account_id = options.account_id;
+  service_config.region = config.region;
+  service_config.account_id = config.account_id;
   auto service = kms::firmware::KeyService::Open(metered_hsm, **store, clock, service_config);
   if (!service.has_value()) {
     Log("key service: " + service.error().ToString());
@@ -243,7 +224,7 @@ int RunDev(const Options& options) {
     Log("access keys: " + admin_secret.error().ToString());
     return 1;
   }
-  kms::api::aws::RegistryAccessKeyStore access_keys(registry, options.account_id);
+  kms::api::aws::RegistryAccessKeyStore access_keys(registry, config.account_id);
 
   // 4. Vault tokens and one transit keyring per mount, over the same key service (one key store,
   // two doors); a fresh administrator token for the dev operator.
@@ -255,7 +236,7 @@ int RunDev(const Options& options) {
   }
   std::vector<std::unique_ptr<kms::firmware::transit::TransitKeyring>> keyrings;
   std::vector<kms::firmware::transit::TransitKeyring*> keyring_ptrs;
-  for (const std::string& mount : options.vault_mounts) {
+  for (const std::string& mount : config.vault_mounts) {
     keyrings.push_back(std::make_unique<kms::firmware::transit::TransitKeyring>(**service, **store,
                                                                                 clock, mount));
     keyring_ptrs.push_back(keyrings.back().get());
@@ -264,7 +245,8 @@ int RunDev(const Options& options) {
     // A key that fails to rotate is retried on the next tick; a store failure is worth a line.
     scheduler.AlsoRun([&keyring, mount](std::int64_t now_ms) {
       if (auto rotated = keyring.RotateDue(now_ms); !rotated.has_value()) {
-        Log("transit " + mount + ": auto-rotation pass: " + rotated.error().ToString());
+        Logs().Error("transit auto-rotation pass failed",
+                     {{"mount", mount}, {"status", rotated.error().ToString()}});
       }
     });
   }
@@ -273,22 +255,22 @@ int RunDev(const Options& options) {
   kms::api::aws::AwsServerConfig server_config;
   server_config.server.bind_address = listen->first;
   server_config.server.port = listen->second;
-  server_config.server.worker_threads = options.workers;
-  // AWS requests are small (a 4 KiB plaintext is ~5.5 KiB of JSON), but Vault clients batch: 1 MiB
-  // carries a batch_input of about 700 one-KiB plaintexts. Vault's own default is 32 MiB; bounding it
+  server_config.server.worker_threads = config.workers;
+  // server.max_body_bytes, 1 MiB by default. AWS requests are small (a 4 KiB plaintext is ~5.5 KiB
+  // of JSON), but Vault clients batch: 1 MiB carries a batch_input of about 700 one-KiB plaintexts. Vault's own default is 32 MiB; bounding it
   // far lower keeps max_in_flight requests' bodies within a few hundred MiB.
-  server_config.server.body_limit = 1024 * 1024;
-  if (!options.tls_cert.empty()) {
+  server_config.server.body_limit = config.max_body_bytes;
+  if (config.tls.has_value()) {
     server_config.server.tls =
-        kms::api::tls::TlsOptions{options.tls_cert, options.tls_key, options.tls_client_ca};
+        kms::api::tls::TlsOptions{config.tls->cert, config.tls->key, config.tls->client_ca};
   }
-  server_config.door.region = options.region;
-  server_config.door.account_id = options.account_id;
-  server_config.door.metrics = &metrics;
+  server_config.door.region = config.region;
+  server_config.door.account_id = config.account_id;
+  server_config.door.observers = observers;
   // The appliance admin API (KmsAppliance.*, administrator keys only) on the same endpoint.
   server_config.appliance.mode = "dev";
-  server_config.appliance.region = options.region;
-  server_config.appliance.account_id = options.account_id;
+  server_config.appliance.region = config.region;
+  server_config.appliance.account_id = config.account_id;
   // With the token registry the admin API also serves Create/List/RevokeVaultToken.
   auto server = kms::api::aws::AwsServer::Create(server_config, access_keys, **service, &registry,
                                                  &vault_tokens);
@@ -297,9 +279,9 @@ int RunDev(const Options& options) {
     return 1;
   }
   kms::api::vault::VaultDoorConfig vault_config;
-  vault_config.mounts = options.vault_mounts;
+  vault_config.mounts = config.vault_mounts;
   vault_config.clock = &clock;
-  vault_config.metrics = &metrics;
+  vault_config.observers = observers;
   // Dev mode is unsealed from the start; the sealed boot (issue 5) will report its state here.
   vault_config.health = [version = server_config.appliance.version] {
     return kms::api::vault::VaultHealth{true, false, false, version};
@@ -345,14 +327,14 @@ int RunDev(const Options& options) {
   }
   scheduler.Start(std::chrono::seconds(60));
 
-  const std::string scheme = options.tls_cert.empty() ? "http" : "https";
+  const std::string scheme = config.tls.has_value() ? "https" : "http";
   std::string host = listen->first.find(':') != std::string::npos ? "[" + listen->first + "]"
                                                                    : listen->first;
   const std::string endpoint = scheme + "://" + host + ":" + std::to_string((*server)->port());
   std::string env;
   env += "AWS_ACCESS_KEY_ID=" + *admin_id + "\n";
   env += "AWS_SECRET_ACCESS_KEY=" + std::string(kms::AsStringView(admin_secret->ExposeSecret())) + "\n";
-  env += "AWS_DEFAULT_REGION=" + options.region + "\n";
+  env += "AWS_DEFAULT_REGION=" + config.region + "\n";
   env += "KMS_ENDPOINT=" + endpoint + "\n";
   env += "VAULT_ADDR=" + endpoint + "\n";
   env += "VAULT_TOKEN=" + std::string(kms::AsStringView(dev_token->ExposeSecret())) + "\n";
@@ -368,57 +350,114 @@ int RunDev(const Options& options) {
       "  vault:     %s/v1/%s/ (VAULT_ADDR, VAULT_TOKEN in %s)\n\n"
       "Use it:\n  set -a; . %s; set +a\n  aws kms create-key --endpoint-url \"$KMS_ENDPOINT\"\n"
       "  curl -H \"X-Vault-Token: $VAULT_TOKEN\" -X PUT \"$VAULT_ADDR/v1/%s/keys/demo\"\n\n",
-      state.string().c_str(), endpoint.c_str(), options.region.c_str(), admin_id->c_str(),
-      (state / "dev.env").string().c_str(), endpoint.c_str(), options.vault_mounts.front().c_str(),
+      state.string().c_str(), endpoint.c_str(), config.region.c_str(), admin_id->c_str(),
+      (state / "dev.env").string().c_str(), endpoint.c_str(), config.vault_mounts.front().c_str(),
       (state / "dev.env").string().c_str(), (state / "dev.env").string().c_str(),
-      options.vault_mounts.front().c_str());
+      config.vault_mounts.front().c_str());
   std::fflush(stdout);
-  Log("ready on " + endpoint);
+  Logs().Info("ready", {{"endpoint", endpoint},
+                       {"workers", config.workers},
+                       {"hsm_sessions", config.hsm_sessions},
+                       {"vault_mounts", config.vault_mounts.size()}});
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
-  Log(std::string("stopping on ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") +
-      ": draining in-flight requests");
+  Logs().Info("stopping: draining in-flight requests",
+              {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
   scheduler.Stop();
   (*server)->Stop();
-  Log("stopped");
+  Logs().Info("stopped");
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  Options options;
+  // Flags override the configuration file; each is applied only when given, so the file's value
+  // (or the default, which is dev mode's) stands otherwise.
+  std::string config_path;
+  bool dev = false;
+  std::string state_dir, listen, region, account_id, tls_cert, tls_key, tls_client_ca, log_level;
+  std::size_t workers = 0, hsm_sessions = 0;
+  std::vector<std::string> vault_mounts;
+  bool log_requests = false;
   CLI::App app{"kmsd: the KMS appliance daemon"};
-  app.add_flag("--dev", options.dev,
+  app.add_option("--config", config_path, "TOML configuration file (docs/configuration.md)");
+  app.add_flag("--dev", dev,
                "dev mode: own SoftHSM2 token and store under --state-dir, loopback only");
-  app.add_option("--state-dir", options.state_dir, "state folder (dev mode)")
-      ->capture_default_str()
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("--listen", options.listen, "HOST:PORT to listen on (port 0 picks a free port)")
-      ->capture_default_str()
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // tools/dev's default can be overridden
-  app.add_option("--region", options.region, "region in ARNs and SigV4 scopes")->capture_default_str();
-  app.add_option("--account-id", options.account_id, "account id in ARNs")->capture_default_str();
-  app.add_option("--tls-cert", options.tls_cert, "PEM certificate chain: serve HTTPS");
-  app.add_option("--tls-key", options.tls_key, "PEM private key of --tls-cert");
-  app.add_option("--tls-client-ca", options.tls_client_ca, "PEM CA bundle: require client certificates");
-  app.add_option("--workers", options.workers, "request worker threads")->capture_default_str()
-      ->check(CLI::Range(1, 256));
-  app.add_option("--vault-mount", options.vault_mounts,
-                 "Vault transit mount path(s) served under /v1/ (repeatable)")
-      ->capture_default_str();
-  app.add_option("--hsm-sessions", options.hsm_sessions, "HSM operation sessions")
-      ->capture_default_str()->check(CLI::Range(1, 256));
+  auto* state_dir_flag = app.add_option("--state-dir", state_dir, "state folder (dev.state_dir)")
+                             ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  auto* listen_flag =
+      app.add_option("--listen", listen, "HOST:PORT to listen on, port 0 picks one (server.listen)")
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // overrides tools/dev's default
+  auto* region_flag = app.add_option("--region", region, "region in ARNs and SigV4 scopes");
+  auto* account_flag = app.add_option("--account-id", account_id, "account id in ARNs (account.id)");
+  auto* cert_flag = app.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve HTTPS");
+  auto* key_flag = app.add_option("--tls-key", tls_key, "PEM private key of --tls-cert");
+  auto* ca_flag =
+      app.add_option("--tls-client-ca", tls_client_ca, "PEM CA bundle: require client certificates");
+  auto* workers_flag = app.add_option("--workers", workers, "request worker threads (server.workers)");
+  auto* mounts_flag = app.add_option("--vault-mount", vault_mounts,
+                                     "Vault transit mount path(s) served under /v1/ (repeatable)");
+  auto* sessions_flag = app.add_option("--hsm-sessions", hsm_sessions, "HSM operation sessions");
+  auto* level_flag =
+      app.add_option("--log-level", log_level, "debug, info, warn or error (JSON lines on stderr)");
+  auto* requests_flag = app.add_flag(
+      "--log-requests", log_requests,
+      "log every request (request id, door, operation, outcome, status, duration, peer); 5xx "
+      "answers are logged always");
   CLI11_PARSE(app, argc, argv);
 
-  if (!options.dev) {
-    Log("the production boot (configuration file, sealed start, unseal by custodian shares) is not "
-        "implemented yet; run with --dev");
+  kms::app::ApplianceConfig config;
+  if (!config_path.empty()) {
+    auto loaded = kms::app::LoadConfigFile(config_path);
+    if (!loaded.has_value()) {
+      Log(loaded.error().message());
+      return 2;
+    }
+    config = std::move(*loaded);
+  } else if (!dev) {
+    Log("kmsd needs --config FILE (docs/configuration.md) or --dev");
+    return 2;
+  } else {
+    config.source = "command line";
+  }
+  if (dev && config.mode != kms::app::Mode::kDev) {
+    Log("--dev contradicts mode = \"production\" in " + config.source);
+    return 2;
+  }
+  if (state_dir_flag->count() > 0) config.state_dir = state_dir;
+  if (listen_flag->count() > 0) config.listen = listen;
+  if (region_flag->count() > 0) config.region = region;
+  if (account_flag->count() > 0) config.account_id = account_id;
+  if (cert_flag->count() > 0 || key_flag->count() > 0 || ca_flag->count() > 0) {
+    kms::app::TlsConfig tls = config.tls.value_or(kms::app::TlsConfig{});
+    if (cert_flag->count() > 0) tls.cert = tls_cert;
+    if (key_flag->count() > 0) tls.key = tls_key;
+    if (ca_flag->count() > 0) tls.client_ca = tls_client_ca;
+    config.tls = tls;
+  }
+  if (workers_flag->count() > 0) config.workers = workers;
+  if (mounts_flag->count() > 0) config.vault_mounts = vault_mounts;
+  if (sessions_flag->count() > 0) config.hsm_sessions = hsm_sessions;
+  if (requests_flag->count() > 0) config.log_requests = log_requests;
+  if (level_flag->count() > 0 && !kms::log::ParseLevel(log_level, config.log_level)) {
+    Log("--log-level must be debug, info, warn or error, got '" + log_level + "'");
+    return 2;
+  }
+  if (Status valid = kms::app::ValidateConfig(config); !valid.ok()) {
+    Log(valid.message());
+    return 2;
+  }
+  g_log_level = config.log_level;  // before the first line at that level, and before any thread
+
+  if (config.mode == kms::app::Mode::kProduction) {
+    Log("the production boot (sealed start, unseal by custodian shares) is not implemented yet: " +
+        config.source + " is valid, but only mode = \"dev\" runs so far");
     return 2;
   }
   // No core dumps: a dump of this process would hold PINs and unwrapped key material.
   struct rlimit no_core{0, 0};
   setrlimit(RLIMIT_CORE, &no_core);
-  return RunDev(options);
+  return RunDev(config);
 }

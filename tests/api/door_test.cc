@@ -65,7 +65,7 @@ struct DoorFixture {
     RegisterNotImplementedOperations(ops);
     AwsDoorConfig cfg;
     cfg.clock = [] { return std::chrono::system_clock::time_point(kNow); };
-    cfg.metrics = &registry;
+    cfg.observers.metrics = &registry;
     door = std::make_unique<AwsDoor>(cfg, keys, std::move(ops));
   }
 
@@ -614,6 +614,61 @@ TEST_CASE("door: requests are counted by operation and outcome, and callers cann
   CHECK(text.find("NoSuchOperationCanary") == std::string::npos);
   CHECK(text.find("kms_request_duration_seconds_count{door=\"aws\",operation=\"TestEcho\"} 4\n") !=
         std::string::npos);
+}
+
+// Reads everything written to `f` so far.
+std::string ReadAll(std::FILE* f) {
+  std::fflush(f);
+  std::rewind(f);
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+  return out;
+}
+
+TEST_CASE("door: a 5xx answer is logged with the request id the client saw, others only on request",
+          "[unit]") {
+  for (const bool every : {false, true}) {
+    std::FILE* f = std::tmpfile();
+    REQUIRE(f != nullptr);
+    const log::Logger logger(f);
+    DoorFixture fixture;
+    AwsDoorConfig cfg = fixture.door->config();
+    cfg.observers = {nullptr, &logger, every};
+    OperationTable ops;
+    ops.Add("Throwing", [](const OperationContext&, const json::object&) -> AwsResult<json::object> {
+      throw std::runtime_error("secret-canary detail");
+    });
+    ops.Add("Fine", [](const OperationContext&, const json::object&) -> AwsResult<json::object> {
+      return json::object{};
+    });
+    AwsDoor door(cfg, fixture.keys, std::move(ops));
+    auto call = [&](const char* op) {
+      auto req = KmsRequest(op, "{}");
+      req.remote_address = "192.0.2.7";
+      SignRequest(req, At(kNow));
+      return door.Handle(req);
+    };
+    const auto failed = call("Throwing");
+    const auto fine = call("Fine");
+    REQUIRE(failed.status == 500);
+    REQUIRE(fine.status == 200);
+    std::string id;
+    for (const auto& [n, v] : failed.headers) {
+      if (n == "x-amzn-RequestId") id = v;
+    }
+    const std::string text = ReadAll(f);
+    INFO(text);
+    CHECK(text.find(R"("level":"error","msg":"request failed","request_id":")" + id +
+                    R"(","door":"aws","operation":"Throwing","outcome":"KMSInternalException",)"
+                    R"("status":500,)") != std::string::npos);
+    CHECK(text.find(R"("remote":"192.0.2.7"})") != std::string::npos);
+    CHECK(text.find("canary") == std::string::npos);
+    CHECK((text.find(R"("msg":"request","request_id")") != std::string::npos) == every);
+    CHECK((text.find(R"("operation":"Fine","outcome":"ok","status":200)") != std::string::npos) ==
+          every);
+    std::fclose(f);
+  }
 }
 
 TEST_CASE("door: signed requests over a real socket", "[unit]") {

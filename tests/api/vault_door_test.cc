@@ -48,7 +48,7 @@ struct VaultFixture {
     config.health = [this] { return health; };
     config.request_id = [] { return std::string("11111111-2222-4333-8444-555555555555"); };
     config.cluster_id = "cluster-1";
-    config.metrics = &registry;
+    config.observers.metrics = &registry;
     door = std::make_unique<VaultDoor>(
         config, *tokens,
         std::vector<firmware::transit::TransitKeyring*>{transit.get(), nested.get()});

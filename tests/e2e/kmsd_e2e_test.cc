@@ -2,8 +2,12 @@
 // (tests/e2e/*.py under /usr/bin/python3), over HTTP and over HTTPS with a certificate made here,
 // and across a restart on the same state folder. Each TEST_CASE is its own CTest test (own process,
 // own daemon). The scenario scripts print one line per check; their output is shown on failure.
+#include <sys/wait.h>
+
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <fstream>
+#include <sstream>
 
 #include "tests/e2e/kmsd_process.h"
 
@@ -19,6 +23,13 @@ void RequirePasses(const KmsdProcess& kmsd, const std::string& script,
   REQUIRE(result.output.find("\nPASS") != std::string::npos);
 }
 
+// A clean SIGTERM exit, and a log of JSON lines without a secret of the run (LogProblems).
+void RequireCleanStop(KmsdProcess& kmsd) {
+  INFO("kmsd stderr:\n" << kmsd.Stderr());
+  REQUIRE(kmsd.Stop() == 0);
+  REQUIRE(kmsd.LogProblems() == "");
+}
+
 // Runs `scripts` against a fresh daemon (HTTPS when `tls`), then requires a clean SIGTERM exit.
 void RunAgainstFreshDaemon(bool tls, const std::vector<std::string>& scripts) {
   TempDir dir("kms-e2e");
@@ -27,8 +38,7 @@ void RunAgainstFreshDaemon(bool tls, const std::vector<std::string>& scripts) {
   if (tls) options.tls = MakeTestPki(dir.path() / "pki");
   KmsdProcess kmsd(options);
   for (const auto& script : scripts) RequirePasses(kmsd, script);
-  INFO("kmsd stderr:\n" << kmsd.Stderr());
-  REQUIRE(kmsd.Stop() == 0);
+  RequireCleanStop(kmsd);
 }
 
 TEST_CASE("e2e: every operation through boto3 over HTTP", "[e2e]") {
@@ -67,7 +77,7 @@ TEST_CASE("e2e: HTTPS clients that do not trust the test CA are refused", "[e2e]
       RunScenario(kmsd, "tls_trust_check.py", {"expect-refused", other.ca_cert.string()});
   INFO(refused.output);
   REQUIRE(refused.exit_code == 0);
-  REQUIRE(kmsd.Stop() == 0);
+  RequireCleanStop(kmsd);
 }
 
 // Vault's seals (reference/vault.md §2.2, §2.3) against the daemon: the Vault door on the same
@@ -85,8 +95,7 @@ void RunVaultScenarios(bool tls, const std::vector<std::string>& scripts) {
   REQUIRE(kmsd.env().at("VAULT_ADDR") == kmsd.endpoint());
   REQUIRE(kmsd.env().at("VAULT_TOKEN").starts_with("hvs."));
   for (const auto& script : scripts) RequirePasses(kmsd, script);
-  INFO("kmsd stderr:\n" << kmsd.Stderr());
-  REQUIRE(kmsd.Stop() == 0);
+  RequireCleanStop(kmsd);
 }
 
 TEST_CASE("e2e: Vault transit seal request sequence over HTTP", "[e2e]") {
@@ -130,14 +139,57 @@ TEST_CASE("e2e: a second start on the same state folder keeps every key", "[e2e]
     KmsdProcess kmsd(options);
     first_access_key = kmsd.env().at("AWS_ACCESS_KEY_ID");
     RequirePasses(kmsd, "restart_scenario.py", {"before", record});
-    INFO("kmsd stderr:\n" << kmsd.Stderr());
-    REQUIRE(kmsd.Stop() == 0);
+    RequireCleanStop(kmsd);
   }
   KmsdProcess again(options);
   CHECK(again.env().at("AWS_ACCESS_KEY_ID") == first_access_key);  // same dev admin key
   RequirePasses(again, "restart_scenario.py", {"after", record});
-  INFO("kmsd stderr:\n" << again.Stderr());
-  REQUIRE(again.Stop() == 0);
+  RequireCleanStop(again);
+}
+
+// The configuration file (docs/configuration.md): its values are used, and a flag given beside it
+// wins. The ready line reports what the daemon runs with.
+TEST_CASE("e2e: kmsd runs with the settings of its TOML file, and flags override the file", "[e2e]") {
+  TempDir dir("kms-e2e");
+  const fs::path config = dir.path() / "kmsd.toml";
+  std::ofstream(config) << "mode = \"dev\"\n[server]\nworkers = 3\n[hsm]\nsessions = 1\n"
+                           "[vault]\nmounts = [\"transit\", \"team-a/transit\"]\n";
+  KmsdOptions options;
+  options.state_dir = dir.path() / "state";
+  options.extra_args = {"--log-requests", "--config", config.string(), "--hsm-sessions", "3"};
+  KmsdProcess kmsd(options);
+  const std::string log = kmsd.Stderr();
+  INFO(log);
+  CHECK(log.find("\"workers\":3,\"hsm_sessions\":3,\"vault_mounts\":2") != std::string::npos);
+  RequirePasses(kmsd, "vault_transit_api.py");  // the first mount is still "transit"
+  RequireCleanStop(kmsd);
+}
+
+// A configuration problem stops the start with exit status 2 and one JSON error line naming the
+// file, position and key, before anything is created.
+TEST_CASE("e2e: kmsd refuses a bad configuration file and names the key", "[e2e]") {
+  TempDir dir("kms-e2e");
+  const fs::path config = dir.path() / "kmsd.toml";
+  std::ofstream(config) << "[server]\nworker = 2\n";
+  const fs::path err = dir.path() / "stderr";
+  const std::string command = std::string(KMS_E2E_KMSD_PATH) + " --config " + config.string() +
+                              " --state-dir " + (dir.path() / "state").string() + " 2>" +
+                              err.string();
+  const int status = std::system(command.c_str());
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 2);
+  std::stringstream text;
+  text << std::ifstream(err).rdbuf();
+  INFO(text.str());
+  CHECK(text.str().find("\"level\":\"error\",\"msg\":\"" + config.string() +
+                        ":2:10: server.worker: unknown key (did you mean 'server.workers'?)\"") !=
+        std::string::npos);
+  CHECK_FALSE(fs::exists(dir.path() / "state"));
+
+  // Without --config or --dev there is nothing to run.
+  const int bare = std::system((std::string(KMS_E2E_KMSD_PATH) + " 2>/dev/null").c_str());
+  REQUIRE(WIFEXITED(bare));
+  CHECK(WEXITSTATUS(bare) == 2);
 }
 
 }  // namespace

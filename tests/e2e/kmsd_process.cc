@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/json/parse.hpp>
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <cstdlib>
@@ -116,6 +117,7 @@ KmsdProcess::KmsdProcess(KmsdOptions options) : options_(std::move(options)) {
   fs::create_directories(log_dir_);
   std::vector<std::string> argv = {KMS_E2E_KMSD_PATH, "--dev", "--state-dir",
                                     options_.state_dir.string(), "--listen", "127.0.0.1:0"};
+  argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
   if (options_.tls) {
     argv.insert(argv.end(), {"--tls-cert", options_.tls->server_cert.string(), "--tls-key",
                              options_.tls->server_key.string()});
@@ -144,10 +146,13 @@ void KmsdProcess::WaitUntilReady() {
   std::string ready_url;
   while (true) {
     const std::string err = Stderr();
-    if (auto at = err.find("kmsd: ready on "); at != std::string::npos) {
-      const auto end = err.find('\n', at);
+    // base/log.h: {"time":…,"level":"info","msg":"ready","endpoint":"<url>",…}
+    constexpr std::string_view kReady = R"("msg":"ready","endpoint":")";
+    if (auto at = err.find(kReady); at != std::string::npos) {
+      const auto start = at + kReady.size();
+      const auto end = err.find('"', start);
       if (end != std::string::npos) {
-        ready_url = err.substr(at + 15, end - at - 15);
+        ready_url = err.substr(start, end - start);
         break;
       }
     }
@@ -199,6 +204,39 @@ int KmsdProcess::Stop(std::chrono::seconds timeout) {
 }
 
 std::string KmsdProcess::Stderr() const { return ReadFile(log_dir_ / "stderr"); }
+
+std::string KmsdProcess::LogProblems() const {
+  std::vector<std::pair<std::string, std::string>> secrets;  // (what, value)
+  for (const char* name : {"AWS_SECRET_ACCESS_KEY", "VAULT_TOKEN"}) {
+    if (auto it = env_.find(name); it != env_.end() && !it->second.empty()) {
+      secrets.emplace_back(name, it->second);
+    }
+  }
+  std::istringstream state(ReadFile(options_.state_dir / "hsm" / "dev-token.state"));
+  for (std::string line; std::getline(state, line);) {
+    if (line.starts_with("user_pin=") && line.size() > 9) {
+      secrets.emplace_back("the user PIN", line.substr(9));
+    }
+  }
+  secrets.emplace_back("a canary plaintext", "canary");
+  std::istringstream log(Stderr());
+  std::size_t n = 0;
+  for (std::string line; std::getline(log, line);) {
+    ++n;
+    const std::string where = "stderr line " + std::to_string(n) + " (" + line + ")";
+    for (const auto& [what, value] : secrets) {
+      if (line.find(value) != std::string::npos) return where + " contains " + what;
+    }
+    boost::system::error_code ec;
+    const boost::json::value v = boost::json::parse(line, ec);
+    if (ec || !v.is_object()) return where + " is not a JSON object";
+    const auto& o = v.as_object();
+    for (const char* field : {"time", "level", "msg"}) {
+      if (!o.contains(field) || !o.at(field).is_string()) return where + " lacks " + field;
+    }
+  }
+  return "";
+}
 
 ScenarioResult RunScenario(const KmsdProcess& kmsd, const std::string& script,
                            const std::vector<std::string>& args, std::chrono::seconds timeout) {

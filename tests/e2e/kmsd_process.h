@@ -48,6 +48,8 @@ struct KmsdOptions {
   fs::path state_dir;
   std::optional<TestPki> tls;  // serve HTTPS with these files
   std::chrono::seconds ready_timeout{60};
+  // Every daemon of the suite logs every request (--log-requests), so LogProblems() sees them all.
+  std::vector<std::string> extra_args = {"--log-requests"};
 };
 
 class KmsdProcess {
@@ -69,6 +71,12 @@ class KmsdProcess {
   const std::map<std::string, std::string>& env() const { return env_; }
   const std::string& endpoint() const { return env_.at("KMS_ENDPOINT"); }
   std::string Stderr() const;  // everything the daemon wrote to stderr so far
+
+  // What is wrong with the daemon's log so far, or "" when nothing is: every stderr line must be
+  // one base/log.h JSON object (time, level, msg), and no line may contain a secret this run
+  // handed out or used: dev.env's secret access key and Vault token, the dev token's user PIN, or
+  // any plaintext the scenarios marked with "canary".
+  std::string LogProblems() const;
 
  private:
   void WaitUntilReady();
