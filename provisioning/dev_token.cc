@@ -1,25 +1,20 @@
 #include "provisioning/dev_token.h"
 
 #include <fcntl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
+#include <memory>
 #include <sstream>
 
-#include "hal/pkcs11_policy.h"
 #include "pkcs11/module.h"
 #include "pkcs11/pkcs11.h"
-#include "pkcs11/rv.h"
-#include "pkcs11/session.h"
-#include "pkcs11/token.h"
+#include "provisioning/token_init.h"
 
 namespace kms::provisioning {
 namespace {
@@ -29,25 +24,6 @@ namespace fs = std::filesystem;
 constexpr char kStateFile[] = "dev-token.state";
 constexpr char kConfFile[] = "softhsm2.conf";
 constexpr char kTokenObjectBackup[] = "token.object.backup";
-constexpr std::size_t kPinEntropyBytes = 16;  // 128 bits, written as 32 hex characters
-
-// The PIN as hex text, built straight into wiped storage.
-SecretBytes HexPin(const SecretBytes& random) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  SecretBytes pin(random.size() * 2);
-  auto out = pin.ExposeSecretMutable();
-  std::size_t i = 0;
-  for (std::uint8_t b : random.ExposeSecret()) {
-    out[i++] = static_cast<std::uint8_t>(kHex[b >> 4]);
-    out[i++] = static_cast<std::uint8_t>(kHex[b & 0x0F]);
-  }
-  return pin;
-}
-
-unsigned char* PinPtr(const SecretBytes& pin) {
-  return const_cast<unsigned char*>(pin.ExposeSecret().data());
-}
-CK_ULONG PinLen(const SecretBytes& pin) { return static_cast<CK_ULONG>(pin.size()); }
 
 // Writes `content` to a new file of mode 0600 (never readable by others, not even briefly).
 Status WritePrivateFile(const fs::path& path, std::string_view content) {
@@ -131,9 +107,7 @@ Status SetConfEnv(const std::string& conf_path) {
 }  // namespace
 
 StatusOr<DevToken> CreateDevToken(const std::string& dir, const DevTokenOptions& options) {
-  if (options.token_label.empty() || options.token_label.size() > 32) {
-    return InvalidArgumentError("token label must be 1..32 characters");
-  }
+  KMS_RETURN_IF_ERROR(CheckTokenLabel(options.token_label));  // before anything is written
   const fs::path root = fs::absolute(dir);
   KMS_RETURN_IF_ERROR(MakePrivateDir(root));
   if (fs::exists(root / kStateFile)) {
@@ -158,60 +132,13 @@ StatusOr<DevToken> CreateDevToken(const std::string& dir, const DevTokenOptions&
 
   KMS_ASSIGN_OR_RETURN(std::unique_ptr<pkcs11::Module> module,
                        pkcs11::Module::Load(options.module_path));
-  CK_FUNCTION_LIST* f = module->functions();
-
-  // SoftHSM2 always offers one free slot holding an uninitialised token.
-  KMS_ASSIGN_OR_RETURN(std::vector<CK_SLOT_ID> slots, module->SlotList(true));
-  std::optional<CK_SLOT_ID> free_slot;
-  for (CK_SLOT_ID slot : slots) {
-    auto info = module->TokenInfo(slot);
-    if (info.has_value() && (info->flags & CKF_TOKEN_INITIALIZED) == 0) {
-      free_slot = slot;
-      break;
-    }
-  }
-  if (!free_slot) return FailedPreconditionError("the module offers no uninitialised token");
-
-  // No session can be opened on an uninitialised token, so the module RNG is out of reach for the
-  // first SO PIN: take it from the kernel, then replace it below with one from the module.
-  SecretBytes seed(kPinEntropyBytes);
-  if (::getrandom(seed.ExposeSecretMutable().data(), seed.size(), 0) !=
-      static_cast<ssize_t>(seed.size())) {
-    return InternalError("getrandom failed");
-  }
-  SecretBytes first_so_pin = HexPin(seed);
-  unsigned char label[32];
-  std::fill(std::begin(label), std::end(label), ' ');  // PKCS#11 v2.40 §5.5: 32 bytes, blank padded
-  std::memcpy(label, options.token_label.data(), options.token_label.size());
-  KMS_RETURN_IF_ERROR(pkcs11::RvToStatus(
-      f->C_InitToken(*free_slot, PinPtr(first_so_pin), PinLen(first_so_pin), label),
-      "C_InitToken"));
-
-  // SoftHSM2 gives an initialised token a new slot id: look it up again, by label.
-  KMS_ASSIGN_OR_RETURN(CK_SLOT_ID slot, module->FindToken(options.token_label));
-  KMS_ASSIGN_OR_RETURN(pkcs11::Session session, pkcs11::Session::Open(*module, slot, true));
-  KMS_RETURN_IF_ERROR(pkcs11::Login::SecurityOfficer(session, first_so_pin));
-  KMS_ASSIGN_OR_RETURN(SecretBytes so_random, session.GenerateRandom(kPinEntropyBytes));
-  SecretBytes so_pin = HexPin(so_random);
-  KMS_RETURN_IF_ERROR(
-      pkcs11::RvToStatus(f->C_SetPIN(session.handle(), PinPtr(first_so_pin), PinLen(first_so_pin),
-                                     PinPtr(so_pin), PinLen(so_pin)),
-                         "C_SetPIN"));
-  KMS_ASSIGN_OR_RETURN(SecretBytes user_random, session.GenerateRandom(kPinEntropyBytes));
-  SecretBytes user_pin = HexPin(user_random);
-  KMS_RETURN_IF_ERROR(pkcs11::RvToStatus(
-      f->C_InitPIN(session.handle(), PinPtr(user_pin), PinLen(user_pin)), "C_InitPIN"));
-  // The SO may not create private objects (reference/softhsm.md §4): switch to the user.
-  KMS_RETURN_IF_ERROR(pkcs11::Login::Logout(session));
-  KMS_RETURN_IF_ERROR(pkcs11::Login::User(session, user_pin));
-
-  CK_MECHANISM keygen{CKM_AES_KEY_GEN, nullptr, 0};
-  pkcs11::AttributeTemplate dk_template = hal::DomainKeyTemplate(options.domain_key_label);
-  KMS_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE dk, session.GenerateKey(keygen, dk_template));
-  KMS_RETURN_IF_ERROR(hal::CheckDomainKeyPolicy(session, dk));
-  KMS_ASSIGN_OR_RETURN(CK_TOKEN_INFO info, module->TokenInfo(slot));
+  KMS_ASSIGN_OR_RETURN(CK_SLOT_ID free_slot, FindSlotForNewToken(*module, options.token_label));
+  TokenInitRequest request;
+  request.token_label = options.token_label;
+  request.domain_key_label = options.domain_key_label;  // user PIN: random, from the module RNG
+  KMS_ASSIGN_OR_RETURN(InitializedToken initialized,
+                       InitTokenWithDomainKey(*module, free_slot, request));
   // Done with the module: every write to the token files has happened once it is finalised.
-  KMS_RETURN_IF_ERROR(session.Close());
   module.reset();
   KMS_ASSIGN_OR_RETURN(fs::path token_object, TokenObjectPath(root));
   KMS_ASSIGN_OR_RETURN(std::string token_object_copy, ReadFile(token_object));
@@ -222,9 +149,9 @@ StatusOr<DevToken> CreateDevToken(const std::string& dir, const DevTokenOptions&
   token.conf_path = conf.string();
   token.module_path = options.module_path;
   token.token_label = options.token_label;
-  token.token_serial = pkcs11::TrimPadded(info.serialNumber, sizeof(info.serialNumber));
-  token.so_pin = std::move(so_pin);
-  token.user_pin = user_pin.Clone();
+  token.token_serial = initialized.serial;
+  token.so_pin = std::move(initialized.so_pin);
+  token.user_pin = std::move(initialized.user_pin);
   token.domain_key_label = options.domain_key_label;
 
   // DEV MODE ONLY (see the header): the user PIN in a 0600 file so dev restarts keep their keys.
@@ -234,7 +161,7 @@ StatusOr<DevToken> CreateDevToken(const std::string& dir, const DevTokenOptions&
   state += "token_serial=" + token.token_serial + "\n";
   state += "domain_key_label=" + token.domain_key_label + "\n";
   state += "user_pin=";
-  state.append(AsStringView(user_pin.ExposeSecret()));
+  state.append(AsStringView(token.user_pin.ExposeSecret()));
   state += "\n";
   Status written = WritePrivateFile(root / kStateFile, state);
   WipeString(state);

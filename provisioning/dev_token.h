@@ -3,10 +3,10 @@
 // `CreateDevToken(dir)` writes `dir/softhsm2.conf` (token directory `dir/tokens`, file object
 // store, log level ERROR, library.reset_on_fork = true), points SOFTHSM2_CONF at it, initialises a
 // token with a random SO PIN (C_InitToken), sets a random user PIN (C_InitPIN), logs in as the user
-// and creates the domain key with the policy template of hal/pkcs11_policy.h. PINs are drawn from
-// the module's RNG (the very first SO PIN, needed before any session can exist, comes from
-// getrandom(2) and is replaced at once by one from the module through C_SetPIN) and are only held
-// in SecretBytes.
+// and creates the domain key with the policy template of hal/pkcs11_policy.h (the sequence the
+// production ceremony shares, provisioning/token_init.h). PINs are drawn from the module's RNG (the
+// very first SO PIN, needed before any session can exist, comes from getrandom(2) and is replaced at
+// once by one from the module through C_SetPIN) and are only held in SecretBytes.
 //
 // SOFTHSM2_CONF is PROCESS-GLOBAL and SoftHSM2 reads it when the module initialises (C_Initialize):
 // Create/OpenDevToken set it, so call them before any Pkcs11Hsm is opened in the process, and do
