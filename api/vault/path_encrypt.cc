@@ -21,7 +21,7 @@ Status RefuseNonce(FieldReader& f) {
 // with the ACL's `create` capability; here the token must be allowed "manage" on the name.
 // Refused -> `missing` (Vault's 400 "encryption key not found").
 Status Upsert(const Call& call, const json::array* batch, const Status& missing) {
-  auto manage = call.tokens.Authorize(call.token, "manage", call.name);
+  auto manage = call.tokens->Authorize(call.token, "manage", call.name);
   if (!manage) {
     return manage.error().code() == StatusCode::kPermissionDenied ? missing : manage.error();
   }

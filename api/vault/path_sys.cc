@@ -82,23 +82,24 @@ Reply PathSysHealth(const Call& call) {
   return r;
 }
 
-Reply PathSysSealStatus(const Call& call) {
-  if (call.verb != Verb::kRead) return ErrorReply(405, "unsupported operation");
-  const VaultHealth health = Health(call);
-  // The appliance unseals from its HSM, as Vault's pkcs11 auto-seal: recovery_seal is true and
-  // t/n/progress describe no unseal-key shares.
+namespace {
+
+// Vault's seal-status body (sys/seal-status, and the answer of every sys/unseal call).
+Reply SealStatusReply(const Call& call, const VaultHealth& health) {
+  // A dev appliance unseals from its HSM, as Vault's pkcs11 auto-seal (recovery_seal true, t = n =
+  // 1); a production one reports its custodian shares ("shamir", t of n, progress).
   json::object b{
-      {"type", "pkcs11"},
+      {"type", health.seal_type},
       {"initialized", health.initialized},
       {"sealed", health.sealed},
-      {"t", 1},
-      {"n", 1},
-      {"progress", 0},
+      {"t", health.threshold},
+      {"n", health.shares},
+      {"progress", health.progress},
       {"nonce", ""},
       {"version", health.version},
       {"build_date", ""},
       {"migration", false},
-      {"recovery_seal", true},
+      {"recovery_seal", health.recovery_seal},
       {"storage_type", "sqlite"},
   };
   if (health.initialized && !health.sealed) {
@@ -107,6 +108,55 @@ Reply PathSysSealStatus(const Call& call) {
   }
   Reply r;
   r.bare = std::move(b);
+  return r;
+}
+
+}  // namespace
+
+Reply PathSysSealStatus(const Call& call) {
+  if (call.verb != Verb::kRead) return ErrorReply(405, "unsupported operation");
+  return SealStatusReply(call, Health(call));
+}
+
+Reply PathSysUnseal(const Call& call) {
+  if (call.verb != Verb::kWrite) return ErrorReply(405, "unsupported operation");
+  bool reset = false;
+  if (const json::value* v = call.body.if_contains("reset")) {
+    if (!v->is_bool()) return ErrorReply(400, "'reset' must be a boolean");
+    reset = v->get_bool();
+  }
+  std::string_view key;
+  if (const json::value* v = call.body.if_contains("key")) {
+    if (!v->is_string()) return ErrorReply(400, "'key' must be a string");
+    key = v->get_string();
+  }
+  if (const json::value* v = call.body.if_contains("migrate"); v && v->is_bool() && v->get_bool()) {
+    return ErrorReply(400, "seal migration is not supported by this appliance");
+  }
+  // As Vault (http/sys_seal.go): without a key, only a reset is a valid request.
+  if (key.empty() && !reset) {
+    return ErrorReply(400,
+                      "'key' must be specified in request body as JSON, or 'reset' set to true");
+  }
+  if (!call.config.unseal) return SealStatusReply(call, Health(call));
+  auto state = call.config.unseal(key, reset);
+  if (!state.has_value()) return StatusReply(state.error());
+  return SealStatusReply(call, *state);
+}
+
+Reply PathSysSeal(const Call& call) {
+  if (call.verb != Verb::kWrite) return ErrorReply(405, "unsupported operation");
+  auto info = call.tokens->Lookup(call.token);
+  if (!info.has_value()) return StatusReply(info.error());
+  // Vault requires a root (sudo) token here; the appliance's equivalent is an administrator token.
+  if (!info->administrator) return ErrorReply(403, "permission denied");
+  if (!call.config.seal) {
+    return ErrorReply(400, "this appliance cannot be sealed: dev mode unseals itself at start");
+  }
+  if (Status sealed = call.config.seal(); !sealed.ok()) return StatusReply(sealed);
+  Reply r;
+  r.status = 204;
+  r.no_body = true;
   return r;
 }
 

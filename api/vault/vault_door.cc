@@ -1,10 +1,10 @@
 #include "api/vault/vault_door.h"
 
 #include <algorithm>
-#include <chrono>
-#include <string>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <chrono>
+#include <string>
 
 #include "api/aws/door.h"  // NewRequestId: the same UUID v4 the AWS door uses
 #include "api/vault/internal/endpoint.h"
@@ -202,9 +202,7 @@ std::string NoRoute(std::string_view path) {
 
 VaultDoor::VaultDoor(VaultDoorConfig config, firmware::VaultTokenRegistry& tokens,
                      std::vector<firmware::transit::TransitKeyring*> keyrings)
-    : config_(std::move(config)),
-      tokens_(tokens),
-      recorder_(config_.observers) {
+    : config_(std::move(config)), tokens_(&tokens), recorder_(config_.observers) {
   for (const auto& m : config_.mounts) {
     const std::string_view mount = TrimSlashes(m);
     for (auto* k : keyrings) {
@@ -217,6 +215,9 @@ VaultDoor::VaultDoor(VaultDoorConfig config, firmware::VaultTokenRegistry& token
   std::sort(mounts_.begin(), mounts_.end(),
             [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
 }
+
+VaultDoor::VaultDoor(VaultDoorConfig config)
+    : config_(std::move(config)), tokens_(nullptr), recorder_(config_.observers) {}
 
 http::HttpResponse VaultDoor::FaultResponse(http::ServerFault fault, std::string_view detail) {
   unsigned status = 500;
@@ -278,9 +279,29 @@ http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
   // Unauthenticated, and answered sealed too: load balancers and `vault status` poll them.
   if (path == "sys/health") return Render(internal::PathSysHealth(call), request_id);
   if (path == "sys/seal-status") return Render(internal::PathSysSealStatus(call), request_id);
+  if (path == "sys/unseal") {
+    json::object unseal_body;
+    if (!request.body.empty()) {
+      boost::system::error_code ec;
+      json::value parsed = json::parse(request.body, ec);
+      if (ec || !parsed.is_object()) {
+        return Render(
+            internal::ErrorReply(
+                400, "failed to parse JSON input: " +
+                         (ec ? ec.message() : std::string("the body must be a JSON object"))),
+            request_id);
+      }
+      unseal_body = std::move(parsed.get_object());
+    }
+    internal::Call unseal{verb, {}, tokens_, nullptr, unseal_body, query,
+                          {},   {}, {},      config_, now_ms};
+    Reply reply = internal::PathSysUnseal(unseal);
+    internal::WipeSensitiveMembers(unseal_body);
+    return Render(std::move(reply), request_id);
+  }
 
   const VaultHealth health = config_.health ? config_.health() : VaultHealth{};
-  if (!health.initialized || health.sealed) {
+  if (tokens_ == nullptr || !health.initialized || health.sealed) {
     return Render(internal::ErrorReply(503, "Vault is sealed"), request_id);
   }
 
@@ -289,7 +310,7 @@ http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
   // For answers that name no key (404, 501, 400 for a bad body): the token must still be live, so a
   // caller without one learns nothing about routes.
   auto live_or = [&](Reply reply) {
-    auto info = tokens_.Lookup(call.token);
+    auto info = tokens_->Lookup(call.token);
     return Render(info ? std::move(reply) : internal::StatusReply(info.error()), request_id);
   };
 
@@ -312,6 +333,7 @@ http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
   internal::Call routed{verb, call.token, tokens_, nullptr, body,  query,
                         {},   {},         {},      config_, now_ms};
 
+  if (path == "sys/seal") return Render(internal::PathSysSeal(routed), request_id);
   if (path.starts_with("auth/")) {
     if (path == "auth/token/lookup-self") {
       return Render(internal::PathTokenLookupSelf(routed), request_id);
@@ -350,15 +372,18 @@ http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
 std::string_view VaultDoor::MetricOperation(std::string_view path) const {
   if (!path.starts_with("/v1/")) return "unknown";
   path = TrimSlashes(path.substr(4));
-  static constexpr std::string_view kFixed[] = {"sys/health", "sys/seal-status",
-                                                "auth/token/lookup-self", "auth/token/renew-self",
+  static constexpr std::string_view kFixed[] = {"sys/health",
+                                                "sys/seal-status",
+                                                "sys/unseal",
+                                                "sys/seal",
+                                                "auth/token/lookup-self",
+                                                "auth/token/renew-self",
                                                 "auth/token/revoke-self"};
   for (const std::string_view fixed : kFixed) {
     if (path == fixed) return fixed;
   }
-  static constexpr std::string_view kTransit[] = {"keys", "encrypt", "decrypt", "rewrap",
-                                                  "datakey", "hmac", "sign", "verify",
-                                                  "random", "hash"};
+  static constexpr std::string_view kTransit[] = {"keys", "encrypt", "decrypt", "rewrap", "datakey",
+                                                  "hmac", "sign",    "verify",  "random", "hash"};
   for (const auto& [mount, keyring] : mounts_) {
     if (!path.starts_with(mount) || path.size() <= mount.size() + 1 || path[mount.size()] != '/') {
       continue;

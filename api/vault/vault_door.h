@@ -75,11 +75,19 @@
 namespace kms::api::vault {
 
 // What sys/health and sys/seal-status report, and what gates every other path (sealed -> 503).
+// The seal fields are sys/seal-status's: the defaults describe an appliance that unseals from its
+// HSM (dev mode, like Vault's pkcs11 seal); a production appliance reports "shamir" with its
+// custodian-share threshold (t), share count (n) and the shares entered so far (progress).
 struct VaultHealth {
   bool initialized = true;
   bool sealed = false;
   bool standby = false;
   std::string version = "0.0.0";
+  std::string seal_type = "pkcs11";
+  unsigned threshold = 1;
+  unsigned shares = 1;
+  unsigned progress = 0;
+  bool recovery_seal = true;
 };
 
 struct VaultDoorConfig {
@@ -97,6 +105,13 @@ struct VaultDoorConfig {
   std::string cluster_id;
   // Where request metrics and request log lines go; none by default. Must outlive the door.
   http::RequestObservers observers;
+  // sys/unseal (PUT/POST, unauthenticated as in Vault): one custodian share, or reset. Returns the
+  // state after it (an InvalidArgument error becomes 400 with its message). Unset: the appliance
+  // cannot be unsealed by shares, and sys/unseal answers the current state.
+  std::function<StatusOr<VaultHealth>(std::string_view share, bool reset)> unseal;
+  // sys/seal (PUT/POST, administrator tokens): seals the appliance once the answer is sent. Unset:
+  // 400, the appliance cannot be sealed (dev mode).
+  std::function<Status()> seal;
   // The request body limit is the server's (http::ServerConfig::body_limit; Vault's default
   // max_request_size is 32 MiB, kVaultMaxRequestBytes).
 };
@@ -109,6 +124,9 @@ class VaultDoor {
   // without a keyring is not served (404), a keyring whose mount is not configured is unused.
   VaultDoor(VaultDoorConfig config, firmware::VaultTokenRegistry& tokens,
             std::vector<firmware::transit::TransitKeyring*> keyrings);
+  // The door of a sealed appliance: no tokens and no keys yet. sys/health, sys/seal-status and
+  // sys/unseal answer; every other path is 503 "Vault is sealed", whatever `config.health` says.
+  explicit VaultDoor(VaultDoorConfig config);
   VaultDoor(const VaultDoor&) = delete;
   VaultDoor& operator=(const VaultDoor&) = delete;
 
@@ -124,7 +142,7 @@ class VaultDoor {
   std::string_view MetricOperation(std::string_view target_path) const;
 
   VaultDoorConfig config_;
-  firmware::VaultTokenRegistry& tokens_;
+  firmware::VaultTokenRegistry* tokens_;  // null while sealed
   // (normalised mount path, its keyring), longest path first so nested mounts win.
   std::vector<std::pair<std::string, firmware::transit::TransitKeyring*>> mounts_;
   http::RequestRecorder recorder_;

@@ -193,7 +193,8 @@ TEST_CASE("vault door: requests are counted by endpoint and outcome, and paths c
   f.Raw("GET", "/v1/sys/health");
   f.Raw("GET", "/v1/transit/no-such-endpoint-canary");
   f.Raw("GET", "/v1/secret-canary/data/x");
-  auto& requests = f.registry.AddCounter("kms_requests_total", "", {"door", "operation", "outcome"});
+  auto& requests =
+      f.registry.AddCounter("kms_requests_total", "", {"door", "operation", "outcome"});
   auto count = [&](std::string_view op, std::string_view outcome) {
     return requests.With({"vault", op, outcome}).value();
   };
@@ -821,6 +822,132 @@ TEST_CASE("vault door: fault responses are Vault errors", "[unit]") {
   CHECK(json::parse(r.body) == Errors({"http: request body too large"}));
   CHECK(VaultDoor::FaultResponse(http::ServerFault::kHandlerFailed, "").status == 500);
   CHECK(VaultDoor::FaultResponse(http::ServerFault::kOverloaded, "").status == 503);
+}
+
+// A sealed appliance's door (production, before the custodian shares): no tokens, no keys.
+http::HttpResponse Call(const VaultDoor& door, std::string method, std::string target,
+                        std::string body = "", std::string token = "") {
+  http::HttpRequest r;
+  r.method = std::move(method);
+  r.target = std::move(target);
+  r.body = std::move(body);
+  if (!token.empty()) r.headers.emplace_back("X-Vault-Token", token);
+  return door.Handle(r);
+}
+
+TEST_CASE("vault door: a sealed door answers health and seal status, and 503 everywhere else",
+          "[unit]") {
+  VaultDoorConfig config;
+  config.health = [] {
+    VaultHealth h{true, true, false, "1.0.0-kms"};
+    h.seal_type = "shamir";
+    h.threshold = 3;
+    h.shares = 5;
+    h.progress = 1;
+    h.recovery_seal = false;
+    return h;
+  };
+  config.request_id = [] { return std::string("11111111-2222-4333-8444-555555555555"); };
+  VaultDoor door(config);
+  CHECK(Call(door, "GET", "/v1/sys/health").status == 503);
+  const auto status = Call(door, "GET", "/v1/sys/seal-status");
+  REQUIRE(status.status == 200);
+  const json::object s = json::parse(status.body).as_object();
+  CHECK(s.at("type") == "shamir");
+  CHECK(s.at("sealed") == true);
+  CHECK(s.at("t") == 3);
+  CHECK(s.at("n") == 5);
+  CHECK(s.at("progress") == 1);
+  CHECK(s.at("recovery_seal") == false);
+  CHECK_FALSE(s.contains("cluster_id"));
+  for (const auto& [method, target] :
+       std::vector<std::pair<std::string, std::string>>{{"PUT", "/v1/transit/encrypt/k"},
+                                                        {"GET", "/v1/auth/token/lookup-self"},
+                                                        {"PUT", "/v1/sys/seal"},
+                                                        {"LIST", "/v1/transit/keys"}}) {
+    const auto r = Call(door, method, target, "{}", "some-token");
+    INFO(method << " " << target << " -> " << r.body);
+    CHECK(r.status == 503);
+    CHECK(json::parse(r.body) == Errors({"Vault is sealed"}));
+  }
+  // Without an unseal callback, sys/unseal only reports the state.
+  const auto u = Call(door, "PUT", "/v1/sys/unseal", R"({"key":"kms1-00"})");
+  CHECK(u.status == 200);
+  CHECK(json::parse(u.body).at("sealed") == true);
+}
+
+TEST_CASE("vault door: sys/unseal hands each share to the appliance and answers Vault's errors",
+          "[unit]") {
+  std::vector<std::pair<std::string, bool>> calls;
+  VaultDoorConfig config;
+  config.unseal = [&calls](std::string_view share, bool reset) -> StatusOr<VaultHealth> {
+    calls.emplace_back(std::string(share), reset);
+    if (share == "bad") return InvalidArgumentError("the share is damaged or mistyped: x");
+    VaultHealth h{true, share != "last", false, "1.0.0-kms"};
+    h.seal_type = "shamir";
+    h.threshold = 2;
+    h.shares = 3;
+    h.progress = reset ? 0 : 1;
+    return h;
+  };
+  VaultDoor door(config);
+  auto body = [](const http::HttpResponse& r) { return json::parse(r.body); };
+
+  const auto first = Call(door, "PUT", "/v1/sys/unseal", R"({"key":"kms1-aa"})");
+  CHECK(first.status == 200);
+  CHECK(body(first).at("progress") == 1);
+  CHECK(body(first).at("sealed") == true);
+  const auto last = Call(door, "POST", "/v1/sys/unseal", R"({"key":"last"})");
+  CHECK(body(last).at("sealed") == false);
+  const auto reset = Call(door, "PUT", "/v1/sys/unseal", R"({"reset":true})");
+  CHECK(body(reset).at("progress") == 0);
+  REQUIRE(calls.size() == 3);
+  CHECK(calls[2] == std::pair<std::string, bool>{"", true});
+
+  const auto bad = Call(door, "PUT", "/v1/sys/unseal", R"({"key":"bad"})");
+  CHECK(bad.status == 400);
+  CHECK(body(bad) == Errors({"the share is damaged or mistyped: x"}));
+  const auto none = Call(door, "PUT", "/v1/sys/unseal", "{}");
+  CHECK(none.status == 400);
+  CHECK(body(none) ==
+        Errors({"'key' must be specified in request body as JSON, or 'reset' set to true"}));
+  CHECK(body(Call(door, "PUT", "/v1/sys/unseal", R"({"key":5})")) ==
+        Errors({"'key' must be a string"}));
+  CHECK(body(Call(door, "PUT", "/v1/sys/unseal", R"({"reset":"yes"})")) ==
+        Errors({"'reset' must be a boolean"}));
+  CHECK(body(Call(door, "PUT", "/v1/sys/unseal", R"({"key":"x","migrate":true})")) ==
+        Errors({"seal migration is not supported by this appliance"}));
+  const auto garbage = Call(door, "PUT", "/v1/sys/unseal", "not json");
+  CHECK(garbage.status == 400);
+  CHECK(Call(door, "GET", "/v1/sys/unseal").status == 405);
+  CHECK(calls.size() == 4);  // only the "bad" share reached the appliance among the errors
+}
+
+TEST_CASE("vault door: sys/seal needs an administrator token and seals through the appliance",
+          "[unit]") {
+  VaultFixture f;
+  int sealed = 0;
+  VaultDoorConfig config = f.door->config();
+  config.seal = [&sealed] {
+    ++sealed;
+    return Status();
+  };
+  VaultDoor door(config, *f.tokens, {f.transit.get()});
+  const std::string reader = f.NewToken({"*"}, {"encrypt"});
+  const auto denied = Call(door, "PUT", "/v1/sys/seal", "", reader);
+  CHECK(denied.status == 403);
+  CHECK(json::parse(denied.body) == Errors({"permission denied"}));
+  CHECK(Call(door, "PUT", "/v1/sys/seal", "", "").status == 403);
+  CHECK(sealed == 0);
+  const auto ok = Call(door, "PUT", "/v1/sys/seal", "", f.admin);
+  CHECK(ok.status == 204);
+  CHECK(ok.body.empty());
+  CHECK(sealed == 1);
+  // Dev mode's door has no seal: a clear 400.
+  const auto dev = f.Raw("PUT", "/v1/sys/seal", "", f.admin);
+  CHECK(dev.status == 400);
+  CHECK(json::parse(dev.body) ==
+        Errors({"this appliance cannot be sealed: dev mode unseals itself at start"}));
 }
 
 }  // namespace

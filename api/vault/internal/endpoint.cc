@@ -53,7 +53,7 @@ std::optional<Reply> RequireVerb(const Call& call, std::initializer_list<Verb> a
     if (v == call.verb) return std::nullopt;
   }
   if (call.token.empty()) return ErrorReply(403, std::string(kPermissionDenied));
-  if (auto info = call.tokens.Lookup(call.token); !info) return StatusReply(info.error());
+  if (auto info = call.tokens->Lookup(call.token); !info) return StatusReply(info.error());
   return ErrorReply(405, "unsupported operation");
 }
 
@@ -99,7 +99,7 @@ Reply StatusReply(const Status& status) {
 std::optional<Reply> Authorize(const Call& call, std::string_view operation,
                                std::string_view key_name) {
   if (call.token.empty()) return ErrorReply(403, std::string(kPermissionDenied));
-  auto info = call.tokens.Authorize(call.token, operation, key_name);
+  auto info = call.tokens->Authorize(call.token, operation, key_name);
   if (!info) return StatusReply(info.error());
   return std::nullopt;
 }
@@ -403,8 +403,9 @@ json::object KeyInfoData(const firmware::transit::TransitKeyInfo& info) {
 }
 
 void WipeSensitiveMembers(json::object& o) {
+  // "key": a custodian share given to sys/unseal.
   static constexpr std::string_view kSensitive[] = {"plaintext", "input", "random_bytes",
-                                                    "client_token", "id"};
+                                                    "client_token", "id", "key"};
   for (const auto name : kSensitive) {
     if (json::value* v = o.if_contains(name); v && v->is_string()) {
       json::string& s = v->get_string();

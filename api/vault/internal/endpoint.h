@@ -51,7 +51,7 @@ struct Call {
   Verb verb = Verb::kRead;
   std::string_view
       token;  // as presented; empty when none (never logged or echoed, except renew-self)
-  firmware::VaultTokenRegistry& tokens;
+  firmware::VaultTokenRegistry* tokens;  // null only for sys/ paths of a sealed door
   firmware::transit::TransitKeyring* keyring = nullptr;  // the mount's; null for auth/ and sys/
   const json::object& body;                              // {} for an empty body
   std::string_view query;                                // raw, without '?'
@@ -178,6 +178,8 @@ Reply PathTokenRenewSelf(const Call& call);
 Reply PathTokenRevokeSelf(const Call& call);
 Reply PathSysHealth(const Call& call);
 Reply PathSysSealStatus(const Call& call);
+Reply PathSysUnseal(const Call& call);
+Reply PathSysSeal(const Call& call);
 
 }  // namespace kms::api::vault::internal
 
