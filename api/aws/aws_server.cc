@@ -4,30 +4,45 @@
 
 namespace kms::api::aws {
 
-StatusOr<std::unique_ptr<AwsServer>> AwsServer::Create(AwsServerConfig config,
-                                                       const AccessKeyStore& keys,
-                                                       firmware::KeyService& service,
-                                                       firmware::AccessKeyRegistry* registry,
-                                                       firmware::VaultTokenRegistry* vault_tokens) {
-  std::unique_ptr<AwsServer> s(new AwsServer());
+std::unique_ptr<AwsDoor> MakeAwsDoor(const AwsServerConfig& config, const AccessKeyStore& keys,
+                                     firmware::KeyService& service,
+                                     firmware::AccessKeyRegistry* registry,
+                                     firmware::VaultTokenRegistry* vault_tokens) {
   OperationTable ops;
   RegisterKeyServiceOperations(ops, service);
   OperationTable appliance_ops;
   if (registry != nullptr) {
     RegisterApplianceOperations(appliance_ops, *registry, service, config.appliance, vault_tokens);
   }
-  s->door_ = std::make_unique<AwsDoor>(config.door, keys, std::move(ops), std::move(appliance_ops));
+  return std::make_unique<AwsDoor>(config.door, keys, std::move(ops), std::move(appliance_ops));
+}
+
+void RouteAwsDoor(http::Router& router, const AwsDoor& door) {
+  const AwsDoor* d = &door;
+  router.Exact("/", [d](const http::HttpRequest& r) { return d->Handle(r); });
+  router.NotFound([d](const http::HttpRequest& r) { return d->Handle(r); });
+}
+
+http::HttpResponse SealedAwsResponse(const http::HttpRequest& /*request*/) {
+  return AwsDoor::ErrorResponse(
+      AwsError{"DependencyTimeoutException", 503, std::string(kSealedMessage)}, NewRequestId());
+}
+
+StatusOr<std::unique_ptr<AwsServer>> AwsServer::Create(AwsServerConfig config,
+                                                       const AccessKeyStore& keys,
+                                                       firmware::KeyService& service,
+                                                       firmware::AccessKeyRegistry* registry,
+                                                       firmware::VaultTokenRegistry* vault_tokens) {
+  std::unique_ptr<AwsServer> s(new AwsServer());
+  s->door_ = MakeAwsDoor(config, keys, service, registry, vault_tokens);
   s->router_ = std::make_unique<http::Router>();
-  const AwsDoor* door = s->door_.get();
-  s->router_->Exact("/", [door](const http::HttpRequest& r) { return door->Handle(r); });
-  // Anything else speaks AWS JSON too, so SDK users see a parseable error.
-  s->router_->NotFound([door](const http::HttpRequest& r) { return door->Handle(r); });
+  RouteAwsDoor(*s->router_, *s->door_);
   const http::Router* router = s->router_.get();
-  KMS_ASSIGN_OR_RETURN(s->server_,
-                       http::Server::Create(
-                           std::move(config.server),
-                           [router](const http::HttpRequest& r) { return (*router)(r); },
-                           AwsDoor::FaultResponse));
+  KMS_ASSIGN_OR_RETURN(
+      s->server_,
+      http::Server::Create(
+          std::move(config.server), [router](const http::HttpRequest& r) { return (*router)(r); },
+          AwsDoor::FaultResponse));
   return s;
 }
 

@@ -1,5 +1,6 @@
 // The AWS KMS endpoint in one object, for the composition root (kmsd): an http::Server whose router
-// serves the AwsDoor at "/" with every KeyService operation registered, faults answered in AWS JSON.
+// serves the AwsDoor at "/" with every KeyService operation registered, faults answered in AWS
+// JSON.
 //
 //   kms::api::aws::AwsServerConfig cfg;
 //   cfg.server.bind_address = "127.0.0.1";  cfg.server.port = 0;         // port 0: any free port
@@ -21,6 +22,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "api/aws/access_key_store.h"
 #include "api/aws/appliance_operations.h"
@@ -42,6 +44,24 @@ struct AwsServerConfig {
   AwsDoorConfig door;         // region, account id, clock skew
   ApplianceInfo appliance;    // what GetApplianceStatus reports (admin API only)
 };
+
+// The door with every KeyService operation registered (and the admin API with a registry), for a
+// composition root that owns its server and swaps routes (kmsd serves a sealed appliance first).
+// Same lifetimes as AwsServer::Create.
+std::unique_ptr<AwsDoor> MakeAwsDoor(const AwsServerConfig& config, const AccessKeyStore& keys,
+                                     firmware::KeyService& service,
+                                     firmware::AccessKeyRegistry* registry = nullptr,
+                                     firmware::VaultTokenRegistry* vault_tokens = nullptr);
+// Serves `door` at "/" and, so SDK users see a parseable error, for every path no other route
+// takes.
+void RouteAwsDoor(http::Router& router, const AwsDoor& door);
+// What a sealed appliance answers on the AWS door: 503 DependencyTimeoutException, which every SDK
+// retries, with a message saying the appliance is sealed. Nothing is authenticated (the access keys
+// are sealed too) and nothing else is revealed.
+http::HttpResponse SealedAwsResponse(const http::HttpRequest& request);
+inline constexpr std::string_view kSealedMessage =
+    "The KMS appliance is sealed: its custodians must unseal it (kmsctl unseal) before it serves "
+    "requests.";
 
 class AwsServer {
  public:

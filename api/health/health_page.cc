@@ -14,10 +14,10 @@ struct Verdict {
   std::string_view reason;  // for readyz: empty when ready
 };
 
-Verdict Evaluate(hal::Hsm& hsm, const ApplianceState& state) {
+Verdict Evaluate(hal::Hsm* hsm, const ApplianceState& state) {
   if (!state.initialized) return {501, "not checked", "not initialized"};
-  if (state.sealed) return {503, "not checked", "sealed"};
-  if (!hsm.CheckHealth().ok()) return {503, "degraded", "hsm degraded"};
+  if (state.sealed || hsm == nullptr) return {503, "not checked", "sealed"};
+  if (!hsm->CheckHealth().ok()) return {503, "degraded", "hsm degraded"};
   return {200, "ok", {}};
 }
 
@@ -47,6 +47,11 @@ http::HttpResponse Text(const http::HttpRequest& request, unsigned status, std::
 
 http::HttpResponse HealthPage(hal::Hsm& hsm, const ApplianceState& state,
                               const http::HttpRequest& request) {
+  return HealthPage(&hsm, state, request);
+}
+
+http::HttpResponse HealthPage(hal::Hsm* hsm, const ApplianceState& state,
+                              const http::HttpRequest& request) {
   if (auto wrong = WrongMethod(request, "application/json", R"({"errors":["GET /health"]})")) {
     return std::move(*wrong);
   }
@@ -67,6 +72,11 @@ http::HttpResponse HealthPage(hal::Hsm& hsm, const ApplianceState& state,
 }
 
 http::HttpResponse ReadinessPage(hal::Hsm& hsm, const ApplianceState& state,
+                                 const http::HttpRequest& request) {
+  return ReadinessPage(&hsm, state, request);
+}
+
+http::HttpResponse ReadinessPage(hal::Hsm* hsm, const ApplianceState& state,
                                  const http::HttpRequest& request) {
   if (auto wrong = WrongMethod(request, "text/plain; charset=utf-8", "GET /readyz\n")) {
     return std::move(*wrong);

@@ -40,6 +40,12 @@ http::HttpResponse HealthPage(hal::Hsm& hsm, const ApplianceState& state,
                               const http::HttpRequest& request);
 http::HttpResponse ReadinessPage(hal::Hsm& hsm, const ApplianceState& state,
                                  const http::HttpRequest& request);
+// The same pages for an appliance that may have no HSM session yet: `hsm` is null while sealed
+// (the token is not logged in until the custodians unseal it), which reads as sealed.
+http::HttpResponse HealthPage(hal::Hsm* hsm, const ApplianceState& state,
+                              const http::HttpRequest& request);
+http::HttpResponse ReadinessPage(hal::Hsm* hsm, const ApplianceState& state,
+                                 const http::HttpRequest& request);
 http::HttpResponse LivenessPage(const http::HttpRequest& request);
 
 }  // namespace kms::api::health

@@ -56,6 +56,19 @@ TEST_CASE("health: serving, sealed, uninitialized and HSM degraded, with Vault's
   CHECK(LivenessPage(Get("/livez")).body == "ok\n");
 }
 
+TEST_CASE("health: a sealed appliance without an HSM session reads as sealed", "[unit]") {
+  const ApplianceState sealed{true, true, "production", "0.7.0"};
+  auto r = HealthPage(nullptr, sealed, Get("/health"));
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body) ==
+        json::parse(R"({"initialized":true,"sealed":true,"standby":false,"hsm":"not checked",)"
+                    R"("mode":"production","version":"0.7.0"})"));
+  CHECK(ReadinessPage(nullptr, sealed, Get("/readyz")).body == "sealed\n");
+  // No session means nothing can be served, whatever the state says.
+  const ApplianceState claims_unsealed{true, false, "production", "0.7.0"};
+  CHECK(HealthPage(nullptr, claims_unsealed, Get("/health")).status == 503);
+}
+
 TEST_CASE("health: HEAD has no body, other methods are 405 with Allow", "[unit]") {
   auto hsm = testing::NewFakeHsm();
   const ApplianceState state;
