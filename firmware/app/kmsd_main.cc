@@ -1,20 +1,21 @@
-// kmsd: the appliance daemon, and the composition root of the tree. This is the one place that knows
-// every layer: it opens the HSM (hal/ over pkcs11/), the metadata store, the key service, and mounts the
-// AWS door at "/" and the Vault door under "/v1/" (api/) on one HTTP(S) server. Nothing below it knows
-// the others exist.
+// kmsd: the appliance daemon, and the composition root of the tree. This is the one place that
+// knows every layer: it opens the HSM (hal/ over pkcs11/), the metadata store, the key service, and
+// mounts the AWS door at "/" and the Vault door under "/v1/" (api/) on one HTTP(S) server. Nothing
+// below it knows the others exist.
 //
-// Today kmsd runs in dev mode only (`--dev`): a complete appliance from an empty state folder, the way
-// `vault server -dev` is: its own SoftHSM2 token and SQLite store under the folder, unsealed at start
-// (the dev token's PIN is kept in the folder), listening on loopback, and one administrator access key
-// whose credentials it writes to `<state>/dev.env` and prints, with a Vault token for the same
-// operator (VAULT_ADDR, VAULT_TOKEN), made anew on every start. A second start on the same folder keeps
-// every key. Settings come from a TOML file (`--config`, firmware/app/appliance_config.h) with flags
-// over it; `--dev` alone is dev mode with the defaults. The production boot (sealed start, unseal by
-// custodian shares) is not built yet: a valid `mode = "production"` file is checked, then kmsd says
-// so and exits.
+// Today kmsd runs in dev mode only (`--dev`): a complete appliance from an empty state folder, the
+// way `vault server -dev` is: its own SoftHSM2 token and SQLite store under the folder, unsealed at
+// start (the dev token's PIN is kept in the folder), listening on loopback, and one administrator
+// access key whose credentials it writes to `<state>/dev.env` and prints, with a Vault token for
+// the same operator (VAULT_ADDR, VAULT_TOKEN), made anew on every start. A second start on the same
+// folder keeps every key. Settings come from a TOML file (`--config`,
+// firmware/app/appliance_config.h) with flags over it; `--dev` alone is dev mode with the defaults.
+// The production boot (sealed start, unseal by custodian shares) is not built yet: a valid `mode =
+// "production"` file is checked, then kmsd says so and exits.
 //
-// Signals: SIGTERM and SIGINT stop the server gracefully (stop accepting, drain in-flight requests) and
-// the daemon exits 0.
+// Signals: SIGTERM and SIGINT stop the server gracefully (stop accepting, drain in-flight requests)
+// and the daemon exits 0.
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -22,34 +23,33 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "api/aws/aws_server.h"
-#include "api/aws/registry_access_key_store.h"
 #include "api/health/health_page.h"
 #include "api/http/message.h"
+#include "api/http/router.h"
+#include "api/http/server.h"
 #include "api/vault/vault_door.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "base/status.h"
-#include "firmware/access_keys.h"
+#include "firmware/app/appliance.h"
 #include "firmware/app/appliance_config.h"
-#include "firmware/clock.h"
-#include "firmware/key_scheduler.h"
-#include "firmware/key_service.h"
-#include "firmware/self_test.h"
+#include "firmware/custodian_shares.h"
+#include "firmware/seal.h"
 #include "firmware/store/sqlite_store.h"
-#include "firmware/transit_keyring.h"
 #include "firmware/vault_tokens.h"
-#include "hal/metered_hsm.h"
-#include "hal/pkcs11_hsm.h"
 #include "provisioning/dev_token.h"
 
 namespace {
@@ -91,32 +91,16 @@ Status WritePrivateFile(const fs::path& path, const std::string& content) {
   return Status::Ok();
 }
 
-kms::api::http::HttpResponse MetricsPage(const kms::metrics::MetricsRegistry& metrics,
-                                         const kms::api::http::HttpRequest& request) {
-  kms::api::http::HttpResponse response;
-  if (request.method != "GET" && request.method != "HEAD") {
-    response.status = 405;
-    response.SetHeader("Allow", "GET, HEAD");
-    response.SetHeader("Content-Type", "text/plain; charset=utf-8");
-    response.body = "GET /metrics\n";
-    return response;
-  }
-  response.status = 200;
-  response.SetHeader("Content-Type", std::string(kms::metrics::kContentType));
-  response.SetHeader("Cache-Control", "no-store");
-  if (request.method == "GET") response.body = metrics.Render();
-  return response;
-}
-
 // A fresh administrator token for the dev operator. Tokens are stored hashed, so the previous run's
-// token cannot be shown again: it is revoked and a new one made on every start (dev.env is rewritten
-// with it), which also keeps dev tokens from piling up.
+// token cannot be shown again: it is revoked and a new one made on every start (dev.env is
+// rewritten with it), which also keeps dev tokens from piling up.
 StatusOr<kms::SecretBytes> FreshDevToken(kms::firmware::VaultTokenRegistry& tokens) {
   std::string after;
   while (true) {
     KMS_ASSIGN_OR_RETURN(auto page, tokens.List(after, 1000));
     for (const auto& token : page.items) {
-      if (token.display_name == kDevTokenName) KMS_RETURN_IF_ERROR(tokens.RevokeAccessor(token.accessor));
+      if (token.display_name == kDevTokenName)
+        KMS_RETURN_IF_ERROR(tokens.RevokeAccessor(token.accessor));
     }
     if (!page.truncated) break;
     after = page.next_marker;
@@ -132,14 +116,104 @@ StatusOr<kms::SecretBytes> FreshDevToken(kms::firmware::VaultTokenRegistry& toke
   return std::move(made.token);
 }
 
-int RunDev(const kms::app::ApplianceConfig& config) {
-  // ValidateConfig has checked the address (loopback only in dev mode).
-  auto listen = kms::app::ParseListenAddress(config.listen, "server.listen");
-  if (!listen.has_value()) {
-    Log(listen.error().message());
-    return 2;
+// The router the server hands every request to. A sealed production appliance serves one router,
+// then, once unsealed, the Appliance's. Routers and what their handlers use live until the server
+// has stopped, so swapping never pulls anything from under a request in flight.
+class RouterSwitch {
+ public:
+  void Set(const kms::api::http::Router* router) {
+    std::lock_guard lock(mu_);
+    router_ = router;
+  }
+  kms::api::http::HttpResponse operator()(const kms::api::http::HttpRequest& request) const {
+    const kms::api::http::Router* router;
+    {
+      std::lock_guard lock(mu_);
+      router = router_;
+    }
+    return (*router)(request);
   }
 
+ private:
+  mutable std::mutex mu_;
+  const kms::api::http::Router* router_ = nullptr;
+};
+
+// What stops the daemon's wait: a signal, or (production) a seal request.
+class StopEvents {
+ public:
+  // Blocks SIGTERM and SIGINT in the calling thread and every thread started after (call first in
+  // main's thread), and waits for them on a thread of its own.
+  StopEvents() {
+    sigemptyset(&signals_);
+    sigaddset(&signals_, SIGTERM);
+    sigaddset(&signals_, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals_, nullptr);
+    waiter_ = std::thread([this] {
+      int number = 0;
+      sigwait(&signals_, &number);
+      std::lock_guard lock(mu_);
+      signal_ = number;
+      cv_.notify_all();
+    });
+  }
+  ~StopEvents() {
+    if (waiter_.joinable()) {
+      if (signal_ == 0) pthread_kill(waiter_.native_handle(), SIGTERM);
+      waiter_.join();
+    }
+  }
+  void RequestSeal() {
+    std::lock_guard lock(mu_);
+    seal_ = true;
+    cv_.notify_all();
+  }
+  // Waits for either; true when a seal was asked for, false on a signal.
+  bool WaitForSealOrSignal() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return seal_ || signal_ != 0; });
+    if (signal_ != 0) {
+      Logs().Info("stopping: draining in-flight requests",
+                  {{"signal", signal_ == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  sigset_t signals_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int signal_ = 0;
+  bool seal_ = false;
+  std::thread waiter_;
+};
+
+std::string EndpointOf(const kms::app::ApplianceConfig& config, std::uint16_t port) {
+  auto listen = kms::app::ParseListenAddress(config.listen, "server.listen");
+  const std::string host =
+      listen->first.find(':') != std::string::npos ? "[" + listen->first + "]" : listen->first;
+  return (config.tls.has_value() ? "https://" : "http://") + host + ":" + std::to_string(port);
+}
+
+StatusOr<std::unique_ptr<kms::api::http::Server>> MakeServer(
+    const kms::app::ApplianceConfig& config, const RouterSwitch& routes,
+    kms::metrics::MetricsRegistry& metrics) {
+  KMS_ASSIGN_OR_RETURN(auto server_config, kms::app::ServerConfigFrom(config));
+  KMS_ASSIGN_OR_RETURN(auto server, kms::api::http::Server::Create(
+                                        std::move(server_config),
+                                        [&routes](const kms::api::http::HttpRequest& request) {
+                                          return routes(request);
+                                        },
+                                        kms::api::aws::AwsDoor::FaultResponse));
+  kms::api::http::Server* s = server.get();
+  metrics.AddGauge("kms_http_connections", "Open client connections.",
+                   [s] { return static_cast<double>(s->connection_count()); });
+  return server;
+}
+
+int RunDev(const kms::app::ApplianceConfig& config) {
+  StopEvents events;
   std::error_code ec;
   fs::create_directories(config.state_dir, ec);
   if (ec) {
@@ -149,42 +223,12 @@ int RunDev(const kms::app::ApplianceConfig& config) {
   fs::permissions(config.state_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
   const fs::path state = fs::absolute(config.state_dir);
 
-  // 1. The HSM: the folder's own SoftHSM2 token, made on first start.
+  // 1. The folder's own SoftHSM2 token (made on first start) and store.
   auto token = kms::provisioning::OpenOrCreateDevToken((state / "hsm").string());
   if (!token.has_value()) {
     Log("dev token: " + token.error().ToString());
     return 1;
   }
-  kms::hal::Pkcs11HsmConfig hsm_config;
-  hsm_config.module_path = token->module_path;
-  hsm_config.token_label = token->token_label;
-  hsm_config.token_serial = token->token_serial;
-  hsm_config.user_pin = token->user_pin.Clone();
-  hsm_config.domain_key_label = token->domain_key_label;
-  hsm_config.session_pool_size = config.hsm_sessions;
-  auto hsm = kms::hal::OpenPkcs11Hsm(std::move(hsm_config));
-  if (!hsm.has_value()) {
-    Log("HSM: " + hsm.error().ToString());
-    return 1;
-  }
-  // Power-on self-tests (firmware/self_test.h): a device that fails one is never served.
-  auto self_tests = kms::firmware::RunPowerOnSelfTests(**hsm);
-  if (!self_tests.has_value()) {
-    Logs().Error("self-tests failed", {{"status", self_tests.error().ToString()}});
-    return 1;
-  }
-  Logs().Info("self-tests passed",
-              {{"count", self_tests->passed.size()},
-               {"skipped", self_tests->skipped.size()},
-               {"duration_ms", static_cast<double>(self_tests->duration.count()) / 1000.0}});
-  // Everything above the HAL reaches the device through the metering decorator (GET /metrics).
-  kms::metrics::MetricsRegistry metrics;
-  kms::hal::MeteredHsm metered_hsm(**hsm, metrics);
-  kms::api::http::RequestObservers observers{&metrics, &Logs(), config.log_requests};
-  metrics.AddGauge("kms_hsm_sessions", "Sessions in the HSM's operation pool.",
-                   [n = static_cast<double>(config.hsm_sessions)] { return n; });
-
-  // 2. The metadata store and the key service over them.
   kms::firmware::store::SqliteStoreOptions store_options;
   store_options.path = (state / "kms.db").string();
   auto store = kms::firmware::store::OpenSqliteStore(store_options);
@@ -192,148 +236,65 @@ int RunDev(const kms::app::ApplianceConfig& config) {
     Log("store: " + store.error().ToString());
     return 1;
   }
-  kms::firmware::SystemClock clock;
-  kms::firmware::KeyServiceConfig service_config;
-  service_config.region = config.region;
-  service_config.account_id = config.account_id;
-  auto service = kms::firmware::KeyService::Open(metered_hsm, **store, clock, service_config);
-  if (!service.has_value()) {
-    Log("key service: " + service.error().ToString());
+
+  // 2. The appliance, unsealed from the start with the dev token's PIN.
+  kms::metrics::MetricsRegistry metrics;
+  kms::app::ApplianceOptions options;
+  options.config = &config;
+  options.mode = "dev";
+  options.hsm.module_path = token->module_path;
+  options.hsm.token_label = token->token_label;
+  options.hsm.token_serial = token->token_serial;
+  options.hsm.user_pin = token->user_pin.Clone();
+  options.hsm.domain_key_label = token->domain_key_label;
+  options.hsm.session_pool_size = config.hsm_sessions;
+  options.store = store->get();
+  options.metrics = &metrics;
+  options.logs = &Logs();
+  options.vault_health.version = std::string(kms::app::kApplianceVersion);
+  auto appliance = kms::app::Appliance::Open(std::move(options));
+  if (!appliance.has_value()) {
+    Log(appliance.error().ToString());
     return 1;
   }
-  kms::firmware::KeyLifecycleScheduler scheduler(**service, clock);
-  const kms::firmware::KeyHandleCache& key_cache = (**service).cache();
-  metrics.AddCounterCallback("kms_key_cache_hits_total",
-                             "Cryptographic calls that found their key already loaded in the HSM.",
-                             [&key_cache] { return static_cast<double>(key_cache.hits()); });
-  metrics.AddCounterCallback("kms_key_cache_misses_total",
-                             "Cryptographic calls that had to unwrap their key into the HSM.",
-                             [&key_cache] { return static_cast<double>(key_cache.misses()); });
-  metrics.AddGauge("kms_key_cache_entries", "Keys loaded in the HSM's key cache.",
-                   [&key_cache] { return static_cast<double>(key_cache.size()); });
 
-  // 3. Access keys: one administrator key for the dev operator, made on first start.
-  kms::firmware::AccessKeyRegistry registry(metered_hsm, **store, clock);
-  auto admin_id = registry.EnsureBootstrapAdmin("dev-admin");
+  // 3. The dev operator's credentials: one administrator access key (made on first start) and a
+  // fresh Vault token.
+  auto admin_id = (*appliance)->access_keys().EnsureBootstrapAdmin("dev-admin");
   if (!admin_id.has_value()) {
     Log("access keys: " + admin_id.error().ToString());
     return 1;
   }
-  auto admin_secret = registry.RevealSecret(*admin_id);  // dev mode only: dev.env carries it
+  auto admin_secret = (*appliance)->access_keys().RevealSecret(*admin_id);  // dev.env carries it
   if (!admin_secret.has_value()) {
     Log("access keys: " + admin_secret.error().ToString());
     return 1;
   }
-  kms::api::aws::RegistryAccessKeyStore access_keys(registry, config.account_id);
-
-  // 4. Vault tokens and one transit keyring per mount, over the same key service (one key store,
-  // two doors); a fresh administrator token for the dev operator.
-  kms::firmware::VaultTokenRegistry vault_tokens(metered_hsm, **store, clock);
-  auto dev_token = FreshDevToken(vault_tokens);
+  auto dev_token = FreshDevToken((*appliance)->vault_tokens());
   if (!dev_token.has_value()) {
     Log("vault tokens: " + dev_token.error().ToString());
     return 1;
   }
-  std::vector<std::unique_ptr<kms::firmware::transit::TransitKeyring>> keyrings;
-  std::vector<kms::firmware::transit::TransitKeyring*> keyring_ptrs;
-  for (const std::string& mount : config.vault_mounts) {
-    keyrings.push_back(std::make_unique<kms::firmware::transit::TransitKeyring>(**service, **store,
-                                                                                clock, mount));
-    keyring_ptrs.push_back(keyrings.back().get());
-    kms::firmware::transit::TransitKeyring& keyring = *keyrings.back();
-    // Vault's auto_rotate_period, checked on the scheduler's tick (Vault checks hourly).
-    // A key that fails to rotate is retried on the next tick; a store failure is worth a line.
-    scheduler.AlsoRun([&keyring, mount](std::int64_t now_ms) {
-      if (auto rotated = keyring.RotateDue(now_ms); !rotated.has_value()) {
-        Logs().Error("transit auto-rotation pass failed",
-                     {{"mount", mount}, {"status", rotated.error().ToString()}});
-      }
-    });
-  }
 
-  // 5. The AWS door, and the Vault door under /v1/ on the same listener.
-  kms::api::aws::AwsServerConfig server_config;
-  server_config.server.bind_address = listen->first;
-  server_config.server.port = listen->second;
-  server_config.server.worker_threads = config.workers;
-  // server.max_body_bytes, 1 MiB by default. AWS requests are small (a 4 KiB plaintext is ~5.5 KiB
-  // of JSON), but Vault clients batch: 1 MiB carries a batch_input of about 700 one-KiB plaintexts. Vault's own default is 32 MiB; bounding it
-  // far lower keeps max_in_flight requests' bodies within a few hundred MiB.
-  server_config.server.body_limit = config.max_body_bytes;
-  if (config.tls.has_value()) {
-    server_config.server.tls =
-        kms::api::tls::TlsOptions{config.tls->cert, config.tls->key, config.tls->client_ca};
-  }
-  server_config.door.region = config.region;
-  server_config.door.account_id = config.account_id;
-  server_config.door.observers = observers;
-  // The appliance admin API (KmsAppliance.*, administrator keys only) on the same endpoint.
-  server_config.appliance.mode = "dev";
-  server_config.appliance.region = config.region;
-  server_config.appliance.account_id = config.account_id;
-  // With the token registry the admin API also serves Create/List/RevokeVaultToken.
-  auto server = kms::api::aws::AwsServer::Create(server_config, access_keys, **service, &registry,
-                                                 &vault_tokens);
+  // 4. Serve.
+  RouterSwitch routes;
+  routes.Set(&(*appliance)->router());
+  auto server = MakeServer(config, routes, metrics);
   if (!server.has_value()) {
     Log("server: " + server.error().ToString());
     return 1;
   }
-  kms::api::vault::VaultDoorConfig vault_config;
-  vault_config.mounts = config.vault_mounts;
-  vault_config.clock = &clock;
-  vault_config.observers = observers;
-  // Dev mode is unsealed from the start; the sealed boot (issue 5) will report its state here.
-  vault_config.health = [version = server_config.appliance.version] {
-    return kms::api::vault::VaultHealth{true, false, false, version};
-  };
-  auto vault_door = std::make_shared<kms::api::vault::VaultDoor>(vault_config, vault_tokens,
-                                                                 keyring_ptrs);
-  (*server)->router().Prefix("/v1/", [vault_door](const kms::api::http::HttpRequest& request) {
-    return vault_door->Handle(request);
-  });
-  // Dev mode is initialized and unsealed from the start; the sealed boot (issue 5) will feed its
-  // state here and to the Vault door's sys/health.
-  kms::hal::Hsm& hsm_ref = metered_hsm;
-  const kms::api::health::ApplianceState appliance_state{true, false, "dev",
-                                                         server_config.appliance.version};
-  (*server)->router().Exact("/health", [&hsm_ref, appliance_state](const auto& request) {
-    return kms::api::health::HealthPage(hsm_ref, appliance_state, request);
-  });
-  (*server)->router().Exact("/readyz", [&hsm_ref, appliance_state](const auto& request) {
-    return kms::api::health::ReadinessPage(hsm_ref, appliance_state, request);
-  });
-  (*server)->router().Exact("/livez", [](const kms::api::http::HttpRequest& request) {
-    return kms::api::health::LivenessPage(request);
-  });
-  kms::api::aws::AwsServer& server_ref = **server;
-  metrics.AddGauge("kms_http_connections", "Open client connections.",
-                   [&server_ref] { return static_cast<double>(server_ref.connection_count()); });
-  // Counts, durations and names only (base/metrics.h), so unauthenticated like Vault's
-  // unauthenticated_metrics_access and every Prometheus exporter; loopback-only in dev mode.
-  (*server)->router().Exact("/metrics", [&metrics](const kms::api::http::HttpRequest& request) {
-    return MetricsPage(metrics, request);
-  });
-
-  // Block the stop signals in every thread the server starts; main waits for them below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
   if (Status started = (*server)->Start(); !started.ok()) {
     Log("server: " + started.ToString());
     return 1;
   }
-  scheduler.Start(std::chrono::seconds(60));
+  (*appliance)->StartScheduler();
 
-  const std::string scheme = config.tls.has_value() ? "https" : "http";
-  std::string host = listen->first.find(':') != std::string::npos ? "[" + listen->first + "]"
-                                                                   : listen->first;
-  const std::string endpoint = scheme + "://" + host + ":" + std::to_string((*server)->port());
+  const std::string endpoint = EndpointOf(config, (*server)->port());
   std::string env;
   env += "AWS_ACCESS_KEY_ID=" + *admin_id + "\n";
-  env += "AWS_SECRET_ACCESS_KEY=" + std::string(kms::AsStringView(admin_secret->ExposeSecret())) + "\n";
+  env += "AWS_SECRET_ACCESS_KEY=" + std::string(kms::AsStringView(admin_secret->ExposeSecret())) +
+         "\n";
   env += "AWS_DEFAULT_REGION=" + config.region + "\n";
   env += "KMS_ENDPOINT=" + endpoint + "\n";
   env += "VAULT_ADDR=" + endpoint + "\n";
@@ -356,18 +317,210 @@ int RunDev(const kms::app::ApplianceConfig& config) {
       config.vault_mounts.front().c_str());
   std::fflush(stdout);
   Logs().Info("ready", {{"endpoint", endpoint},
-                       {"workers", config.workers},
-                       {"hsm_sessions", config.hsm_sessions},
-                       {"vault_mounts", config.vault_mounts.size()}});
+                        {"workers", config.workers},
+                        {"hsm_sessions", config.hsm_sessions},
+                        {"vault_mounts", config.vault_mounts.size()}});
 
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
-  Logs().Info("stopping: draining in-flight requests",
-              {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
-  scheduler.Stop();
+  events.WaitForSealOrSignal();  // dev mode has no seal: only a signal ends the wait
   (*server)->Stop();
+  appliance->reset();
   Logs().Info("stopped");
   return 0;
+}
+
+// Production: the store and its seal descriptor, then a sealed server until the custodians'
+// shares rebuild the unseal secret, then the Appliance. Sealing (sys/seal) restarts the daemon
+// into the sealed state (execv of itself): nothing of the unsealed process, PIN and unwrapped keys
+// included, survives, and the metrics start anew.
+class ProductionBoot {
+ public:
+  ProductionBoot(const kms::app::ApplianceConfig& config,
+                 kms::firmware::store::MetadataStore& store,
+                 const kms::firmware::SealDescriptor& descriptor, StopEvents& events)
+      : config_(config),
+        store_(store),
+        descriptor_(descriptor),
+        events_(events),
+        combiner_(descriptor.split_id) {}
+
+  // The Vault door's view of the seal.
+  kms::api::vault::VaultHealth Health() const {
+    std::lock_guard lock(mu_);
+    return HealthLocked();
+  }
+
+  // sys/unseal: one share, or a reset. The share that reaches the threshold opens the appliance
+  // before the answer, so "sealed": false means it serves.
+  StatusOr<kms::api::vault::VaultHealth> Unseal(std::string_view share, bool reset) {
+    std::lock_guard lock(mu_);
+    if (appliance_ != nullptr) return HealthLocked();
+    if (reset) {
+      combiner_.Reset();
+      Logs().Info("unseal progress reset");
+      return HealthLocked();
+    }
+    if (Status added = combiner_.Add(share); !added.ok()) {
+      // The message names the share by number and the problem, never its content.
+      Logs().Warn("unseal share refused", {{"reason", added.message()}});
+      return added;
+    }
+    Logs().Info("unseal share accepted", {{"progress", combiner_.progress().entered},
+                                          {"threshold", combiner_.progress().threshold}});
+    if (!combiner_.secret().has_value()) return HealthLocked();
+
+    kms::app::ApplianceOptions options;
+    options.config = &config_;
+    options.mode = "production";
+    options.hsm.module_path = config_.hsm_module;
+    options.hsm.token_label = config_.token_label;
+    options.hsm.token_serial = config_.token_serial;
+    options.hsm.user_pin = kms::firmware::TokenPinFromUnsealSecret(*combiner_.secret());
+    options.hsm.domain_key_label = config_.domain_key_label;
+    options.hsm.session_pool_size = config_.hsm_sessions;
+    combiner_.Reset();  // the secret is not kept: the PIN is all the HAL needs
+    options.store = &store_;
+    options.metrics = &metrics_;
+    options.logs = &Logs();
+    options.vault_health = UnsealedHealth();
+    options.unseal = [this](std::string_view s, bool r) { return Unseal(s, r); };
+    options.seal = [this] {
+      Logs().Info("seal requested: restarting sealed");
+      events_.RequestSeal();
+      return Status();
+    };
+    auto appliance = kms::app::Appliance::Open(std::move(options));
+    if (!appliance.has_value()) {
+      Logs().Error("unseal failed", {{"status", appliance.error().ToString()}});
+      return kms::FailedPreconditionError(
+          "unseal failed: the shares rebuilt the secret, but the appliance could not open the HSM "
+          "with it (the appliance log says why); enter the shares again");
+    }
+    appliance_ = std::move(*appliance);
+    appliance_->StartScheduler();
+    routes_.Set(&appliance_->router());
+    Logs().Info("unsealed", {{"endpoint", endpoint_}});
+    return HealthLocked();
+  }
+
+  // Serves sealed until a signal or a seal request; 0 on a signal, 3 to restart sealed.
+  int Run() {
+    kms::api::vault::VaultDoorConfig vault;
+    vault.mounts = config_.vault_mounts;
+    vault.health = [this] { return Health(); };
+    vault.unseal = [this](std::string_view s, bool r) { return Unseal(s, r); };
+    sealed_vault_ = std::make_unique<kms::api::vault::VaultDoor>(vault);
+    const kms::api::vault::VaultDoor* door = sealed_vault_.get();
+    sealed_routes_.Exact("/", kms::api::aws::SealedAwsResponse);
+    sealed_routes_.NotFound(kms::api::aws::SealedAwsResponse);
+    sealed_routes_.Prefix("/v1/",
+                          [door](const kms::api::http::HttpRequest& r) { return door->Handle(r); });
+    const kms::api::health::ApplianceState sealed{true, true, "production",
+                                                  std::string(kms::app::kApplianceVersion)};
+    sealed_routes_.Exact("/health", [sealed](const kms::api::http::HttpRequest& r) {
+      return kms::api::health::HealthPage(nullptr, sealed, r);
+    });
+    sealed_routes_.Exact("/readyz", [sealed](const kms::api::http::HttpRequest& r) {
+      return kms::api::health::ReadinessPage(nullptr, sealed, r);
+    });
+    sealed_routes_.Exact("/livez", kms::api::health::LivenessPage);
+    sealed_routes_.Exact("/metrics", [this](const kms::api::http::HttpRequest& r) {
+      return kms::app::MetricsPage(metrics_, r);
+    });
+    routes_.Set(&sealed_routes_);
+
+    auto server = MakeServer(config_, routes_, metrics_);
+    if (!server.has_value()) {
+      Log("server: " + server.error().ToString());
+      return 1;
+    }
+    if (Status started = (*server)->Start(); !started.ok()) {
+      Log("server: " + started.ToString());
+      return 1;
+    }
+    endpoint_ = EndpointOf(config_, (*server)->port());
+    Logs().Info("sealed: waiting for custodian shares (kmsctl unseal)",
+                {{"endpoint", endpoint_},
+                 {"threshold", static_cast<std::int64_t>(descriptor_.threshold)},
+                 {"shares", static_cast<std::int64_t>(descriptor_.shares)}});
+    const bool seal = events_.WaitForSealOrSignal();
+    (*server)->Stop();
+    std::lock_guard lock(mu_);
+    appliance_.reset();  // logs out of the token
+    return seal ? 3 : 0;
+  }
+
+ private:
+  kms::api::vault::VaultHealth UnsealedHealth() const {
+    kms::api::vault::VaultHealth h;
+    h.sealed = false;
+    h.version = std::string(kms::app::kApplianceVersion);
+    h.seal_type = "shamir";
+    h.threshold = descriptor_.threshold;
+    h.shares = descriptor_.shares;
+    h.recovery_seal = false;
+    return h;
+  }
+  kms::api::vault::VaultHealth HealthLocked() const {
+    kms::api::vault::VaultHealth h = UnsealedHealth();
+    h.sealed = appliance_ == nullptr;
+    h.progress = static_cast<unsigned>(combiner_.progress().entered);
+    return h;
+  }
+
+  const kms::app::ApplianceConfig& config_;
+  kms::firmware::store::MetadataStore& store_;
+  const kms::firmware::SealDescriptor descriptor_;
+  StopEvents& events_;
+  kms::metrics::MetricsRegistry metrics_;
+  RouterSwitch routes_;
+  kms::api::http::Router sealed_routes_;
+  std::unique_ptr<kms::api::vault::VaultDoor> sealed_vault_;
+  std::string endpoint_;
+  // Guards the combiner and the appliance: unseal calls are serialised, as Vault's are.
+  mutable std::mutex mu_;
+  kms::firmware::ShareCombiner combiner_;
+  std::unique_ptr<kms::app::Appliance> appliance_;
+};
+
+int RunProduction(const kms::app::ApplianceConfig& config, char** argv) {
+  StopEvents events;
+  if (!fs::exists(config.store_path)) {
+    Log(config.source + ": store.path: '" + config.store_path +
+        "' does not exist: this appliance was never provisioned (kms-provision init)");
+    return 1;
+  }
+  kms::firmware::store::SqliteStoreOptions store_options;
+  store_options.path = config.store_path;
+  auto store = kms::firmware::store::OpenSqliteStore(store_options);
+  if (!store.has_value()) {
+    Log("store: " + store.error().ToString());
+    return 1;
+  }
+  auto descriptor = kms::firmware::ReadSealDescriptor(**store);
+  if (!descriptor.has_value()) {
+    Log("store: " + descriptor.error().ToString());
+    return 1;
+  }
+  if (!descriptor->has_value()) {
+    Log("store '" + config.store_path +
+        "' has no seal descriptor: it was not made by kms-provision init");
+    return 1;
+  }
+  int outcome = 0;
+  {
+    ProductionBoot boot(config, **store, **descriptor, events);
+    outcome = boot.Run();
+  }
+  if (outcome != 3) {
+    if (outcome == 0) Logs().Info("stopped");
+    return outcome;
+  }
+  // Sealed on request: start again from nothing, sealed. The store closes first.
+  store->reset();
+  Logs().Info("sealed: restarting");
+  execv("/proc/self/exe", argv);
+  Log(std::string("cannot restart sealed: execv: ") + std::strerror(errno));
+  return 1;
 }
 
 }  // namespace
@@ -391,12 +544,14 @@ int main(int argc, char** argv) {
       app.add_option("--listen", listen, "HOST:PORT to listen on, port 0 picks one (server.listen)")
           ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // overrides tools/dev's default
   auto* region_flag = app.add_option("--region", region, "region in ARNs and SigV4 scopes");
-  auto* account_flag = app.add_option("--account-id", account_id, "account id in ARNs (account.id)");
+  auto* account_flag =
+      app.add_option("--account-id", account_id, "account id in ARNs (account.id)");
   auto* cert_flag = app.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve HTTPS");
   auto* key_flag = app.add_option("--tls-key", tls_key, "PEM private key of --tls-cert");
-  auto* ca_flag =
-      app.add_option("--tls-client-ca", tls_client_ca, "PEM CA bundle: require client certificates");
-  auto* workers_flag = app.add_option("--workers", workers, "request worker threads (server.workers)");
+  auto* ca_flag = app.add_option("--tls-client-ca", tls_client_ca,
+                                 "PEM CA bundle: require client certificates");
+  auto* workers_flag =
+      app.add_option("--workers", workers, "request worker threads (server.workers)");
   auto* mounts_flag = app.add_option("--vault-mount", vault_mounts,
                                      "Vault transit mount path(s) served under /v1/ (repeatable)");
   auto* sessions_flag = app.add_option("--hsm-sessions", hsm_sessions, "HSM operation sessions");
@@ -451,13 +606,11 @@ int main(int argc, char** argv) {
   }
   g_log_level = config.log_level;  // before the first line at that level, and before any thread
 
-  if (config.mode == kms::app::Mode::kProduction) {
-    Log("the production boot (sealed start, unseal by custodian shares) is not implemented yet: " +
-        config.source + " is valid, but only mode = \"dev\" runs so far");
-    return 2;
-  }
   // No core dumps: a dump of this process would hold PINs and unwrapped key material.
-  struct rlimit no_core{0, 0};
+  struct rlimit no_core {
+    0, 0
+  };
   setrlimit(RLIMIT_CORE, &no_core);
+  if (config.mode == kms::app::Mode::kProduction) return RunProduction(config, argv);
   return RunDev(config);
 }

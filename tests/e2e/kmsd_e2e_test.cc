@@ -67,7 +67,8 @@ TEST_CASE("e2e: HTTPS clients that do not trust the test CA are refused", "[e2e]
   KmsdOptions options;
   options.state_dir = dir.path() / "state";
   options.tls = MakeTestPki(dir.path() / "pki");
-  // The daemon's certificate is signed by this run's CA; trusting another CA must fail the handshake.
+  // The daemon's certificate is signed by this run's CA; trusting another CA must fail the
+  // handshake.
   const TestPki other = MakeTestPki(dir.path() / "other-pki");
   KmsdProcess kmsd(options);
   const ScenarioResult trusted = RunScenario(kmsd, "tls_trust_check.py", {"expect-ok"});
@@ -147,9 +148,25 @@ TEST_CASE("e2e: a second start on the same state folder keeps every key", "[e2e]
   RequireCleanStop(again);
 }
 
+// The production boot (issue 5): provisioning with 5 shares and threshold 3, a sealed start that
+// refuses every key operation, unseal through kmsctl (a damaged share named, 2 shares not enough),
+// serving, seal on command and unseal again with every key intact; tests/e2e/sealed_boot.py.
+TEST_CASE(
+    "e2e: provision, start sealed, unseal with 3 of 5 shares through kmsctl, seal and unseal again",
+    "[e2e]") {
+  const ScenarioResult result =
+      RunScript("sealed_boot.py", {std::string("KMS_E2E_KMSD=") + KMS_E2E_KMSD_PATH,
+                                   std::string("KMS_E2E_KMSCTL=") + KMS_E2E_KMSCTL_PATH,
+                                   std::string("KMS_E2E_PROVISION=") + KMS_E2E_PROVISION_PATH});
+  INFO("sealed_boot.py output:\n" << result.output);
+  REQUIRE(result.exit_code == 0);
+  REQUIRE(result.output.find("\nPASS") != std::string::npos);
+}
+
 // The configuration file (docs/configuration.md): its values are used, and a flag given beside it
 // wins. The ready line reports what the daemon runs with.
-TEST_CASE("e2e: kmsd runs with the settings of its TOML file, and flags override the file", "[e2e]") {
+TEST_CASE("e2e: kmsd runs with the settings of its TOML file, and flags override the file",
+          "[e2e]") {
   TempDir dir("kms-e2e");
   const fs::path config = dir.path() / "kmsd.toml";
   std::ofstream(config) << "mode = \"dev\"\n[server]\nworkers = 3\n[hsm]\nsessions = 1\n"

@@ -58,7 +58,8 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::vector<std::string>
   return pid;
 }
 
-// Waits for `pid` up to `timeout`; returns its exit code, -1 for a signal death; nullopt on timeout.
+// Waits for `pid` up to `timeout`; returns its exit code, -1 for a signal death; nullopt on
+// timeout.
 std::optional<int> WaitFor(pid_t pid, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
@@ -102,8 +103,9 @@ TempDir::~TempDir() {
 TestPki MakeTestPki(const fs::path& dir) {
   fs::create_directories(dir);
   const fs::path log = dir / "make_pki.log";
-  const pid_t pid = Spawn({kPython, std::string(KMS_E2E_SCRIPTS_DIR) + "/make_pki.py", dir.string()},
-                          {"PATH=/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE=1"}, log, log);
+  const pid_t pid =
+      Spawn({kPython, std::string(KMS_E2E_SCRIPTS_DIR) + "/make_pki.py", dir.string()},
+            {"PATH=/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE=1"}, log, log);
   const auto rc = WaitFor(pid, std::chrono::seconds(60));
   if (!rc) kill(pid, SIGKILL), waitpid(pid, nullptr, 0);
   INFO("make_pki.py: " << ReadFile(log));
@@ -115,8 +117,8 @@ KmsdProcess::KmsdProcess(KmsdOptions options) : options_(std::move(options)) {
   log_dir_ = options_.state_dir;
   log_dir_ += ".logs";
   fs::create_directories(log_dir_);
-  std::vector<std::string> argv = {KMS_E2E_KMSD_PATH, "--dev", "--state-dir",
-                                    options_.state_dir.string(), "--listen", "127.0.0.1:0"};
+  std::vector<std::string> argv = {KMS_E2E_KMSD_PATH,           "--dev",    "--state-dir",
+                                   options_.state_dir.string(), "--listen", "127.0.0.1:0"};
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
   if (options_.tls) {
     argv.insert(argv.end(), {"--tls-cert", options_.tls->server_cert.string(), "--tls-key",
@@ -238,13 +240,15 @@ std::string KmsdProcess::LogProblems() const {
   return "";
 }
 
-ScenarioResult RunScenario(const KmsdProcess& kmsd, const std::string& script,
-                           const std::vector<std::string>& args, std::chrono::seconds timeout) {
+namespace {
+
+ScenarioResult RunPython(const std::string& script, const std::vector<std::string>& args,
+                         const std::vector<std::string>& extra_env, std::chrono::seconds timeout) {
   std::vector<std::string> argv = {kPython, std::string(KMS_E2E_SCRIPTS_DIR) + "/" + script};
   argv.insert(argv.end(), args.begin(), args.end());
   // The caller's environment minus its AWS and Vault settings (profiles, credentials, config
-  // files, a VAULT_TOKEN or VAULT_NAMESPACE of the developer's shell), plus the daemon's: every
-  // dev.env variable, VAULT_ADDR and VAULT_TOKEN included. No byte-code files in the source tree.
+  // files, a VAULT_TOKEN or VAULT_NAMESPACE of the developer's shell), plus the given ones. No
+  // byte-code files in the source tree.
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     if (std::strncmp(*e, "AWS_", 4) != 0 && std::strncmp(*e, "VAULT_", 6) != 0 &&
@@ -252,11 +256,11 @@ ScenarioResult RunScenario(const KmsdProcess& kmsd, const std::string& script,
       env.emplace_back(*e);
     }
   }
-  for (const auto& [name, value] : kmsd.env()) env.push_back(name + "=" + value);
+  env.insert(env.end(), extra_env.begin(), extra_env.end());
   env.emplace_back("PYTHONDONTWRITEBYTECODE=1");
   env.emplace_back("PYTHONUNBUFFERED=1");
-  const fs::path log = fs::temp_directory_path() /
-                       ("kms-e2e-" + std::to_string(::getpid()) + "-" + script + ".log");
+  const fs::path log =
+      fs::temp_directory_path() / ("kms-e2e-" + std::to_string(::getpid()) + "-" + script + ".log");
   const pid_t pid = Spawn(argv, env, log, log);
   ScenarioResult result;
   auto rc = WaitFor(pid, timeout);
@@ -270,6 +274,21 @@ ScenarioResult RunScenario(const KmsdProcess& kmsd, const std::string& script,
   std::error_code ignored;
   fs::remove(log, ignored);
   return result;
+}
+
+}  // namespace
+
+ScenarioResult RunScenario(const KmsdProcess& kmsd, const std::string& script,
+                           const std::vector<std::string>& args, std::chrono::seconds timeout) {
+  // Every dev.env variable of the daemon, VAULT_ADDR and VAULT_TOKEN included.
+  std::vector<std::string> env;
+  for (const auto& [name, value] : kmsd.env()) env.push_back(name + "=" + value);
+  return RunPython(script, args, env, timeout);
+}
+
+ScenarioResult RunScript(const std::string& script, const std::vector<std::string>& env,
+                         std::chrono::seconds timeout) {
+  return RunPython(script, {}, env, timeout);
 }
 
 }  // namespace kms::e2e

@@ -98,6 +98,11 @@ ScenarioResult RunScenario(const KmsdProcess& kmsd, const std::string& script,
                            const std::vector<std::string>& args = {},
                            std::chrono::seconds timeout = std::chrono::seconds(300));
 
+// Runs a script that manages its own daemons (the production boot), with the caller's environment
+// minus its AWS and Vault settings, plus `env` ("NAME=value").
+ScenarioResult RunScript(const std::string& script, const std::vector<std::string>& env,
+                         std::chrono::seconds timeout = std::chrono::seconds(300));
+
 }  // namespace kms::e2e
 
 #endif  // KMS_TESTS_E2E_KMSD_PROCESS_H_

@@ -109,6 +109,36 @@ void ParseError(CallResult& r) {
 
 }  // namespace
 
+StatusOr<PlainResult> SendPlain(const Endpoint& endpoint, const std::string& ca_file,
+                                std::string_view method, std::string_view target,
+                                std::string_view body, std::string_view vault_token) {
+  std::shared_ptr<TlsClientContext> tls;
+  if (endpoint.tls) {
+    KMS_ASSIGN_OR_RETURN(tls, TlsClientContext::Create(ca_file));
+  }
+  KMS_ASSIGN_OR_RETURN(auto connection, Connection::Open(endpoint, tls, /*non_blocking=*/false));
+  bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), std::string(target), 11};
+  req.set(bhttp::field::host, endpoint.HostHeader());
+  req.set(bhttp::field::user_agent, "kmsctl/0.1");
+  if (!vault_token.empty()) req.set("X-Vault-Token", vault_token);
+  if (!body.empty()) req.set(bhttp::field::content_type, "application/json");
+  req.body() = std::string(body);
+  req.prepare_payload();
+  SyncStream stream(*connection);
+  boost::system::error_code ec;
+  bhttp::write(stream, req, ec);
+  if (ec) return UnavailableError("sending to " + endpoint.ToString() + ": " + ec.message());
+  // The request carried a share or a token: wipe our copy.
+  WipeString(req.body());
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.body_limit(1024 * 1024);
+  bhttp::read(stream, buffer, parser, ec);
+  if (ec) return UnavailableError("reading from " + endpoint.ToString() + ": " + ec.message());
+  auto res = parser.release();
+  return PlainResult{res.result_int(), std::move(res.body())};
+}
+
 StatusOr<std::unique_ptr<KmsClient>> KmsClient::Create(ClientConfig config) {
   std::shared_ptr<TlsClientContext> tls;
   if (config.endpoint.tls) {

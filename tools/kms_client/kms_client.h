@@ -37,6 +37,17 @@ struct CallResult {
   std::string error_message;
 };
 
+// One unsigned HTTP request on a fresh connection, for the Vault door's sys/ paths (seal-status,
+// unseal, seal), which a sealed appliance answers without SigV4 credentials. `vault_token`, when
+// non-empty, is sent as X-Vault-Token. The status and body come back as they are.
+struct PlainResult {
+  unsigned status = 0;
+  std::string body;
+};
+StatusOr<PlainResult> SendPlain(const Endpoint& endpoint, const std::string& ca_file,
+                                std::string_view method, std::string_view target,
+                                std::string_view body, std::string_view vault_token = {});
+
 class KmsClient {
  public:
   static StatusOr<std::unique_ptr<KmsClient>> Create(ClientConfig config);

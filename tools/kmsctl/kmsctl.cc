@@ -194,6 +194,63 @@ std::string Joined(const json::value& v) {
   return out;
 }
 
+// seal-status, unseal and seal. Prints sys/seal-status's JSON (or "sealed" after a seal).
+int SealCommand(const Settings& s, const std::string& what, std::string share, bool reset,
+                std::string vault_token) {
+  auto env = kms::tools::EnvSettings::Load(s.env_file);
+  if (!env) Die(kExitUsage, env.error().message());
+  std::string url = !s.endpoint.empty() ? s.endpoint : env->Get("KMS_ENDPOINT");
+  if (url.empty()) url = env->Get("VAULT_ADDR");
+  if (url.empty()) Die(kExitUsage, "no endpoint: set KMS_ENDPOINT, or pass --endpoint");
+  auto endpoint = kms::tools::Endpoint::Parse(url);
+  if (!endpoint) Die(kExitUsage, endpoint.error().message());
+  const std::string ca = !s.ca_bundle.empty() ? s.ca_bundle : env->Get("AWS_CA_BUNDLE");
+
+  std::string method = "GET", target = "/v1/sys/seal-status", body;
+  if (what == "unseal") {
+    if (!reset && share.empty()) {
+      if (isatty(STDIN_FILENO)) std::fprintf(stderr, "Unseal share (will not echo): ");
+      std::getline(std::cin, share);
+    }
+    if (!reset && share.empty()) Die(kExitUsage, "no share given (argument or stdin)");
+    method = "PUT";
+    target = "/v1/sys/unseal";
+    body = reset ? json::serialize(json::object{{"reset", true}})
+                 : json::serialize(json::object{{"key", share}});
+    kms::WipeString(share);
+  } else if (what == "seal") {
+    if (vault_token.empty()) vault_token = env->Get("VAULT_TOKEN");
+    if (vault_token.empty()) Die(kExitUsage, "no token: pass --vault-token or set VAULT_TOKEN");
+    method = "PUT";
+    target = "/v1/sys/seal";
+  }
+  auto r = kms::tools::SendPlain(*endpoint, ca, method, target, body, vault_token);
+  kms::WipeString(body);
+  kms::WipeString(vault_token);
+  if (!r)
+    Die(kExitUnreachable, "cannot reach " + endpoint->ToString() + ": " + r.error().message());
+  if (r->status == 204 && what == "seal") {
+    std::cout << "sealed\n";
+    return 0;
+  }
+  boost::system::error_code ec;
+  auto v = json::parse(r->body, ec);
+  if (r->status != 200) {
+    std::string message = r->body;
+    if (!ec && v.is_object() && v.get_object().contains("errors")) {
+      message.clear();
+      for (const auto& e : v.get_object().at("errors").as_array()) {
+        if (!message.empty()) message += "; ";
+        message += Str(e);
+      }
+    }
+    Die(kExitServiceError, "HTTP " + std::to_string(r->status) + ": " + message);
+  }
+  if (ec || !v.is_object()) Die(kExitServiceError, "the server's response is not a JSON object");
+  PrintObject(v.get_object());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -289,10 +346,33 @@ int main(int argc, char** argv) {
   auto* rotate = app.add_subcommand("rotate", "RotateKeyOnDemand");
   rotate->add_option("ID", key_id)->required();
 
+  // The seal, through the Vault door's sys/ paths (no SigV4 credentials: a sealed appliance has
+  // none to check). As `vault operator unseal`: one share per call, progress reported.
+  auto* seal_status = app.add_subcommand("seal-status", "sealed or not, and unseal progress");
+  auto* unseal = app.add_subcommand(
+      "unseal",
+      "enter one custodian share (read from stdin when not given: keeps it out of shell "
+      "history)");
+  std::string share;
+  bool unseal_reset = false;
+  unseal->add_option("SHARE", share, "the share, kms1-...");
+  unseal->add_flag("--reset", unseal_reset, "forget the shares entered so far");
+  auto* seal = app.add_subcommand("seal", "seal the appliance (administrator Vault token)");
+  std::string vault_token;
+  seal->add_option("--vault-token", vault_token, "X-Vault-Token (default $VAULT_TOKEN)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
+
+  if (seal_status->parsed() || unseal->parsed() || seal->parsed()) {
+    return SealCommand(s,
+                       seal_status->parsed() ? "status"
+                       : unseal->parsed()    ? "unseal"
+                                             : "seal",
+                       share, unseal_reset, vault_token);
   }
 
   Cli cli(s);

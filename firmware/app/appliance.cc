@@ -1,0 +1,171 @@
+#include "firmware/app/appliance.h"
+
+#include <utility>
+
+#include "api/health/health_page.h"
+#include "firmware/self_test.h"
+
+namespace kms::app {
+namespace {
+
+Status Step(std::string_view step, const Status& status) {
+  return Status(status.code(), std::string(step) + ": " + status.message(), status.reason(),
+                status.device_code());
+}
+
+}  // namespace
+
+StatusOr<api::http::ServerConfig> ServerConfigFrom(const ApplianceConfig& config) {
+  KMS_ASSIGN_OR_RETURN(auto listen, ParseListenAddress(config.listen, "server.listen"));
+  api::http::ServerConfig server;
+  server.bind_address = listen.first;
+  server.port = listen.second;
+  server.worker_threads = config.workers;
+  // server.max_body_bytes, 1 MiB by default. AWS requests are small (a 4 KiB plaintext is ~5.5 KiB
+  // of JSON), but Vault clients batch: 1 MiB carries a batch_input of about 700 one-KiB
+  // plaintexts. Vault's own default is 32 MiB; bounding it far lower keeps max_in_flight requests'
+  // bodies within a few hundred MiB.
+  server.body_limit = config.max_body_bytes;
+  if (config.tls.has_value()) {
+    server.tls = api::tls::TlsOptions{config.tls->cert, config.tls->key, config.tls->client_ca};
+  }
+  return server;
+}
+
+api::http::HttpResponse MetricsPage(const metrics::MetricsRegistry& metrics,
+                                    const api::http::HttpRequest& request) {
+  api::http::HttpResponse response;
+  if (request.method != "GET" && request.method != "HEAD") {
+    response.status = 405;
+    response.SetHeader("Allow", "GET, HEAD");
+    response.SetHeader("Content-Type", "text/plain; charset=utf-8");
+    response.body = "GET /metrics\n";
+    return response;
+  }
+  response.status = 200;
+  response.SetHeader("Content-Type", std::string(metrics::kContentType));
+  response.SetHeader("Cache-Control", "no-store");
+  if (request.method == "GET") response.body = metrics.Render();
+  return response;
+}
+
+StatusOr<std::unique_ptr<Appliance>> Appliance::Open(ApplianceOptions options) {
+  const ApplianceConfig& config = *options.config;
+  std::unique_ptr<Appliance> a(new Appliance(std::move(options)));
+  ApplianceOptions& o = a->options_;
+  metrics::MetricsRegistry& metrics = *o.metrics;
+  const log::Logger& logs = *o.logs;
+
+  // 1. The token, and the self-tests on it before anything else may use it. They run on the raw
+  // HAL so they count nothing in /metrics.
+  auto hsm = hal::OpenPkcs11Hsm(std::move(o.hsm));
+  if (!hsm.has_value()) return Step("HSM", hsm.error());
+  a->hsm_ = std::move(*hsm);
+  auto self_tests = firmware::RunPowerOnSelfTests(*a->hsm_);
+  if (!self_tests.has_value()) return Step("self-tests", self_tests.error());
+  logs.Info("self-tests passed",
+            {{"count", self_tests->passed.size()},
+             {"skipped", self_tests->skipped.size()},
+             {"duration_ms", static_cast<double>(self_tests->duration.count()) / 1000.0}});
+  // Everything above the HAL reaches the device through the metering decorator.
+  a->metered_ = std::make_unique<hal::MeteredHsm>(*a->hsm_, metrics);
+  metrics.AddGauge("kms_hsm_sessions", "Sessions in the HSM's operation pool.",
+                   [n = static_cast<double>(config.hsm_sessions)] { return n; });
+
+  // 2. The key service over the store.
+  firmware::KeyServiceConfig service_config;
+  service_config.region = config.region;
+  service_config.account_id = config.account_id;
+  auto service = firmware::KeyService::Open(*a->metered_, *o.store, a->clock_, service_config);
+  if (!service.has_value()) return Step("key service", service.error());
+  a->service_ = std::move(*service);
+  a->scheduler_ = std::make_unique<firmware::KeyLifecycleScheduler>(*a->service_, a->clock_);
+  const firmware::KeyHandleCache& key_cache = a->service_->cache();
+  metrics.AddCounterCallback("kms_key_cache_hits_total",
+                             "Cryptographic calls that found their key already loaded in the HSM.",
+                             [&key_cache] { return static_cast<double>(key_cache.hits()); });
+  metrics.AddCounterCallback("kms_key_cache_misses_total",
+                             "Cryptographic calls that had to unwrap their key into the HSM.",
+                             [&key_cache] { return static_cast<double>(key_cache.misses()); });
+  metrics.AddGauge("kms_key_cache_entries", "Keys loaded in the HSM's key cache.",
+                   [&key_cache] { return static_cast<double>(key_cache.size()); });
+
+  // 3. Access keys and Vault tokens, and one transit keyring per mount over the same key service
+  // (one key store, two doors).
+  a->access_keys_ =
+      std::make_unique<firmware::AccessKeyRegistry>(*a->metered_, *o.store, a->clock_);
+  a->access_key_store_ =
+      std::make_unique<api::aws::RegistryAccessKeyStore>(*a->access_keys_, config.account_id);
+  a->vault_tokens_ =
+      std::make_unique<firmware::VaultTokenRegistry>(*a->metered_, *o.store, a->clock_);
+  std::vector<firmware::transit::TransitKeyring*> keyrings;
+  for (const std::string& mount : config.vault_mounts) {
+    a->keyrings_.push_back(std::make_unique<firmware::transit::TransitKeyring>(
+        *a->service_, *o.store, a->clock_, mount));
+    keyrings.push_back(a->keyrings_.back().get());
+    firmware::transit::TransitKeyring& keyring = *a->keyrings_.back();
+    // Vault's auto_rotate_period, checked on the scheduler's tick (Vault checks hourly). A key
+    // that fails to rotate is retried on the next tick; a store failure is worth a line.
+    a->scheduler_->AlsoRun([&keyring, &logs, mount](std::int64_t now_ms) {
+      if (auto rotated = keyring.RotateDue(now_ms); !rotated.has_value()) {
+        logs.Error("transit auto-rotation pass failed",
+                   {{"mount", mount}, {"status", rotated.error().ToString()}});
+      }
+    });
+  }
+
+  // 4. The doors.
+  const api::http::RequestObservers observers{&metrics, &logs, config.log_requests};
+  api::aws::AwsServerConfig aws;
+  aws.door.region = config.region;
+  aws.door.account_id = config.account_id;
+  aws.door.observers = observers;
+  aws.appliance.mode = o.mode;
+  aws.appliance.region = config.region;
+  aws.appliance.account_id = config.account_id;
+  aws.appliance.version = std::string(kApplianceVersion);
+  // With the registries the door also serves the admin API (KmsAppliance.*, administrators only).
+  a->aws_door_ = api::aws::MakeAwsDoor(aws, *a->access_key_store_, *a->service_,
+                                       a->access_keys_.get(), a->vault_tokens_.get());
+  api::vault::VaultDoorConfig vault;
+  vault.mounts = config.vault_mounts;
+  vault.clock = &a->clock_;
+  vault.observers = observers;
+  vault.health = [health = o.vault_health] { return health; };
+  vault.unseal = o.unseal;
+  vault.seal = o.seal;
+  a->vault_door_ = std::make_unique<api::vault::VaultDoor>(vault, *a->vault_tokens_, keyrings);
+
+  // 5. Routes.
+  api::aws::RouteAwsDoor(a->router_, *a->aws_door_);
+  const api::vault::VaultDoor* vault_door = a->vault_door_.get();
+  a->router_.Prefix("/v1/", [vault_door](const api::http::HttpRequest& request) {
+    return vault_door->Handle(request);
+  });
+  hal::Hsm* hsm_ptr = a->metered_.get();
+  const api::health::ApplianceState state{true, false, o.mode, std::string(kApplianceVersion)};
+  a->router_.Exact("/health", [hsm_ptr, state](const api::http::HttpRequest& request) {
+    return api::health::HealthPage(hsm_ptr, state, request);
+  });
+  a->router_.Exact("/readyz", [hsm_ptr, state](const api::http::HttpRequest& request) {
+    return api::health::ReadinessPage(hsm_ptr, state, request);
+  });
+  a->router_.Exact("/livez", [](const api::http::HttpRequest& request) {
+    return api::health::LivenessPage(request);
+  });
+  // Counts, durations and names only (base/metrics.h), so unauthenticated like Vault's
+  // unauthenticated_metrics_access and every Prometheus exporter.
+  const metrics::MetricsRegistry* registry = o.metrics;
+  a->router_.Exact("/metrics", [registry](const api::http::HttpRequest& request) {
+    return MetricsPage(*registry, request);
+  });
+  return a;
+}
+
+void Appliance::StartScheduler() { scheduler_->Start(std::chrono::seconds(60)); }
+
+Appliance::~Appliance() {
+  if (scheduler_) scheduler_->Stop();
+}
+
+}  // namespace kms::app

@@ -1,0 +1,102 @@
+// Appliance: an unsealed appliance's services and routes, built the same way in dev mode and in
+// production once the custodians have unsealed it. kmsd (the composition root) owns the HTTP
+// server and points it at `router()`; a sealed production appliance has no Appliance yet and
+// serves SealedRouter() instead.
+//
+// Open, in order: logs in to the token (hal::OpenPkcs11Hsm with the PIN in `hsm`), runs the
+// power-on self-tests on it (a failure stops here, named), meters it (MeteredHsm), opens the key
+// service over the store, and builds the access-key and Vault-token registries, one transit
+// keyring per mount and both doors. Every failure is a Status naming the step ("self-tests:
+// self-test aes-256-gcm-kat failed: ..."); nothing is served by a failed Open.
+//
+// Routes of router(): the AWS door at "/" (and for unknown paths), the Vault door under "/v1/",
+// /health, /readyz, /livez and /metrics.
+//
+// Lifetime: `store`, `metrics` and `logs` outlive the Appliance; the metrics it registers read it,
+// so it is opened at most once per MetricsRegistry (kmsd seals by restarting itself, see
+// kmsd_main.cc). The scheduler starts with StartScheduler and stops in the destructor, before
+// anything it uses goes. Thread-safety: router() may be used from any thread once Open returned.
+#ifndef KMS_FIRMWARE_APP_APPLIANCE_H_
+#define KMS_FIRMWARE_APP_APPLIANCE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "api/aws/aws_server.h"
+#include "api/aws/registry_access_key_store.h"
+#include "api/http/router.h"
+#include "api/vault/vault_door.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "base/status.h"
+#include "firmware/access_keys.h"
+#include "firmware/app/appliance_config.h"
+#include "firmware/clock.h"
+#include "firmware/key_scheduler.h"
+#include "firmware/key_service.h"
+#include "firmware/store/metadata_store.h"
+#include "firmware/transit_keyring.h"
+#include "firmware/vault_tokens.h"
+#include "hal/metered_hsm.h"
+#include "hal/pkcs11_hsm.h"
+
+namespace kms::app {
+
+inline constexpr std::string_view kApplianceVersion = "0.1.0";
+
+struct ApplianceOptions {
+  const ApplianceConfig* config = nullptr;
+  std::string mode = "dev";  // "dev" or "production": admin API status and /health
+  hal::Pkcs11HsmConfig hsm;  // with the user PIN; wiped by the HAL after login
+  firmware::store::MetadataStore* store = nullptr;
+  metrics::MetricsRegistry* metrics = nullptr;
+  const log::Logger* logs = nullptr;
+  // What sys/seal-status and sys/health report while unsealed.
+  api::vault::VaultHealth vault_health;
+  // sys/unseal while unsealed (answers the state) and sys/seal; unset in dev mode.
+  std::function<StatusOr<api::vault::VaultHealth>(std::string_view, bool)> unseal;
+  std::function<Status()> seal;
+};
+
+class Appliance {
+ public:
+  static StatusOr<std::unique_ptr<Appliance>> Open(ApplianceOptions options);
+  ~Appliance();
+  Appliance(const Appliance&) = delete;
+  Appliance& operator=(const Appliance&) = delete;
+
+  const api::http::Router& router() const { return router_; }
+  firmware::AccessKeyRegistry& access_keys() { return *access_keys_; }
+  firmware::VaultTokenRegistry& vault_tokens() { return *vault_tokens_; }
+  void StartScheduler();
+
+ private:
+  explicit Appliance(ApplianceOptions options) : options_(std::move(options)) {}
+
+  ApplianceOptions options_;
+  firmware::SystemClock clock_;
+  std::unique_ptr<hal::Hsm> hsm_;
+  std::unique_ptr<hal::MeteredHsm> metered_;
+  std::unique_ptr<firmware::KeyService> service_;
+  std::unique_ptr<firmware::KeyLifecycleScheduler> scheduler_;
+  std::unique_ptr<firmware::AccessKeyRegistry> access_keys_;
+  std::unique_ptr<api::aws::RegistryAccessKeyStore> access_key_store_;
+  std::unique_ptr<firmware::VaultTokenRegistry> vault_tokens_;
+  std::vector<std::unique_ptr<firmware::transit::TransitKeyring>> keyrings_;
+  std::unique_ptr<api::aws::AwsDoor> aws_door_;
+  std::unique_ptr<api::vault::VaultDoor> vault_door_;
+  api::http::Router router_;
+};
+
+// The HTTP server's settings from the configuration (address, port, workers, body limit, TLS).
+StatusOr<api::http::ServerConfig> ServerConfigFrom(const ApplianceConfig& config);
+
+// GET/HEAD /metrics in the Prometheus text format; 405 otherwise.
+api::http::HttpResponse MetricsPage(const metrics::MetricsRegistry& metrics,
+                                    const api::http::HttpRequest& request);
+
+}  // namespace kms::app
+
+#endif  // KMS_FIRMWARE_APP_APPLIANCE_H_

@@ -1,0 +1,228 @@
+"""The production boot end to end (issue 5): kms-provision makes a fresh SoftHSM2 token with 5
+custodian shares and threshold 3; kmsd starts sealed and refuses every key operation on both doors;
+kmsctl enters shares (a corrupted one is named, a duplicate refused, 2 do not unseal, a reset
+forgets them); 3 unseal it and it serves; `kmsctl seal` seals it again and shares unseal it once
+more, with every ciphertext and signing key as before. Then SIGTERM, and the daemon's log must be
+JSON lines without a share, a PIN, a secret access key or a plaintext of the run.
+
+Run by tests/e2e/kmsd_e2e_test.cc with KMS_E2E_KMSD, KMS_E2E_KMSCTL and KMS_E2E_PROVISION naming
+the binaries. Everything lives in a temporary folder; nothing is left behind.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+KMSD = os.environ["KMS_E2E_KMSD"]
+KMSCTL = os.environ["KMS_E2E_KMSCTL"]
+PROVISION = os.environ["KMS_E2E_PROVISION"]
+MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+WORK = tempfile.mkdtemp(prefix="kms-sealed-")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+# --- The appliance's own SoftHSM2 and configuration ------------------------------------------------
+os.mkdir(os.path.join(WORK, "tokens"), 0o700)
+write(os.path.join(WORK, "softhsm2.conf"),
+      f"directories.tokendir = {WORK}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n"
+      "slots.removable = false\nlibrary.reset_on_fork = true\n")
+os.environ["SOFTHSM2_CONF"] = os.path.join(WORK, "softhsm2.conf")
+PORT = free_port()
+CONFIG = os.path.join(WORK, "kmsd.toml")
+write(CONFIG, f"""mode = "production"
+[server]
+listen = "127.0.0.1:{PORT}"
+[hsm]
+module = "{MODULE}"
+token_label = "kms-e2e"
+[store]
+path = "{WORK}/kms.db"
+[log]
+requests = true
+""")
+
+ceremony = subprocess.run([PROVISION, "init", "--config", CONFIG, "--shares", "5", "--threshold",
+                           "3", "--format", "json"], capture_output=True, text=True, timeout=120)
+if ceremony.returncode != 0:
+    print("FAIL kms-provision:", ceremony.stderr, flush=True)
+    sys.exit(1)
+CEREMONY = json.loads(ceremony.stdout)
+SHARES = CEREMONY["shares"]
+
+ENDPOINT = f"http://127.0.0.1:{PORT}"
+os.environ.update(KMS_ENDPOINT=ENDPOINT, AWS_DEFAULT_REGION=CEREMONY["region"],
+                  AWS_ACCESS_KEY_ID=CEREMONY["access_key_id"],
+                  AWS_SECRET_ACCESS_KEY=CEREMONY["secret_access_key"])
+for name in ("VAULT_TOKEN", "VAULT_ADDR", "AWS_CA_BUNDLE"):
+    os.environ.pop(name, None)
+
+import e2e_lib as lib  # noqa: E402  (reads KMS_ENDPOINT at import)
+from e2e_lib import check, ok  # noqa: E402
+
+LOG = os.path.join(WORK, "kmsd.stderr")
+CANARY = b"canary: sealed-boot plaintext 7f3a"
+
+
+def kmsd_log():
+    with open(LOG, errors="replace") as f:
+        return f.read()
+
+
+def wait_for_log(text, since=0, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if text in kmsd_log()[since:]:
+            return
+        if DAEMON.poll() is not None:
+            raise lib.CheckFailed(f"kmsd exited ({DAEMON.returncode}) before '{text}':\n{kmsd_log()}")
+        time.sleep(0.05)
+    raise lib.CheckFailed(f"kmsd did not log '{text}' in {timeout} s:\n{kmsd_log()}")
+
+
+def http(method, path, body=None, token=None):
+    req = urllib.request.Request(ENDPOINT + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode())
+    if token:
+        req.add_header("X-Vault-Token", token)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def kmsctl(*args, stdin=None, expect_ok=True):
+    proc = subprocess.run([KMSCTL, *args], input=stdin, capture_output=True, text=True, timeout=60)
+    if expect_ok and proc.returncode != 0:
+        raise lib.CheckFailed(f"kmsctl {args[0]} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+def unseal(share):
+    out = json.loads(kmsctl("unseal", share).stdout)
+    ok(f"kmsctl unseal -> progress {out['progress']}, sealed {out['sealed']}")
+    return out
+
+
+def refused_while_sealed(kms, what):
+    for fn, kw in ((kms.list_keys, {}),
+                   (kms.create_key, {}),
+                   (kms.encrypt, {"KeyId": "alias/anything", "Plaintext": CANARY}),
+                   (kms.decrypt, {"CiphertextBlob": b"\x01" * 64}),
+                   (kms.generate_data_key, {"KeyId": "alias/anything", "KeySpec": "AES_256"})):
+        e = lib.expect_error(kms, "DependencyTimeoutException", fn, status=503, **kw)
+        check("sealed" in e.response["Error"]["Message"], f"sealed message: {e}")
+    status, body = http("PUT", "/v1/transit/encrypt/k", {"plaintext": "eA=="}, token="any")
+    check(status == 503 and json.loads(body) == {"errors": ["Vault is sealed"]},
+          f"transit while sealed: {status} {body}")
+    status, body = http("GET", "/health")
+    check(status == 503 and json.loads(body)["sealed"] is True, f"/health while sealed: {body}")
+    ok(f"{what}: every key operation refused on both doors, /health 503 sealed")
+
+
+def main():
+    kms = lib.client()
+
+    # 1. Sealed at start: nothing served, the state reported.
+    wait_for_log("sealed: waiting for custodian shares")
+    refused_while_sealed(kms, "sealed start")
+    status = json.loads(kmsctl("seal-status").stdout)
+    check((status["sealed"], status["t"], status["n"], status["progress"], status["type"]) ==
+          (True, 3, 5, 0, "shamir"), f"seal-status: {status}")
+    ok("kmsctl seal-status: sealed, 3 of 5, progress 0")
+
+    # 2. Shares one at a time: damaged, duplicate, too few, reset.
+    check(unseal(SHARES[0])["progress"] == 1, "first share counted")
+    damaged = list(SHARES[1])
+    damaged[20] = "0" if damaged[20] != "0" else "1"
+    bad = kmsctl("unseal", "".join(damaged), expect_ok=False)
+    check(bad.returncode == 1 and "checksum does not match" in bad.stderr,
+          f"damaged share: {bad.returncode} {bad.stderr}")
+    ok("a damaged share is named: " + bad.stderr.strip())
+    dup = kmsctl("unseal", SHARES[0], expect_ok=False)
+    check(dup.returncode == 1 and "share 1 was already entered" in dup.stderr, f"dup: {dup.stderr}")
+    ok("a share entered twice is refused by number")
+    # The share from stdin, as a custodian types it (kept out of shell history and ps).
+    two = json.loads(kmsctl("unseal", stdin=SHARES[1] + "\n").stdout)
+    check(two["progress"] == 2 and two["sealed"] is True, f"two shares: {two}")
+    refused_while_sealed(kms, "2 of 3 shares")
+    reset = json.loads(kmsctl("unseal", "--reset").stdout)
+    check(reset["progress"] == 0 and reset["sealed"], f"reset: {reset}")
+    ok("kmsctl unseal --reset forgets the shares")
+
+    # 3. Three shares unseal it, and it serves.
+    unseal(SHARES[4])
+    unseal(SHARES[2])
+    done = unseal(SHARES[0])
+    check(done["sealed"] is False, f"3 shares: {done}")
+    status, body = http("GET", "/health")
+    check(status == 200 and json.loads(body)["mode"] == "production", f"/health: {status} {body}")
+    ok("unsealed: /health 200, mode production")
+    key = kms.create_key(Description="sealed-boot")["KeyMetadata"]["KeyId"]
+    blob = kms.encrypt(KeyId=key, Plaintext=CANARY)["CiphertextBlob"]
+    check(kms.decrypt(CiphertextBlob=blob)["Plaintext"] == CANARY, "decrypt after unseal")
+    signer = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    public = kms.get_public_key(KeyId=signer)["PublicKey"]
+    ok("unsealed: create, encrypt, decrypt and a signing key with the ceremony's admin key")
+
+    # 4. Seal on command (an administrator Vault token), then unseal again with other shares.
+    made = kmsctl("vault-token", "create", "--name", "seal-operator", "--admin").stdout
+    token = next(line.split("=", 1)[1] for line in made.splitlines()
+                 if line.startswith("VAULT_TOKEN="))
+    before = len(kmsd_log())
+    check(kmsctl("seal", "--vault-token", token).stdout.strip() == "sealed", "kmsctl seal")
+    wait_for_log("sealed: waiting for custodian shares", since=before)
+    refused_while_sealed(kms, "after kmsctl seal")
+    for share in SHARES[2:5]:
+        last = unseal(share)
+    check(last["sealed"] is False, f"unseal after seal: {last}")
+    check(kms.decrypt(CiphertextBlob=blob)["Plaintext"] == CANARY, "old ciphertext decrypts")
+    check(kms.get_public_key(KeyId=signer)["PublicKey"] == public, "same signing key")
+    sig = kms.sign(KeyId=signer, Message=b"m", SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+    check(kms.verify(KeyId=signer, Message=b"m", Signature=sig,
+                     SigningAlgorithm="ECDSA_SHA_256")["SignatureValid"], "signature verifies")
+    ok("after seal and unseal: the old ciphertext decrypts and the signing key is the same")
+
+    # 5. Stop, and the log.
+    DAEMON.send_signal(signal.SIGTERM)
+    check(DAEMON.wait(timeout=30) == 0, f"kmsd exit status {DAEMON.returncode}")
+    log = kmsd_log()
+    for n, line in enumerate(log.splitlines(), 1):
+        record = json.loads(line)
+        check({"time", "level", "msg"} <= record.keys(), f"log line {n}: {line}")
+    secrets = [s for s in SHARES] + [s.replace("-", "") for s in SHARES] + [
+        CEREMONY["so_pin"], CEREMONY["secret_access_key"], token, CANARY.decode()]
+    for s in secrets:
+        check(s not in log, f"the log holds a secret of the run: {s[:12]}...")
+    check('"msg":"unseal share refused"' in log, "a refused share is logged (without the share)")
+    ok(f"kmsd stopped with 0; {len(log.splitlines())} log lines, all JSON, no share, PIN, "
+       "secret or plaintext")
+
+
+DAEMON = subprocess.Popen([KMSD, "--config", CONFIG], stdout=subprocess.DEVNULL,
+                          stderr=open(LOG, "w"))
+try:
+    lib.run(main)
+finally:
+    if DAEMON.poll() is None:
+        DAEMON.kill()
+        DAEMON.wait()
+    shutil.rmtree(WORK, ignore_errors=True)
