@@ -25,6 +25,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "base/bytes.h"
 #include "base/secret_bytes.h"
@@ -138,6 +139,16 @@ class Hsm {
 
   // A cheap round trip to the device, for health checks.
   virtual Status CheckHealth() = 0;
+
+  // --- token data ---------------------------------------------------------------------------------
+  // Small values kept on the token itself, beside the domain key, that survive restarts and that
+  // only the logged-in user can read or change (PKCS#11 CKO_DATA, CKA_TOKEN and CKA_PRIVATE true):
+  // the store's rollback watermark. Not for secrets and not for bulk data (a write may rewrite the
+  // whole token file on SoftHSM2). NotFound when nothing is stored under `label`.
+  virtual StatusOr<Bytes> ReadTokenData(std::string_view label) = 0;
+  // Creates or replaces the value under `label` (label 1..64 bytes, value 1..1024 bytes;
+  // InvalidArgument otherwise); durable on the token once it returns OK.
+  virtual Status WriteTokenData(std::string_view label, ByteView value) = 0;
 };
 
 }  // namespace kms::hal

@@ -22,7 +22,12 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(MeteredHsm::Op::
     "EncryptRsaOaep",
     "DecryptRsaOaep",
     "GenerateRandom",
-    "CheckHealth"};
+    "CheckHealth",
+    "ReadTokenData",
+    "WriteTokenData"};
+// std::array pads missing initialisers with empty names: an Op added without one would be metered
+// under operation="".
+static_assert(!kNames.back().empty(), "every MeteredHsm::Op needs a name in kNames");
 
 StatusCode CodeOf(const Status& s) { return s.code(); }
 template <typename T>
@@ -128,6 +133,12 @@ StatusOr<SecretBytes> MeteredHsm::GenerateRandom(std::size_t size) {
 }
 Status MeteredHsm::CheckHealth() {
   return Measure(Op::kCheckHealth, [&] { return inner_.CheckHealth(); });
+}
+StatusOr<Bytes> MeteredHsm::ReadTokenData(std::string_view label) {
+  return Measure(Op::kReadTokenData, [&] { return inner_.ReadTokenData(label); });
+}
+Status MeteredHsm::WriteTokenData(std::string_view label, ByteView value) {
+  return Measure(Op::kWriteTokenData, [&] { return inner_.WriteTokenData(label, value); });
 }
 
 }  // namespace kms::hal

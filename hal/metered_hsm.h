@@ -9,7 +9,8 @@
 //                                               of its sessions (compare with the pool size)
 //
 // `operation` is the Hsm method's name ("EncryptAesGcm"). It changes nothing else: results, errors
-// and secrets pass through untouched, and nothing about a call's arguments is recorded.
+// and secrets pass through untouched, and nothing about a call's arguments is recorded (not even a
+// token data label: the label sets stay the fixed operations times the status codes).
 //
 // Lifetime: `inner` and `registry` must outlive the MeteredHsm. Thread-safety: as `inner`; the
 // counters are atomics.
@@ -58,6 +59,8 @@ class MeteredHsm final : public Hsm {
                                        ByteView ciphertext) override;
   StatusOr<SecretBytes> GenerateRandom(std::size_t size) override;
   Status CheckHealth() override;
+  StatusOr<Bytes> ReadTokenData(std::string_view label) override;
+  Status WriteTokenData(std::string_view label, ByteView value) override;
 
   // The operations measured, in the order of the Hsm interface.
   enum class Op : std::size_t {
@@ -78,6 +81,8 @@ class MeteredHsm final : public Hsm {
     kDecryptRsaOaep,
     kGenerateRandom,
     kCheckHealth,
+    kReadTokenData,
+    kWriteTokenData,
     kCount,
   };
 

@@ -9,7 +9,8 @@
 //  (re)connection, so
 //    C_Finalize never runs under an operation. `anchor_mu_` serialises the anchor session,
 //    `pool_mu_` the idle list. Order: mu_ -> anchor_mu_ / pool_mu_. No KeyHandle is ever released
-//    under a lock.
+//    under a lock. Pkcs11Hsm's `token_data_mu_` serialises token data writes and is taken before
+//    any of them (token_data_mu_ -> mu_).
 //  * Generations: Module::generation() changes on every re-initialisation; a key remembers the
 //  generation
 //    it was made in and answers Unavailable/kHandleStale after a change.
@@ -19,11 +20,14 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <shared_mutex>
+#include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -46,6 +50,11 @@ using pkcs11::ScopedObject;
 using pkcs11::Session;
 
 constexpr std::size_t kMaxRandomBytes = 1 << 20;
+// Token data (hal/hsm.h): CKO_DATA token objects tagged with our CKA_APPLICATION, so objects other
+// software keeps on a shared token are never taken for ours.
+constexpr std::size_t kMaxTokenDataLabel = 64;
+constexpr std::size_t kMaxTokenDataValue = 1024;
+constexpr std::string_view kTokenDataApplication = "kms-appliance";
 constexpr std::uint8_t kRsaPublicExponent[] = {0x01, 0x00, 0x01};  // F4 = 65537
 
 Status InvalidCiphertext(CK_RV rv) {
@@ -157,6 +166,105 @@ Bytes ToBytes(const SecretBytes& s) {
 }
 
 unsigned char* Mutable(ByteView v) { return const_cast<unsigned char*>(v.data()); }
+
+Status CheckTokenDataLabel(std::string_view label) {
+  if (label.empty() || label.size() > kMaxTokenDataLabel) {
+    return InvalidArgumentError("token data label must be 1..64 bytes");
+  }
+  return Status();
+}
+
+// The session is logged in as the user. Login is per token and process (pkcs11/session.h), so a
+// pool session that is not means the login was lost: USER_NOT_LOGGED_IN makes the Device log in
+// again.
+Status RequireUserSession(Session& s) {
+  KMS_ASSIGN_OR_RETURN(CK_SESSION_INFO info, s.Info());
+  if (info.state != CKS_RW_USER_FUNCTIONS) {
+    return Status(StatusCode::kUnavailable, "HSM session is not logged in", Reason::kNone,
+                  CKR_USER_NOT_LOGGED_IN);
+  }
+  return Status();
+}
+
+// Token data objects, and how a value is replaced.
+//
+// SoftHSM2 refuses C_SetAttributeValue(CKA_VALUE) on a data object (CKR_ATTRIBUTE_READ_ONLY): the
+// data object table of PKCS#11 v2.40 §4.5 does not mark CKA_VALUE modifiable, so no module has to
+// allow it. A value is therefore replaced by creating the new object and then destroying the old
+// one. Deleting first would leave a window where a crash loses the watermark, which then reads as
+// "never set" (fail open). Creating first leaves two objects if the process dies in between, so
+// each object carries a generation in CKA_OBJECT_ID (8 bytes big-endian: our own convention;
+// SoftHSM2 treats the attribute as an opaque byte array). Of two objects, the one whose generation
+// follows the other's is the current value, and the next write destroys the other. Anything else
+// (two objects from elsewhere, three objects) is not something this code leaves behind, and is
+// refused rather than guessed at.
+struct TokenDataObjects {
+  CK_OBJECT_HANDLE current = CK_INVALID_HANDLE;  // CK_INVALID_HANDLE: nothing under the label
+  std::uint64_t generation = 0;
+  CK_OBJECT_HANDLE superseded = CK_INVALID_HANDLE;  // left behind by an interrupted replace
+};
+
+Bytes EncodeGeneration(std::uint64_t generation) {
+  Bytes out(8);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    out[i] = static_cast<std::uint8_t>(generation >> (8 * (out.size() - 1 - i)));
+  }
+  return out;
+}
+
+StatusOr<std::uint64_t> GenerationOf(Session& s, CK_OBJECT_HANDLE object) {
+  const CK_ATTRIBUTE_TYPE types[] = {CKA_OBJECT_ID};
+  KMS_ASSIGN_OR_RETURN(std::vector<pkcs11::AttributeValue> v, s.GetAttributes(object, types));
+  const ByteView id = v[0].value.ExposeSecret();
+  // 0: an object made by hand (pkcs11-tool), without a generation. Ours start at 1.
+  if (!v[0].present || id.empty()) return std::uint64_t{0};
+  if (id.size() != 8) return InternalError("token data object with a foreign CKA_OBJECT_ID");
+  std::uint64_t generation = 0;
+  for (std::uint8_t b : id) generation = (generation << 8) | b;
+  return generation;
+}
+
+Status AmbiguousTokenData(std::string_view label) {
+  return InternalError("more than one token data object labelled '" + std::string(label) + "'");
+}
+
+// What is stored under `label`. CKA_PRIVATE=TRUE is part of the search: anyone who can open a
+// session can create public token objects without the PIN (PKCS#11, "permitted object accesses by
+// sessions": a R/W public session), and such a plant must never be read as ours nor block a write.
+StatusOr<TokenDataObjects> FindTokenData(Session& s, std::string_view label) {
+  AttributeTemplate find;
+  find.Ulong(CKA_CLASS, CKO_DATA)
+      .Bool(CKA_TOKEN, true)
+      .Bool(CKA_PRIVATE, true)
+      .String(CKA_LABEL, label)
+      .String(CKA_APPLICATION, kTokenDataApplication);
+  KMS_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found, s.FindObjects(find, 3));
+  TokenDataObjects out;
+  if (found.empty()) {
+    // Private objects are invisible to a session that is not logged in (PKCS#11 v2.40 §4.4): an
+    // empty search only means "absent" while the login holds.
+    KMS_RETURN_IF_ERROR(RequireUserSession(s));
+    return out;
+  }
+  if (found.size() > 2) return AmbiguousTokenData(label);
+  KMS_ASSIGN_OR_RETURN(const std::uint64_t first, GenerationOf(s, found[0]));
+  if (found.size() == 1) {
+    out.current = found[0];
+    out.generation = first;
+    return out;
+  }
+  KMS_ASSIGN_OR_RETURN(const std::uint64_t second, GenerationOf(s, found[1]));
+  // Generation 0 (none) is an object made elsewhere: its order against ours is unknown.
+  if (first == 0 || second == 0) return AmbiguousTokenData(label);
+  if (second == first + 1) {
+    out = {found[1], second, found[0]};
+  } else if (first == second + 1) {
+    out = {found[0], first, found[1]};
+  } else {
+    return AmbiguousTokenData(label);
+  }
+  return out;
+}
 
 // Objects made in the device for one key, before they become a KeyHandle.
 struct RawKey {
@@ -976,12 +1084,60 @@ class Pkcs11Hsm final : public Hsm {
   }
 
   Status CheckHealth() override {
-    return device_->OnPool([&](Session& s) -> Status {
-      KMS_ASSIGN_OR_RETURN(CK_SESSION_INFO info, s.Info());
-      if (info.state != CKS_RW_USER_FUNCTIONS) {
-        return Status(StatusCode::kUnavailable, "HSM session is not logged in", Reason::kNone,
-                      CKR_USER_NOT_LOGGED_IN);
+    return device_->OnPool([&](Session& s) { return RequireUserSession(s); });
+  }
+
+  // Token objects belong to the token, not to a session, so both run on the pool: the anchor only
+  // creates what must die with it (session objects).
+  StatusOr<Bytes> ReadTokenData(std::string_view label) override {
+    KMS_RETURN_IF_ERROR(CheckTokenDataLabel(label));
+    return device_->OnPool([&](Session& s) -> StatusOr<Bytes> {
+      KMS_ASSIGN_OR_RETURN(const TokenDataObjects stored, FindTokenData(s, label));
+      if (stored.current == CK_INVALID_HANDLE) {
+        return NotFoundError("no token data labelled '" + std::string(label) + "'");
       }
+      // PKCS#11 v2.40 §5.7: the length query and the read (pkcs11/session.h sizes values over 64
+      // bytes with a second call).
+      KMS_ASSIGN_OR_RETURN(pkcs11::AttributeValue value, s.GetAttribute(stored.current, CKA_VALUE));
+      return value.AsBytes();
+    });
+  }
+
+  // A failed write may or may not have replaced the value (the new object can be on the token when
+  // destroying the old one fails); either way the token is left readable, as above.
+  Status WriteTokenData(std::string_view label, ByteView value) override {
+    KMS_RETURN_IF_ERROR(CheckTokenDataLabel(label));
+    if (value.empty() || value.size() > kMaxTokenDataValue) {
+      return InvalidArgumentError("token data value must be 1..1024 bytes");
+    }
+    // Find-then-create is not atomic: two pool sessions writing one label at once could both
+    // create the next generation, which every later call would refuse. Writes are rare (a SoftHSM2
+    // token write costs ~9 ms), so one lock for all labels costs nothing.
+    std::lock_guard lock(token_data_mu_);
+    return device_->OnPool([&](Session& s) -> Status {
+      KMS_ASSIGN_OR_RETURN(const TokenDataObjects stored, FindTokenData(s, label));
+      // The leftover of an interrupted replace goes first, so a label never has more than two
+      // objects.
+      if (stored.superseded != CK_INVALID_HANDLE) {
+        KMS_RETURN_IF_ERROR(s.DestroyObject(stored.superseded));
+      }
+      const bool replacing = stored.current != CK_INVALID_HANDLE;
+      if (stored.generation == std::numeric_limits<std::uint64_t>::max()) {
+        return InternalError("token data generation exhausted");
+      }
+      // A complete template (reference/softhsm.md §5.7): private, so the value is stored encrypted
+      // under the user PIN's key and only the logged-in user sees or changes it.
+      AttributeTemplate t;
+      t.Ulong(CKA_CLASS, CKO_DATA)
+          .Bool(CKA_TOKEN, true)
+          .Bool(CKA_PRIVATE, true)
+          .Bool(CKA_MODIFIABLE, true)
+          .String(CKA_LABEL, label)
+          .String(CKA_APPLICATION, kTokenDataApplication)
+          .Bytes(CKA_OBJECT_ID, EncodeGeneration(replacing ? stored.generation + 1 : 1))
+          .Bytes(CKA_VALUE, value);
+      KMS_RETURN_IF_ERROR(StatusOf(s.CreateObject(t)));
+      if (replacing) return s.DestroyObject(stored.current);
       return Status();
     });
   }
@@ -1162,6 +1318,7 @@ class Pkcs11Hsm final : public Hsm {
   }
 
   std::shared_ptr<Device> device_;
+  std::mutex token_data_mu_;
 };
 
 StatusOr<std::unique_ptr<Hsm>> OpenOn(Pkcs11HsmConfig config,

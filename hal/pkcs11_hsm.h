@@ -18,6 +18,10 @@
 //    and find the domain key again; the failing call still returns its error, the next one works.
 //    Keys loaded before answer Unavailable/kHandleStale.
 //  * The user PIN stays in memory (SecretBytes) for those re-logins.
+//  * Token data (hal/hsm.h) are private CKO_DATA token objects with CKA_APPLICATION
+//    "kms-appliance". A value is replaced by creating the next generation (CKA_OBJECT_ID) and then
+//    destroying the old object, because SoftHSM2 will not change a data object's CKA_VALUE: a crash
+//    in between leaves two objects, read as the newer one. Any other duplicate is Internal.
 //  * SoftHSM2 rewrites its token.object in place on every successful login, so a process killed during
 //    OpenPkcs11Hsm (or a re-login) can leave the token unreadable; provisioning/dev_token.h repairs dev
 //    tokens, a production SoftHSM2 token directory needs a backup. Real HSMs are not affected.

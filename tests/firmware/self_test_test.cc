@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/bytes.h"
@@ -220,6 +221,14 @@ class LyingHsm final : public hal::Hsm {
   Status CheckHealth() override {
     ++calls_;
     return inner_.CheckHealth();
+  }
+  StatusOr<Bytes> ReadTokenData(std::string_view label) override {
+    ++calls_;
+    return inner_.ReadTokenData(label);
+  }
+  Status WriteTokenData(std::string_view label, ByteView value) override {
+    ++calls_;
+    return inner_.WriteTokenData(label, value);
   }
 
  private:

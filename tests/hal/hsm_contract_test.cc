@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -941,6 +942,123 @@ TEST_CASE(KMS_HSM_CASE("ImportPublicKey checks the SPKI against the algorithm"),
   auto back = hsm.PublicKeyDer(*pub);
   REQUIRE_OK(back);
   CHECK(*back == *p256);
+}
+
+// ---- token data
+// --------------------------------------------------------------------------------------
+
+// A label no other case wrote: the backend lives as long as the process (hsm_test_backend.h), so
+// running the whole binary at once puts every case on one token.
+std::string FreshLabel(std::string_view what) {
+  auto r = TestHsm().GenerateRandom(8);
+  REQUIRE_OK(r);
+  return std::string(what) + "-" + HexEncode(r->ExposeSecret());
+}
+
+Bytes ReadBack(std::string_view label) {
+  auto value = TestHsm().ReadTokenData(label);
+  REQUIRE_OK(value);
+  return *value;
+}
+
+TEST_CASE(KMS_HSM_CASE("Token data: an absent label is NotFound"), "[hal][contract]") {
+  const std::string label = FreshLabel("absent");
+  CheckError(TestHsm().ReadTokenData(label), StatusCode::kNotFound, Reason::kNone);
+}
+
+TEST_CASE(KMS_HSM_CASE("Token data: a written value reads back"), "[hal][contract]") {
+  Hsm& hsm = TestHsm();
+  const std::string label = FreshLabel("written");
+  REQUIRE_OK(hsm.WriteTokenData(label, AsBytes("v1 epoch=42")));
+  CHECK(ToString(ReadBack(label)) == "v1 epoch=42");
+  // Every byte value survives, and a value past 64 bytes (the binding's first read buffer).
+  Bytes all(256);
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::uint8_t>(i);
+  const std::string binary = FreshLabel("binary");
+  REQUIRE_OK(hsm.WriteTokenData(binary, all));
+  CHECK(ReadBack(binary) == all);
+}
+
+TEST_CASE(KMS_HSM_CASE("Token data: an overwrite replaces the value"), "[hal][contract]") {
+  Hsm& hsm = TestHsm();
+  const std::string label = FreshLabel("overwritten");
+  REQUIRE_OK(hsm.WriteTokenData(label, Message(1024, 1)));
+  REQUIRE_OK(hsm.WriteTokenData(label, AsBytes("v1 epoch=7")));
+  CHECK(ToString(ReadBack(label)) == "v1 epoch=7");  // nothing left of the longer value
+  REQUIRE_OK(hsm.WriteTokenData(label, Message(300, 2)));
+  CHECK(ReadBack(label) == Message(300, 2));
+}
+
+TEST_CASE(KMS_HSM_CASE("Token data: two labels are independent"), "[hal][contract]") {
+  Hsm& hsm = TestHsm();
+  const std::string a = FreshLabel("first");
+  const std::string b = FreshLabel("second");
+  REQUIRE_OK(hsm.WriteTokenData(a, AsBytes("alpha")));
+  CheckError(hsm.ReadTokenData(b), StatusCode::kNotFound, Reason::kNone);
+  REQUIRE_OK(hsm.WriteTokenData(b, AsBytes("beta")));
+  REQUIRE_OK(hsm.WriteTokenData(a, AsBytes("alpha 2")));
+  CHECK(ToString(ReadBack(a)) == "alpha 2");
+  CHECK(ToString(ReadBack(b)) == "beta");
+  // A label that is a prefix of another is another label.
+  CheckError(hsm.ReadTokenData(a.substr(0, a.size() - 1)), StatusCode::kNotFound, Reason::kNone);
+}
+
+TEST_CASE(KMS_HSM_CASE("Token data: labels of 1..64 bytes and values of 1..1024 bytes only"),
+          "[hal][contract]") {
+  Hsm& hsm = TestHsm();
+  const std::string label = FreshLabel("limits");
+  REQUIRE_OK(hsm.WriteTokenData(label, AsBytes("kept")));
+  SECTION("the label must be 1..64 bytes, for reads and writes") {
+    CheckError(hsm.ReadTokenData(""), StatusCode::kInvalidArgument, Reason::kNone);
+    CheckError(hsm.WriteTokenData("", AsBytes("x")), StatusCode::kInvalidArgument, Reason::kNone);
+    const std::string too_long = label + std::string(65 - label.size(), 'x');
+    REQUIRE(too_long.size() == 65);
+    CheckError(hsm.ReadTokenData(too_long), StatusCode::kInvalidArgument, Reason::kNone);
+    CheckError(hsm.WriteTokenData(too_long, AsBytes("x")), StatusCode::kInvalidArgument,
+               Reason::kNone);
+    // 64 bytes is still a label.
+    const std::string longest = too_long.substr(0, 64);
+    CheckError(hsm.ReadTokenData(longest), StatusCode::kNotFound, Reason::kNone);
+    REQUIRE_OK(hsm.WriteTokenData(longest, AsBytes("x")));
+    CHECK(ToString(ReadBack(longest)) == "x");
+  }
+  SECTION("the value must be 1..1024 bytes, and a refused write changes nothing") {
+    CheckError(hsm.WriteTokenData(label, Bytes()), StatusCode::kInvalidArgument, Reason::kNone);
+    CheckError(hsm.WriteTokenData(label, Bytes(1025, 0x11)), StatusCode::kInvalidArgument,
+               Reason::kNone);
+    CHECK(ToString(ReadBack(label)) == "kept");
+    const std::string refused = FreshLabel("refused");
+    CheckError(hsm.WriteTokenData(refused, Bytes()), StatusCode::kInvalidArgument, Reason::kNone);
+    CheckError(hsm.ReadTokenData(refused), StatusCode::kNotFound, Reason::kNone);
+    REQUIRE_OK(hsm.WriteTokenData(label, Bytes(1024, 0x22)));
+    CHECK(ReadBack(label) == Bytes(1024, 0x22));
+    REQUIRE_OK(hsm.WriteTokenData(label, Bytes(1, 0x33)));
+    CHECK(ReadBack(label) == Bytes(1, 0x33));
+  }
+}
+
+TEST_CASE(KMS_HSM_CASE("Token data: concurrent writers of a new label leave one value"),
+          "[hal][contract]") {
+  Hsm& hsm = TestHsm();
+  const std::string label = FreshLabel("raced");
+  std::vector<std::thread> threads;
+  std::vector<Status> results(4);
+  for (std::size_t t = 0; t < results.size(); ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 3 && results[t].ok(); ++i) {
+        results[t] = hsm.WriteTokenData(label, Bytes(8, static_cast<std::uint8_t>(t)));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (const Status& r : results) CHECK(r.ok());
+  // Two objects under the label would make every later call refuse (Internal).
+  Bytes value = ReadBack(label);
+  REQUIRE(value.size() == 8);
+  CHECK(value[0] < results.size());
+  CHECK(value == Bytes(8, value[0]));
+  REQUIRE_OK(hsm.WriteTokenData(label, AsBytes("after")));
+  CHECK(ToString(ReadBack(label)) == "after");
 }
 
 TEST_CASE(KMS_HSM_CASE("The HSM serves concurrent callers"), "[hal][contract]") {

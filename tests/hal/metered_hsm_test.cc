@@ -54,5 +54,37 @@ TEST_CASE("metered hsm: calls are counted by operation and outcome, and pass thr
   CHECK(text.find("canary") == std::string::npos);
 }
 
+TEST_CASE("metered hsm: token data reads and writes are counted, their labels are not", "[unit]") {
+  auto fake = testing::NewFakeHsm();
+  metrics::MetricsRegistry registry;
+  MeteredHsm hsm(*fake, registry);
+
+  auto absent = hsm.ReadTokenData("canary-label");
+  REQUIRE_FALSE(absent.has_value());
+  CHECK(absent.error().code() == StatusCode::kNotFound);
+  REQUIRE(hsm.WriteTokenData("canary-label", AsBytes("canary-value")).ok());
+  auto read = hsm.ReadTokenData("canary-label");
+  REQUIRE(read.has_value());
+  CHECK(ToString(*read) == "canary-value");
+  CHECK(hsm.WriteTokenData("canary-label", Bytes()).code() == StatusCode::kInvalidArgument);
+  // The fake's injected device fault comes through as it is, and is counted under its code.
+  fake->InjectFailure(UnavailableError("device gone"));
+  CHECK(hsm.WriteTokenData("canary-label", AsBytes("lost")).code() == StatusCode::kUnavailable);
+
+  CHECK(Calls(registry, "ReadTokenData", "NOT_FOUND") == 1);
+  CHECK(Calls(registry, "ReadTokenData", "ok") == 1);
+  CHECK(Calls(registry, "WriteTokenData", "ok") == 1);
+  CHECK(Calls(registry, "WriteTokenData", "INVALID_ARGUMENT") == 1);
+  CHECK(Calls(registry, "WriteTokenData", "UNAVAILABLE") == 1);
+
+  const std::string text = registry.Render();
+  CHECK(text.find("kms_hsm_call_duration_seconds_count{operation=\"ReadTokenData\"} 2\n") !=
+        std::string::npos);
+  CHECK(text.find("kms_hsm_call_duration_seconds_count{operation=\"WriteTokenData\"} 3\n") !=
+        std::string::npos);
+  CHECK(text.find("kms_hsm_calls_in_flight 0\n") != std::string::npos);
+  CHECK(text.find("canary") == std::string::npos);
+}
+
 }  // namespace
 }  // namespace kms::hal

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <functional>
+#include <string>
 #include <thread>
 
 #include "hal/hsm.h"
@@ -92,6 +93,35 @@ std::vector<Op> Operations() {
        }},
       {"CheckHealth",
        [](hal::Hsm& hsm) { return std::function<Status()>([&hsm] { return hsm.CheckHealth(); }); }},
+      {"ReadTokenData",
+       [](hal::Hsm& hsm) {
+         MustOk(hsm.WriteTokenData("fault-probe", AsBytes("v1 epoch=1")));
+         return std::function<Status()>(
+             [&hsm] { return StatusOf(hsm.ReadTokenData("fault-probe")); });
+       }},
+      {"ReadTokenData(absent)",
+       [](hal::Hsm& hsm) {
+         // NotFound is the answer, so the operation "succeeds" when it says exactly that.
+         return std::function<Status()>([&hsm] {
+           StatusOr<Bytes> r = hsm.ReadTokenData("fault-absent");
+           if (!r.has_value() && r.error().code() == StatusCode::kNotFound) return Status();
+           return r.has_value() ? InternalError("absent label was found") : r.error();
+         });
+       }},
+      {"WriteTokenData(new)",
+       [](hal::Hsm& hsm) {
+         // A label per run, so every run takes the create path.
+         return std::function<Status()>([&hsm] {
+           static int run = 0;
+           return hsm.WriteTokenData("fault-new-" + std::to_string(++run), AsBytes("v1 epoch=1"));
+         });
+       }},
+      {"WriteTokenData(replace)",
+       [](hal::Hsm& hsm) {
+         MustOk(hsm.WriteTokenData("fault-probe", AsBytes("v1 epoch=1")));
+         return std::function<Status()>(
+             [&hsm] { return hsm.WriteTokenData("fault-probe", AsBytes("v1 epoch=2")); });
+       }},
   };
 }
 

@@ -8,7 +8,11 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "base/encoding.h"
 #include "hal/hsm.h"
@@ -343,6 +347,194 @@ TEST_CASE("the session pool serves many threads on few sessions", "[softhsm][hal
   // The anchor plus at most the pool, however many threads.
   CHECK(fx->faults()->open_sessions() <= 3);
   CHECK(fx->faults()->calls("C_OpenSession") <= 3);
+}
+
+// ---- token data (hal/hsm.h): private CKO_DATA token objects ------------------------------------
+
+constexpr std::string_view kWatermark = "kms-store-watermark";
+
+std::vector<CK_OBJECT_HANDLE> FindData(RawSession& raw, std::string_view label) {
+  CK_OBJECT_CLASS cls = CKO_DATA;
+  std::vector<CK_ATTRIBUTE> q = {{CKA_CLASS, &cls, sizeof(cls)},
+                                 {CKA_LABEL, const_cast<char*>(label.data()), label.size()}};
+  return raw.Find(q);
+}
+
+// Makes a CKO_DATA token object directly on the module, as other software (or an intruder) could;
+// `generation` is the HAL's CKA_OBJECT_ID (8 bytes big-endian), none when empty.
+CK_RV CreateData(RawSession& raw, std::string_view label, bool is_private, std::string_view value,
+                 Bytes generation = {}) {
+  CK_OBJECT_CLASS cls = CKO_DATA;
+  CK_BBOOL yes = CK_TRUE;
+  CK_BBOOL priv = is_private ? CK_TRUE : CK_FALSE;
+  std::string_view application = "kms-appliance";
+  std::vector<CK_ATTRIBUTE> t = {
+      {CKA_CLASS, &cls, sizeof(cls)},
+      {CKA_TOKEN, &yes, sizeof(yes)},
+      {CKA_PRIVATE, &priv, sizeof(priv)},
+      {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
+      {CKA_APPLICATION, const_cast<char*>(application.data()), application.size()},
+      {CKA_VALUE, const_cast<char*>(value.data()), value.size()}};
+  if (!generation.empty()) t.push_back({CKA_OBJECT_ID, generation.data(), generation.size()});
+  CK_OBJECT_HANDLE object = CK_INVALID_HANDLE;
+  return raw.f()->C_CreateObject(raw.h(), t.data(), t.size(), &object);
+}
+
+Bytes Generation(std::uint64_t g) {
+  Bytes out(8);
+  for (int i = 7; i >= 0; --i, g >>= 8) out[static_cast<std::size_t>(i)] = g & 0xFF;
+  return out;
+}
+
+std::string StringAttribute(RawSession& raw, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type) {
+  CK_ATTRIBUTE a{type, nullptr, 0};
+  REQUIRE(raw.f()->C_GetAttributeValue(raw.h(), o, &a, 1) == CKR_OK);
+  std::string out(a.ulValueLen, '\0');
+  a.pValue = out.data();
+  REQUIRE(raw.f()->C_GetAttributeValue(raw.h(), o, &a, 1) == CKR_OK);
+  return out;
+}
+
+// Whether `needle` is in plaintext in any file under `dir`.
+bool OnDisk(const std::string& dir, std::string_view needle) {
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    std::string contents(static_cast<std::size_t>(e.file_size()), '\0');
+    std::ifstream in(e.path(), std::ios::binary);
+    in.read(contents.data(), static_cast<std::streamsize>(contents.size()));
+    REQUIRE(in.gcount() == static_cast<std::streamsize>(contents.size()));
+    if (contents.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST_CASE("token data survives closing the Hsm and opening a new one on the token",
+          "[softhsm][hal]") {
+  auto fx = MakeFixture();
+  MustOk(fx->hsm().WriteTokenData(kWatermark, AsBytes("v1 epoch=1")));
+  // CloseHsm finalises the module, so the reopened Hsm reads the token back from its files.
+  fx->CloseHsm();
+  MustOk(fx->OpenHsm());
+  CHECK(ToString(Must(fx->hsm().ReadTokenData(kWatermark))) == "v1 epoch=1");
+  MustOk(fx->hsm().WriteTokenData(kWatermark, AsBytes("v1 epoch=2")));
+  fx->CloseHsm();
+  MustOk(fx->OpenHsm());
+  CHECK(ToString(Must(fx->hsm().ReadTokenData(kWatermark))) == "v1 epoch=2");
+  // A replace leaves one object, however many writes: the old one is destroyed once the new one is
+  // on the token (SoftHSM2 refuses to change a data object's CKA_VALUE in place).
+  RawSession raw(*fx);
+  auto found = FindData(raw, kWatermark);
+  REQUIRE(found.size() == 1);
+  CHECK(StringAttribute(raw, found[0], CKA_OBJECT_ID) == ToString(Generation(2)));
+}
+
+TEST_CASE("token data is a private token object that a session without the PIN cannot see",
+          "[softhsm][hal]") {
+  auto fx = MakeFixture();
+  const std::string value = "v1 epoch=9 canary-5e1f0c7a";
+  MustOk(fx->hsm().WriteTokenData(kWatermark, AsBytes(value)));
+  {
+    RawSession raw(*fx);  // logged in: login is shared by every session of the process
+    auto found = FindData(raw, kWatermark);
+    REQUIRE(found.size() == 1);
+    CHECK(raw.Bool(found[0], CKA_TOKEN) == 1);
+    CHECK(raw.Bool(found[0], CKA_PRIVATE) == 1);
+    CHECK(raw.Bool(found[0], CKA_MODIFIABLE) == 1);
+    CHECK(StringAttribute(raw, found[0], CKA_APPLICATION) == "kms-appliance");
+    CHECK(StringAttribute(raw, found[0], CKA_VALUE) == value);
+  }
+  // SoftHSM2 keeps CKA_PRIVATE=FALSE objects in plaintext on disk (reference/softhsm.md §4); a
+  // private one is encrypted under the PIN-derived key.
+  CHECK_FALSE(OnDisk(fx->token().dir, "canary-5e1f0c7a"));
+
+  // A fresh initialisation of the module is logged out: what anyone without the PIN sees.
+  fx->CloseHsm();
+  CK_FUNCTION_LIST* f = fx->real_functions();
+  CK_C_INITIALIZE_ARGS args{};
+  args.flags = CKF_OS_LOCKING_OK;
+  REQUIRE(f->C_Initialize(&args) == CKR_OK);
+  {
+    RawSession anonymous(*fx);
+    CHECK(FindData(anonymous, kWatermark).empty());
+    // Such a session may still create public token objects: plant one under our label and
+    // application, which the HAL must neither read nor trip over.
+    CHECK(CreateData(anonymous, kWatermark, /*is_private=*/false, "v1 epoch=0 plant-3b9d") ==
+          CKR_OK);
+    CHECK(CreateData(anonymous, kWatermark, /*is_private=*/true, "v1 epoch=0") ==
+          CKR_USER_NOT_LOGGED_IN);
+  }
+  REQUIRE(f->C_Finalize(nullptr) == CKR_OK);
+  // The plant, being public, is readable in the token folder: the scan above can see values.
+  CHECK(OnDisk(fx->token().dir, "plant-3b9d"));
+  MustOk(fx->OpenHsm());
+  CHECK(ToString(Must(fx->hsm().ReadTokenData(kWatermark))) == value);
+  MustOk(fx->hsm().WriteTokenData(kWatermark, AsBytes("v1 epoch=10")));
+  CHECK(ToString(Must(fx->hsm().ReadTokenData(kWatermark))) == "v1 epoch=10");
+  RawSession raw(*fx);
+  CHECK(FindData(raw, kWatermark).size() == 2);  // ours and the plant, which was left alone
+}
+
+TEST_CASE("token data after a replace cut short: the newer value reads, the next write tidies",
+          "[softhsm][hal]") {
+  auto fx = MakeFixture();
+  MustOk(fx->hsm().WriteTokenData(kWatermark, AsBytes("v1 epoch=5")));  // generation 1
+  RawSession raw(*fx);
+  // What a crash between creating generation 2 and destroying generation 1 leaves.
+  REQUIRE(CreateData(raw, kWatermark, /*is_private=*/true, "v1 epoch=6", Generation(2)) == CKR_OK);
+  REQUIRE(FindData(raw, kWatermark).size() == 2);
+  CHECK(ToString(Must(fx->hsm().ReadTokenData(kWatermark))) == "v1 epoch=6");
+  MustOk(fx->hsm().WriteTokenData(kWatermark, AsBytes("v1 epoch=7")));
+  auto found = FindData(raw, kWatermark);
+  REQUIRE(found.size() == 1);
+  CHECK(StringAttribute(raw, found[0], CKA_OBJECT_ID) == ToString(Generation(3)));
+  CHECK(ToString(Must(fx->hsm().ReadTokenData(kWatermark))) == "v1 epoch=7");
+}
+
+TEST_CASE("token data refuses two objects under one label instead of picking one",
+          "[softhsm][hal]") {
+  auto fx = MakeFixture();
+  MustOk(fx->hsm().WriteTokenData(kWatermark, AsBytes("v1 epoch=5")));  // generation 1
+  RawSession raw(*fx);
+  const Status ambiguous =
+      InternalError("more than one token data object labelled 'kms-store-watermark'");
+  auto refused = [&] {
+    auto read = fx->hsm().ReadTokenData(kWatermark);
+    REQUIRE_FALSE(read.has_value());
+    CHECK(read.error() == ambiguous);
+    CHECK(fx->hsm().WriteTokenData(kWatermark, AsBytes("v1 epoch=9")) == ambiguous);
+  };
+  auto drop = [&](std::string_view value) {
+    for (CK_OBJECT_HANDLE o : FindData(raw, kWatermark)) {
+      if (StringAttribute(raw, o, CKA_VALUE) == value) {
+        REQUIRE(raw.f()->C_DestroyObject(raw.h(), o) == CKR_OK);
+      }
+    }
+  };
+  SECTION("a copy made by hand, without a generation") {
+    REQUIRE(CreateData(raw, kWatermark, /*is_private=*/true, "v1 epoch=1") == CKR_OK);
+    refused();
+    drop("v1 epoch=1");
+  }
+  SECTION("a copy of the same generation") {
+    REQUIRE(CreateData(raw, kWatermark, true, "v1 epoch=1", Generation(1)) == CKR_OK);
+    refused();
+    drop("v1 epoch=1");
+  }
+  SECTION("a copy whose generation does not follow") {
+    REQUIRE(CreateData(raw, kWatermark, true, "v1 epoch=1", Generation(3)) == CKR_OK);
+    refused();
+    drop("v1 epoch=1");
+  }
+  SECTION("three objects, even with consecutive generations") {
+    REQUIRE(CreateData(raw, kWatermark, true, "v1 epoch=1", Generation(2)) == CKR_OK);
+    REQUIRE(CreateData(raw, kWatermark, true, "v1 epoch=2", Generation(3)) == CKR_OK);
+    refused();
+    drop("v1 epoch=1");
+    drop("v1 epoch=2");
+  }
+  // Nothing was changed while refusing: with the copies gone the first value is still there.
+  REQUIRE(FindData(raw, kWatermark).size() == 1);
+  CHECK(ToString(Must(fx->hsm().ReadTokenData(kWatermark))) == "v1 epoch=5");
 }
 
 TEST_CASE("the dev token folder survives a restart", "[softhsm][provisioning]") {

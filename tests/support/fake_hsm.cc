@@ -20,9 +20,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace kms::testing {
@@ -43,6 +46,8 @@ namespace {
 constexpr std::size_t kAes256KeySize = 32;
 constexpr std::size_t kMaxHmacKeySize = 512;  // SoftHSM2's bound (reference/softhsm.md §1)
 constexpr std::size_t kMaxRandomSize = 1 << 20;
+constexpr std::size_t kMaxTokenDataLabel = 64;  // hal/hsm.h, as hal/pkcs11_hsm.cc
+constexpr std::size_t kMaxTokenDataValue = 1024;
 
 std::atomic<std::uint64_t> g_next_instance_id{1};
 
@@ -395,6 +400,13 @@ struct FakeHsm::State {
   std::shared_ptr<std::atomic<std::size_t>> loaded_keys =
       std::make_shared<std::atomic<std::size_t>>(0);
   std::shared_ptr<const SecretBytes> domain_key;
+  // The token's objects (ReadTokenData / WriteTokenData). They live on "the token", so siblings
+  // (the same device after a restart) share them.
+  struct TokenData {
+    std::mutex mu;
+    std::map<std::string, Bytes, std::less<>> values;
+  };
+  std::shared_ptr<TokenData> token_data = std::make_shared<TokenData>();
 
   // Injected failures (FakeHsm::InjectFailure): skip `fault_after` calls, then fail `fault_count`.
   std::mutex fault_mu;
@@ -578,7 +590,9 @@ FakeHsm::~FakeHsm() = default;
 std::unique_ptr<FakeHsm> FakeHsm::NewSibling() const {
   FakeHsmOptions options;
   options.capabilities = capabilities_;
-  return std::unique_ptr<FakeHsm>(new FakeHsm(std::move(options), state_->domain_key));
+  auto sibling = std::unique_ptr<FakeHsm>(new FakeHsm(std::move(options), state_->domain_key));
+  sibling->state_->token_data = state_->token_data;
+  return sibling;
 }
 
 void FakeHsm::SimulateReinitialize() { state_->generation.fetch_add(1); }
@@ -1034,6 +1048,41 @@ StatusOr<SecretBytes> FakeHsm::GenerateRandom(std::size_t size) {
 }
 
 Status FakeHsm::CheckHealth() { return state_->TakeFault(); }
+
+namespace {
+
+Status CheckTokenDataLabel(std::string_view label) {
+  if (label.empty() || label.size() > kMaxTokenDataLabel) {
+    return InvalidArgumentError("token data label must be 1..64 bytes");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<Bytes> FakeHsm::ReadTokenData(std::string_view label) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
+  KMS_RETURN_IF_ERROR(CheckTokenDataLabel(label));
+  State::TokenData& data = *state_->token_data;
+  std::lock_guard<std::mutex> lock(data.mu);
+  auto it = data.values.find(label);
+  if (it == data.values.end()) {
+    return NotFoundError("no token data labelled '" + std::string(label) + "'");
+  }
+  return it->second;
+}
+
+Status FakeHsm::WriteTokenData(std::string_view label, ByteView value) {
+  KMS_RETURN_IF_ERROR(state_->TakeFault());
+  KMS_RETURN_IF_ERROR(CheckTokenDataLabel(label));
+  if (value.empty() || value.size() > kMaxTokenDataValue) {
+    return InvalidArgumentError("token data value must be 1..1024 bytes");
+  }
+  State::TokenData& data = *state_->token_data;
+  std::lock_guard<std::mutex> lock(data.mu);
+  data.values.insert_or_assign(std::string(label), Bytes(value.begin(), value.end()));
+  return Status::Ok();
+}
 
 void FakeHsm::InjectFailure(Status status, std::size_t after_calls, std::size_t count) {
   std::lock_guard<std::mutex> lock(state_->fault_mu);

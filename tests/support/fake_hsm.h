@@ -25,15 +25,19 @@
 //  * Handles: a handle from another Hsm instance is InvalidArgument. `SimulateReinitialize()`
 //    makes every existing handle answer Unavailable/kHandleStale, as the real HAL does after a
 //    device re-init.
+//  * Token data is an in-memory map with the real HAL's limits (label 1..64 bytes, value 1..1024
+//    bytes) and NotFound for an absent label. It belongs to the simulated token, so `NewSibling()`
+//    (the same device after a restart) sees and changes the same values; a fresh fake starts empty.
 //
-// Thread-safety: every method may be called concurrently; keys are immutable once made and the
-// DRBG is guarded by a mutex.
+// Thread-safety: every method may be called concurrently; keys are immutable once made, and the
+// DRBG and the token data are guarded by mutexes.
 #ifndef KMS_TESTS_SUPPORT_FAKE_HSM_H_
 #define KMS_TESTS_SUPPORT_FAKE_HSM_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "base/bytes.h"
 #include "base/secret_bytes.h"
@@ -62,10 +66,10 @@ class FakeHsm final : public hal::Hsm {
   FakeHsm(const FakeHsm&) = delete;
   FakeHsm& operator=(const FakeHsm&) = delete;
 
-  // --- test knobs
-  // ----------------------------------------------------------------------------------- A second
-  // device holding the same domain key (a restarted appliance, a cluster peer): it unwraps this
-  // fake's WrappedKeys, but handles do not cross between the two.
+  // --- test knobs --------------------------------------------------------------------------------
+  // A second device holding the same domain key on the same token (a restarted appliance): it
+  // unwraps this fake's WrappedKeys and shares its token data, but handles do not cross between the
+  // two.
   std::unique_ptr<FakeHsm> NewSibling() const;
   // Every handle made so far goes stale (Unavailable/kHandleStale); new ones work.
   void SimulateReinitialize();
@@ -104,6 +108,8 @@ class FakeHsm final : public hal::Hsm {
                                        ByteView ciphertext) override;
   StatusOr<SecretBytes> GenerateRandom(std::size_t size) override;
   Status CheckHealth() override;
+  StatusOr<Bytes> ReadTokenData(std::string_view label) override;
+  Status WriteTokenData(std::string_view label, ByteView value) override;
 
   struct State;  // DRBG, domain key, generation counter; shared only with the implementation
 

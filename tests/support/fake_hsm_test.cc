@@ -1,6 +1,6 @@
 // What only the fake has: its test knobs (reduced capabilities, re-initialisation, siblings sharing
-// a domain key, loaded-key count) and its own RFC 5649 implementation. The hal::Hsm contract itself
-// is checked by tests/hal/hsm_contract_test.cc, which runs against the fake too.
+// a domain key and token data, loaded-key count) and its own RFC 5649 implementation. The hal::Hsm
+// contract itself is checked by tests/hal/hsm_contract_test.cc, which runs against the fake too.
 #include "tests/support/fake_hsm.h"
 
 #include <catch2/catch.hpp>
@@ -154,6 +154,39 @@ TEST_CASE("FakeHsm injects failures after N calls, then recovers", "[unit][fake_
   hsm->InjectFailure(InternalError("boom"), 0, 1);
   hsm->InjectFailure(Status(), 0, 0);
   CHECK(hsm->GenerateRandom(4).has_value());
+}
+
+TEST_CASE("FakeHsm token data belongs to the token: siblings share it, strangers do not",
+          "[unit][fake_hsm]") {
+  auto hsm = NewFakeHsm();
+  REQUIRE(hsm->WriteTokenData("watermark", AsBytes("v1 epoch=3")).ok());
+  auto restarted = hsm->NewSibling();  // what key_service_fixture.h's Restart() does
+  auto there = restarted->ReadTokenData("watermark");
+  REQUIRE(there.has_value());
+  CHECK(ToString(*there) == "v1 epoch=3");
+  REQUIRE(restarted->WriteTokenData("watermark", AsBytes("v1 epoch=4")).ok());
+  auto back = hsm->ReadTokenData("watermark");
+  REQUIRE(back.has_value());
+  CHECK(ToString(*back) == "v1 epoch=4");
+  CheckError(NewFakeHsm()->ReadTokenData("watermark"), StatusCode::kNotFound, Reason::kNone);
+}
+
+TEST_CASE("FakeHsm token data calls take injected failures and change nothing then",
+          "[unit][fake_hsm]") {
+  auto hsm = NewFakeHsm();
+  REQUIRE(hsm->WriteTokenData("watermark", AsBytes("kept")).ok());
+  hsm->InjectFailure(UnavailableError("device gone"), /*after_calls=*/0, /*count=*/2);
+  CheckError(hsm->WriteTokenData("watermark", AsBytes("lost")), StatusCode::kUnavailable,
+             Reason::kNone);
+  CheckError(hsm->ReadTokenData("watermark"), StatusCode::kUnavailable, Reason::kNone);
+  auto value = hsm->ReadTokenData("watermark");
+  REQUIRE(value.has_value());
+  CHECK(ToString(*value) == "kept");
+  // The fault is taken before validation, as for every other call: a device that is gone answers
+  // Unavailable whatever it is asked.
+  hsm->InjectFailure(UnavailableError("device gone"));
+  CheckError(hsm->ReadTokenData(""), StatusCode::kUnavailable, Reason::kNone);
+  CheckError(hsm->ReadTokenData(""), StatusCode::kInvalidArgument, Reason::kNone);
 }
 
 TEST_CASE("FakeHsm's AES-KWP matches RFC 5649 §6", "[unit][fake_hsm]") {
