@@ -4,6 +4,7 @@
 
 #include "api/health/health_page.h"
 #include "firmware/self_test.h"
+#include "firmware/store_rollback.h"
 
 namespace kms::app {
 namespace {
@@ -58,7 +59,7 @@ StatusOr<std::unique_ptr<Appliance>> Appliance::Open(ApplianceOptions options) {
 
   // 1. The token, and the self-tests on it before anything else may use it. They run on the raw
   // HAL so they count nothing in /metrics.
-  auto hsm = hal::OpenPkcs11Hsm(std::move(o.hsm));
+  auto hsm = o.open_hsm ? o.open_hsm(std::move(o.hsm)) : hal::OpenPkcs11Hsm(std::move(o.hsm));
   if (!hsm.has_value()) return Step("HSM", hsm.error());
   a->hsm_ = std::move(*hsm);
   auto self_tests = firmware::RunPowerOnSelfTests(*a->hsm_);
@@ -67,6 +68,18 @@ StatusOr<std::unique_ptr<Appliance>> Appliance::Open(ApplianceOptions options) {
             {{"count", self_tests->passed.size()},
              {"skipped", self_tests->skipped.size()},
              {"duration_ms", static_cast<double>(self_tests->duration.count()) / 1000.0}});
+  // The store must not be older than what this token has seen: checked before the key service
+  // reads (or reconciles) anything in it.
+  auto epoch = firmware::CheckStoreEpoch(*a->hsm_, *o.store, o.accept_store_rollback);
+  if (!epoch.has_value()) return Step("store", epoch.error());
+  if (epoch->rollback_accepted) {
+    logs.Warn("store rollback accepted by the operator (--accept-store-rollback)",
+              {{"store_epoch", static_cast<std::int64_t>(epoch->store_epoch)},
+               {"watermark", static_cast<std::int64_t>(*epoch->watermark)}});
+  } else {
+    logs.Info("store epoch checked against the token",
+              {{"store_epoch", static_cast<std::int64_t>(epoch->store_epoch)}});
+  }
   // Everything above the HAL reaches the device through the metering decorator.
   a->metered_ = std::make_unique<hal::MeteredHsm>(*a->hsm_, metrics);
   metrics.AddGauge("kms_hsm_sessions", "Sessions in the HSM's operation pool.",
@@ -89,6 +102,13 @@ StatusOr<std::unique_ptr<Appliance>> Appliance::Open(ApplianceOptions options) {
                              [&key_cache] { return static_cast<double>(key_cache.misses()); });
   metrics.AddGauge("kms_key_cache_entries", "Keys loaded in the HSM's key cache.",
                    [&key_cache] { return static_cast<double>(key_cache.size()); });
+
+  // The watermark follows the store on every tick.
+  a->scheduler_->AlsoRun([hsm = a->metered_.get(), store = o.store, &logs](std::int64_t) {
+    if (auto raised = firmware::RaiseWatermark(*hsm, *store); !raised.has_value()) {
+      logs.Error("store watermark not raised", {{"status", raised.error().ToString()}});
+    }
+  });
 
   // 3. Access keys and Vault tokens, and one transit keyring per mount over the same key service
   // (one key store, two doors).
@@ -166,6 +186,13 @@ void Appliance::StartScheduler() { scheduler_->Start(std::chrono::seconds(60)); 
 
 Appliance::~Appliance() {
   if (scheduler_) scheduler_->Stop();
+  // A clean stop leaves the watermark at the store's last epoch.
+  if (metered_ && options_.store != nullptr) {
+    if (auto raised = firmware::RaiseWatermark(*metered_, *options_.store); !raised.has_value()) {
+      options_.logs->Error("store watermark not raised at stop",
+                           {{"status", raised.error().ToString()}});
+    }
+  }
 }
 
 }  // namespace kms::app

@@ -4,7 +4,9 @@
 // serves SealedRouter() instead.
 //
 // Open, in order: logs in to the token (hal::OpenPkcs11Hsm with the PIN in `hsm`), runs the
-// power-on self-tests on it (a failure stops here, named), meters it (MeteredHsm), opens the key
+// power-on self-tests on it (a failure stops here, named), checks the store against the token's
+// rollback watermark (an older store stops here, FailedPrecondition naming both epochs), meters it
+// (MeteredHsm), opens the key
 // service over the store, and builds the access-key and Vault-token registries, one transit
 // keyring per mount and both doors. Every failure is a Status naming the step ("self-tests:
 // self-test aes-256-gcm-kat failed: ..."); nothing is served by a failed Open.
@@ -14,8 +16,9 @@
 //
 // Lifetime: `store`, `metrics` and `logs` outlive the Appliance; the metrics it registers read it,
 // so it is opened at most once per MetricsRegistry (kmsd seals by restarting itself, see
-// kmsd_main.cc). The scheduler starts with StartScheduler and stops in the destructor, before
-// anything it uses goes. Thread-safety: router() may be used from any thread once Open returned.
+// kmsd_main.cc). The scheduler starts with StartScheduler (its tick also raises the watermark) and
+// stops in the destructor, before anything it uses goes; the destructor raises the watermark once
+// more, so a clean stop leaves it at the store's last epoch. Thread-safety: router() may be used from any thread once Open returned.
 #ifndef KMS_FIRMWARE_APP_APPLIANCE_H_
 #define KMS_FIRMWARE_APP_APPLIANCE_H_
 
@@ -58,6 +61,11 @@ struct ApplianceOptions {
   // sys/unseal while unsealed (answers the state) and sys/seal; unset in dev mode.
   std::function<StatusOr<api::vault::VaultHealth>(std::string_view, bool)> unseal;
   std::function<Status()> seal;
+  // The operator takes a store older than the token's watermark as it is (firmware/store_rollback.h).
+  bool accept_store_rollback = false;
+  // How the token is opened; hal::OpenPkcs11Hsm when unset. Tests open it through a fault-injecting
+  // function list (tests/support/fault_injection.h) to show a failing self-test stops the boot.
+  std::function<StatusOr<std::unique_ptr<hal::Hsm>>(hal::Pkcs11HsmConfig)> open_hsm;
 };
 
 class Appliance {

@@ -212,7 +212,7 @@ StatusOr<std::unique_ptr<kms::api::http::Server>> MakeServer(
   return server;
 }
 
-int RunDev(const kms::app::ApplianceConfig& config) {
+int RunDev(const kms::app::ApplianceConfig& config, bool accept_store_rollback) {
   StopEvents events;
   std::error_code ec;
   fs::create_directories(config.state_dir, ec);
@@ -252,6 +252,7 @@ int RunDev(const kms::app::ApplianceConfig& config) {
   options.metrics = &metrics;
   options.logs = &Logs();
   options.vault_health.version = std::string(kms::app::kApplianceVersion);
+  options.accept_store_rollback = accept_store_rollback;
   auto appliance = kms::app::Appliance::Open(std::move(options));
   if (!appliance.has_value()) {
     Log(appliance.error().ToString());
@@ -336,8 +337,10 @@ class ProductionBoot {
  public:
   ProductionBoot(const kms::app::ApplianceConfig& config,
                  kms::firmware::store::MetadataStore& store,
-                 const kms::firmware::SealDescriptor& descriptor, StopEvents& events)
-      : config_(config),
+                 const kms::firmware::SealDescriptor& descriptor, StopEvents& events,
+                 bool accept_store_rollback)
+      : accept_store_rollback_(accept_store_rollback),
+        config_(config),
         store_(store),
         descriptor_(descriptor),
         events_(events),
@@ -383,6 +386,7 @@ class ProductionBoot {
     options.logs = &Logs();
     options.vault_health = UnsealedHealth();
     options.unseal = [this](std::string_view s, bool r) { return Unseal(s, r); };
+    options.accept_store_rollback = accept_store_rollback_;
     options.seal = [this] {
       Logs().Info("seal requested: restarting sealed");
       events_.RequestSeal();
@@ -391,6 +395,11 @@ class ProductionBoot {
     auto appliance = kms::app::Appliance::Open(std::move(options));
     if (!appliance.has_value()) {
       Logs().Error("unseal failed", {{"status", appliance.error().ToString()}});
+      // A store older than the token is the custodians' business: they decide what to do next.
+      if (appliance.error().code() == kms::StatusCode::kFailedPrecondition &&
+          appliance.error().message().starts_with("store: ")) {
+        return kms::FailedPreconditionError("unseal failed: " + appliance.error().message());
+      }
       return kms::FailedPreconditionError(
           "unseal failed: the shares rebuilt the secret, but the appliance could not open the HSM "
           "with it (the appliance log says why); enter the shares again");
@@ -467,6 +476,7 @@ class ProductionBoot {
     return h;
   }
 
+  const bool accept_store_rollback_;
   const kms::app::ApplianceConfig& config_;
   kms::firmware::store::MetadataStore& store_;
   const kms::firmware::SealDescriptor descriptor_;
@@ -482,7 +492,8 @@ class ProductionBoot {
   std::unique_ptr<kms::app::Appliance> appliance_;
 };
 
-int RunProduction(const kms::app::ApplianceConfig& config, char** argv) {
+int RunProduction(const kms::app::ApplianceConfig& config, char** argv,
+                  bool accept_store_rollback) {
   StopEvents events;
   if (!fs::exists(config.store_path)) {
     Log(config.source + ": store.path: '" + config.store_path +
@@ -508,7 +519,7 @@ int RunProduction(const kms::app::ApplianceConfig& config, char** argv) {
   }
   int outcome = 0;
   {
-    ProductionBoot boot(config, **store, **descriptor, events);
+    ProductionBoot boot(config, **store, **descriptor, events, accept_store_rollback);
     outcome = boot.Run();
   }
   if (outcome != 3) {
@@ -518,7 +529,13 @@ int RunProduction(const kms::app::ApplianceConfig& config, char** argv) {
   // Sealed on request: start again from nothing, sealed. The store closes first.
   store->reset();
   Logs().Info("sealed: restarting");
-  execv("/proc/self/exe", argv);
+  // The same command line, except that an accepted rollback is not accepted again.
+  std::vector<char*> again;
+  for (char** a = argv; *a != nullptr; ++a) {
+    if (std::string_view(*a) != "--accept-store-rollback") again.push_back(*a);
+  }
+  again.push_back(nullptr);
+  execv("/proc/self/exe", again.data());
   Log(std::string("cannot restart sealed: execv: ") + std::strerror(errno));
   return 1;
 }
@@ -534,6 +551,7 @@ int main(int argc, char** argv) {
   std::size_t workers = 0, hsm_sessions = 0;
   std::vector<std::string> vault_mounts;
   bool log_requests = false;
+  bool accept_store_rollback = false;
   CLI::App app{"kmsd: the KMS appliance daemon"};
   app.add_option("--config", config_path, "TOML configuration file (docs/configuration.md)");
   app.add_flag("--dev", dev,
@@ -561,6 +579,9 @@ int main(int argc, char** argv) {
       "--log-requests", log_requests,
       "log every request (request id, door, operation, outcome, status, duration, peer); 5xx "
       "answers are logged always");
+  app.add_flag("--accept-store-rollback", accept_store_rollback,
+               "take a store older than the HSM's watermark as it is (after restoring an old copy "
+               "on purpose); logged as a warning");
   CLI11_PARSE(app, argc, argv);
 
   kms::app::ApplianceConfig config;
@@ -611,6 +632,8 @@ int main(int argc, char** argv) {
     0, 0
   };
   setrlimit(RLIMIT_CORE, &no_core);
-  if (config.mode == kms::app::Mode::kProduction) return RunProduction(config, argv);
-  return RunDev(config);
+  if (config.mode == kms::app::Mode::kProduction) {
+    return RunProduction(config, argv, accept_store_rollback);
+  }
+  return RunDev(config, accept_store_rollback);
 }

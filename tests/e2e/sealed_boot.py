@@ -2,8 +2,9 @@
 custodian shares and threshold 3; kmsd starts sealed and refuses every key operation on both doors;
 kmsctl enters shares (a corrupted one is named, a duplicate refused, 2 do not unseal, a reset
 forgets them); 3 unseal it and it serves; `kmsctl seal` seals it again and shares unseal it once
-more, with every ciphertext and signing key as before. Then SIGTERM, and the daemon's log must be
-JSON lines without a share, a PIN, a secret access key or a plaintext of the run.
+more, with every ciphertext and signing key as before. Then rollback: an older copy of the store
+put back is refused at unseal until kmsd is started with --accept-store-rollback. The daemons' log
+must be JSON lines without a share, a PIN, a secret access key or a plaintext of the run.
 
 Run by tests/e2e/kmsd_e2e_test.cc with KMS_E2E_KMSD, KMS_E2E_KMSCTL and KMS_E2E_PROVISION naming
 the binaries. Everything lives in a temporary folder; nothing is left behind.
@@ -179,6 +180,9 @@ def main():
     key = kms.create_key(Description="sealed-boot")["KeyMetadata"]["KeyId"]
     blob = kms.encrypt(KeyId=key, Plaintext=CANARY)["CiphertextBlob"]
     check(kms.decrypt(CiphertextBlob=blob)["Plaintext"] == CANARY, "decrypt after unseal")
+    # An online copy of the store as it is now, for the rollback check at the end.
+    old_store = os.path.join(WORK, "old.db")
+    subprocess.run(["sqlite3", STORE, f".backup {old_store}"], check=True, timeout=30)
     signer = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     public = kms.get_public_key(KeyId=signer)["PublicKey"]
     ok("unsealed: create, encrypt, decrypt and a signing key with the ceremony's admin key")
@@ -201,9 +205,36 @@ def main():
                      SigningAlgorithm="ECDSA_SHA_256")["SignatureValid"], "signature verifies")
     ok("after seal and unseal: the old ciphertext decrypts and the signing key is the same")
 
-    # 5. Stop, and the log.
-    DAEMON.send_signal(signal.SIGTERM)
-    check(DAEMON.wait(timeout=30) == 0, f"kmsd exit status {DAEMON.returncode}")
+    # 5. Rollback: a clean stop leaves the token's watermark at the store's last epoch; the older
+    # copy put in its place is refused when the custodians unseal, until an operator accepts it.
+    stop_daemon()
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(STORE + suffix):
+            os.remove(STORE + suffix)
+    shutil.copy(old_store, STORE)
+    start_daemon()
+    wait_for_log("sealed: waiting for custodian shares", since=log_start())
+    unseal(SHARES[0])
+    unseal(SHARES[1])
+    refused = kmsctl("unseal", SHARES[2], expect_ok=False)
+    check(refused.returncode == 1 and "the store is older than this HSM has seen" in refused.stderr
+          and "--accept-store-rollback" in refused.stderr, f"rollback: {refused.stderr}")
+    ok("an older copy of the store is refused at unseal: " + refused.stderr.strip()[:110] + "...")
+    check(json.loads(kmsctl("seal-status").stdout)["sealed"] is True, "still sealed")
+    refused_while_sealed(kms, "rollback refused")
+    stop_daemon()
+    start_daemon("--accept-store-rollback")
+    wait_for_log("sealed: waiting for custodian shares", since=log_start())
+    for share in SHARES[1:4]:
+        last = unseal(share)
+    check(last["sealed"] is False, f"unseal with the rollback accepted: {last}")
+    check(kms.decrypt(CiphertextBlob=blob)["Plaintext"] == CANARY, "the old key decrypts")
+    lib.expect_error(kms, "NotFoundException", kms.describe_key, KeyId=signer)
+    check("store rollback accepted by the operator" in kmsd_log(), "the override is logged")
+    ok("--accept-store-rollback: the old store serves, keys made after the copy are gone, logged")
+
+    # 6. Stop, and the log of every start.
+    stop_daemon()
     log = kmsd_log()
     for n, line in enumerate(log.splitlines(), 1):
         record = json.loads(line)
@@ -217,8 +248,28 @@ def main():
        "secret or plaintext")
 
 
-DAEMON = subprocess.Popen([KMSD, "--config", CONFIG], stdout=subprocess.DEVNULL,
-                          stderr=open(LOG, "w"))
+STORE = os.path.join(WORK, "kms.db")
+DAEMON = None
+_LOG_START = [0]
+
+
+def log_start():
+    return _LOG_START[0]
+
+
+def start_daemon(*extra):
+    global DAEMON
+    _LOG_START[0] = len(kmsd_log()) if os.path.exists(LOG) else 0
+    DAEMON = subprocess.Popen([KMSD, "--config", CONFIG, *extra], stdout=subprocess.DEVNULL,
+                              stderr=open(LOG, "a"))
+
+
+def stop_daemon():
+    DAEMON.send_signal(signal.SIGTERM)
+    check(DAEMON.wait(timeout=30) == 0, f"kmsd exit status {DAEMON.returncode}")
+
+
+start_daemon()
 try:
     lib.run(main)
 finally:

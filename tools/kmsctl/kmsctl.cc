@@ -11,6 +11,7 @@
 //
 // Exit status: 0 success; 1 the service answered an error (printed as "<Exception>: <message>");
 // 2 usage or local input errors; 3 the endpoint could not be reached (with a hint).
+#include <termios.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -194,6 +195,25 @@ std::string Joined(const json::value& v) {
   return out;
 }
 
+// One line from stdin; on a terminal, without echo (as `vault operator unseal` prompts).
+std::string ReadShareFromStdin() {
+  const bool tty = isatty(STDIN_FILENO) != 0;
+  termios saved{};
+  if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
+    termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    std::fprintf(stderr, "Unseal key (will be hidden): ");  // lint-ok: a prompt, no value
+  }
+  std::string line;
+  std::getline(std::cin, line);
+  if (tty) {
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+    std::fprintf(stderr, "\n");
+  }
+  return line;
+}
+
 // seal-status, unseal and seal. Prints sys/seal-status's JSON (or "sealed" after a seal).
 int SealCommand(const Settings& s, const std::string& what, std::string share, bool reset,
                 std::string vault_token) {
@@ -209,8 +229,7 @@ int SealCommand(const Settings& s, const std::string& what, std::string share, b
   std::string method = "GET", target = "/v1/sys/seal-status", body;
   if (what == "unseal") {
     if (!reset && share.empty()) {
-      if (isatty(STDIN_FILENO)) std::fprintf(stderr, "Unseal share (will not echo): ");
-      std::getline(std::cin, share);
+      share = ReadShareFromStdin();
     }
     if (!reset && share.empty()) Die(kExitUsage, "no share given (argument or stdin)");
     method = "PUT";
