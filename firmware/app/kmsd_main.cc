@@ -196,7 +196,8 @@ std::string EndpointOf(const kms::app::ApplianceConfig& config, std::uint16_t po
   return (config.tls.has_value() ? "https://" : "http://") + host + ":" + std::to_string(port);
 }
 
-StatusOr<std::unique_ptr<kms::api::http::Server>> MakeServer(
+// Creates the server over `routes` and starts it (it listens once this returns OK).
+StatusOr<std::unique_ptr<kms::api::http::Server>> StartServer(
     const kms::app::ApplianceConfig& config, const RouterSwitch& routes,
     kms::metrics::MetricsRegistry& metrics) {
   KMS_ASSIGN_OR_RETURN(auto server_config, kms::app::ServerConfigFrom(config));
@@ -209,6 +210,7 @@ StatusOr<std::unique_ptr<kms::api::http::Server>> MakeServer(
   kms::api::http::Server* s = server.get();
   metrics.AddGauge("kms_http_connections", "Open client connections.",
                    [s] { return static_cast<double>(s->connection_count()); });
+  KMS_RETURN_IF_ERROR(server->Start());
   return server;
 }
 
@@ -280,13 +282,9 @@ int RunDev(const kms::app::ApplianceConfig& config, bool accept_store_rollback) 
   // 4. Serve.
   RouterSwitch routes;
   routes.Set(&(*appliance)->router());
-  auto server = MakeServer(config, routes, metrics);
+  auto server = StartServer(config, routes, metrics);
   if (!server.has_value()) {
     Log("server: " + server.error().ToString());
-    return 1;
-  }
-  if (Status started = (*server)->Start(); !started.ok()) {
-    Log("server: " + started.ToString());
     return 1;
   }
   (*appliance)->StartScheduler();
@@ -437,13 +435,9 @@ class ProductionBoot {
     });
     routes_.Set(&sealed_routes_);
 
-    auto server = MakeServer(config_, routes_, metrics_);
+    auto server = StartServer(config_, routes_, metrics_);
     if (!server.has_value()) {
       Log("server: " + server.error().ToString());
-      return 1;
-    }
-    if (Status started = (*server)->Start(); !started.ok()) {
-      Log("server: " + started.ToString());
       return 1;
     }
     endpoint_ = EndpointOf(config_, (*server)->port());

@@ -19,18 +19,14 @@
 
 #include "base/bytes.h"
 #include "base/encoding.h"
+#include "tests/support/test_random.h"
 
 namespace kms::firmware {
 namespace {
 
 namespace fs = std::filesystem;
 
-StatusOr<SecretBytes> TestRandom(std::size_t size) {
-  static std::random_device device;
-  SecretBytes out(size);
-  for (auto& b : out.ExposeSecretMutable()) b = static_cast<std::uint8_t>(device());
-  return out;
-}
+using testing::TestRandom;
 
 SecretBytes RandomSecret(std::size_t size) { return *TestRandom(size); }
 

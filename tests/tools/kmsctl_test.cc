@@ -298,6 +298,45 @@ TEST_CASE("kmsctl: helpful errors without a server or credentials", "[e2e]") {
   CHECK(usage.exit_code == 2);
 }
 
+// seal-status, unseal and seal need no SigV4 credentials (a sealed appliance has none to check):
+// a dev appliance is always unsealed and cannot be sealed, and says so.
+TEST_CASE("kmsctl: seal-status, unseal and seal against a dev kmsd, and their usage errors",
+          "[e2e]") {
+  DevKmsd kmsd;
+  const std::string kmsctl = KMS_KMSCTL_PATH;
+  const std::string bare = "env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u VAULT_TOKEN " +
+                           kmsctl + " --endpoint " + kmsd.endpoint();
+  const Run status = Shell(bare + " seal-status");
+  INFO(status.out);
+  REQUIRE(status.exit_code == 0);
+  CHECK(status.out.find("\"type\":\"pkcs11\"") != std::string::npos);
+  CHECK(status.out.find("\"sealed\":false") != std::string::npos);
+  // An unsealed appliance answers a share with its state, as Vault does.
+  const Run unseal = Shell("echo kms1-00 | " + bare + " unseal");
+  CHECK(unseal.exit_code == 0);
+  CHECK(unseal.out.find("\"sealed\":false") != std::string::npos);
+  const Run sealed = Admin(kmsd, "seal");
+  CHECK(sealed.exit_code == 1);
+  CHECK(sealed.out.find("HTTP 400: this appliance cannot be sealed: dev mode unseals itself at "
+                        "start") != std::string::npos);
+  const Run no_token = Shell(bare + " seal");
+  CHECK(no_token.exit_code == 2);
+  CHECK(no_token.out.find("no token: pass --vault-token or set VAULT_TOKEN") != std::string::npos);
+  const Run wrong_token = Shell(bare + " seal --vault-token hvs.not-a-token");
+  CHECK(wrong_token.exit_code == 1);
+  CHECK(wrong_token.out.find("HTTP 403: permission denied") != std::string::npos);
+  const Run empty = Shell("echo | " + bare + " unseal");
+  CHECK(empty.exit_code == 2);
+  CHECK(empty.out.find("no share given (argument or stdin)") != std::string::npos);
+  const Run unreachable = Shell(kmsctl + " --endpoint http://127.0.0.1:1 seal-status");
+  CHECK(unreachable.exit_code == 3);
+  CHECK(unreachable.out.find("cannot reach http://127.0.0.1:1") != std::string::npos);
+  const Run no_endpoint = Shell("env -u KMS_ENDPOINT -u VAULT_ADDR " + kmsctl + " seal-status");
+  CHECK(no_endpoint.exit_code == 2);
+  CHECK(no_endpoint.out.find("no endpoint: set KMS_ENDPOINT, or pass --endpoint") !=
+        std::string::npos);
+}
+
 TEST_CASE("kmsctl: HTTPS with --ca-bundle, and the certificate checks", "[e2e]") {
   const auto& pki = kms::api::testing::Pki();
   if (!pki.ok) {
