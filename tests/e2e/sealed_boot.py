@@ -118,8 +118,10 @@ def kmsctl(*args, stdin=None, expect_ok=True):
 
 
 def unseal(share):
+    started = time.monotonic()
     out = json.loads(kmsctl("unseal", share).stdout)
-    ok(f"kmsctl unseal -> progress {out['progress']}, sealed {out['sealed']}")
+    ms = (time.monotonic() - started) * 1000
+    ok(f"kmsctl unseal -> progress {out['progress']}, sealed {out['sealed']} ({ms:.0f} ms)")
     return out
 
 
