@@ -87,6 +87,11 @@ KeySpec DomainKeySpec() {
       {CKA_MODIFIABLE, false}, {CKA_COPYABLE, false},
   };
   spec.allowed_mechanisms = {CKM_AES_KEY_WRAP_PAD};
+  // A domain key restored from a backup (kms-provision restore) is made by C_UnwrapKey, and
+  // SoftHSM2 2.6 leaves CKA_VALUE_LEN at 0 on unwrapped keys and refuses to set it (measured, as
+  // for customer keys). Restore checks the length itself: the wrapped blob must be 40 bytes, which
+  // KWP gives for exactly a 32-byte key.
+  spec.value_len_may_be_unset = true;
   return spec;
 }
 
