@@ -11,6 +11,18 @@ namespace kms::firmware {
 namespace {
 
 constexpr std::string_view kPinLabel = "kms token user PIN v1";
+constexpr std::string_view kBackupKekLabel = "kms backup KEK v1";
+constexpr std::string_view kBackupMacLabel = "kms backup MAC v1";
+
+// HMAC-SHA256(key = secret, label), straight into wiped storage.
+SecretBytes DeriveFromSecret(const SecretBytes& secret, std::string_view label) {
+  SecretBytes out(32);
+  // mbedtls_md_hmac fails only on bad parameters, which these are not.
+  (void)mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), secret.ExposeSecret().data(),
+                        secret.size(), reinterpret_cast<const unsigned char*>(label.data()),
+                        label.size(), out.ExposeSecretMutable().data());
+  return out;
+}
 
 StatusOr<unsigned> Field(std::string_view text, std::string_view name) {
   const std::string key = " " + std::string(name) + "=";
@@ -46,6 +58,14 @@ SecretBytes TokenPinFromUnsealSecret(const SecretBytes& unseal_secret) {
   }
   SecureWipe(mac, sizeof mac);
   return pin;
+}
+
+SecretBytes BackupKekFromUnsealSecret(const SecretBytes& unseal_secret) {
+  return DeriveFromSecret(unseal_secret, kBackupKekLabel);
+}
+
+SecretBytes BackupMacKeyFromUnsealSecret(const SecretBytes& unseal_secret) {
+  return DeriveFromSecret(unseal_secret, kBackupMacLabel);
 }
 
 std::string FormatSealDescriptor(const SealDescriptor& descriptor) {

@@ -40,6 +40,14 @@ struct SealDescriptor {
 // 64 lowercase hex characters: HMAC-SHA256(key = secret, "kms token user PIN v1").
 SecretBytes TokenPinFromUnsealSecret(const SecretBytes& unseal_secret);
 
+// The backup keys (kms-provision backup/restore, docs/provisioning.md), 32 raw bytes each, derived
+// like the PIN so that only the custodians' shares can open a backup: the backup KEK, which wraps
+// the domain key as a trusted session key, is HMAC-SHA256(key = secret, "kms backup KEK v1"); the
+// key of the backup file's MAC is HMAC-SHA256(key = secret, "kms backup MAC v1"). Distinct labels
+// keep the three keys independent: knowing the PIN or the MAC key gives nothing of the KEK.
+SecretBytes BackupKekFromUnsealSecret(const SecretBytes& unseal_secret);
+SecretBytes BackupMacKeyFromUnsealSecret(const SecretBytes& unseal_secret);
+
 // Writes the descriptor; AlreadyExists if the store has one (a store is provisioned once).
 Status WriteSealDescriptor(store::MetadataStore& store, const SealDescriptor& descriptor);
 // The store's descriptor; nullopt when it has none. DataLoss when it is unreadable.

@@ -117,13 +117,19 @@ StatusOr<InitializedToken> InitTokenWithDomainKey(pkcs11::Module& module, CK_SLO
   if (token.user_pin.empty()) return InternalError("the user PIN source returned an empty PIN");
   KMS_RETURN_IF_ERROR(pkcs11::RvToStatus(
       f->C_InitPIN(session.handle(), PinPtr(token.user_pin), PinLen(token.user_pin)), "C_InitPIN"));
+  if (request.while_so) KMS_RETURN_IF_ERROR(request.while_so(session));
   // The SO may not create private objects (reference/softhsm.md §4): switch to the user.
   KMS_RETURN_IF_ERROR(pkcs11::Login::Logout(session));
   KMS_RETURN_IF_ERROR(pkcs11::Login::User(session, token.user_pin));
 
-  CK_MECHANISM keygen{CKM_AES_KEY_GEN, nullptr, 0};
-  pkcs11::AttributeTemplate dk_template = hal::DomainKeyTemplate(request.domain_key_label);
-  KMS_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE dk, session.GenerateKey(keygen, dk_template));
+  CK_OBJECT_HANDLE dk = CK_INVALID_HANDLE;
+  if (request.domain_key) {
+    KMS_ASSIGN_OR_RETURN(dk, request.domain_key(session));
+  } else {
+    CK_MECHANISM keygen{CKM_AES_KEY_GEN, nullptr, 0};
+    pkcs11::AttributeTemplate dk_template = hal::DomainKeyTemplate(request.domain_key_label);
+    KMS_ASSIGN_OR_RETURN(dk, session.GenerateKey(keygen, dk_template));
+  }
   KMS_RETURN_IF_ERROR(hal::CheckDomainKeyPolicy(session, dk));
   KMS_ASSIGN_OR_RETURN(CK_TOKEN_INFO info, module.TokenInfo(token.slot));
   token.serial = pkcs11::TrimPadded(info.serialNumber, sizeof(info.serialNumber));

@@ -8,8 +8,9 @@
 // uninitialised token, so the module's RNG is out of reach), logs in as SO and replaces that PIN at
 // once with one from the module's RNG (C_SetPIN), sets the user PIN (C_InitPIN) to whatever the
 // caller's `UserPinSource` returns (called while the SO is logged in, so it may draw from the
-// module RNG), logs out, logs in as the user and creates the domain key with the policy template of
-// hal/pkcs11_policy.h, checking its attributes back. PINs are lowercase hex of 16 random bytes and
+// module RNG), runs the caller's optional SO step, logs out, logs in as the user and creates the
+// domain key with the policy template of hal/pkcs11_policy.h (or has the caller's source put one
+// there: restore unwraps a backed-up one), checking its attributes back. PINs are lowercase hex of 16 random bytes and
 // live only in SecretBytes.
 //
 // On return every session it opened is closed, which logs the user out (PKCS#11 v2.40 §6.7.1: the
@@ -41,6 +42,14 @@ struct TokenInitRequest {
   std::string domain_key_label;
   // Null: a random PIN from the module's RNG (16 bytes as 32 hex characters), as dev tokens use.
   UserPinSource user_pin;
+  // Null: nothing. Otherwise called on the init session with the SO logged in, after the user PIN
+  // is set: the SO's own work before the switch to the user. Restore installs its trusted KEK here
+  // (only the SO may set CKA_TRUSTED), as a public session object of this session, which survives
+  // the logout (PKCS#11 v2.40 §5.6 destroys only private session objects).
+  std::function<Status(pkcs11::Session& so_session)> while_so;
+  // Null: a fresh domain key (C_GenerateKey with the policy template). Otherwise called on the same
+  // session with the user logged in; it returns the handle of the domain key it put on the token.
+  std::function<StatusOr<CK_OBJECT_HANDLE>(pkcs11::Session& user_session)> domain_key;
 };
 
 struct InitializedToken {

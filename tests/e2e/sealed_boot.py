@@ -3,7 +3,9 @@ custodian shares and threshold 3; kmsd starts sealed and refuses every key opera
 kmsctl enters shares (a corrupted one is named, a duplicate refused, 2 do not unseal, a reset
 forgets them); 3 unseal it and it serves; `kmsctl seal` seals it again and shares unseal it once
 more, with every ciphertext and signing key as before. Then rollback: an older copy of the store
-put back is refused at unseal until kmsd is started with --accept-store-rollback. The daemons' log
+put back is refused at unseal until kmsd is started with --accept-store-rollback. Then the backup
+drill: kms-provision backup while kmsd serves, a changed byte refused, token and store destroyed,
+restore onto a new token, unseal, every key back. The daemons' log
 must be JSON lines without a share, a PIN, a secret access key or a plaintext of the run.
 
 Run by tests/e2e/kmsd_e2e_test.cc with KMS_E2E_KMSD, KMS_E2E_KMSCTL and KMS_E2E_PROVISION naming
@@ -235,7 +237,57 @@ def main():
     check("store rollback accepted by the operator" in kmsd_log(), "the override is logged")
     ok("--accept-store-rollback: the old store serves, keys made after the copy are gone, logged")
 
-    # 6. Stop, and the log of every start.
+    # 6. Backup drill (T-BACKUP): a backup taken while kmsd serves, a changed byte refused, the
+    # token and the store destroyed, restored onto a new token, and every key is back.
+    signer = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    public = kms.get_public_key(KeyId=signer)["PublicKey"]
+    shares_file = os.path.join(WORK, "three-shares")
+    write(shares_file, "\n".join([SHARES[4], SHARES[0], SHARES[3]]) + "\n")
+    backup = os.path.join(WORK, "kms.backup")
+    so_env = dict(os.environ, KMS_SO_PIN=CEREMONY["so_pin"])
+    made = subprocess.run([PROVISION, "backup", "--config", CONFIG, "--out", backup,
+                           "--shares-from", shares_file], env=so_env, capture_output=True,
+                          text=True, timeout=120)
+    check(made.returncode == 0, f"kms-provision backup: {made.returncode} {made.stderr}")
+    with open(backup, "rb") as f:
+        image = f.read()
+    for secret in SHARES + [CEREMONY["so_pin"], CEREMONY["secret_access_key"]]:
+        check(secret.encode() not in image, "the backup holds a share or a secret")
+    check(CANARY not in image, "the backup holds a plaintext")
+    ok(f"kms-provision backup while kmsd serves: {len(image)} bytes, no share, secret or plaintext")
+    stop_daemon()
+    damaged = os.path.join(WORK, "damaged.backup")
+    with open(damaged, "wb") as f:
+        f.write(image[:len(image) // 2] + bytes([image[len(image) // 2] ^ 1]) + image[len(image) // 2 + 1:])
+    refused = subprocess.run([PROVISION, "restore", "--config", CONFIG, "--backup", damaged,
+                              "--shares-from", shares_file], capture_output=True, text=True,
+                             timeout=120)
+    check(refused.returncode == 1 and "MAC does not match" in refused.stderr,
+          f"a damaged backup: {refused.returncode} {refused.stderr}")
+    ok("a backup with one byte changed is refused: " + refused.stderr.strip())
+    shutil.rmtree(os.path.join(WORK, "tokens"))
+    os.mkdir(os.path.join(WORK, "tokens"), 0o700)
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(STORE + suffix):
+            os.remove(STORE + suffix)
+    restored = subprocess.run([PROVISION, "restore", "--config", CONFIG, "--backup", backup,
+                               "--shares-from", shares_file], capture_output=True, text=True,
+                              timeout=120)
+    check(restored.returncode == 0, f"kms-provision restore: {restored.returncode} {restored.stderr}")
+    ok("token and store destroyed, restored onto a new token")
+    start_daemon()
+    wait_for_log("sealed: waiting for custodian shares", since=log_start())
+    for share in (SHARES[1], SHARES[2], SHARES[4]):
+        last = unseal(share)
+    check(last["sealed"] is False, f"unseal after restore: {last}")
+    check(kms.decrypt(CiphertextBlob=blob)["Plaintext"] == CANARY, "the old ciphertext decrypts")
+    check(kms.get_public_key(KeyId=signer)["PublicKey"] == public, "same public key")
+    sig = kms.sign(KeyId=signer, Message=b"m", SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+    check(kms.verify(KeyId=signer, Message=b"m", Signature=sig,
+                     SigningAlgorithm="ECDSA_SHA_256")["SignatureValid"], "restored key signs")
+    ok("after restore: the old ciphertext decrypts, the signing key signs with the same public key")
+
+    # 7. Stop, and the log of every start.
     stop_daemon()
     log = kmsd_log()
     for n, line in enumerate(log.splitlines(), 1):

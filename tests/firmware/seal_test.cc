@@ -40,6 +40,27 @@ struct TempStore {
   }
 };
 
+TEST_CASE("seal: the backup KEK and MAC key are HMACs of the secret under their own labels",
+          "[unit]") {
+  SecretBytes secret(kUnsealSecretSize);
+  for (std::size_t i = 0; i < secret.size(); ++i) {
+    secret.ExposeSecretMutable()[i] = static_cast<std::uint8_t>(i);
+  }
+  // Known answers: HMAC-SHA256(key = bytes 0..31, label), computed with /usr/bin/python3 hmac.
+  CHECK(HexEncode(BackupKekFromUnsealSecret(secret).ExposeSecret()) ==
+        "a53b5c3dfab53c97fe28ceadceee94a63765e389de3b129e13683ebd4dac96b1");
+  CHECK(HexEncode(BackupMacKeyFromUnsealSecret(secret).ExposeSecret()) ==
+        "931d27b68dc9dd949f69c9e9d6ed8d6eed84ab761498437f8928b8f5767d319f");
+  // Three independent keys from one secret: none is another, nor the secret itself.
+  const SecretBytes kek = BackupKekFromUnsealSecret(secret);
+  const SecretBytes mac = BackupMacKeyFromUnsealSecret(secret);
+  CHECK(kek.size() == 32);
+  CHECK_FALSE(kek == mac);
+  CHECK_FALSE(kek == secret);
+  CHECK(HexEncode(kek.ExposeSecret()) != ToString(TokenPinFromUnsealSecret(secret).ExposeSecret()));
+  CHECK_FALSE(BackupKekFromUnsealSecret(*TestRandom(kUnsealSecretSize)) == kek);
+}
+
 TEST_CASE("seal: the token PIN is 64 hex digits of an HMAC of the secret, one per secret",
           "[unit]") {
   const SecretBytes secret = *TestRandom(kUnsealSecretSize);
