@@ -3,10 +3,12 @@
 // toml++ reports parse errors through a result value instead of throwing, as the rest of the tree
 // does with Status. This is the only translation unit that includes it.
 #define TOML_EXCEPTIONS 0
+#include <sys/stat.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -25,7 +27,7 @@ struct TableSchema {
   std::vector<std::string_view> keys;
 };
 
-// Every table and key the file may hold. [seal] and [audit] are known but not built yet.
+// Every table and key the file may hold. [audit] is known but not built yet.
 const std::vector<TableSchema>& Schema() {
   static const std::vector<TableSchema> schema = {
       {"", {"mode", "server", "account", "hsm", "store", "vault", "log", "dev", "seal", "audit"}},
@@ -37,6 +39,7 @@ const std::vector<TableSchema>& Schema() {
       {"vault", {"mounts"}},
       {"log", {"level", "requests"}},
       {"dev", {"state_dir"}},
+      {"seal", {"auto_unseal_file"}},
   };
   return schema;
 }
@@ -326,6 +329,21 @@ Status ValidateConfig(const ApplianceConfig& config) {
     if (config.domain_key_label.empty()) {
       return ConfigProblem(config, "hsm.domain_key_label", "must not be empty");
     }
+    if (!config.auto_unseal_file.empty()) {
+      struct stat st {};
+      if (::stat(config.auto_unseal_file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        return ConfigProblem(config, "seal.auto_unseal_file",
+                             "no such file '" + config.auto_unseal_file + "'");
+      }
+      // The file holds a threshold of shares: the whole unseal secret.
+      if ((st.st_mode & 077) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        return ConfigProblem(
+            config, "seal.auto_unseal_file",
+            "must be readable by its owner only (chmod 600), got " + std::string(mode));
+      }
+    }
     if (config.store_path.empty() || !fs::path(config.store_path).is_absolute()) {
       return ConfigProblem(
           config, "store.path",
@@ -358,16 +376,11 @@ StatusOr<ApplianceConfig> ParseConfig(std::string_view text, std::string_view so
     return r.Problem(root.get("mode"), "mode",
                      "must be \"dev\" or \"production\", got \"" + mode + "\"");
   }
-  for (std::string_view unbuilt : {"seal", "audit"}) {
-    if (const toml::node* node = root.get(unbuilt)) {
-      return UnimplementedError(
-          r.Problem(node, unbuilt,
-                    unbuilt == "seal"
-                        ? "not implemented yet: kmsd has no sealed boot (unseal by custodian "
-                          "shares) so far; remove the table"
-                        : "not implemented yet: kmsd writes no audit log so far; remove the table")
-              .message());
-    }
+  if (const toml::node* node = root.get("audit")) {
+    return UnimplementedError(
+        r.Problem(node, "audit",
+                  "not implemented yet: kmsd writes no audit log so far; remove the table")
+            .message());
   }
 
   KMS_ASSIGN_OR_RETURN(const toml::table* server, r.Table(root, "", "server"));
@@ -411,6 +424,13 @@ StatusOr<ApplianceConfig> ParseConfig(std::string_view text, std::string_view so
                      "must be debug, info, warn or error, got \"" + level + "\"");
   }
   KMS_RETURN_IF_ERROR(r.Bool(logs, "log", "requests", config.log_requests));
+
+  KMS_ASSIGN_OR_RETURN(const toml::table* seal, r.Table(root, "", "seal"));
+  if (seal != nullptr && config.mode != Mode::kProduction) {
+    return r.Problem(root.get("seal"), "seal",
+                     "only for mode = \"production\" (dev mode unseals itself)");
+  }
+  KMS_RETURN_IF_ERROR(r.String(seal, "seal", "auto_unseal_file", config.auto_unseal_file));
 
   KMS_ASSIGN_OR_RETURN(const toml::table* dev, r.Table(root, "", "dev"));
   if (dev != nullptr && config.mode != Mode::kDev) {

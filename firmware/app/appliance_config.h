@@ -12,6 +12,7 @@
 //   [vault]    mounts = ["transit"]
 //   [log]      level = "info", requests = false
 //   [dev]      state_dir = ".state"
+//   [seal]     auto_unseal_file = "/etc/kms/unseal.shares"   # production; weaker, see below
 //
 // Contract:
 //  * Every problem is InvalidArgument naming where it is and what is wrong, as
@@ -19,11 +20,12 @@
 //    TOML syntax error, an unknown table or key (a typo must not be ignored; the nearest known key
 //    is suggested), a value of the wrong type, a value out of range, and rules across keys (TLS
 //    cert and key together; dev mode on loopback only; production needs [hsm] and [store]; [dev]
-//    only in dev mode). Tables of features not built yet ([seal], [audit]) are Unimplemented, never
-//    ignored.
+//    only in dev mode; [seal] only in production, its file readable by its owner only). A table of
+//    a feature not built yet ([audit]) is Unimplemented, never ignored.
 //  * `ValidateConfig` holds the rules across keys and the ranges, so a configuration changed by
 //    command-line flags after loading is checked by the same code; LoadConfigFile calls it.
-//  * The file holds no secrets: PINs come from the unseal ceremony, never from configuration.
+//  * The file holds no secrets: PINs come from the unseal ceremony, never from configuration. (It may
+//    name a file of shares for auto-unseal; that file is the secret, and is checked to be 0600.)
 //
 // Thread-safety: plain functions over values.
 #ifndef KMS_FIRMWARE_APP_APPLIANCE_CONFIG_H_
@@ -83,6 +85,11 @@ struct ApplianceConfig {
 
   // [dev]
   std::string state_dir = ".state";
+
+  // [seal] (production): a file of custodian shares (one per line, a threshold of them) that kmsd
+  // enters itself at start. WEAKER than custodians: whoever reads the file can unseal. For
+  // unattended labs; kmsd logs a warning on every start that uses it.
+  std::string auto_unseal_file;
 };
 
 // Parses TOML text (`source` names it in messages) over the defaults, then validates.

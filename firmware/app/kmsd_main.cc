@@ -445,6 +445,7 @@ class ProductionBoot {
                 {{"endpoint", endpoint_},
                  {"threshold", static_cast<std::int64_t>(descriptor_.threshold)},
                  {"shares", static_cast<std::int64_t>(descriptor_.shares)}});
+    if (!config_.auto_unseal_file.empty()) AutoUnseal();
     const bool seal = events_.WaitForSealOrSignal();
     (*server)->Stop();
     std::lock_guard lock(mu_);
@@ -453,6 +454,34 @@ class ProductionBoot {
   }
 
  private:
+  // [seal] auto_unseal_file: the shares kmsd enters itself, one per line. A failure leaves the
+  // appliance sealed for the custodians; the shares never reach the log.
+  void AutoUnseal() {
+    Logs().Warn(
+        "auto-unseal from a file: whoever can read it can unseal this appliance (custodian shares "
+        "are the strong way)",
+        {{"file", config_.auto_unseal_file}});
+    std::ifstream in(config_.auto_unseal_file);
+    std::string line;
+    std::size_t entered = 0;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      auto state = Unseal(line, false);
+      kms::WipeString(line);
+      if (!state.has_value()) {
+        Logs().Error("auto-unseal failed: staying sealed",
+                     {{"line", static_cast<std::int64_t>(entered + 1)},
+                      {"reason", state.error().message()}});
+        return;
+      }
+      ++entered;
+      if (!state->sealed) return;
+    }
+    Logs().Error("auto-unseal failed: staying sealed",
+                 {{"reason", "the file holds fewer shares than the threshold"},
+                  {"shares", static_cast<std::int64_t>(entered)}});
+  }
+
   kms::api::vault::VaultHealth UnsealedHealth() const {
     kms::api::vault::VaultHealth h;
     h.sealed = false;

@@ -5,7 +5,7 @@ forgets them); 3 unseal it and it serves; `kmsctl seal` seals it again and share
 more, with every ciphertext and signing key as before. Then rollback: an older copy of the store
 put back is refused at unseal until kmsd is started with --accept-store-rollback. Then the backup
 drill: kms-provision backup while kmsd serves, a changed byte refused, token and store destroyed,
-restore onto a new token, unseal, every key back. The daemons' log
+restore onto a new token, unseal, every key back. Then auto-unseal from a 0600 file. The daemons' log
 must be JSON lines without a share, a PIN, a secret access key or a plaintext of the run.
 
 Run by tests/e2e/kmsd_e2e_test.cc with KMS_E2E_KMSD, KMS_E2E_KMSCTL and KMS_E2E_PROVISION naming
@@ -287,7 +287,27 @@ def main():
                      SigningAlgorithm="ECDSA_SHA_256")["SignatureValid"], "restored key signs")
     ok("after restore: the old ciphertext decrypts, the signing key signs with the same public key")
 
-    # 7. Stop, and the log of every start.
+    # 7. Auto-unseal from a file ([seal] auto_unseal_file), for unattended labs: refused unless
+    # the file is its owner's alone; then kmsd unseals itself at start, with a warning.
+    stop_daemon()
+    auto = os.path.join(WORK, "unseal.shares")
+    write(auto, "\n".join([SHARES[2], SHARES[3], SHARES[0]]) + "\n")
+    os.chmod(auto, 0o644)
+    with open(CONFIG, "a") as f:
+        f.write(f'[seal]\nauto_unseal_file = "{auto}"\n')
+    loose = subprocess.run([KMSD, "--config", CONFIG], capture_output=True, text=True, timeout=30)
+    check(loose.returncode == 2 and "must be readable by its owner only (chmod 600), got 0644"
+          in loose.stderr, f"a 0644 share file: {loose.returncode} {loose.stderr}")
+    ok("an auto-unseal file readable by others is refused at start")
+    os.chmod(auto, 0o600)
+    start_daemon()
+    wait_for_log('"msg":"unsealed"', since=log_start())
+    check(kms.decrypt(CiphertextBlob=blob)["Plaintext"] == CANARY, "decrypt after auto-unseal")
+    check("auto-unseal from a file: whoever can read it can unseal" in kmsd_log()[log_start():],
+          "the weaker mode is logged")
+    ok("auto-unseal from a 0600 file: serving at start, with a warning in the log")
+
+    # 8. Stop, and the log of every start.
     stop_daemon()
     log = kmsd_log()
     for n, line in enumerate(log.splitlines(), 1):
