@@ -127,6 +127,21 @@ def unseal(share):
     return out
 
 
+def unseal_with(shares, what):
+    for share in shares:
+        last = unseal(share)
+    check(last["sealed"] is False, f"unseal {what}: {last}")
+
+
+def keys_survive(kms, blob, signer, public, what):
+    check(kms.decrypt(CiphertextBlob=blob)["Plaintext"] == CANARY, f"{what}: old ciphertext")
+    check(kms.get_public_key(KeyId=signer)["PublicKey"] == public, f"{what}: same public key")
+    sig = kms.sign(KeyId=signer, Message=b"m", SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+    check(kms.verify(KeyId=signer, Message=b"m", Signature=sig,
+                     SigningAlgorithm="ECDSA_SHA_256")["SignatureValid"], f"{what}: signature")
+    ok(f"{what}: the old ciphertext decrypts, the signing key signs with the same public key")
+
+
 def refused_while_sealed(kms, what):
     for fn, kw in ((kms.list_keys, {}),
                    (kms.create_key, {}),
@@ -199,15 +214,8 @@ def main():
     check(kmsctl("seal", "--vault-token", token).stdout.strip() == "sealed", "kmsctl seal")
     wait_for_log("sealed: waiting for custodian shares", since=before)
     refused_while_sealed(kms, "after kmsctl seal")
-    for share in SHARES[2:5]:
-        last = unseal(share)
-    check(last["sealed"] is False, f"unseal after seal: {last}")
-    check(kms.decrypt(CiphertextBlob=blob)["Plaintext"] == CANARY, "old ciphertext decrypts")
-    check(kms.get_public_key(KeyId=signer)["PublicKey"] == public, "same signing key")
-    sig = kms.sign(KeyId=signer, Message=b"m", SigningAlgorithm="ECDSA_SHA_256")["Signature"]
-    check(kms.verify(KeyId=signer, Message=b"m", Signature=sig,
-                     SigningAlgorithm="ECDSA_SHA_256")["SignatureValid"], "signature verifies")
-    ok("after seal and unseal: the old ciphertext decrypts and the signing key is the same")
+    unseal_with(SHARES[2:5], "after seal")
+    keys_survive(kms, blob, signer, public, "after seal and unseal")
 
     # 5. Rollback: a clean stop leaves the token's watermark at the store's last epoch; the older
     # copy put in its place is refused when the custodians unseal, until an operator accepts it.
@@ -277,15 +285,8 @@ def main():
     ok("token and store destroyed, restored onto a new token")
     start_daemon()
     wait_for_log("sealed: waiting for custodian shares", since=log_start())
-    for share in (SHARES[1], SHARES[2], SHARES[4]):
-        last = unseal(share)
-    check(last["sealed"] is False, f"unseal after restore: {last}")
-    check(kms.decrypt(CiphertextBlob=blob)["Plaintext"] == CANARY, "the old ciphertext decrypts")
-    check(kms.get_public_key(KeyId=signer)["PublicKey"] == public, "same public key")
-    sig = kms.sign(KeyId=signer, Message=b"m", SigningAlgorithm="ECDSA_SHA_256")["Signature"]
-    check(kms.verify(KeyId=signer, Message=b"m", Signature=sig,
-                     SigningAlgorithm="ECDSA_SHA_256")["SignatureValid"], "restored key signs")
-    ok("after restore: the old ciphertext decrypts, the signing key signs with the same public key")
+    unseal_with((SHARES[1], SHARES[2], SHARES[4]), "after restore")
+    keys_survive(kms, blob, signer, public, "after restore")
 
     # 7. Auto-unseal from a file ([seal] auto_unseal_file), for unattended labs: refused unless
     # the file is its owner's alone; then kmsd unseals itself at start, with a warning.

@@ -29,42 +29,21 @@
 #include "hal/pkcs11_hsm.h"
 #include "provisioning/ceremony.h"
 #include "provisioning/dev_token.h"
-
-namespace Catch {
-template <>
-struct StringMaker<kms::Status> {
-  static std::string convert(const kms::Status& s) { return s.ToString(); }
-};
-}  // namespace Catch
+#include "tests/provisioning/provisioning_test_util.h"
 
 namespace kms::provisioning {
 namespace {
 
+using test::FiveOfThree;
+using test::Must;
+using test::ReadAll;
+using test::WriteFile;
+
 namespace fs = std::filesystem;
 namespace store = firmware::store;
 
-constexpr char kLabel[] = "kms-prod";
-constexpr char kDomainKeyLabel[] = "kms-domain-key";
-
-template <typename T>
-T Must(StatusOr<T> v) {
-  INFO((v.has_value() ? std::string("ok") : v.error().ToString()));
-  REQUIRE(v.has_value());
-  return std::move(*v);
-}
-
-std::string ReadAll(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void WriteFile(const fs::path& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << content;
-  REQUIRE(out.good());
-}
+using test::kDomainKeyLabel;
+using test::kLabel;
 
 // A folder with its own SoftHSM2 configuration (SOFTHSM2_CONF, process-global: one world per test
 // case), a token directory that can be switched for a new one (the restore's fresh token) and a
@@ -72,9 +51,7 @@ void WriteFile(const fs::path& path, const std::string& content) {
 class BackupWorld {
  public:
   BackupWorld() {
-    std::string tmpl = (fs::temp_directory_path() / "kms-backup-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    dir_ = tmpl;
+    dir_ = test::MakeTempDir("kms-backup");
     UseTokenDir("tokens");
   }
   ~BackupWorld() {
@@ -85,14 +62,7 @@ class BackupWorld {
   BackupWorld& operator=(const BackupWorld&) = delete;
 
   // Points SoftHSM2 at <dir>/<name> (read by the module at its next C_Initialize).
-  void UseTokenDir(const std::string& name) {
-    fs::create_directories(dir_ / name);
-    WriteFile(dir_ / "softhsm2.conf",
-              "directories.tokendir = " + (dir_ / name).string() +
-                  "\nobjectstore.backend = file\nlog.level = ERROR\n"
-                  "slots.removable = false\nlibrary.reset_on_fork = true\n");
-    REQUIRE(::setenv("SOFTHSM2_CONF", (dir_ / "softhsm2.conf").c_str(), 1) == 0);
-  }
+  void UseTokenDir(const std::string& name) { test::UseSoftHsmTokenDir(dir_, dir_ / name); }
   const fs::path& dir() const { return dir_; }
   std::string StorePath() const { return (dir_ / "kms.db").string(); }
   std::string BackupPath() const { return (dir_ / "kms.backup").string(); }
@@ -108,13 +78,6 @@ class BackupWorld {
  private:
   fs::path dir_;
 };
-
-CeremonyOptions FiveOfThree() {
-  CeremonyOptions options;
-  options.shares = 5;
-  options.threshold = 3;
-  return options;
-}
 
 std::vector<SecretBytes> Pick(const std::vector<SecretBytes>& shares,
                               std::initializer_list<std::size_t> indexes) {

@@ -34,67 +34,32 @@
 #include "hal/pkcs11_hsm.h"
 #include "pkcs11/module.h"
 #include "provisioning/dev_token.h"
+#include "tests/provisioning/provisioning_test_util.h"
 
 extern char** environ;
-
-namespace Catch {
-template <>
-struct StringMaker<kms::Status> {
-  static std::string convert(const kms::Status& s) { return s.ToString(); }
-};
-}  // namespace Catch
 
 namespace kms::provisioning {
 namespace {
 
+using test::FiveOfThree;
+using test::MakeTempDir;
+using test::Must;
+using test::MustOk;
+using test::ReadAll;
+using test::WriteFile;
+
 namespace fs = std::filesystem;
 namespace store = firmware::store;
 
-constexpr char kLabel[] = "kms-prod";
-constexpr char kDomainKeyLabel[] = "kms-domain-key";
-
-template <typename T>
-T Must(StatusOr<T> v) {
-  INFO((v.has_value() ? std::string("ok") : v.error().ToString()));
-  REQUIRE(v.has_value());
-  return std::move(*v);
-}
-void MustOk(const Status& s) {
-  INFO(s.ToString());
-  REQUIRE(s.ok());
-}
-
-std::string ReadAll(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void WriteFile(const fs::path& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << content;
-  REQUIRE(out.good());
-}
-
-fs::path MakeTempDir(const std::string& prefix) {
-  std::string tmpl = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
-  REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-  return tmpl;
-}
+using test::kDomainKeyLabel;
+using test::kLabel;
 
 // A folder with a SoftHSM2 configuration and token directory of its own (SOFTHSM2_CONF points at
 // it: process-global, so one world per test case) and production kmsd.toml files pointing into it.
 class CeremonyWorld {
  public:
   CeremonyWorld() : dir_(MakeTempDir("kms-ceremony")) {
-    fs::create_directories(dir_ / "tokens");
-    // The format provisioning/dev_token.cc writes.
-    WriteFile(dir_ / "softhsm2.conf",
-              "directories.tokendir = " + (dir_ / "tokens").string() +
-                  "\nobjectstore.backend = file\nlog.level = ERROR\n"
-                  "slots.removable = false\nlibrary.reset_on_fork = true\n");
-    REQUIRE(::setenv("SOFTHSM2_CONF", (dir_ / "softhsm2.conf").c_str(), 1) == 0);
+    test::UseSoftHsmTokenDir(dir_, dir_ / "tokens");
   }
   ~CeremonyWorld() {
     std::error_code ec;
@@ -127,13 +92,6 @@ class CeremonyWorld {
  private:
   fs::path dir_;
 };
-
-CeremonyOptions FiveOfThree() {
-  CeremonyOptions options;
-  options.shares = 5;
-  options.threshold = 3;
-  return options;
-}
 
 std::vector<std::string_view> Views(const std::vector<SecretBytes>& shares,
                                     std::initializer_list<std::size_t> indexes) {
