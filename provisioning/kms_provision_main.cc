@@ -4,6 +4,8 @@
 //   kms-provision init --config /etc/kms/kmsd.toml --shares 5 --threshold 3 [--format text|json]
 //   kms-provision backup --config kmsd.toml --out FILE [--shares-from FILE] [--format text|json]
 //   kms-provision restore --config kmsd.toml --backup FILE [--shares-from FILE] [--format ...]
+//   kms-provision tls --key-out FILE --cert-out FILE --dns NAME [--dns NAME...] [--ip ADDR...]
+//                     [--days N] [--csr-out FILE]
 //
 // `init` runs the provisioning ceremony (provisioning/ceremony.h) on a production configuration and
 // prints its secrets once, on stdout: the token label and serial, the SO PIN, the custodian shares,
@@ -15,6 +17,10 @@
 // or from --shares-from (for drills and tests). `backup` needs the token's SO PIN: from the
 // environment variable KMS_SO_PIN, else asked for on the terminal without echo. `restore` prints
 // the new token's SO PIN once, as `init` does.
+//
+// `tls` (provisioning/tls_identity.h) makes kmsd's TLS identity: a P-256 key (0600), a self-signed
+// server certificate and optionally a CSR; it prints the certificate's SHA-256 fingerprint and
+// SANs, never the key. It needs no configuration and no HSM.
 //
 // Exit status: 0 done; 2 usage or configuration error (nothing was touched); 1 the ceremony failed
 // (one line on stderr saying why, and whether the token must be cleared before a retry).
@@ -40,6 +46,7 @@
 #include "firmware/app/appliance_config.h"
 #include "provisioning/backup.h"
 #include "provisioning/ceremony.h"
+#include "provisioning/tls_identity.h"
 
 namespace {
 
@@ -231,6 +238,18 @@ int RunRestore(const std::string& config_path, const std::string& backup,
   return 0;
 }
 
+int RunTls(const kms::provisioning::TlsIdentityRequest& request) {
+  auto result = kms::provisioning::CreateTlsIdentity(request);
+  if (!result.has_value()) {
+    Error(result.error().message());
+    const kms::StatusCode code = result.error().code();
+    return code == kms::StatusCode::kInvalidArgument || code == kms::StatusCode::kAlreadyExists ? 2
+                                                                                                : 1;
+  }
+  const std::string summary = kms::provisioning::FormatTlsIdentityText(request, *result);
+  return WriteAll(STDOUT_FILENO, kms::AsBytes(summary)) ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -273,6 +292,19 @@ int main(int argc, char** argv) {
   restore->add_option("--shares-from", shares_from, "read the shares from this file, not stdin");
   restore->add_option("--format", format, "output: text (default) or json")
       ->check(CLI::IsMember({"text", "json"}));
+  kms::provisioning::TlsIdentityRequest tls_request;
+  CLI::App* tls = app.add_subcommand(
+      "tls", "make kmsd's TLS identity: a P-256 key, a self-signed server certificate, a CSR");
+  tls->add_option("--key-out", tls_request.key_out, "the private key's PEM file (must not exist)")
+      ->required();
+  tls->add_option("--cert-out", tls_request.cert_out, "the certificate's PEM file (must not exist)")
+      ->required();
+  tls->add_option("--dns", tls_request.dns_names, "a DNS name (repeatable; the first is the CN)")
+      ->take_all();
+  tls->add_option("--ip", tls_request.ip_addresses, "an IPv4 or IPv6 address (repeatable)")
+      ->take_all();
+  tls->add_option("--days", tls_request.days, "validity in days, 1..825 (default 397)");
+  tls->add_option("--csr-out", tls_request.csr_out, "also write a PKCS#10 CSR here");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -280,6 +312,7 @@ int main(int argc, char** argv) {
     Error(std::string(e.what()) + " (see kms-provision --help)");
     return 2;
   }
+  if (tls->parsed()) return RunTls(tls_request);
   const bool json = format == "json";
   if (backup->parsed()) return RunBackup(config_path, out_path, shares_from, json);
   if (restore->parsed()) return RunRestore(config_path, backup_path, shares_from, json);
