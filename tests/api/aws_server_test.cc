@@ -11,25 +11,13 @@
 
 #include "tests/api/test_pki.h"
 #include "tests/firmware/key_service_fixture.h"
+#include "tests/support/shell.h"
 
 namespace kms::api::aws {
 namespace {
 
-struct Run {
-  int exit_code = -1;
-  std::string output;
-};
-
-Run Shell(const std::string& cmd) {
-  Run run;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return run;
-  std::array<char, 512> buf{};
-  while (std::fgets(buf.data(), buf.size(), p)) run.output += buf.data();
-  const int status = ::pclose(p);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
+using Run = kms::testing::ShellRun;
+using kms::testing::Shell;
 
 struct ServerFixture {
   firmware::testing::ServiceFixture service;

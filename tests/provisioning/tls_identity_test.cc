@@ -27,6 +27,7 @@
 
 #include "api/http/server.h"
 #include "api/tls/tls_context.h"
+#include "tests/support/shell.h"
 
 namespace kms::provisioning {
 namespace {
@@ -49,21 +50,8 @@ struct TempDir {
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
 
-struct Run {
-  int exit_code = -1;
-  std::string output;
-};
-
-Run Shell(const std::string& cmd) {
-  Run run;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return run;
-  std::array<char, 512> buf{};
-  while (std::fgets(buf.data(), buf.size(), p)) run.output += buf.data();
-  const int status = ::pclose(p);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
+using Run = kms::testing::ShellRun;
+using kms::testing::Shell;
 
 bool HaveOpenssl() {
   if (Shell("openssl version").exit_code != 0) {

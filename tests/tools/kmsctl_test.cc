@@ -23,26 +23,14 @@
 #include <vector>
 
 #include "tests/api/test_pki.h"
+#include "tests/support/shell.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Run {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr
-};
-
-Run Shell(const std::string& cmd) {
-  Run run;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return run;
-  std::array<char, 512> buf{};
-  while (std::fgets(buf.data(), static_cast<int>(buf.size()), p)) run.out += buf.data();
-  const int status = ::pclose(p);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
+using Run = kms::testing::ShellRun;
+using kms::testing::Shell;
 
 std::map<std::string, std::string> ParseEnv(const std::string& text) {
   std::map<std::string, std::string> v;
@@ -86,7 +74,7 @@ class DevKmsd {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
-        FAIL("kmsd exited before it was ready: " << Shell("cat " + log).out);
+        FAIL("kmsd exited before it was ready: " << Shell("cat " + log).output);
       }
       if (std::chrono::steady_clock::now() > deadline) FAIL("kmsd not ready within 60 s");
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -137,87 +125,87 @@ TEST_CASE("kmsctl: access keys, admin API, data plane against a dev kmsd", "[e2e
   DevKmsd kmsd;
 
   const Run status = Admin(kmsd, "status");
-  INFO(status.out);
+  INFO(status.output);
   REQUIRE(status.exit_code == 0);
-  CHECK(status.out.find("Sealed: false") != std::string::npos);
-  CHECK(status.out.find("Mode: dev") != std::string::npos);
+  CHECK(status.output.find("Sealed: false") != std::string::npos);
+  CHECK(status.output.find("Mode: dev") != std::string::npos);
 
   // A new, non-administrator key for bob.
   const Run created = Admin(kmsd, "access-key create --user bob");
-  INFO(created.out);
+  INFO(created.output);
   REQUIRE(created.exit_code == 0);
-  const auto bob = ParseEnv(created.out);
+  const auto bob = ParseEnv(created.output);
   const std::string bob_id = bob.at("AWS_ACCESS_KEY_ID");
   const std::string bob_secret = bob.at("AWS_SECRET_ACCESS_KEY");
   CHECK(bob_id.size() == 20);
   CHECK(bob_secret.size() == 40);
 
   const Run listed = Admin(kmsd, "access-key list");
-  INFO(listed.out);
+  INFO(listed.output);
   REQUIRE(listed.exit_code == 0);
-  CHECK(listed.out.find(bob_id) != std::string::npos);
-  CHECK(listed.out.find("bob") != std::string::npos);
-  CHECK(listed.out.find("dev-admin") != std::string::npos);
-  CHECK(listed.out.find(bob_secret) == std::string::npos);
+  CHECK(listed.output.find(bob_id) != std::string::npos);
+  CHECK(listed.output.find("bob") != std::string::npos);
+  CHECK(listed.output.find("dev-admin") != std::string::npos);
+  CHECK(listed.output.find(bob_secret) == std::string::npos);
 
   // Bob uses his new key on the data plane: create a key, round trip with a context.
   const Run key = As(kmsd, bob_id, bob_secret, "key create --description from-bob");
-  INFO(key.out);
+  INFO(key.output);
   REQUIRE(key.exit_code == 0);
-  const std::string key_id = KeyIdOf(key.out);
+  const std::string key_id = KeyIdOf(key.output);
   const Run enc = As(kmsd, bob_id, bob_secret,
                      "encrypt --key " + key_id + " --plaintext 'hello kms' --context app=test");
-  INFO(enc.out);
+  INFO(enc.output);
   REQUIRE(enc.exit_code == 0);
-  std::string blob = enc.out;
+  std::string blob = enc.output;
   while (!blob.empty() && (blob.back() == '\n')) blob.pop_back();
   const Run dec = Admin(kmsd, "decrypt --blob " + blob + " --context app=test");
   CHECK(dec.exit_code == 0);
-  CHECK(dec.out == "hello kms");
+  CHECK(dec.output == "hello kms");
   const Run wrong_ctx = Admin(kmsd, "decrypt --blob " + blob + " --context app=other");
   CHECK(wrong_ctx.exit_code == 1);
-  CHECK(wrong_ctx.out.find("kmsctl: InvalidCiphertextException") != std::string::npos);
-  CHECK(Admin(kmsd, "key describe " + key_id).out.find("from-bob") != std::string::npos);
-  CHECK(Admin(kmsd, "key list").out.find(key_id) != std::string::npos);
-  CHECK(Admin(kmsd, "data-key --key " + key_id).out.find("\"CiphertextBlob\"") !=
+  CHECK(wrong_ctx.output.find("kmsctl: InvalidCiphertextException") != std::string::npos);
+  CHECK(Admin(kmsd, "key describe " + key_id).output.find("from-bob") != std::string::npos);
+  CHECK(Admin(kmsd, "key list").output.find(key_id) != std::string::npos);
+  CHECK(Admin(kmsd, "data-key --key " + key_id).output.find("\"CiphertextBlob\"") !=
         std::string::npos);
   CHECK(Admin(kmsd, "rotate " + key_id).exit_code == 0);
-  CHECK(Admin(kmsd, "decrypt --blob " + blob + " --context app=test").out == "hello kms");
+  CHECK(Admin(kmsd, "decrypt --blob " + blob + " --context app=test").output == "hello kms");
 
   // Bob is not an administrator.
   for (const std::string& args :
        std::vector<std::string>{"status", "access-key list", "access-key create --user eve",
                                 "access-key disable " + bob_id}) {
     const Run denied = As(kmsd, bob_id, bob_secret, args);
-    INFO(args << " -> " << denied.out);
+    INFO(args << " -> " << denied.output);
     CHECK(denied.exit_code == 1);
-    CHECK(denied.out.find("kmsctl: AccessDeniedException: ") != std::string::npos);
+    CHECK(denied.output.find("kmsctl: AccessDeniedException: ") != std::string::npos);
   }
 
   // Disabled: bob's key is refused as unknown; enabled again, it works; deleted, refused for good.
   REQUIRE(Admin(kmsd, "access-key disable " + bob_id).exit_code == 0);
-  CHECK(Admin(kmsd, "access-key list").out.find("Inactive") != std::string::npos);
+  CHECK(Admin(kmsd, "access-key list").output.find("Inactive") != std::string::npos);
   const Run disabled = As(kmsd, bob_id, bob_secret, "encrypt --key " + key_id + " --plaintext x");
-  INFO(disabled.out);
+  INFO(disabled.output);
   CHECK(disabled.exit_code == 1);
-  CHECK(disabled.out.find("kmsctl: UnrecognizedClientException: The security token included in "
-                          "the request is invalid.") != std::string::npos);
+  CHECK(disabled.output.find("kmsctl: UnrecognizedClientException: The security token included in "
+                             "the request is invalid.") != std::string::npos);
   REQUIRE(Admin(kmsd, "access-key enable " + bob_id).exit_code == 0);
   CHECK(As(kmsd, bob_id, bob_secret, "encrypt --key " + key_id + " --plaintext x").exit_code == 0);
   REQUIRE(Admin(kmsd, "access-key delete " + bob_id).exit_code == 0);
-  CHECK(As(kmsd, bob_id, bob_secret, "key list").out.find("UnrecognizedClientException") !=
+  CHECK(As(kmsd, bob_id, bob_secret, "key list").output.find("UnrecognizedClientException") !=
         std::string::npos);
   const Run again = Admin(kmsd, "access-key delete " + bob_id);
   CHECK(again.exit_code == 1);
-  CHECK(again.out.find("kmsctl: NotFoundException") != std::string::npos);
+  CHECK(again.output.find("kmsctl: NotFoundException") != std::string::npos);
 
   // A bad signature and a service error name their exceptions.
   const Run bad_secret = As(kmsd, "AKMSAAAAAAAAAAAAAAAA", std::string(40, 'x'), "key list");
   CHECK(bad_secret.exit_code == 1);
-  CHECK(bad_secret.out.find("UnrecognizedClientException") != std::string::npos);
+  CHECK(bad_secret.output.find("UnrecognizedClientException") != std::string::npos);
   const Run unknown_key = Admin(kmsd, "key describe alias/nope");
   CHECK(unknown_key.exit_code == 1);
-  CHECK(unknown_key.out.find("kmsctl: NotFoundException: ") != std::string::npos);
+  CHECK(unknown_key.output.find("kmsctl: NotFoundException: ") != std::string::npos);
 }
 
 TEST_CASE("kmsctl: Vault tokens created, listed, used and revoked", "[e2e]") {
@@ -227,50 +215,52 @@ TEST_CASE("kmsctl: Vault tokens created, listed, used and revoked", "[e2e]") {
       Admin(kmsd,
             "vault-token create --name seal --key autounseal --key 'app-*' "
             "--operation encrypt --operation decrypt --ttl 24h --explicit-max-ttl 7d");
-  INFO(created.out);
+  INFO(created.output);
   REQUIRE(created.exit_code == 0);
-  const auto vars = ParseEnv(created.out);
+  const auto vars = ParseEnv(created.output);
   REQUIRE(vars.count("VAULT_TOKEN") == 1);
   const std::string token = vars.at("VAULT_TOKEN");
   CHECK(token.size() == 36);
   CHECK(token.starts_with("hvs."));
-  const auto at = created.out.find("# accessor acc.");
+  const auto at = created.output.find("# accessor acc.");
   REQUIRE(at != std::string::npos);
-  const std::string accessor = created.out.substr(at + 11, 28);
-  CHECK(created.out.find("keys autounseal,app-*; operations encrypt,decrypt") != std::string::npos);
-  CHECK(created.out.find("shown only this once") != std::string::npos);
+  const std::string accessor = created.output.substr(at + 11, 28);
+  CHECK(created.output.find("keys autounseal,app-*; operations encrypt,decrypt") !=
+        std::string::npos);
+  CHECK(created.output.find("shown only this once") != std::string::npos);
 
   // The token works at the Vault door on the same endpoint.
   const std::string lookup = "curl -s -o /dev/null -w '%{http_code}' -H 'X-Vault-Token: " + token +
                              "' " + kmsd.endpoint() + "/v1/auth/token/lookup-self";
-  CHECK(Shell(lookup).out == "200");
+  CHECK(Shell(lookup).output == "200");
 
   const Run listed = Admin(kmsd, "vault-token list");
-  INFO(listed.out);
+  INFO(listed.output);
   REQUIRE(listed.exit_code == 0);
-  CHECK(listed.out.find("ACCESSOR") != std::string::npos);
-  CHECK(listed.out.find(accessor) != std::string::npos);
-  CHECK(listed.out.find("seal") != std::string::npos);
-  CHECK(listed.out.find("autounseal,app-* / encrypt,decrypt") != std::string::npos);
-  CHECK(listed.out.find(token.substr(4)) == std::string::npos);
+  CHECK(listed.output.find("ACCESSOR") != std::string::npos);
+  CHECK(listed.output.find(accessor) != std::string::npos);
+  CHECK(listed.output.find("seal") != std::string::npos);
+  CHECK(listed.output.find("autounseal,app-* / encrypt,decrypt") != std::string::npos);
+  CHECK(listed.output.find(token.substr(4)) == std::string::npos);
 
   const Run revoked = Admin(kmsd, "vault-token revoke " + accessor);
-  INFO(revoked.out);
+  INFO(revoked.output);
   REQUIRE(revoked.exit_code == 0);
-  CHECK(revoked.out == accessor + " revoked\n");
-  CHECK(Shell(lookup).out == "403");
-  CHECK(Admin(kmsd, "vault-token list").out.find(accessor) == std::string::npos);
+  CHECK(revoked.output == accessor + " revoked\n");
+  CHECK(Shell(lookup).output == "403");
+  CHECK(Admin(kmsd, "vault-token list").output.find(accessor) == std::string::npos);
   const Run again = Admin(kmsd, "vault-token revoke " + accessor);
   CHECK(again.exit_code == 1);
-  CHECK(again.out.find("kmsctl: NotFoundException: unknown token accessor") != std::string::npos);
+  CHECK(again.output.find("kmsctl: NotFoundException: unknown token accessor") !=
+        std::string::npos);
 
   // Local input errors exit 2 before any call; service validation errors exit 1.
   const Run bad_ttl = Admin(kmsd, "vault-token create --name x --ttl 1y");
   CHECK(bad_ttl.exit_code == 2);
-  CHECK(bad_ttl.out.find("--ttl takes a duration") != std::string::npos);
+  CHECK(bad_ttl.output.find("--ttl takes a duration") != std::string::npos);
   const Run bad_op = Admin(kmsd, "vault-token create --name x --operation delete");
   CHECK(bad_op.exit_code == 1);
-  CHECK(bad_op.out.find("kmsctl: ValidationException: unknown token operation") !=
+  CHECK(bad_op.output.find("kmsctl: ValidationException: unknown token operation") !=
         std::string::npos);
 }
 
@@ -278,22 +268,22 @@ TEST_CASE("kmsctl: helpful errors without a server or credentials", "[e2e]") {
   const std::string kmsctl = KMS_KMSCTL_PATH;
   const Run refused = Shell("env AWS_ACCESS_KEY_ID=AKMSAAAAAAAAAAAAAAAA AWS_SECRET_ACCESS_KEY=x " +
                             kmsctl + " --endpoint http://127.0.0.1:1 status");
-  INFO(refused.out);
+  INFO(refused.output);
   CHECK(refused.exit_code == 3);
-  CHECK(refused.out.find("cannot reach http://127.0.0.1:1: Connection refused") !=
+  CHECK(refused.output.find("cannot reach http://127.0.0.1:1: Connection refused") !=
         std::string::npos);
-  CHECK(refused.out.find("Is kmsd running?") != std::string::npos);
+  CHECK(refused.output.find("Is kmsd running?") != std::string::npos);
 
   const Run no_endpoint = Shell("env -u KMS_ENDPOINT " + kmsctl + " status");
   CHECK(no_endpoint.exit_code == 2);
-  CHECK(no_endpoint.out.find("no endpoint") != std::string::npos);
+  CHECK(no_endpoint.output.find("no endpoint") != std::string::npos);
   const Run no_creds = Shell("env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY " + kmsctl +
                              " --endpoint http://127.0.0.1:1 status");
   CHECK(no_creds.exit_code == 2);
-  CHECK(no_creds.out.find("no credentials") != std::string::npos);
+  CHECK(no_creds.output.find("no credentials") != std::string::npos);
   const Run bad_url = Shell(kmsctl + " --endpoint ftp://x status");
   CHECK(bad_url.exit_code == 2);
-  CHECK(bad_url.out.find("http:// or https://") != std::string::npos);
+  CHECK(bad_url.output.find("http:// or https://") != std::string::npos);
   const Run usage = Shell(kmsctl + " encrypt --key k");
   CHECK(usage.exit_code == 2);
 }
@@ -307,33 +297,34 @@ TEST_CASE("kmsctl: seal-status, unseal and seal against a dev kmsd, and their us
   const std::string bare = "env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u VAULT_TOKEN " +
                            kmsctl + " --endpoint " + kmsd.endpoint();
   const Run status = Shell(bare + " seal-status");
-  INFO(status.out);
+  INFO(status.output);
   REQUIRE(status.exit_code == 0);
-  CHECK(status.out.find("\"type\":\"pkcs11\"") != std::string::npos);
-  CHECK(status.out.find("\"sealed\":false") != std::string::npos);
+  CHECK(status.output.find("\"type\":\"pkcs11\"") != std::string::npos);
+  CHECK(status.output.find("\"sealed\":false") != std::string::npos);
   // An unsealed appliance answers a share with its state, as Vault does.
   const Run unseal = Shell("echo kms1-00 | " + bare + " unseal");
   CHECK(unseal.exit_code == 0);
-  CHECK(unseal.out.find("\"sealed\":false") != std::string::npos);
+  CHECK(unseal.output.find("\"sealed\":false") != std::string::npos);
   const Run sealed = Admin(kmsd, "seal");
   CHECK(sealed.exit_code == 1);
-  CHECK(sealed.out.find("HTTP 400: this appliance cannot be sealed: dev mode unseals itself at "
-                        "start") != std::string::npos);
+  CHECK(sealed.output.find("HTTP 400: this appliance cannot be sealed: dev mode unseals itself at "
+                           "start") != std::string::npos);
   const Run no_token = Shell(bare + " seal");
   CHECK(no_token.exit_code == 2);
-  CHECK(no_token.out.find("no token: pass --vault-token or set VAULT_TOKEN") != std::string::npos);
+  CHECK(no_token.output.find("no token: pass --vault-token or set VAULT_TOKEN") !=
+        std::string::npos);
   const Run wrong_token = Shell(bare + " seal --vault-token hvs.not-a-token");
   CHECK(wrong_token.exit_code == 1);
-  CHECK(wrong_token.out.find("HTTP 403: permission denied") != std::string::npos);
+  CHECK(wrong_token.output.find("HTTP 403: permission denied") != std::string::npos);
   const Run empty = Shell("echo | " + bare + " unseal");
   CHECK(empty.exit_code == 2);
-  CHECK(empty.out.find("no share given (argument or stdin)") != std::string::npos);
+  CHECK(empty.output.find("no share given (argument or stdin)") != std::string::npos);
   const Run unreachable = Shell(kmsctl + " --endpoint http://127.0.0.1:1 seal-status");
   CHECK(unreachable.exit_code == 3);
-  CHECK(unreachable.out.find("cannot reach http://127.0.0.1:1") != std::string::npos);
+  CHECK(unreachable.output.find("cannot reach http://127.0.0.1:1") != std::string::npos);
   const Run no_endpoint = Shell("env -u KMS_ENDPOINT -u VAULT_ADDR " + kmsctl + " seal-status");
   CHECK(no_endpoint.exit_code == 2);
-  CHECK(no_endpoint.out.find("no endpoint: set KMS_ENDPOINT, or pass --endpoint") !=
+  CHECK(no_endpoint.output.find("no endpoint: set KMS_ENDPOINT, or pass --endpoint") !=
         std::string::npos);
 }
 
@@ -348,24 +339,24 @@ TEST_CASE("kmsctl: HTTPS with --ca-bundle, and the certificate checks", "[e2e]")
     DevKmsd kmsd({"--tls-cert", pki.Path("server.pem"), "--tls-key", pki.Path("server.key")});
     REQUIRE(kmsd.endpoint().starts_with("https://127.0.0.1:"));
     const Run ok = Admin(kmsd, "--ca-bundle " + pki.Path("ca.pem") + " status");
-    INFO(ok.out);
+    INFO(ok.output);
     CHECK(ok.exit_code == 0);
-    CHECK(ok.out.find("Sealed: false") != std::string::npos);
+    CHECK(ok.output.find("Sealed: false") != std::string::npos);
     const Run round = Admin(kmsd, "--ca-bundle " + pki.Path("ca.pem") + " key create");
     CHECK(round.exit_code == 0);
     const Run untrusted = Admin(kmsd, "--ca-bundle " + pki.Path("other.pem") + " status");
-    INFO(untrusted.out);
+    INFO(untrusted.output);
     CHECK(untrusted.exit_code == 3);
-    CHECK(untrusted.out.find("The certificate is not correctly signed by the trusted CA") !=
+    CHECK(untrusted.output.find("The certificate is not correctly signed by the trusted CA") !=
           std::string::npos);
   }
   {
     // A trusted certificate that does not name the address is refused.
     DevKmsd kmsd({"--tls-cert", pki.Path("other.pem"), "--tls-key", pki.Path("other.key")});
     const Run wrong = Admin(kmsd, "--ca-bundle " + pki.Path("other.pem") + " status");
-    INFO(wrong.out);
+    INFO(wrong.output);
     CHECK(wrong.exit_code == 3);
-    CHECK(wrong.out.find("the server certificate does not name IP address 127.0.0.1") !=
+    CHECK(wrong.output.find("the server certificate does not name IP address 127.0.0.1") !=
           std::string::npos);
   }
 }
