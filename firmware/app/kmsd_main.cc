@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
@@ -121,22 +122,15 @@ StatusOr<kms::SecretBytes> FreshDevToken(kms::firmware::VaultTokenRegistry& toke
 // has stopped, so swapping never pulls anything from under a request in flight.
 class RouterSwitch {
  public:
-  void Set(const kms::api::http::Router* router) {
-    std::lock_guard lock(mu_);
-    router_ = router;
-  }
+  // Release/acquire: a request that sees the new router sees it fully built.
+  void Set(const kms::api::http::Router* router) { router_.store(router, std::memory_order_release); }
   kms::api::http::HttpResponse operator()(const kms::api::http::HttpRequest& request) const {
-    const kms::api::http::Router* router;
-    {
-      std::lock_guard lock(mu_);
-      router = router_;
-    }
-    return (*router)(request);
+    return (*router_.load(std::memory_order_acquire))(request);
   }
 
  private:
-  mutable std::mutex mu_;
-  const kms::api::http::Router* router_ = nullptr;
+  // Read on every request: an atomic pointer, not a lock.
+  std::atomic<const kms::api::http::Router*> router_{nullptr};
 };
 
 // What stops the daemon's wait: a signal, or (production) a seal request.
