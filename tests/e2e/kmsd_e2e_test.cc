@@ -209,5 +209,44 @@ TEST_CASE("e2e: kmsd refuses a bad configuration file and names the key", "[e2e]
   CHECK(WEXITSTATUS(bare) == 2);
 }
 
+// A production configuration whose store was never provisioned stops the start with exit status 1
+// and one JSON error line saying what to do, before anything listens.
+TEST_CASE("e2e: kmsd refuses a production store that is missing or was never provisioned",
+          "[e2e]") {
+  TempDir dir("kms-e2e");
+  const fs::path config = dir.path() / "kmsd.toml";
+  const fs::path store = dir.path() / "kms.db";
+  std::ofstream(config)
+      << "mode = \"production\"\n[hsm]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\n"
+         "token_label = \"kms\"\n[store]\npath = \""
+      << store.string() << "\"\n";
+  const fs::path err = dir.path() / "stderr";
+  auto run = [&] {
+    const int status = std::system(
+        (std::string(KMS_E2E_KMSD_PATH) + " --config " + config.string() + " 2>" + err.string())
+            .c_str());
+    REQUIRE(WIFEXITED(status));
+    std::stringstream text;
+    text << std::ifstream(err).rdbuf();
+    return std::make_pair(WEXITSTATUS(status), text.str());
+  };
+  auto [missing_code, missing] = run();
+  INFO(missing);
+  CHECK(missing_code == 1);
+  CHECK(missing.find("\"level\":\"error\",\"msg\":\"" + config.string() + ": store.path: '" +
+                     store.string() +
+                     "' does not exist: this appliance was never provisioned (kms-provision "
+                     "init)\"") != std::string::npos);
+  CHECK_FALSE(fs::exists(store));  // refusing made nothing
+
+  std::ofstream(store).flush();  // an empty file: SQLite makes a fresh store of it
+  auto [empty_code, empty] = run();
+  INFO(empty);
+  CHECK(empty_code == 1);
+  CHECK(empty.find("\"msg\":\"store '" + store.string() +
+                   "' has no seal descriptor: it was not made by kms-provision init\"") !=
+        std::string::npos);
+}
+
 }  // namespace
 }  // namespace kms::e2e

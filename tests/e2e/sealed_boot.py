@@ -149,7 +149,9 @@ def refused_while_sealed(kms, what):
                    (kms.decrypt, {"CiphertextBlob": b"\x01" * 64}),
                    (kms.generate_data_key, {"KeyId": "alias/anything", "KeySpec": "AES_256"})):
         e = lib.expect_error(kms, "DependencyTimeoutException", fn, status=503, **kw)
-        check("sealed" in e.response["Error"]["Message"], f"sealed message: {e}")
+        check(e.response["Error"]["Message"] ==
+              "The KMS appliance is sealed: its custodians must unseal it (kmsctl unseal) before "
+              "it serves requests.", f"sealed message: {e}")
     status, body = http("PUT", "/v1/transit/encrypt/k", {"plaintext": "eA=="}, token="any")
     check(status == 503 and json.loads(body) == {"errors": ["Vault is sealed"]},
           f"transit while sealed: {status} {body}")
