@@ -64,6 +64,10 @@ enum class Reason : int {
   kMechanismUnsupported,   // Unimplemented: the module does not offer a mechanism
   kPolicyViolation,        // FailedPrecondition: a key's attributes break the HAL's crypto policy
   kDryRunOperation,        // FailedPrecondition: DryRunOperationException (DryRun set, call would succeed)
+  kMalformedPolicy,        // InvalidArgument: MalformedPolicyDocumentException
+  kInvalidGrantToken,      // InvalidArgument: InvalidGrantTokenException
+  kInvalidGrantId,         // InvalidArgument: InvalidGrantIdException
+  kInvalidArn,             // InvalidArgument: InvalidArnException
 };
 
 std::string_view StatusCodeName(StatusCode code);

@@ -469,14 +469,15 @@ class KeyService::Impl {
     Key key;
     KeyVersionRecord version;
   };
-  StatusOr<KeyAndVersion> LoadForCrypto(std::string_view key_id, KeyUsage usage,
-                                        std::string_view operation) {
-    const std::string cache_key = "k:" + std::string(key_id);
+  // A key and its current version, in any state, through the record cache.
+  StatusOr<KeyAndVersion> LoadRecords(std::string_view key_id, IdForms forms) {
+    // Key-only lookups refuse aliases, so they share the cache only when the argument is no alias.
+    const std::string cache_key = (forms == IdForms::kAny ? "k:" : "o:") + std::string(key_id);
     std::optional<KeyAndVersion> kv = CachedRecords(cache_key);
     if (!kv) {
       const std::uint64_t generation = RecordGeneration();
       KMS_ASSIGN_OR_RETURN(auto tx, s_.store_.Begin(TransactionMode::kReadOnly));
-      KMS_ASSIGN_OR_RETURN(Key key, Resolve(*tx, key_id, IdForms::kAny));
+      KMS_ASSIGN_OR_RETURN(Key key, Resolve(*tx, key_id, forms));
       KMS_ASSIGN_OR_RETURN(KeyVersionRecord v,
                            tx->GetKeyVersion(key.id(), key.record.current_version()));
       KMS_RETURN_IF_ERROR(CheckRecord(v));
@@ -484,6 +485,13 @@ class KeyService::Impl {
       kv = KeyAndVersion{std::move(key), std::move(v)};
       CacheRecords(cache_key, *kv, generation);
     }
+    return std::move(*kv);
+  }
+
+  StatusOr<KeyAndVersion> LoadForCrypto(std::string_view key_id, KeyUsage usage,
+                                        std::string_view operation) {
+    KMS_ASSIGN_OR_RETURN(auto loaded, LoadRecords(key_id, IdForms::kAny));
+    std::optional<KeyAndVersion> kv(std::move(loaded));
     KMS_RETURN_IF_ERROR(CheckUsable(kv->key));
     if (kv->key.usage() != usage) return WrongUsage(kv->key, operation);
     return std::move(*kv);
@@ -1090,6 +1098,7 @@ StatusOr<CreateKeyResponse> KeyService::CreateKey(const CreateKeyRequest& reques
     KMS_ASSIGN_OR_RETURN(auto tx, store_.Begin(TransactionMode::kReadWrite));
     if (spec == KeySpec::kSymmetricDefault) version->set_invocation_count(impl_->FirstBatch());
     KMS_RETURN_IF_ERROR(tx->InsertKeyVersion(*version));
+    if (request.attach) KMS_RETURN_IF_ERROR(request.attach(*tx, key_id));
     for (const Tag& t : request.tags) {
       TagRecord tag;
       tag.set_key_id(key_id);
@@ -1107,6 +1116,12 @@ StatusOr<CreateKeyResponse> KeyService::CreateKey(const CreateKeyRequest& reques
   }
   Impl::Key k{key, KeyArn(key_id)};
   return CreateKeyResponse{impl_->Metadata(k, version->key_material_id())};
+}
+
+StatusOr<KeyIdentity> KeyService::IdentifyKey(std::string_view key_id, bool allow_alias) {
+  KMS_ASSIGN_OR_RETURN(auto kv, impl_->LoadRecords(key_id, allow_alias ? IdForms::kAny
+                                                                       : IdForms::kKeyOnly));
+  return KeyIdentity{kv.key.id(), kv.key.arn, kv.key.spec(), kv.key.usage(), StateOf(kv.key.record)};
 }
 
 StatusOr<DescribeKeyResponse> KeyService::DescribeKey(const DescribeKeyRequest& request) {

@@ -52,6 +52,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -122,11 +123,21 @@ struct KeyMetadata {
 };
 
 // ---- keys ------------------------------------------------------------------------------------------
+struct KeyIdentity {
+  std::string key_id;  // bare id
+  std::string arn;
+  KeySpec key_spec = KeySpec::kSymmetricDefault;
+  KeyUsage key_usage = KeyUsage::kEncryptDecrypt;
+  KeyState key_state = KeyState::kEnabled;
+};
 struct CreateKeyRequest {
   std::optional<std::string> description;  // 0-8192 characters
   std::optional<KeySpec> key_spec;         // default SYMMETRIC_DEFAULT
   std::optional<KeyUsage> key_usage;       // required for every spec but SYMMETRIC_DEFAULT
   std::vector<Tag> tags;
+  // Runs inside the transaction that activates the new key, to store records that belong to it (its
+  // key policy, issue 7); an error aborts the creation (the key never becomes visible).
+  std::function<Status(store::Transaction&, std::string_view key_id)> attach;
 };
 struct CreateKeyResponse {
   KeyMetadata key_metadata;
@@ -462,6 +473,12 @@ class KeyService {
 
   // ---- keys ----
   StatusOr<CreateKeyResponse> CreateKey(const CreateKeyRequest& request);
+  // The key a KeyId argument names, for a door to authorize a call before making it (issue 7): any
+  // of the four forms when `allow_alias`, else a key id or key ARN only, with the errors the
+  // operation itself gives for that argument (ValidationException, NotFoundException, ...). Keys in
+  // every state are identified (the operation then answers Disabled / pending deletion). Served
+  // from the record cache as cryptographic calls are.
+  StatusOr<KeyIdentity> IdentifyKey(std::string_view key_id, bool allow_alias);
   StatusOr<DescribeKeyResponse> DescribeKey(const DescribeKeyRequest& request);
   StatusOr<ListKeysResponse> ListKeys(const ListKeysRequest& request);
   Status UpdateKeyDescription(const UpdateKeyDescriptionRequest& request);

@@ -9,6 +9,7 @@
 
 #include "base/encoding.h"
 #include "firmware/access_keys.h"
+#include "firmware/authz/principals.h"
 #include "firmware/clock.h"
 #include "firmware/custodian_shares.h"
 #include "firmware/seal.h"
@@ -194,6 +195,9 @@ StatusOr<CeremonyResult> SealNewToken(const app::ApplianceConfig& config,
   firmware::AccessKeyRegistry registry(*hsm, metadata, clock, {.secret_cache_capacity = 0});
   KMS_ASSIGN_OR_RETURN(firmware::CreatedAccessKey admin,
                        registry.Create(options.admin_principal, /*administrator=*/true));
+  // The one administrator principal the appliance starts with (issue 7), owner of that key.
+  firmware::authz::PrincipalRegistry principals(metadata, clock, config.account_id);
+  KMS_RETURN_IF_ERROR(principals.EnsureAdministrator(options.admin_principal));
 
   CeremonyResult result;
   result.token_label = config.token_label;

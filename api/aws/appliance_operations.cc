@@ -42,11 +42,36 @@ boost::json::object VaultTokenJson(const firmware::VaultTokenInfo& info) {
 
 void RegisterApplianceOperations(OperationTable& table, firmware::AccessKeyRegistry& registry,
                                  firmware::KeyService& service, ApplianceInfo info,
-                                 firmware::VaultTokenRegistry* vault_tokens) {
+                                 firmware::VaultTokenRegistry* vault_tokens,
+                                 firmware::authz::PrincipalRegistry* users) {
   firmware::AccessKeyRegistry* reg = &registry;
-  table.Add("CreateAccessKey", [reg](const OperationContext&, const boost::json::object& body) {
-    return internal::CreateAccessKey(*reg, body);
-  });
+  table.Add("CreateAccessKey",
+            [reg, users](const OperationContext&, const boost::json::object& body)
+                -> internal::OpResult {
+              if (users != nullptr) {
+                if (auto refused = internal::CheckAccessKeyOwner(*users, body)) {
+                  return std::unexpected(std::move(*refused));
+                }
+              }
+              return internal::CreateAccessKey(*reg, body);
+            });
+  if (users != nullptr) {
+    table.Add("CreateUser", [users](const OperationContext&, const boost::json::object& body) {
+      return internal::CreateUser(*users, body);
+    });
+    table.Add("GetUser", [users](const OperationContext&, const boost::json::object& body) {
+      return internal::GetUser(*users, body);
+    });
+    table.Add("ListUsers", [users](const OperationContext&, const boost::json::object& body) {
+      return internal::ListUsers(*users, body);
+    });
+    table.Add("PutUserPolicy", [users](const OperationContext&, const boost::json::object& body) {
+      return internal::PutUserPolicy(*users, body);
+    });
+    table.Add("DeleteUser", [users, reg](const OperationContext&, const boost::json::object& body) {
+      return internal::DeleteUser(*users, *reg, body);
+    });
+  }
   table.Add("ListAccessKeys", [reg](const OperationContext&, const boost::json::object& body) {
     return internal::ListAccessKeys(*reg, body);
   });

@@ -24,6 +24,17 @@
 //                    without Token}], Truncated, NextMarker?}; live tokens ordered by accessor.
 //   RevokeVaultToken {Accessor} -> {}
 // Without one, those targets are unknown operations (UnknownOperationException).
+// With a PrincipalRegistry (firmware/authz/principals.h), the users access keys act for:
+//   CreateUser    {UserName, Administrator?, Policy? (identity policy JSON)} -> {User: {UserName, Arn,
+//                 Administrator, CreateDate, HasPolicy}}
+//   GetUser       {UserName} -> {User: {... , Policy?}}
+//   ListUsers     {Marker?, Limit? (1-1000, default 100)} -> {Users, Truncated, NextMarker?}
+//   PutUserPolicy {UserName, Policy ("" removes it)} -> {}
+//   DeleteUser    {UserName} -> {} (DeleteConflictException while it owns access keys; the last
+//                 administrator is never deleted)
+// and CreateAccessKey then needs an existing user (NotFoundException) and gives administrator keys
+// to administrator users only (ValidationException). A malformed identity policy is
+// MalformedPolicyDocumentException.
 // Errors: a malformed UserName, Limit, Status, DisplayName, key pattern, operation or ttl is
 // ValidationException; an unknown AccessKeyId or Accessor is NotFoundException; wrong member types
 // are SerializationException (api/aws/json_codec.h).
@@ -41,6 +52,9 @@ namespace kms::firmware {
 class AccessKeyRegistry;
 class KeyService;
 class VaultTokenRegistry;
+namespace authz {
+class PrincipalRegistry;
+}  // namespace authz
 }  // namespace kms::firmware
 
 namespace kms::api::aws {
@@ -58,7 +72,8 @@ inline constexpr std::string_view kApplianceTargetPrefix = "KmsAppliance.";
 
 void RegisterApplianceOperations(OperationTable& table, firmware::AccessKeyRegistry& registry,
                                  firmware::KeyService& service, ApplianceInfo info,
-                                 firmware::VaultTokenRegistry* vault_tokens = nullptr);
+                                 firmware::VaultTokenRegistry* vault_tokens = nullptr,
+                                 firmware::authz::PrincipalRegistry* users = nullptr);
 
 }  // namespace kms::api::aws
 

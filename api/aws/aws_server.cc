@@ -7,12 +7,19 @@ namespace kms::api::aws {
 std::unique_ptr<AwsDoor> MakeAwsDoor(const AwsServerConfig& config, const AccessKeyStore& keys,
                                      firmware::KeyService& service,
                                      firmware::AccessKeyRegistry* registry,
-                                     firmware::VaultTokenRegistry* vault_tokens) {
+                                     firmware::VaultTokenRegistry* vault_tokens,
+                                     const KeyAuthorizer* authorizer,
+                                     firmware::authz::PrincipalRegistry* principals) {
   OperationTable ops;
-  RegisterKeyServiceOperations(ops, service);
+  if (authorizer != nullptr) {
+    RegisterKeyServiceOperations(ops, service, *authorizer);
+  } else {
+    RegisterKeyServiceOperations(ops, service);
+  }
   OperationTable appliance_ops;
   if (registry != nullptr) {
-    RegisterApplianceOperations(appliance_ops, *registry, service, config.appliance, vault_tokens);
+    RegisterApplianceOperations(appliance_ops, *registry, service, config.appliance, vault_tokens,
+                                principals);
   }
   return std::make_unique<AwsDoor>(config.door, keys, std::move(ops), std::move(appliance_ops));
 }
@@ -32,9 +39,11 @@ StatusOr<std::unique_ptr<AwsServer>> AwsServer::Create(AwsServerConfig config,
                                                        const AccessKeyStore& keys,
                                                        firmware::KeyService& service,
                                                        firmware::AccessKeyRegistry* registry,
-                                                       firmware::VaultTokenRegistry* vault_tokens) {
+                                                       firmware::VaultTokenRegistry* vault_tokens,
+                                                       const KeyAuthorizer* authorizer,
+                                                       firmware::authz::PrincipalRegistry* principals) {
   std::unique_ptr<AwsServer> s(new AwsServer());
-  s->door_ = MakeAwsDoor(config, keys, service, registry, vault_tokens);
+  s->door_ = MakeAwsDoor(config, keys, service, registry, vault_tokens, authorizer, principals);
   s->router_ = std::make_unique<http::Router>();
   RouteAwsDoor(*s->router_, *s->door_);
   const http::Router* router = s->router_.get();

@@ -35,9 +35,14 @@ namespace kms::firmware {
 class AccessKeyRegistry;
 class KeyService;
 class VaultTokenRegistry;
+namespace authz {
+class PrincipalRegistry;
+}  // namespace authz
 }  // namespace kms::firmware
 
 namespace kms::api::aws {
+
+class KeyAuthorizer;
 
 struct AwsServerConfig {
   http::ServerConfig server;  // bind address, port, TLS, threads, limits, timeouts
@@ -48,10 +53,14 @@ struct AwsServerConfig {
 // The door with every KeyService operation registered (and the admin API with a registry), for a
 // composition root that owns its server and swaps routes (kmsd serves a sealed appliance first).
 // Same lifetimes as AwsServer::Create.
+// With `authorizer` every operation is decided by access control (api/aws/authorization.h); a door
+// without one (tests of the operations alone) lets every caller use every key.
 std::unique_ptr<AwsDoor> MakeAwsDoor(const AwsServerConfig& config, const AccessKeyStore& keys,
                                      firmware::KeyService& service,
                                      firmware::AccessKeyRegistry* registry = nullptr,
-                                     firmware::VaultTokenRegistry* vault_tokens = nullptr);
+                                     firmware::VaultTokenRegistry* vault_tokens = nullptr,
+                                     const KeyAuthorizer* authorizer = nullptr,
+                                     firmware::authz::PrincipalRegistry* principals = nullptr);
 // Serves `door` at "/" and, so SDK users see a parseable error, for every path no other route
 // takes.
 void RouteAwsDoor(http::Router& router, const AwsDoor& door);
@@ -68,7 +77,9 @@ class AwsServer {
   static StatusOr<std::unique_ptr<AwsServer>> Create(
       AwsServerConfig config, const AccessKeyStore& keys, firmware::KeyService& service,
       firmware::AccessKeyRegistry* registry = nullptr,
-      firmware::VaultTokenRegistry* vault_tokens = nullptr);
+      firmware::VaultTokenRegistry* vault_tokens = nullptr,
+      const KeyAuthorizer* authorizer = nullptr,
+      firmware::authz::PrincipalRegistry* principals = nullptr);
   ~AwsServer();  // Stop()
 
   // Add further routes (health, other doors) before Start.

@@ -30,6 +30,12 @@ bool AcceptableContentType(std::string_view ct) {
 // Members that carry plaintexts, messages or private keys (the model's `sensitive` blobs), in requests
 // and responses. Their JSON copies are wiped once used (CONVENTIONS.md "Secrets"); SecretBytes holds
 // the decoded values.
+AwsError AuditFailure() {
+  return AwsError{"KMSInternalException", 500,
+                  "The request was not completed: the appliance could not write its audit "
+                  "record. Retry the request."};
+}
+
 void WipeSensitiveMembers(json::object& o) {
   static constexpr std::string_view kSensitive[] = {"Plaintext", "Message", "PrivateKeyPlaintext",
                                                     "SharedSecret", "SecretAccessKey", "Token"};
@@ -143,9 +149,11 @@ http::HttpResponse AwsDoor::FaultResponse(http::ServerFault fault, std::string_v
 }
 
 AwsResult<json::object> AwsDoor::Dispatch(const http::HttpRequest& request,
-                                          std::string_view request_id) const {
+                                          std::string_view request_id, RequestNote& note,
+                                          sigv4::Caller& who) const {
   auto caller = verifier_.Verify(request);
   if (!caller) return std::unexpected(std::move(caller).error());
+  who = *caller;
 
   // Reference §1.1: POST /, operation in X-Amz-Target.
   const auto target = request.Header("x-amz-target");
@@ -192,7 +200,7 @@ AwsResult<json::object> AwsDoor::Dispatch(const http::HttpRequest& request,
     }
     body = std::move(parsed.get_object());
   }
-  const OperationContext ctx{*caller, request_id};
+  const OperationContext ctx{*caller, request_id, &note, request.remote_address};
   auto result = (*op)(ctx, body);
   WipeSensitiveMembers(body);
   return result;
@@ -215,13 +223,21 @@ std::pair<std::string_view, std::string_view> AwsDoor::MetricLabels(
 http::HttpResponse AwsDoor::Handle(const http::HttpRequest& request) const {
   const auto started = std::chrono::steady_clock::now();
   const std::string request_id = NewRequestId();
+  http::RequestAuditor* const audit = config_.observers.audit;
+  RequestNote note;
+  sigv4::Caller who;
   AwsResult<json::object> result;
-  try {
-    result = Dispatch(request, request_id);
-  } catch (...) {
-    // Boundary catch (CONVENTIONS.md "Errors"): nothing escapes to the server.
-    result = std::unexpected(
-        AwsError{"KMSInternalException", 500, "An internal error occurred; retry the request."});
+  if (audit != nullptr && !audit->Ready()) {
+    // The audit log failed its last write: perform nothing it could not record (fail closed).
+    result = std::unexpected(AuditFailure());
+  } else {
+    try {
+      result = Dispatch(request, request_id, note, who);
+    } catch (...) {
+      // Boundary catch (CONVENTIONS.md "Errors"): nothing escapes to the server.
+      result = std::unexpected(
+          AwsError{"KMSInternalException", 500, "An internal error occurred; retry the request."});
+    }
   }
   http::HttpResponse r;
   if (!result) {
@@ -234,6 +250,29 @@ http::HttpResponse AwsDoor::Handle(const http::HttpRequest& request) const {
     WipeSensitiveMembers(*result);
   }
   const auto [door, operation] = MetricLabels(request);
+  if (audit != nullptr) {
+    const http::AuditedRequest record{
+        .door = door,
+        .operation = operation,
+        .request_id = request_id,
+        .principal = who.principal,
+        .credential_id = who.access_key_id,
+        .source_address = request.remote_address,
+        .key_arn = note.key_arn,
+        .outcome = result ? std::string_view("ok") : std::string_view(result.error().type),
+        .error_message = result ? std::string_view() : std::string_view(result.error().message),
+        .status = r.status,
+        .grant_id = note.grant_id,
+        .decision = note.decision,
+        .encryption_context = &note.encryption_context,
+    };
+    if (Status recorded = audit->Record(record); !recorded.ok()) {
+      // No record, no answer: the client sees a server error (its SDK retries), never the result.
+      WipeString(r.body);
+      result = std::unexpected(AuditFailure());
+      r = ErrorResponse(result.error(), request_id);
+    }
+  }
   recorder_.Record({door, operation, result ? std::string_view("ok") : result.error().type,
                     r.status, request_id, request.remote_address,
                     std::chrono::steady_clock::now() - started});

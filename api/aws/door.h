@@ -48,16 +48,28 @@
 
 namespace kms::api::aws {
 
+// What the door learns about a request while serving it, for its audit record: filled by the
+// authorization step (api/aws/authorization.h), read by the door after the operation.
+struct RequestNote {
+  std::string key_arn;  // the key acted on ("" for none)
+  std::map<std::string, std::string> encryption_context;  // not secret (AWS logs it too)
+  std::string grant_id;  // the grant that allowed the call
+  std::string decision;  // "allow:key-policy", "deny:explicit", ... ("" when not decided)
+};
+
 // What an operation knows about the call besides its body.
 struct OperationContext {
   const sigv4::Caller& caller;
   std::string_view request_id;
+  RequestNote* note = nullptr;  // never null when the door calls an operation
+  std::string_view source_address;
 };
 
 // One AWS operation: request JSON object in, response JSON object or AwsError out. Runs on a worker
-// thread (may block on the HSM). Must be thread-safe.
+// thread (may block on the HSM). Must be thread-safe. The body is the door's own parsed copy: the
+// authorization step may rewrite its KeyId (an alias becomes the key ARN it authorized).
 using Operation =
-    std::function<AwsResult<boost::json::object>(const OperationContext&, const boost::json::object&)>;
+    std::function<AwsResult<boost::json::object>(const OperationContext&, boost::json::object&)>;
 
 // Operation name ("Encrypt") -> Operation.
 class OperationTable {
@@ -98,8 +110,10 @@ class AwsDoor {
   const AwsDoorConfig& config() const { return config_; }
 
  private:
+  // `note` and `who` (the authenticated caller) are filled for the audit record.
   AwsResult<boost::json::object> Dispatch(const http::HttpRequest& request,
-                                          std::string_view request_id) const;
+                                          std::string_view request_id, RequestNote& note,
+                                          sigv4::Caller& who) const;
   // The (door, operation) labels of a request: bounded by the operation tables.
   std::pair<std::string_view, std::string_view> MetricLabels(const http::HttpRequest& request) const;
 

@@ -1,10 +1,14 @@
 #include "api/aws/key_service_operations.h"
 
-#include "api/aws/internal/operation_support.h"
+#include "api/aws/authorization.h"
+#include "api/aws/internal/policy_support.h"
 
 namespace kms::api::aws {
 
-void RegisterKeyServiceOperations(OperationTable& table, firmware::KeyService& service) {
+namespace {
+
+void Register(OperationTable& table, firmware::KeyService& service,
+              const KeyAuthorizer* authorizer) {
   using Fn = internal::OpResult (*)(firmware::KeyService&, const boost::json::object&);
   struct Entry {
     const char* name;
@@ -46,11 +50,61 @@ void RegisterKeyServiceOperations(OperationTable& table, firmware::KeyService& s
       {"ListKeyRotations", internal::ListKeyRotations},
   };
   for (const Entry& e : kOperations) {
-    table.Add(e.name, [&service, fn = e.fn](const OperationContext&, const boost::json::object& body) {
+    if (authorizer == nullptr) {
+      table.Add(e.name, [&service, fn = e.fn](const OperationContext&, boost::json::object& body) {
+        return fn(service, body);
+      });
+      continue;
+    }
+    if (std::string_view(e.name) == "CreateKey") continue;  // with its Policy, below
+    table.Add(e.name, [&service, authorizer, name = std::string_view(e.name), fn = e.fn](
+                          const OperationContext& ctx, boost::json::object& body) {
+      if (auto denied = authorizer->Authorize(name, ctx, body)) return internal::OpResult(
+          std::unexpected(std::move(*denied)));
       return fn(service, body);
     });
   }
-  RegisterNotImplementedOperations(table);
+  if (authorizer == nullptr) {
+    RegisterNotImplementedOperations(table);
+    return;
+  }
+  using PolicyFn = internal::OpResult (*)(const internal::PolicyContext&, const boost::json::object&);
+  struct PolicyEntry {
+    const char* name;
+    PolicyFn fn;
+  };
+  static constexpr PolicyEntry kPolicyOperations[] = {
+      {"CreateKey", internal::CreateKeyWithPolicy},
+      {"GetKeyPolicy", internal::GetKeyPolicy},
+      {"PutKeyPolicy", internal::PutKeyPolicy},
+      {"ListKeyPolicies", internal::ListKeyPolicies},
+      {"CreateGrant", internal::CreateGrant},
+      {"ListGrants", internal::ListGrants},
+      {"ListRetirableGrants", internal::ListRetirableGrants},
+      {"RetireGrant", internal::RetireGrant},
+      {"RevokeGrant", internal::RevokeGrant},
+  };
+  for (const PolicyEntry& e : kPolicyOperations) {
+    table.Add(e.name, [&service, authorizer, name = std::string_view(e.name), fn = e.fn](
+                          const OperationContext& ctx, boost::json::object& body) {
+      if (auto denied = authorizer->Authorize(name, ctx, body)) return internal::OpResult(
+          std::unexpected(std::move(*denied)));
+      const firmware::authz::Caller caller = AuthzCaller(ctx.caller);
+      return fn(internal::PolicyContext{service, authorizer->access(), caller, ctx.note}, body);
+    });
+  }
+  RegisterNotImplementedOperations(table, /*include_policy_operations=*/false);
+}
+
+}  // namespace
+
+void RegisterKeyServiceOperations(OperationTable& table, firmware::KeyService& service) {
+  Register(table, service, nullptr);
+}
+
+void RegisterKeyServiceOperations(OperationTable& table, firmware::KeyService& service,
+                                  const KeyAuthorizer& authorizer) {
+  Register(table, service, &authorizer);
 }
 
 }  // namespace kms::api::aws

@@ -4,17 +4,18 @@
 
 namespace kms::api::aws {
 
-void RegisterNotImplementedOperations(OperationTable& table) {
+void RegisterNotImplementedOperations(OperationTable& table, bool include_policy_operations) {
   static constexpr const char* kOperations[] = {
       "GetKeyPolicy", "PutKeyPolicy",       "ListKeyPolicies", "CreateGrant",
       "ListGrants",   "ListRetirableGrants", "RetireGrant",     "RevokeGrant",
   };
   for (const char* name : kOperations) {
+    if (!include_policy_operations) break;
     const std::string message = std::string(name) +
-                                " is not implemented by this appliance yet: key policies and grants "
-                                "are not supported.";
+                                " is not available on this door: it was built without access "
+                                "control (key policies and grants).";
     table.Add(name, [message](const OperationContext&,
-                              const boost::json::object&) -> AwsResult<boost::json::object> {
+                              boost::json::object&) -> AwsResult<boost::json::object> {
       return std::unexpected(ClientError("UnsupportedOperationException", message));
     });
   }
@@ -31,7 +32,7 @@ void RegisterNotImplementedOperations(OperationTable& table) {
   for (const char* name : kUnsupported) {
     const std::string message = std::string(name) + " is not supported by this appliance.";
     table.Add(name, [message](const OperationContext&,
-                              const boost::json::object&) -> AwsResult<boost::json::object> {
+                              boost::json::object&) -> AwsResult<boost::json::object> {
       return std::unexpected(ClientError("UnsupportedOperationException", message));
     });
   }

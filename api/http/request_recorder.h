@@ -32,6 +32,7 @@
 #include <chrono>
 #include <string_view>
 
+#include "api/http/request_audit.h"
 #include "base/log.h"
 #include "base/metrics.h"
 
@@ -52,6 +53,9 @@ struct RequestObservers {
   metrics::MetricsRegistry* metrics = nullptr;
   const log::Logger* log = nullptr;
   bool log_every_request = false;
+  // The audit log (api/http/request_audit.h): every answered request is recorded there before its
+  // answer leaves, and none is performed while it is not ready. Null only in tests of a door alone.
+  RequestAuditor* audit = nullptr;
 };
 
 class RequestRecorder {

@@ -8,6 +8,7 @@
 
 #include "api/aws/door.h"  // NewRequestId: the same UUID v4 the AWS door uses
 #include "api/vault/internal/endpoint.h"
+#include "base/secret_bytes.h"
 
 namespace kms::api::vault {
 
@@ -407,13 +408,51 @@ http::HttpResponse VaultDoor::Handle(const http::HttpRequest& request) const {
     request_id = config_.request_id ? config_.request_id() : aws::NewRequestId();
     static const firmware::SystemClock kSystemClock;
     const firmware::Clock& clock = config_.clock ? *config_.clock : kSystemClock;
-    response = Dispatch(request, request_id, clock.NowMs());
+    if (config_.observers.audit != nullptr && !config_.observers.audit->Ready()) {
+      // The audit log failed its last write: perform nothing it could not record.
+      response = Render(internal::ErrorReply(500, "internal error: the audit log cannot be written"),
+                        request_id);
+    } else {
+      response = Dispatch(request, request_id, clock.NowMs());
+    }
   } catch (...) {
     // Boundary catch (CONVENTIONS.md "Errors"): nothing escapes to the server.
     response = Render(internal::ErrorReply(500, "internal error"), request_id);
   }
-  const bool ok = response.status >= 200 && response.status < 300;
-  const std::string outcome = ok ? std::string("ok") : std::to_string(response.status);
+  bool ok = response.status >= 200 && response.status < 300;
+  std::string outcome = ok ? std::string("ok") : std::to_string(response.status);
+  if (http::RequestAuditor* audit = config_.observers.audit; audit != nullptr) {
+    // Who called: the token's accessor and display name (never the token), looked up again so
+    // every answer, refusals included, names its caller when it had a live token.
+    std::string accessor;
+    std::string principal;
+    if (tokens_ != nullptr) {
+      if (const std::string token(PresentedToken(request)); !token.empty()) {
+        if (auto info = tokens_->Lookup(token)) {
+          accessor = info->accessor;
+          principal = "vault-token:" + info->display_name;
+        }
+      }
+    }
+    const std::string path(request.Path());
+    http::AuditedRequest record;
+    record.door = "vault";
+    record.operation = MetricOperation(path);
+    record.request_id = request_id;
+    record.principal = principal;
+    record.credential_id = accessor;
+    record.source_address = request.remote_address;
+    record.outcome = outcome;
+    record.status = response.status;
+    if (!audit->Record(record).ok()) {
+      // No record, no answer (fail closed), as Vault refuses requests it cannot audit.
+      WipeString(response.body);
+      response = Render(internal::ErrorReply(500, "internal error: the audit log cannot be written"),
+                        request_id);
+      ok = false;
+      outcome = "500";
+    }
+  }
   recorder_.Record({"vault", MetricOperation(request.Path()), outcome, response.status, request_id,
                     request.remote_address, std::chrono::steady_clock::now() - started});
   return response;

@@ -14,6 +14,45 @@ Status Step(std::string_view step, const Status& status) {
                 status.device_code());
 }
 
+// The doors' audit seam over the firmware's hash-chained log: every request becomes one record.
+class AuditLogAuditor final : public api::http::RequestAuditor {
+ public:
+  AuditLogAuditor(firmware::audit::AuditLog& log, const log::Logger& logs,
+                  metrics::CounterFamily* failures)
+      : log_(log), logs_(logs), failures_(failures) {}
+
+  bool Ready() const override { return log_.healthy(); }
+
+  Status Record(const api::http::AuditedRequest& r) override {
+    firmware::audit::AuditEvent e;
+    e.request_id = std::string(r.request_id);
+    e.door = std::string(r.door);
+    e.operation = std::string(r.operation);
+    e.principal = std::string(r.principal);
+    e.credential_id = std::string(r.credential_id);
+    e.source_address = std::string(r.source_address);
+    e.key_arn = std::string(r.key_arn);
+    e.outcome = std::string(r.outcome);
+    e.error_message = std::string(r.error_message);
+    e.http_status = static_cast<int>(r.status);
+    if (r.encryption_context) e.encryption_context = *r.encryption_context;
+    e.grant_id = std::string(r.grant_id);
+    e.decision = std::string(r.decision);
+    Status s = log_.Append(e);
+    if (!s.ok()) {
+      if (failures_ != nullptr) failures_->With({}).Increment();
+      logs_.Error("audit record not written; request answered with a server error",
+                  {{"request_id", std::string(r.request_id)}, {"status", s.ToString()}});
+    }
+    return s;
+  }
+
+ private:
+  firmware::audit::AuditLog& log_;
+  const log::Logger& logs_;
+  metrics::CounterFamily* failures_;
+};
+
 }  // namespace
 
 StatusOr<api::http::ServerConfig> ServerConfigFrom(const ApplianceConfig& config) {
@@ -110,7 +149,39 @@ StatusOr<std::unique_ptr<Appliance>> Appliance::Open(ApplianceOptions options) {
     }
   });
 
-  // 3. Access keys and Vault tokens, and one transit keyring per mount over the same key service
+  // 3a. The audit log: signed with a key of the HSM, written before any answer leaves.
+  auto signer = firmware::audit::HsmAuditSigner::Open(*a->metered_, *o.store);
+  if (!signer.has_value()) return Step("audit signing key", signer.error());
+  a->audit_signer_ = std::move(*signer);
+  firmware::audit::AuditLogOptions audit_options;
+  audit_options.folder = o.audit_dir;
+  audit_options.checkpoint_every = config.audit_checkpoint_every;
+  auto audit_log = firmware::audit::AuditLog::Open(audit_options, *a->audit_signer_);
+  if (!audit_log.has_value()) return Step("audit log " + o.audit_dir, audit_log.error());
+  a->audit_log_ = std::move(*audit_log);
+  a->auditor_ = std::make_unique<AuditLogAuditor>(
+      *a->audit_log_, logs,
+      &metrics.AddCounter("kms_audit_write_failures_total",
+                         "Requests answered with a server error because their audit record could "
+                         "not be made durable.",
+                         {}));
+  a->scheduler_->AlsoRun([log = a->audit_log_.get(), &logs](std::int64_t) {
+    if (Status s = log->Tick(); !s.ok()) {
+      logs.Error("audit checkpoint not written", {{"status", s.ToString()}});
+    }
+  });
+
+  // 3b. Who may do what: users, key policies and grants, decided for every operation.
+  a->principals_ =
+      std::make_unique<firmware::authz::PrincipalRegistry>(*o.store, a->clock_, config.account_id);
+  firmware::authz::AccessControlConfig access_config;
+  access_config.account_id = config.account_id;
+  access_config.region = config.region;
+  a->access_control_ = std::make_unique<firmware::authz::AccessControl>(
+      *a->metered_, *o.store, *a->principals_, a->clock_, access_config);
+  a->authorizer_ = std::make_unique<api::aws::KeyAuthorizer>(*a->service_, *a->access_control_);
+
+  // 3c. Access keys and Vault tokens, and one transit keyring per mount over the same key service
   // (one key store, two doors).
   a->access_keys_ =
       std::make_unique<firmware::AccessKeyRegistry>(*a->metered_, *o.store, a->clock_);
@@ -135,7 +206,8 @@ StatusOr<std::unique_ptr<Appliance>> Appliance::Open(ApplianceOptions options) {
   }
 
   // 4. The doors.
-  const api::http::RequestObservers observers{&metrics, &logs, config.log_requests};
+  const api::http::RequestObservers observers{&metrics, &logs, config.log_requests,
+                                              a->auditor_.get()};
   api::aws::AwsServerConfig aws;
   aws.door.region = config.region;
   aws.door.account_id = config.account_id;
@@ -146,7 +218,8 @@ StatusOr<std::unique_ptr<Appliance>> Appliance::Open(ApplianceOptions options) {
   aws.appliance.version = std::string(kApplianceVersion);
   // With the registries the door also serves the admin API (KmsAppliance.*, administrators only).
   a->aws_door_ = api::aws::MakeAwsDoor(aws, *a->access_key_store_, *a->service_,
-                                       a->access_keys_.get(), a->vault_tokens_.get());
+                                       a->access_keys_.get(), a->vault_tokens_.get(),
+                                       a->authorizer_.get(), a->principals_.get());
   api::vault::VaultDoorConfig vault;
   vault.mounts = config.vault_mounts;
   vault.clock = &a->clock_;

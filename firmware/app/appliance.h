@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "api/aws/authorization.h"
 #include "api/aws/aws_server.h"
 #include "api/aws/registry_access_key_store.h"
 #include "api/http/router.h"
@@ -36,6 +37,10 @@
 #include "base/status.h"
 #include "firmware/access_keys.h"
 #include "firmware/app/appliance_config.h"
+#include "firmware/audit/audit_log.h"
+#include "firmware/audit/hsm_audit_signer.h"
+#include "firmware/authz/access_control.h"
+#include "firmware/authz/principals.h"
 #include "firmware/clock.h"
 #include "firmware/key_scheduler.h"
 #include "firmware/key_service.h"
@@ -54,6 +59,9 @@ struct ApplianceOptions {
   std::string mode = "dev";  // "dev" or "production": admin API status and /health
   hal::Pkcs11HsmConfig hsm;  // with the user PIN; wiped by the HAL after login
   firmware::store::MetadataStore* store = nullptr;
+  // The audit log's folder (firmware/audit/audit_log.h): every request of both doors is recorded
+  // there, durably, before its answer leaves; none is answered when that fails.
+  std::string audit_dir;
   metrics::MetricsRegistry* metrics = nullptr;
   const log::Logger* logs = nullptr;
   // What sys/seal-status and sys/health report while unsealed.
@@ -78,6 +86,8 @@ class Appliance {
   const api::http::Router& router() const { return router_; }
   firmware::AccessKeyRegistry& access_keys() { return *access_keys_; }
   firmware::VaultTokenRegistry& vault_tokens() { return *vault_tokens_; }
+  firmware::authz::PrincipalRegistry& principals() { return *principals_; }
+  const Bytes& audit_public_key() const { return audit_signer_->public_key_der(); }
   void StartScheduler();
 
  private:
@@ -89,6 +99,13 @@ class Appliance {
   std::unique_ptr<hal::MeteredHsm> metered_;
   std::unique_ptr<firmware::KeyService> service_;
   std::unique_ptr<firmware::KeyLifecycleScheduler> scheduler_;
+  // Declared before the doors: the doors record into it until they are destroyed.
+  std::unique_ptr<firmware::audit::HsmAuditSigner> audit_signer_;
+  std::unique_ptr<firmware::audit::AuditLog> audit_log_;
+  std::unique_ptr<api::http::RequestAuditor> auditor_;
+  std::unique_ptr<firmware::authz::PrincipalRegistry> principals_;
+  std::unique_ptr<firmware::authz::AccessControl> access_control_;
+  std::unique_ptr<api::aws::KeyAuthorizer> authorizer_;
   std::unique_ptr<firmware::AccessKeyRegistry> access_keys_;
   std::unique_ptr<api::aws::RegistryAccessKeyStore> access_key_store_;
   std::unique_ptr<firmware::VaultTokenRegistry> vault_tokens_;

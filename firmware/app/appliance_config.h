@@ -21,7 +21,7 @@
 //    is suggested), a value of the wrong type, a value out of range, and rules across keys (TLS
 //    cert and key together; dev mode on loopback only; production needs [hsm] and [store]; [dev]
 //    only in dev mode; [seal] only in production, its file readable by its owner only). A table of
-//    a feature not built yet ([audit]) is Unimplemented, never ignored.
+//    every table is built; an unknown one is refused like an unknown key.
 //  * `ValidateConfig` holds the rules across keys and the ranges, so a configuration changed by
 //    command-line flags after loading is checked by the same code; LoadConfigFile calls it.
 //  * The file holds no secrets: PINs come from the unseal ceremony, never from configuration. (It may
@@ -78,6 +78,11 @@ struct ApplianceConfig {
 
   // [vault]
   std::vector<std::string> vault_mounts{"transit"};
+
+  // [audit]: the hash-chained audit log's folder ("" = "<dev.state_dir>/audit" in dev mode, the
+  // store's folder + "/audit" in production) and records between signed checkpoints.
+  std::string audit_dir;
+  std::size_t audit_checkpoint_every = 1000;
 
   // [log]
   log::Level log_level = log::Level::kInfo;

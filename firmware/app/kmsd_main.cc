@@ -245,6 +245,7 @@ int RunDev(const kms::app::ApplianceConfig& config, bool accept_store_rollback) 
   options.hsm.domain_key_label = token->domain_key_label;
   options.hsm.session_pool_size = config.hsm_sessions;
   options.store = store->get();
+  options.audit_dir = config.audit_dir.empty() ? (state / "audit").string() : config.audit_dir;
   options.metrics = &metrics;
   options.logs = &Logs();
   options.vault_health.version = std::string(kms::app::kApplianceVersion);
@@ -257,6 +258,10 @@ int RunDev(const kms::app::ApplianceConfig& config, bool accept_store_rollback) 
 
   // 3. The dev operator's credentials: one administrator access key (made on first start) and a
   // fresh Vault token.
+  if (Status s = (*appliance)->principals().EnsureAdministrator("dev-admin"); !s.ok()) {
+    Log("principals: " + s.ToString());
+    return 1;
+  }
   auto admin_id = (*appliance)->access_keys().EnsureBootstrapAdmin("dev-admin");
   if (!admin_id.has_value()) {
     Log("access keys: " + admin_id.error().ToString());
@@ -374,6 +379,10 @@ class ProductionBoot {
     options.hsm.session_pool_size = config_.hsm_sessions;
     combiner_.Reset();  // the secret is not kept: the PIN is all the HAL needs
     options.store = &store_;
+    options.audit_dir =
+        config_.audit_dir.empty()
+            ? (fs::absolute(config_.store_path).parent_path() / "audit").string()
+            : config_.audit_dir;
     options.metrics = &metrics_;
     options.logs = &Logs();
     options.vault_health = UnsealedHealth();

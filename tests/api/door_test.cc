@@ -492,8 +492,8 @@ TEST_CASE("door: JSON 1.1 framing failures give the AWS exceptions", "[unit]") {
       INFO(op);
       ExpectError(f.Call(KmsRequest(op, R"({"KeyId":"k"})")), 400, "UnsupportedOperationException",
                   std::string(op) +
-                      " is not implemented by this appliance yet: key policies and grants are not "
-                      "supported.");
+                      " is not available on this door: it was built without access control (key "
+                      "policies and grants).");
     }
     for (const char* op : {"DeriveSharedSecret", "GetKeyLastUsage", "CreateCustomKeyStore",
                            "ReplicateKey", "ImportKeyMaterial", "GetParametersForImport"}) {

@@ -104,24 +104,6 @@ def usage_errors():
     ok("key usage and signature errors")
 
 
-def unsupported_operations():
-    kid = kms.create_key()["KeyMetadata"]["KeyId"]
-    calls = [
-        (kms.get_key_policy, dict(KeyId=kid, PolicyName="default")),
-        (kms.put_key_policy, dict(KeyId=kid, PolicyName="default", Policy="{}")),
-        (kms.list_key_policies, dict(KeyId=kid)),
-        (kms.create_grant, dict(KeyId=kid, GranteePrincipal="arn:aws:iam::111122223333:root",
-                                Operations=["Decrypt"])),
-        (kms.list_grants, dict(KeyId=kid)),
-        (kms.list_retirable_grants, dict(RetiringPrincipal="arn:aws:iam::111122223333:root")),
-        (kms.retire_grant, dict(GrantToken="t" * 10)),
-        (kms.revoke_grant, dict(KeyId=kid, GrantId="g" * 10)),
-    ]
-    for fn, kw in calls:
-        expect_error(kms, "UnsupportedOperationException", fn, **kw)
-    ok("key policies and grants answer UnsupportedOperationException")
-
-
 @contextlib.contextmanager
 def signing_clock(when):
     """Makes botocore's signers (pure Python and CRT) believe it is `when` (naive UTC)."""
@@ -227,7 +209,6 @@ def sigv4_errors():
 def main():
     key_errors()
     usage_errors()
-    unsupported_operations()
     sigv4_errors()
 
 

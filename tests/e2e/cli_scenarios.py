@@ -2,6 +2,7 @@
 """One pass of every implemented KMS operation through aws-cli v2 (/usr/bin/aws), checked with
 `cryptography` where there is something to check. Blobs go in with fileb:// and come back base64."""
 import base64
+import json
 import concurrent.futures
 import os
 import shutil
@@ -170,8 +171,9 @@ def main():
     aws("cancel-key-deletion", "--key-id", kid)
     check(aws("describe-key", "--key-id", kid)["KeyMetadata"]["KeyState"] == "Disabled",
           "cancelled deletion leaves the key Disabled")
-    aws("get-key-policy", "--key-id", kid, "--policy-name", "default",
-        expect_code="UnsupportedOperationException")
+    policy = json.loads(aws("get-key-policy", "--key-id", kid, "--policy-name", "default")["Policy"])
+    check(policy["Statement"][0]["Principal"] == {"AWS": "arn:aws:iam::111122223333:root"},
+          "the default key policy delegates to the account")
 
 
 def sign_and_verify(key, cases, bad_signature_check=False):

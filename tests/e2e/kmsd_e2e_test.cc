@@ -50,6 +50,10 @@ TEST_CASE("e2e: negative cases through boto3 over HTTP: exact exceptions and Sig
   RunAgainstFreshDaemon(false, {"boto3_negative.py"});
 }
 
+TEST_CASE("e2e: key policies, grants and denials through boto3 over HTTP", "[e2e]") {
+  RunAgainstFreshDaemon(false, {"authz_boto3.py"});
+}
+
 TEST_CASE("e2e: every operation through aws-cli v2 over HTTP", "[e2e]") {
   RunAgainstFreshDaemon(false, {"cli_scenarios.py"});
 }

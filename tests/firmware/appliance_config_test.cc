@@ -224,13 +224,17 @@ TEST_CASE("config: rules across keys", "[unit]") {
   CHECK(ok->listen == "0.0.0.0:8200");
 }
 
-TEST_CASE("config: a table of a feature not built yet is refused as not implemented", "[unit]") {
-  auto config = ParseConfig("[audit]\npath = \"/var/log/kms\"\n", "kmsd.toml");
-  REQUIRE_FALSE(config.has_value());
-  CHECK(config.error().code() == StatusCode::kUnimplemented);
-  CHECK(config.error().message() ==
-        "kmsd.toml:1:1: audit: not implemented yet: kmsd writes no audit log so far; remove the "
-        "table");
+TEST_CASE("config: the audit table sets the folder and checkpoint interval", "[unit]") {
+  auto config =
+      ParseConfig("[audit]\ndir = \"/var/log/kms\"\ncheckpoint_every = 50\n", "kmsd.toml");
+  REQUIRE(config.has_value());
+  CHECK(config->audit_dir == "/var/log/kms");
+  CHECK(config->audit_checkpoint_every == 50);
+  auto bad = ParseConfig("[audit]\npath = \"/var/log/kms\"\n", "kmsd.toml");
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().message().find("audit.path") != std::string::npos);
+  auto zero = ParseConfig("[audit]\ncheckpoint_every = 0\n", "kmsd.toml");
+  REQUIRE_FALSE(zero.has_value());
 }
 
 TEST_CASE("config: seal.auto_unseal_file is for production and must be the owner's alone",

@@ -55,6 +55,7 @@ struct Rig {
     o.mode = "production";
     o.hsm = token->Config();
     o.store = store.get();
+    o.audit_dir = (dir / "audit").string();
     o.metrics = &metrics;
     o.logs = &logs;
     testing::SoftHsmFixture* t = token.get();

@@ -130,7 +130,25 @@ TEST_CASE("kmsctl: access keys, admin API, data plane against a dev kmsd", "[e2e
   CHECK(status.output.find("Sealed: false") != std::string::npos);
   CHECK(status.output.find("Mode: dev") != std::string::npos);
 
-  // A new, non-administrator key for bob.
+  // A user bob whose identity policy lets him create keys and encrypt (the default key policy
+  // delegates to it), and a new, non-administrator key for him. An unknown user gets no key.
+  CHECK(Admin(kmsd, "access-key create --user nobody").output.find(
+            "kmsctl: NotFoundException: The user with name nobody cannot be found.") !=
+        std::string::npos);
+  const std::string policy_file =
+      (std::filesystem::temp_directory_path() / ("kmsctl-bob-" + std::to_string(getpid()) + ".json"))
+          .string();
+  {
+    std::ofstream out(policy_file);
+    out << R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":)"
+        << R"(["kms:CreateKey","kms:Encrypt","kms:DescribeKey"],"Resource":"*"}]})";
+  }
+  const Run user = Admin(kmsd, "user create bob --policy-file " + policy_file);
+  std::filesystem::remove(policy_file);
+  INFO(user.output);
+  REQUIRE(user.exit_code == 0);
+  CHECK(user.output == "arn:aws:iam::111122223333:user/bob\n");
+  CHECK(Admin(kmsd, "user list").output.find("bob") != std::string::npos);
   const Run created = Admin(kmsd, "access-key create --user bob");
   INFO(created.output);
   REQUIRE(created.exit_code == 0);
@@ -159,6 +177,13 @@ TEST_CASE("kmsctl: access keys, admin API, data plane against a dev kmsd", "[e2e
   REQUIRE(enc.exit_code == 0);
   std::string blob = enc.output;
   while (!blob.empty() && (blob.back() == '\n')) blob.pop_back();
+  // Decrypt is not in bob's policy: refused naming the action and the key, nothing else.
+  const Run bob_dec = As(kmsd, bob_id, bob_secret, "decrypt --blob " + blob + " --context app=test");
+  CHECK(bob_dec.exit_code == 1);
+  CHECK(bob_dec.output.find("kmsctl: AccessDeniedException: User: "
+                            "arn:aws:iam::111122223333:user/bob is not authorized to perform: "
+                            "kms:Decrypt on resource: arn:aws:kms:us-east-1:111122223333:key/" +
+                            key_id) != std::string::npos);
   const Run dec = Admin(kmsd, "decrypt --blob " + blob + " --context app=test");
   CHECK(dec.exit_code == 0);
   CHECK(dec.output == "hello kms");

@@ -32,6 +32,7 @@
 #include "base/secret_bytes.h"
 #include "tools/kms_client/env_file.h"
 #include "tools/kms_client/kms_client.h"
+#include "tools/kmsctl/audit_verify_command.h"
 
 namespace {
 
@@ -285,6 +286,21 @@ int main(int argc, char** argv) {
 
   auto* status = app.add_subcommand("status", "appliance status (administrator)");
 
+  auto* user = app.add_subcommand("user", "manage the users access keys act for (administrator)");
+  user->require_subcommand(1);
+  std::string user_name, user_policy_file;
+  bool user_admin = false;
+  auto* user_create = user->add_subcommand("create", "new user");
+  user_create->add_option("NAME", user_name)->required();
+  user_create->add_flag("--admin", user_admin, "full rights over keys and the admin API");
+  user_create->add_option("--policy-file", user_policy_file, "identity policy (IAM JSON) file");
+  auto* user_list = user->add_subcommand("list", "list users");
+  auto* user_put_policy = user->add_subcommand("put-policy", "replace a user's identity policy");
+  user_put_policy->add_option("NAME", user_name)->required();
+  user_put_policy->add_option("POLICY_FILE", user_policy_file)->required();
+  auto* user_delete = user->add_subcommand("delete", "delete a user (after its access keys)");
+  user_delete->add_option("NAME", user_name)->required();
+
   auto* ak = app.add_subcommand("access-key", "manage SigV4 access keys (administrator)");
   ak->require_subcommand(1);
   std::string ak_user;
@@ -380,6 +396,10 @@ int main(int argc, char** argv) {
   std::string vault_token;
   seal->add_option("--vault-token", vault_token, "X-Vault-Token (default $VAULT_TOKEN)");
 
+  // `audit verify`: offline, needs no endpoint; it runs from its parse callback and exits
+  // (tools/kmsctl/audit_verify_command.h).
+  kms::tools::AddAuditCommands(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -405,6 +425,40 @@ int main(int argc, char** argv) {
   if (status->parsed()) {
     const auto o = admin("GetApplianceStatus");
     for (const auto& [name, value] : o) std::cout << name << ": " << Str(value) << "\n";
+  } else if (user_create->parsed() || user_put_policy->parsed()) {
+    std::string policy;
+    if (!user_policy_file.empty()) {
+      std::ifstream in(user_policy_file);
+      if (!in) throw std::runtime_error("cannot read " + user_policy_file);
+      policy.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    if (user_create->parsed()) {
+      json::object body{{"UserName", user_name}};
+      if (user_admin) body["Administrator"] = true;
+      if (!policy.empty()) body["Policy"] = policy;
+      const auto o = admin("CreateUser", body);
+      std::cout << Str(o.at("User").as_object().at("Arn")) << "\n";
+    } else {
+      admin("PutUserPolicy", {{"UserName", user_name}, {"Policy", policy}});
+      std::cout << user_name << " policy replaced\n";
+    }
+  } else if (user_list->parsed()) {
+    json::object req{{"Limit", 1000}};
+    std::printf("%-24s %-6s %-7s %s\n", "USER", "ADMIN", "POLICY", "ARN");
+    for (;;) {
+      const auto page = admin("ListUsers", req);
+      for (const auto& v : page.at("Users").as_array()) {
+        const auto& u = v.as_object();
+        std::printf("%-24s %-6s %-7s %s\n", Str(u.at("UserName")).c_str(),
+                    u.at("Administrator").as_bool() ? "yes" : "no",
+                    u.at("HasPolicy").as_bool() ? "yes" : "no", Str(u.at("Arn")).c_str());
+      }
+      if (!page.at("Truncated").as_bool()) break;
+      req["Marker"] = page.at("NextMarker");
+    }
+  } else if (user_delete->parsed()) {
+    admin("DeleteUser", {{"UserName", user_name}});
+    std::cout << user_name << " deleted\n";
   } else if (ak_create->parsed()) {
     json::object body{{"UserName", ak_user}};
     if (ak_admin) body["Administrator"] = true;

@@ -12,6 +12,7 @@
 #include "api/aws/appliance_operations.h"
 #include "api/aws/internal/operation_support.h"
 #include "firmware/access_keys.h"
+#include "firmware/authz/principals.h"
 #include "firmware/key_service.h"
 #include "firmware/vault_tokens.h"
 
@@ -31,6 +32,17 @@ boost::json::object VaultTokenJson(const firmware::VaultTokenInfo& info);
 OpResult CreateVaultToken(firmware::VaultTokenRegistry& tokens, const boost::json::object& body);
 OpResult ListVaultTokens(firmware::VaultTokenRegistry& tokens, const boost::json::object& body);
 OpResult RevokeVaultToken(firmware::VaultTokenRegistry& tokens, const boost::json::object& body);
+// Users (api/aws/op_appliance_users.cc).
+OpResult CreateUser(firmware::authz::PrincipalRegistry& users, const boost::json::object& body);
+OpResult GetUser(firmware::authz::PrincipalRegistry& users, const boost::json::object& body);
+OpResult ListUsers(firmware::authz::PrincipalRegistry& users, const boost::json::object& body);
+OpResult PutUserPolicy(firmware::authz::PrincipalRegistry& users, const boost::json::object& body);
+OpResult DeleteUser(firmware::authz::PrincipalRegistry& users,
+                    firmware::AccessKeyRegistry& access_keys, const boost::json::object& body);
+// CreateAccessKey with users: the user must exist, and only an administrator user gets an
+// administrator key. nullopt when the request may go on.
+std::optional<AwsError> CheckAccessKeyOwner(firmware::authz::PrincipalRegistry& users,
+                                            const boost::json::object& body);
 OpResult GetApplianceStatus(firmware::KeyService& service, const ApplianceInfo& info,
                             const boost::json::object& body);
 
