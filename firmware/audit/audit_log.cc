@@ -13,6 +13,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include "base/encoding.h"
@@ -200,7 +201,7 @@ std::optional<std::uint64_t> ParseAuditFileName(std::string_view name) {
   return seq;
 }
 
-// ---- AuditLog -------------------------------------------------------------------------------------
+// ---- AuditLog ----------------------------------------------------------------------------------
 
 AuditLog::AuditLog(AuditLogOptions options, AuditSigner& signer, int folder_fd)
     : options_(std::move(options)),
@@ -399,8 +400,16 @@ Status AuditLog::Append(const AuditEvent& event) {
       continue;
     }
     io_busy_ = true;
+    if (pending_->fragments.size() < last_batch_size_) {
+      // The appenders of the last batch are coming back with their next records: without this
+      // pause the first of them would sync alone and the rest together (batches of 1, n-1, ...).
+      lock.unlock();
+      std::this_thread::yield();
+      lock.lock();
+    }
     const std::shared_ptr<Batch> batch = std::move(pending_);
     pending_ = std::make_shared<Batch>();
+    last_batch_size_ = batch->fragments.size();
     lock.unlock();
     Status status = WriteEvents(batch->fragments);
     lock.lock();
@@ -653,8 +662,7 @@ Status AuditLog::Fail(std::string_view what, int error) {
     broken_ = true;
     // Take back whatever part of the batch reached the file; Recover re-checks before the next
     // write, since this may fail too.
-    truncate_synced_ =
-        ::ftruncate(fd_, static_cast<off_t>(offset_)) == 0 && ::fdatasync(fd_) == 0;
+    truncate_synced_ = ::ftruncate(fd_, static_cast<off_t>(offset_)) == 0 && ::fdatasync(fd_) == 0;
   }
   return UnavailableError("audit log: " + std::string(what) + ": " + Errno(error));
 }

@@ -3,9 +3,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <unistd.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/sha256.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -28,11 +28,24 @@ constexpr std::string_view kZeroHash =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
 // The fields of each record type, in the order the writer puts them.
-constexpr std::array<std::string_view, 18> kEventFields = {
-    "v",          "type",           "seq",         "prev",          "time_ms",
-    "request_id", "door",           "operation",   "principal",     "credential_id",
-    "source_address", "key_arn",    "outcome",     "error_message", "http_status",
-    "encryption_context", "grant_id", "decision"};
+constexpr std::array<std::string_view, 18> kEventFields = {"v",
+                                                           "type",
+                                                           "seq",
+                                                           "prev",
+                                                           "time_ms",
+                                                           "request_id",
+                                                           "door",
+                                                           "operation",
+                                                           "principal",
+                                                           "credential_id",
+                                                           "source_address",
+                                                           "key_arn",
+                                                           "outcome",
+                                                           "error_message",
+                                                           "http_status",
+                                                           "encryption_context",
+                                                           "grant_id",
+                                                           "decision"};
 constexpr std::array<std::string_view, 9> kCheckpointFields = {
     "v", "type", "seq", "prev", "head", "records", "time_ms", "key", "sig"};
 constexpr std::array<std::string_view, 6> kRecoveredFields = {"v",    "type",    "seq",
@@ -109,8 +122,7 @@ class PublicKey {
 
   Status Parse(ByteView der) {
     if (der.empty() || mbedtls_pk_parse_public_key(&pk_, der.data(), der.size()) != 0) {
-      return InvalidArgumentError(
-          "audit verify: the public key is not a DER SubjectPublicKeyInfo");
+      return InvalidArgumentError("audit verify: the public key is not a DER SubjectPublicKeyInfo");
     }
     return Status::Ok();
   }
@@ -293,8 +305,8 @@ StatusOr<AuditVerifyReport> VerifyAuditContents(const std::vector<AuditLogFile>&
       // Order: the sequence first (a deleted, duplicated or moved record shows as a gap or a
       // repeat at once), then the file's name, then the link to the previous line.
       if (w.have_prev && l.seq != w.prev_seq + 1) {
-        return broken(l.seq, "seq " + std::to_string(l.seq) + " follows " +
-                                 std::to_string(w.prev_seq));
+        return broken(l.seq,
+                      "seq " + std::to_string(l.seq) + " follows " + std::to_string(w.prev_seq));
       }
       if (first_in_file && named_seq.has_value() && l.seq != *named_seq) {
         return broken(l.seq, "seq " + std::to_string(l.seq) + " starts a file named for seq " +
@@ -334,8 +346,8 @@ StatusOr<AuditVerifyReport> VerifyAuditContents(const std::vector<AuditLogFile>&
           expected += w.records_base.value_or(0);
         }
         if (l.records != expected) {
-          return broken(l.seq, "checkpoint counts " + std::to_string(l.records) +
-                                   " records but " + std::to_string(expected) + " precede it");
+          return broken(l.seq, "checkpoint counts " + std::to_string(l.records) + " records but " +
+                                   std::to_string(expected) + " precede it");
         }
         ++r.checkpoints;
         r.last_checkpoint_seq = l.seq;
@@ -375,13 +387,12 @@ StatusOr<AuditVerifyReport> VerifyAuditContents(const std::vector<AuditLogFile>&
                          "writer truncates it when it reopens the log");
   }
   if (r.unsigned_tail > 0) {
-    r.warnings.push_back(
-        std::to_string(r.unsigned_tail) +
-        (r.last_checkpoint_seq == 0
-             ? " records and no checkpoint: nothing is signed"
-             : " records after the last checkpoint (seq " + std::to_string(r.last_checkpoint_seq) +
-                   ") are not signed") +
-        "; removing them (truncating the tail) could not be detected");
+    r.warnings.push_back(std::to_string(r.unsigned_tail) +
+                         (r.last_checkpoint_seq == 0
+                              ? " records and no checkpoint: nothing is signed"
+                              : " records after the last checkpoint (seq " +
+                                    std::to_string(r.last_checkpoint_seq) + ") are not signed") +
+                         "; removing them (truncating the tail) could not be detected");
   }
   return r;
 }
@@ -419,8 +430,7 @@ StatusOr<std::vector<std::string>> ListAuditFiles(const std::string& folder) {
   return paths;
 }
 
-StatusOr<AuditVerifyReport> VerifyAuditFolder(const std::string& folder,
-                                              ByteView public_key_der) {
+StatusOr<AuditVerifyReport> VerifyAuditFolder(const std::string& folder, ByteView public_key_der) {
   KMS_ASSIGN_OR_RETURN(std::vector<std::string> paths, ListAuditFiles(folder));
   if (paths.empty()) return NotFoundError("audit verify: no audit-*.log files in " + folder);
   return VerifyAuditLog(paths, public_key_der);

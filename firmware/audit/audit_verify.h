@@ -1,5 +1,5 @@
-// VerifyAuditLog: the offline check of an audit log written by AuditLog (audit_log.h has the format).
-// Needs no HSM and no running appliance: only the files and the checkpoint public key (DER
+// VerifyAuditLog: the offline check of an audit log written by AuditLog (audit_log.h has the
+// format). Needs no HSM and no running appliance: only the files and the checkpoint public key (DER
 // SubjectPublicKeyInfo, as the appliance's GetAuditPublicKey returns it).
 //
 // Contract:
@@ -17,6 +17,8 @@
 //    without an outside anchor); a torn final line (no '\n': a crash mid-write, never
 //    acknowledged to a client) is ignored; a log that starts after seq 1 (older files archived)
 //    cannot have its first prev checked.
+//  * The key may be of any type mbedTLS verifies with SHA-256: the appliance's is ECDSA P-256
+//    (hsm_audit_signer.h); RSA PKCS#1 v1.5 works too (the tamper suite uses it for speed).
 //  * Memory: each file is read whole (files are bounded by the writer's max_file_bytes).
 //  * Thread-safety: free functions without shared state.
 #ifndef KMS_FIRMWARE_AUDIT_AUDIT_VERIFY_H_

@@ -136,8 +136,8 @@ StatusOr<std::unique_ptr<HsmAuditSigner>> HsmAuditSigner::Open(hal::Hsm& hsm,
     } else if (value.error().code() != StatusCode::kNotFound) {
       return value.error();
     } else {
-      KMS_ASSIGN_OR_RETURN(key,
-                           hsm.GenerateKey(hal::KeyAlgorithm::kEcP256, hal::KeyPurpose::kSignVerify));
+      KMS_ASSIGN_OR_RETURN(
+          key, hsm.GenerateKey(hal::KeyAlgorithm::kEcP256, hal::KeyPurpose::kSignVerify));
       KMS_ASSIGN_OR_RETURN(wrapped, hsm.WrapKey(key));
       if (wrapped->public_key_der.empty()) {
         return InternalError("audit signer: the HSM gave no public key for the signing key");
@@ -155,8 +155,7 @@ StatusOr<std::unique_ptr<HsmAuditSigner>> HsmAuditSigner::Open(hal::Hsm& hsm,
   const auto probe = AuditLineHash(kProbeLabel);
   KMS_ASSIGN_OR_RETURN(Bytes sig, signer->SignDigest(probe));
   if (!VerifiesWith(signer->public_key_der(), probe, sig)) {
-    return DataLossError(
-        "audit signer: the stored public key does not match the signing key");
+    return DataLossError("audit signer: the stored public key does not match the signing key");
   }
   return signer;
 }

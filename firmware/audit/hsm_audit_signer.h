@@ -40,8 +40,7 @@ inline constexpr std::string_view kAuditSigningKeyMeta = "audit.signing_key.1";
 class HsmAuditSigner final : public AuditSigner {
  public:
   // Loads the stored signing key, or makes and stores it on first use.
-  static StatusOr<std::unique_ptr<HsmAuditSigner>> Open(hal::Hsm& hsm,
-                                                        store::MetadataStore& store);
+  static StatusOr<std::unique_ptr<HsmAuditSigner>> Open(hal::Hsm& hsm, store::MetadataStore& store);
 
   StatusOr<Bytes> SignDigest(ByteView sha256_digest) override;
   const Bytes& public_key_der() const override { return wrapped_.public_key_der; }

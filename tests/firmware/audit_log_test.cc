@@ -4,6 +4,8 @@
 // fail-closed writes (a file-size limit in a child process, /dev/full, a folder that cannot be
 // created, a rotation target that cannot be made) with recovery, 8 concurrent appenders, reopen
 // after a torn tail, and the verifier's own negative cases.
+#include "firmware/audit/audit_log.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -20,7 +22,6 @@
 #include <vector>
 
 #include "base/encoding.h"
-#include "firmware/audit/audit_log.h"
 #include "firmware/audit/audit_verify.h"
 #include "tests/firmware/audit_test_support.h"
 
@@ -132,15 +133,18 @@ TEST_CASE("audit log: an event is one canonical JSON line holding exactly what w
         "audit log intact: 1 records, 2 lines, seq 1..2 in 1 file, 1 signed checkpoints");
 }
 
-TEST_CASE("audit log: control characters and invalid UTF-8 never reach the file",
-          "[unit][audit]") {
+TEST_CASE("audit log: control characters and invalid UTF-8 never reach the file", "[unit][audit]") {
   TempDir dir;
   SignerFixture s(dir.File("kms.db"));
   TestClock clock;
   const std::string folder = dir.File("audit");
   auto log = OpenLog(Options(folder, clock), *s.signer);
   AuditEvent e = MakeEvent(1);
-  e.request_id = std::string("a\nb\x01" "c\xff" "d", 7);
+  e.request_id = std::string(
+      "a\nb\x01"
+      "c\xff"
+      "d",
+      7);
   e.error_message = "line1\r\nline2";
   e.encryption_context = {{std::string("k\x80", 2), "v\t"}};
   KMS_AUDIT_REQUIRE_OK(log->Append(e));
@@ -154,7 +158,7 @@ TEST_CASE("audit log: control characters and invalid UTF-8 never reach the file"
 }
 
 TEST_CASE("audit log: 10,000 records across rotated files verify", "[unit][audit]") {
-  TempDir dir;
+  TempDir dir(testing::RamOrTemp());  // the subject is the files, not the disk's fsync latency
   SignerFixture s(dir.File("kms.db"));
   TestClock clock;
   const std::string folder = dir.File("state/audit");  // two levels created
@@ -264,9 +268,9 @@ TEST_CASE("audit log: checkpoints by count, by interval, at Tick, at Close and a
   auto lines = AllLines(folder);
   std::vector<std::string> types;
   for (const auto& l : lines) types.push_back(TypeOf(l));
-  CHECK(types == std::vector<std::string>{"event", "event", "event", "event", "event",
-                                          "checkpoint", "event", "checkpoint", "event", "event",
-                                          "checkpoint", "event", "checkpoint"});
+  CHECK(types == std::vector<std::string>{"event", "event", "event", "event", "event", "checkpoint",
+                                          "event", "checkpoint", "event", "event", "checkpoint",
+                                          "event", "checkpoint"});
 
   // A clean reopen continues the chain without adding anything.
   log = OpenLog(options, *s.signer);
@@ -334,7 +338,7 @@ TEST_CASE("audit log: one writer per folder, bad options, oversized records", "[
   CHECK(AuditLog::Open(bad, *s.signer).error().code() == StatusCode::kInvalidArgument);
 }
 
-// ---- fail closed ---------------------------------------------------------------------------------
+// ---- fail closed -------------------------------------------------------------------------------
 
 // Runs `body` in a forked child (so a resource limit cannot touch the test process); the child's
 // findings come back through a file, and its exit status says whether they all held.
@@ -396,7 +400,7 @@ TEST_CASE("audit log: a write past the file-size limit fails every appender, the
     expect(log.Tick().code() == StatusCode::kUnavailable, "tick while full");
     expect(!log.healthy(), "healthy while full");
     ::setrlimit(RLIMIT_FSIZE, &saved);  // room again
-    const Status probe = log.Tick();     // the probe: a checkpoint, and health is back
+    const Status probe = log.Tick();    // the probe: a checkpoint, and health is back
     expect(probe.ok(), "probe " + probe.ToString());
     expect(log.healthy(), "healthy after probe");
     expect(log.last_seq() == 6, "probe checkpoint");
@@ -416,7 +420,8 @@ TEST_CASE("audit log: a write past the file-size limit fails every appender, the
   std::set<std::string> ids;
   for (const auto& l : lines) {
     const auto o = json::parse(l).as_object();
-    if (o.at("type").as_string() == "event") ids.insert(std::string(o.at("request_id").as_string()));
+    if (o.at("type").as_string() == "event")
+      ids.insert(std::string(o.at("request_id").as_string()));
   }
   CHECK(ids == std::set<std::string>{"req-0", "req-1", "req-2", "req-3", "req-4", "req-6"});
 }
@@ -497,7 +502,7 @@ TEST_CASE("audit log: a rotation target that cannot be created fails Append unti
   CHECK(report.files == 2);
 }
 
-// ---- concurrency ---------------------------------------------------------------------------------
+// ---- concurrency -------------------------------------------------------------------------------
 
 TEST_CASE("audit log: 8 concurrent appenders make one valid chain", "[unit][audit]") {
   TempDir dir;
@@ -544,12 +549,13 @@ TEST_CASE("audit log: 8 concurrent appenders make one valid chain", "[unit][audi
   std::set<std::string> ids;
   for (const auto& l : AllLines(folder)) {
     const auto o = json::parse(l).as_object();
-    if (o.at("type").as_string() == "event") ids.insert(std::string(o.at("request_id").as_string()));
+    if (o.at("type").as_string() == "event")
+      ids.insert(std::string(o.at("request_id").as_string()));
   }
   CHECK(ids.size() == kThreads * kPerThread);
 }
 
-// ---- crash recovery ------------------------------------------------------------------------------
+// ---- crash recovery ----------------------------------------------------------------------------
 
 TEST_CASE("audit log: reopening after a torn tail truncates it, records it and continues",
           "[unit][audit]") {
@@ -586,10 +592,9 @@ TEST_CASE("audit log: reopening after a torn tail truncates it, records it and c
   const std::string& recovered = after[after.size() - 2];
   const std::string& last_good = before[before.size() - 2];
   const auto seq = json::parse(last_good).as_object().at("seq").as_int64() + 1;
-  CHECK(recovered == R"({"v":1,"type":"recovered","seq":)" + std::to_string(seq) +
-                         R"(,"prev":")" + Hash(last_good) + R"(","time_ms":)" +
-                         std::to_string(kStartMs) + R"(,"truncated_bytes":)" +
-                         std::to_string(torn.size()) + "}");
+  CHECK(recovered == R"({"v":1,"type":"recovered","seq":)" + std::to_string(seq) + R"(,"prev":")" +
+                         Hash(last_good) + R"(","time_ms":)" + std::to_string(kStartMs) +
+                         R"(,"truncated_bytes":)" + std::to_string(torn.size()) + "}");
   CHECK(TypeOf(after.back()) == "checkpoint");
   for (int i = 100; i < 110; ++i) KMS_AUDIT_REQUIRE_OK(log->Append(MakeEvent(i)));
   KMS_AUDIT_REQUIRE_OK(log->Close());
@@ -723,9 +728,9 @@ TEST_CASE("audit verify: malformed lines are named with the exact reason", "[uni
   check(json::serialize(reordered), "fields out of order");
 
   // An incomplete line in a file that is not the last.
-  const auto r = testing::Verify({AuditLogFile{name, good[0].contents + "{\"v\""},
-                                  AuditLogFile{AuditFileName(5), ""}},
-                                 s.signer->public_key_der());
+  const auto r = testing::Verify(
+      {AuditLogFile{name, good[0].contents + "{\"v\""}, AuditLogFile{AuditFileName(5), ""}},
+      s.signer->public_key_der());
   CHECK_FALSE(r.ok);
   CHECK(r.broken_line == 5);
   CHECK(r.reason == "incomplete line (no newline) before the next file");

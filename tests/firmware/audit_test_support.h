@@ -1,5 +1,5 @@
-// Shared pieces of the audit log suites: a temporary folder, a checkpoint signer on the fake HSM and
-// a real SQLite store (HsmAuditSigner, as the appliance runs it), a manual clock, events with
+// Shared pieces of the audit log suites: a temporary folder, a checkpoint signer on the fake HSM
+// and a real SQLite store (HsmAuditSigner, as the appliance runs it), a manual clock, events with
 // recognisable fields, and the log read back as files and lines.
 #ifndef KMS_TESTS_FIRMWARE_AUDIT_TEST_SUPPORT_H_
 #define KMS_TESTS_FIRMWARE_AUDIT_TEST_SUPPORT_H_
@@ -10,9 +10,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <functional>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,10 +36,19 @@ namespace kms::firmware::audit::testing {
 
 inline constexpr std::int64_t kStartMs = 1'767'225'600'000;  // 2026-01-01T00:00:00Z
 
+// A folder in RAM when the machine has one (/dev/shm), for tests whose subject is not the disk:
+// their many fdatasyncs then cost nothing.
+inline std::filesystem::path RamOrTemp() {
+  std::error_code ec;
+  if (std::filesystem::is_directory("/dev/shm", ec)) return "/dev/shm";
+  return std::filesystem::temp_directory_path();
+}
+
 class TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "kms-audit-XXXXXX").string();
+  // Under `base` (default: the system's temporary folder).
+  explicit TempDir(std::filesystem::path base = std::filesystem::temp_directory_path()) {
+    std::string tmpl = (base / "kms-audit-XXXXXX").string();
     REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
     path_ = tmpl;
   }
@@ -81,7 +90,8 @@ struct SignerFixture {
 
 // A clock the test moves.
 struct TestClock {
-  std::shared_ptr<std::atomic<std::int64_t>> now = std::make_shared<std::atomic<std::int64_t>>(kStartMs);
+  std::shared_ptr<std::atomic<std::int64_t>> now =
+      std::make_shared<std::atomic<std::int64_t>>(kStartMs);
   std::function<std::int64_t()> fn() const {
     auto n = now;
     return [n] { return n->load(); };

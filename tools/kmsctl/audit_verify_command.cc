@@ -82,7 +82,8 @@ int Run(const AuditVerifyArgs& args) {
   }
   if (!report.has_value()) Finish(kExitUsage, report.error().message());
   std::printf("%s\n", report->Verdict().c_str());
-  for (const std::string& w : report->warnings) std::fprintf(stderr, "kmsctl: warning: %s\n", w.c_str());
+  for (const std::string& w : report->warnings)
+    std::fprintf(stderr, "kmsctl: warning: %s\n", w.c_str());
   if (!report->ok) return kExitBroken;
   if (args.require_signed_tail && report->unsigned_tail > 0) {
     std::fprintf(stderr, "kmsctl: --require-signed-tail: %llu records after the last checkpoint\n",

@@ -1,6 +1,7 @@
-// `kmsctl audit verify`: the offline check of an audit log (firmware/audit/audit_verify.h). It needs
-// no endpoint, credentials or running appliance: only the log files and the checkpoint public key
-// (PEM "PUBLIC KEY" or DER SubjectPublicKeyInfo, as the appliance's GetAuditPublicKey gives it).
+// `kmsctl audit verify`: the offline check of an audit log (firmware/audit/audit_verify.h). It
+// needs no endpoint, credentials or running appliance: only the log files and the checkpoint public
+// key (PEM "PUBLIC KEY" or DER SubjectPublicKeyInfo, as the appliance's GetAuditPublicKey gives
+// it).
 //
 //   kmsctl audit verify --public-key audit.pub [--require-signed-tail] FOLDER | FILE...
 //
