@@ -367,18 +367,24 @@ StatusOr<VaultTokenInfo> VaultTokenRegistry::Authorize(std::string_view token,
                                                        std::string_view operation,
                                                        std::string_view key_name) {
   KMS_ASSIGN_OR_RETURN(VaultTokenInfo info, Lookup(token));
-  if (info.administrator) return info;
+  KMS_RETURN_IF_ERROR(Permits(info, operation, key_name));
+  return info;
+}
+
+Status VaultTokenRegistry::Permits(const VaultTokenInfo& info, std::string_view operation,
+                                   std::string_view key_name) {
+  if (info.administrator) return Status::Ok();
   const bool operation_ok =
       std::any_of(info.operations.begin(), info.operations.end(),
                   [&](const std::string& op) { return op == "*" || op == operation; });
   if (!operation_ok) return Denied();
   // Operations without a key (random, hash) need only the operation.
-  if (key_name.empty()) return info;
+  if (key_name.empty()) return Status::Ok();
   const bool key_ok = std::any_of(
       info.key_patterns.begin(), info.key_patterns.end(),
       [&](const std::string& pattern) { return VaultKeyPatternMatches(pattern, key_name); });
   if (!key_ok) return Denied();
-  return info;
+  return Status::Ok();
 }
 
 StatusOr<VaultTokenInfo> VaultTokenRegistry::Renew(std::string_view token,

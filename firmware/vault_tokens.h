@@ -103,6 +103,10 @@ class VaultTokenRegistry {
   // operations without a key: random, hash). PermissionDenied "permission denied" otherwise.
   StatusOr<VaultTokenInfo> Authorize(std::string_view token, std::string_view operation,
                                      std::string_view key_name);
+  // The scope check of Authorize on a token already looked up: OK, or PermissionDenied
+  // "permission denied". Reads nothing.
+  static Status Permits(const VaultTokenInfo& info, std::string_view operation,
+                        std::string_view key_name);
   // Extends a live token (see the contract); `increment_ms` 0 asks for the token's own ttl. A token
   // that is not renewable: InvalidArgument "lease is not renewable".
   StatusOr<VaultTokenInfo> Renew(std::string_view token, std::int64_t increment_ms);

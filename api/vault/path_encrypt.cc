@@ -21,10 +21,11 @@ Status RefuseNonce(FieldReader& f) {
 // with the ACL's `create` capability; here the token must be allowed "manage" on the name.
 // Refused -> `missing` (Vault's 400 "encryption key not found").
 Status Upsert(const Call& call, const json::array* batch, const Status& missing) {
-  auto manage = call.tokens->Authorize(call.token, "manage", call.name);
-  if (!manage) {
-    return manage.error().code() == StatusCode::kPermissionDenied ? missing : manage.error();
+  auto token = LookupToken(call);
+  if (!token) {
+    return token.error().code() == StatusCode::kPermissionDenied ? missing : token.error();
   }
+  if (!firmware::VaultTokenRegistry::Permits(*token, "manage", call.name).ok()) return missing;
   FieldReader top(call.body);
   firmware::transit::CreateTransitKeyOptions options;
   if (auto type = top.String("type"); type && !type->empty()) {

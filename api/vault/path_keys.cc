@@ -18,7 +18,7 @@ constexpr std::string_view kUnsupportedCreateFields[] = {
 Reply List(const Call& call) {
   // One token lookup, then the names filtered by the token's key patterns: a scoped token lists
   // only the keys it could read (Authorize per name would cost a store read per key).
-  auto token = call.tokens->Lookup(call.token);
+  auto token = LookupToken(call);
   if (!token) return StatusReply(token.error());
   const auto& ops = token->operations;
   const bool may_read = token->administrator ||

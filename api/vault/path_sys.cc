@@ -146,7 +146,7 @@ Reply PathSysUnseal(const Call& call) {
 
 Reply PathSysSeal(const Call& call) {
   if (call.verb != Verb::kWrite) return ErrorReply(405, "unsupported operation");
-  auto info = call.tokens->Lookup(call.token);
+  auto info = LookupToken(call);
   if (!info.has_value()) return StatusReply(info.error());
   // Vault requires a root (sudo) token here; the appliance's equivalent is an administrator token.
   if (!info->administrator) return ErrorReply(403, "permission denied");

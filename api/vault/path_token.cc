@@ -49,7 +49,7 @@ Reply AuthReply(json::object auth) {
 
 Reply PathTokenLookupSelf(const Call& call) {
   if (auto bad = RequireVerb(call, {Verb::kRead, Verb::kWrite})) return std::move(*bad);
-  auto info = call.tokens->Lookup(call.token);
+  auto info = LookupToken(call);
   if (!info) return StatusReply(info.error());
   json::object d{
       {"accessor", info->accessor},
@@ -82,12 +82,18 @@ Reply PathTokenRenewSelf(const Call& call) {
   const std::int64_t increment_ms = f.DurationMs("increment").value_or(0);
   if (f.error()) return ErrorReply(400, *f.error());
   auto info = call.tokens->Renew(call.token, increment_ms);
+  if (call.seen != nullptr) {
+    call.seen->looked_up = true;
+    if (info) *call.seen = TokenSeen{true, info->accessor, info->display_name};
+  }
   if (!info) return StatusReply(info.error());
   return AuthReply(AuthBlock(*info, call.token, call.now_ms));
 }
 
 Reply PathTokenRevokeSelf(const Call& call) {
   if (auto bad = RequireWrite(call)) return std::move(*bad);
+  // Looked up first so the audit record names the token it revoked.
+  if (auto info = LookupToken(call); !info) return StatusReply(info.error());
   Status revoked = call.tokens->Revoke(call.token);
   if (!revoked.ok()) return StatusReply(revoked);
   return NoContent();

@@ -249,7 +249,8 @@ http::HttpResponse VaultDoor::FaultResponse(http::ServerFault fault, std::string
 }
 
 http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
-                                       const std::string& request_id, std::int64_t now_ms) const {
+                                       const std::string& request_id, std::int64_t now_ms,
+                                       internal::TokenSeen& seen) const {
   const std::string_view query = request.Query();
   Verb verb;
   const std::string& m = request.method;
@@ -276,6 +277,7 @@ http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
 
   static const json::object kEmpty;
   internal::Call call{verb, {}, tokens_, nullptr, kEmpty, query, {}, {}, {}, config_, now_ms};
+  call.seen = &seen;
 
   // Unauthenticated, and answered sealed too: load balancers and `vault status` poll them.
   if (path == "sys/health") return Render(internal::PathSysHealth(call), request_id);
@@ -311,7 +313,7 @@ http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
   // For answers that name no key (404, 501, 400 for a bad body): the token must still be live, so a
   // caller without one learns nothing about routes.
   auto live_or = [&](Reply reply) {
-    auto info = tokens_->Lookup(call.token);
+    auto info = internal::LookupToken(call);
     return Render(info ? std::move(reply) : internal::StatusReply(info.error()), request_id);
   };
 
@@ -333,6 +335,7 @@ http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
   } wiper{body};
   internal::Call routed{verb, call.token, tokens_, nullptr, body,  query,
                         {},   {},         {},      config_, now_ms};
+  routed.seen = &seen;
 
   if (path == "sys/seal") return Render(internal::PathSysSeal(routed), request_id);
   if (path.starts_with("auth/")) {
@@ -404,6 +407,7 @@ http::HttpResponse VaultDoor::Handle(const http::HttpRequest& request) const {
   const auto started = std::chrono::steady_clock::now();
   std::string request_id;
   http::HttpResponse response;
+  internal::TokenSeen seen;
   try {
     request_id = config_.request_id ? config_.request_id() : aws::NewRequestId();
     static const firmware::SystemClock kSystemClock;
@@ -413,7 +417,7 @@ http::HttpResponse VaultDoor::Handle(const http::HttpRequest& request) const {
       response = Render(internal::ErrorReply(500, "internal error: the audit log cannot be written"),
                         request_id);
     } else {
-      response = Dispatch(request, request_id, clock.NowMs());
+      response = Dispatch(request, request_id, clock.NowMs(), seen);
     }
   } catch (...) {
     // Boundary catch (CONVENTIONS.md "Errors"): nothing escapes to the server.
@@ -422,18 +426,20 @@ http::HttpResponse VaultDoor::Handle(const http::HttpRequest& request) const {
   bool ok = response.status >= 200 && response.status < 300;
   std::string outcome = ok ? std::string("ok") : std::to_string(response.status);
   if (http::RequestAuditor* audit = config_.observers.audit; audit != nullptr) {
-    // Who called: the token's accessor and display name (never the token), looked up again so
-    // every answer, refusals included, names its caller when it had a live token.
-    std::string accessor;
-    std::string principal;
-    if (tokens_ != nullptr) {
+    // Who called: the token's accessor and display name (never the token), as the endpoint's
+    // own lookup found them. Only answers that never looked the token up (sys/health with a token,
+    // a refusal while the log is failing) look it up here, so every answer names its caller when
+    // it had a live token, at one store read per request.
+    if (!seen.looked_up && tokens_ != nullptr) {
       if (const std::string token(PresentedToken(request)); !token.empty()) {
         if (auto info = tokens_->Lookup(token)) {
-          accessor = info->accessor;
-          principal = "vault-token:" + info->display_name;
+          seen = internal::TokenSeen{true, info->accessor, info->display_name};
         }
       }
     }
+    const std::string& accessor = seen.accessor;
+    const std::string principal =
+        seen.accessor.empty() ? std::string() : "vault-token:" + seen.display_name;
     const std::string path(request.Path());
     http::AuditedRequest record;
     record.door = "vault";

@@ -72,6 +72,10 @@
 #include "firmware/transit_keyring.h"
 #include "firmware/vault_tokens.h"
 
+namespace kms::api::vault::internal {
+struct TokenSeen;
+}  // namespace kms::api::vault::internal
+
 namespace kms::api::vault {
 
 // What sys/health and sys/seal-status report, and what gates every other path (sealed -> 503).
@@ -136,8 +140,9 @@ class VaultDoor {
   const VaultDoorConfig& config() const { return config_; }
 
  private:
+  // `seen` gets the token the endpoint looked up, for the audit record.
   http::HttpResponse Dispatch(const http::HttpRequest& request, const std::string& request_id,
-                              std::int64_t now_ms) const;
+                              std::int64_t now_ms, internal::TokenSeen& seen) const;
   // The endpoint's name for the metrics, from a bounded set.
   std::string_view MetricOperation(std::string_view target_path) const;
 

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "api/http/request_audit.h"
 #include "base/encoding.h"
 #include "firmware/transit_keyring.h"
 #include "firmware/vault_tokens.h"
@@ -280,6 +281,99 @@ TEST_CASE("vault door: tokens: missing, wrong, scope, revoke", "[unit]") {
         Errors({"permission denied"}));
   CHECK(f.Err(403, "GET", "/v1/auth/token/lookup-self", {}, scoped) ==
         Errors({"permission denied"}));
+}
+
+// What the door hands its RequestAuditor, copied; `fail` makes Record fail (a full disk).
+struct RecordingAuditor final : http::RequestAuditor {
+  struct Entry {
+    std::string operation, principal, credential_id, outcome;
+    unsigned status;
+  };
+  std::vector<Entry> entries;
+  bool fail = false;
+  bool ready = true;
+  bool Ready() const override { return ready; }
+  Status Record(const http::AuditedRequest& r) override {
+    entries.push_back({std::string(r.operation), std::string(r.principal),
+                       std::string(r.credential_id), std::string(r.outcome), r.status});
+    if (fail) ready = false;
+    return fail ? UnavailableError("audit log: No space left on device") : Status::Ok();
+  }
+};
+
+void AttachAuditor(VaultFixture& f, RecordingAuditor& auditor) {
+  VaultDoorConfig config = f.door->config();
+  config.observers.audit = &auditor;
+  f.door = std::make_unique<VaultDoor>(
+      config, *f.tokens,
+      std::vector<firmware::transit::TransitKeyring*>{f.transit.get(), f.nested.get()});
+}
+
+TEST_CASE("vault door: every answer is audited with the token's accessor, never the token",
+          "[unit]") {
+  VaultFixture f;
+  RecordingAuditor auditor;
+  AttachAuditor(f, auditor);
+  f.CreateKey("app-1");
+  const std::string scoped = f.NewToken({"app-*"}, {"encrypt"});
+  const auto accessor =
+      std::string(f.Data("GET", "/v1/auth/token/lookup-self", {}, scoped).at("accessor").as_string());
+  auditor.entries.clear();
+
+  f.Encrypt("app-1", "audited");  // the admin token
+  f.Data("PUT", "/v1/transit/encrypt/app-1", {{"plaintext", "YQ=="}}, scoped);
+  f.Err(403, "PUT", "/v1/transit/decrypt/app-1", {{"ciphertext", "vault:v1:AAAA"}}, scoped);
+  f.Err(403, "PUT", "/v1/transit/encrypt/app-1", {{"plaintext", "YQ=="}},
+        "hvs.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+  f.Err(404, "GET", "/v1/no/such/path", {}, scoped);
+  f.Raw("PUT", "/v1/auth/token/revoke-self", "", scoped);
+  REQUIRE(auditor.entries.size() == 6);
+  const auto& e = auditor.entries;
+  CHECK(e[0].operation == "encrypt");
+  CHECK(e[0].principal == "vault-token:test");
+  CHECK(!e[0].credential_id.empty());
+  CHECK(e[0].credential_id != accessor);  // the admin token's own accessor
+  // The scoped token: allowed, refused by scope (still named), a route that does not exist.
+  for (const std::size_t i : {std::size_t{1}, std::size_t{2}, std::size_t{4}}) {
+    INFO(i);
+    CHECK(e[i].principal == "vault-token:test");
+    CHECK(e[i].credential_id == accessor);
+  }
+  CHECK(e[1].outcome == "ok");
+  CHECK(e[2].outcome == "403");
+  CHECK(e[4].outcome == "404");
+  // A token that does not exist names nobody; revoke-self names the token it revoked.
+  CHECK(e[3].principal.empty());
+  CHECK(e[3].credential_id.empty());
+  CHECK(e[3].status == 403);
+  CHECK(e[5].operation == "auth/token/revoke-self");
+  CHECK(e[5].credential_id == accessor);
+  CHECK(e[5].status == 204);
+  for (const auto& entry : e) {
+    CHECK(entry.credential_id.find("hvs.") == std::string::npos);
+    CHECK(entry.principal.find(scoped) == std::string::npos);
+  }
+}
+
+TEST_CASE("vault door: an audit record that cannot be written turns the answer into a 500",
+          "[unit]") {
+  VaultFixture f;
+  RecordingAuditor auditor;
+  AttachAuditor(f, auditor);
+  f.CreateKey("app-1");
+  const json::value refused = Errors({"internal error: the audit log cannot be written"});
+  auditor.fail = true;
+  // The encryption ran, but its ciphertext never leaves: the answer is the audit error.
+  const auto r = f.Raw("PUT", "/v1/transit/encrypt/app-1",
+                       json::serialize(json::object{{"plaintext", B64("secret")}}));
+  CHECK(r.status == 500);
+  CHECK(json::parse(r.body) == refused);
+  // From then on nothing is performed: the key is not created.
+  CHECK(f.Err(500, "POST", "/v1/transit/keys/app-2") == refused);
+  auditor.fail = false;
+  auditor.ready = true;
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/encrypt/app-2", {{"plaintext", "YQ=="}},
+                 f.NewToken({"app-*"}, {"encrypt"})) == "encryption key not found");
 }
 
 TEST_CASE("vault door: lookup-self and renew-self shapes", "[unit]") {

@@ -53,7 +53,7 @@ std::optional<Reply> RequireVerb(const Call& call, std::initializer_list<Verb> a
     if (v == call.verb) return std::nullopt;
   }
   if (call.token.empty()) return ErrorReply(403, std::string(kPermissionDenied));
-  if (auto info = call.tokens->Lookup(call.token); !info) return StatusReply(info.error());
+  if (auto info = LookupToken(call); !info) return StatusReply(info.error());
   return ErrorReply(405, "unsupported operation");
 }
 
@@ -96,11 +96,26 @@ Reply StatusReply(const Status& status) {
   return ErrorReply(HttpStatusFor(status), ClientMessage(status));
 }
 
+StatusOr<firmware::VaultTokenInfo> LookupToken(const Call& call) {
+  auto info = call.tokens->Lookup(call.token);
+  if (call.seen != nullptr) {
+    call.seen->looked_up = true;
+    if (info) {
+      call.seen->accessor = info->accessor;
+      call.seen->display_name = info->display_name;
+    }
+  }
+  return info;
+}
+
 std::optional<Reply> Authorize(const Call& call, std::string_view operation,
                                std::string_view key_name) {
   if (call.token.empty()) return ErrorReply(403, std::string(kPermissionDenied));
-  auto info = call.tokens->Authorize(call.token, operation, key_name);
+  auto info = LookupToken(call);
   if (!info) return StatusReply(info.error());
+  if (Status s = firmware::VaultTokenRegistry::Permits(*info, operation, key_name); !s.ok()) {
+    return StatusReply(s);
+  }
   return std::nullopt;
 }
 

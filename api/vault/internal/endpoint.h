@@ -47,6 +47,14 @@ namespace json = boost::json;
 // Vault's logical operations (PUT and POST are both kWrite; GET ?list=true and LIST are kList).
 enum class Verb { kRead, kWrite, kList, kDelete, kHead };
 
+// The token a request presented, as the endpoint's lookup found it: for the audit record, so the
+// door does not read the token a second time per request. Never holds the token itself.
+struct TokenSeen {
+  bool looked_up = false;  // a lookup ran (and failed when accessor is empty)
+  std::string accessor;
+  std::string display_name;
+};
+
 struct Call {
   Verb verb = Verb::kRead;
   std::string_view
@@ -61,6 +69,7 @@ struct Call {
   std::string_view arg2;
   const VaultDoorConfig& config;
   std::int64_t now_ms = 0;
+  TokenSeen* seen = nullptr;  // filled by LookupToken; null = nobody asks
 };
 
 struct Reply {
@@ -102,6 +111,8 @@ unsigned HttpStatusFor(const Status& status);
 std::string ClientMessage(const Status& status);
 Reply StatusReply(const Status& status);
 
+// The call's live token (tokens->Lookup), noted in call.seen.
+StatusOr<firmware::VaultTokenInfo> LookupToken(const Call& call);
 // Authorize `operation` on `key_name` for the call's token; an error Reply (403) when refused.
 std::optional<Reply> Authorize(const Call& call, std::string_view operation,
                                std::string_view key_name);
