@@ -16,6 +16,7 @@
 #include "api/aws/key_service_operations.h"
 #include "api/aws/registry_access_key_store.h"
 #include "firmware/access_keys.h"
+#include "firmware/authz/principals.h"
 #include "firmware/vault_tokens.h"
 #include "tests/api/http_client.h"
 #include "tests/api/sign_request.h"
@@ -247,6 +248,113 @@ TEST_CASE("appliance: a non-administrator key gets AccessDeniedException for eve
   // Unsigned or badly signed admin calls fail SigV4 first.
   CHECK(f.ErrAs(Credentials{f.admin.id, "wrong"}, "KmsAppliance.ListAccessKeys", {}).first ==
         "InvalidSignatureException");
+}
+
+// The admin API with the principal registry (users): CreateUser ... DeleteUser, and CreateAccessKey
+// checking its user.
+struct UsersFixture : AdminFixture {
+  firmware::authz::PrincipalRegistry users{*service.store, service.clock, "111122223333"};
+  // `root_is_admin`: whether the user behind the fixture's administrator access key is itself an
+  // administrator user (the key's own flag is what the admin API checks).
+  explicit UsersFixture(bool root_is_admin = true) {
+    REQUIRE(users.CreateUser("root", root_is_admin, "").has_value());
+    OperationTable ops;
+    RegisterKeyServiceOperations(ops, service.svc());
+    OperationTable appliance;
+    RegisterApplianceOperations(appliance, registry, service.svc(), ApplianceInfo{}, nullptr,
+                                &users);
+    door = std::make_unique<AwsDoor>(AwsDoorConfig{}, keys, std::move(ops), std::move(appliance));
+  }
+};
+
+TEST_CASE("appliance: users: create, get, list, policy, delete and their exact errors", "[unit]") {
+  UsersFixture f;
+  const std::string policy =
+      R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt",)"
+      R"("Resource":"*"}]})";
+  const auto made = f.Ok("CreateUser", {{"UserName", "bob"}, {"Policy", policy}});
+  CHECK(made.at("User").at("Arn").as_string() == "arn:aws:iam::111122223333:user/bob");
+  CHECK(made.at("User").at("Administrator").as_bool() == false);
+  CHECK(made.at("User").at("HasPolicy").as_bool());
+  CHECK(f.Ok("GetUser", {{"UserName", "bob"}}).at("User").at("Policy").as_string() == policy);
+  CHECK(f.Err("CreateUser", {{"UserName", "bob"}}) ==
+        std::pair<std::string, std::string>("AlreadyExistsException",
+                                            "User with name bob already exists."));
+  CHECK(f.Err("GetUser", {{"UserName", "carol"}}) ==
+        std::pair<std::string, std::string>("NotFoundException",
+                                            "The user with name carol cannot be found."));
+  CHECK(f.Err("CreateUser", {{"UserName", "has space"}}) ==
+        std::pair<std::string, std::string>(
+            "ValidationException", "user name must use only A-Z a-z 0-9 + = , . @ _ -"));
+
+  // Malformed identity policies, on CreateUser and PutUserPolicy: nothing is stored.
+  for (const char* bad : {"not json", R"({"Version":"2012-10-17"})",
+                          R"({"Version":"2012-10-17","Statement":[{"Effect":"Maybe",)"
+                          R"("Action":"kms:*","Resource":"*"}]})"}) {
+    INFO(bad);
+    const auto created = f.Err("CreateUser", {{"UserName", "dave"}, {"Policy", bad}});
+    CHECK(created.first == "MalformedPolicyDocumentException");
+    CHECK_FALSE(created.second.empty());
+    const auto put = f.Err("PutUserPolicy", {{"UserName", "bob"}, {"Policy", bad}});
+    CHECK(put.first == "MalformedPolicyDocumentException");
+    CHECK(put.second == created.second);
+  }
+  CHECK(f.Err("GetUser", {{"UserName", "dave"}}).first == "NotFoundException");
+  CHECK(f.Ok("GetUser", {{"UserName", "bob"}}).at("User").at("Policy").as_string() == policy);
+  CHECK(f.Err("PutUserPolicy", {{"UserName", "carol"}, {"Policy", policy}}).first ==
+        "NotFoundException");
+
+  // Access keys belong to existing users; administrator keys to administrator users.
+  CHECK(f.Err("CreateAccessKey", {{"UserName", "carol"}}) ==
+        std::pair<std::string, std::string>("NotFoundException",
+                                            "The user with name carol cannot be found."));
+  CHECK(f.Err("CreateAccessKey", {{"UserName", "bob"}, {"Administrator", true}}) ==
+        std::pair<std::string, std::string>(
+            "ValidationException",
+            "1 validation error detected: Administrator access keys belong to administrator "
+            "users; bob is not one"));
+  const std::string key_id(
+      f.Ok("CreateAccessKey", {{"UserName", "bob"}}).at("AccessKey").at("AccessKeyId").as_string());
+
+  // A user that still owns an access key is not deleted; then it is.
+  CHECK(f.Err("DeleteUser", {{"UserName", "bob"}}) ==
+        std::pair<std::string, std::string>(
+            "DeleteConflictException", "Cannot delete user bob: it still owns access key " +
+                                           key_id + "; delete its access keys first."));
+  f.Ok("DeleteAccessKey", {{"AccessKeyId", key_id}});
+  f.Ok("DeleteUser", {{"UserName", "bob"}});
+  CHECK(f.Err("GetUser", {{"UserName", "bob"}}).first == "NotFoundException");
+  CHECK(f.Err("DeleteUser", {{"UserName", "bob"}}).first == "NotFoundException");
+
+  // ListUsers pages; its Limit is bounded.
+  for (const char* name : {"u1", "u2", "u3"}) f.Ok("CreateUser", {{"UserName", name}});
+  const auto page = f.Ok("ListUsers", {{"Limit", 2}});
+  CHECK(page.at("Users").as_array().size() == 2);
+  CHECK(page.at("Truncated").as_bool());
+  const auto rest = f.Ok("ListUsers", {{"Limit", 2}, {"Marker", page.at("NextMarker")}});
+  CHECK(rest.at("Users").as_array().size() == 2);  // root + u1..u3 = 4
+  CHECK_FALSE(rest.at("Truncated").as_bool());
+  CHECK(f.Err("ListUsers", {{"Limit", 0}}) ==
+        std::pair<std::string, std::string>(
+            "ValidationException",
+            "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: "
+            "Member must have value between 1 and 1000"));
+}
+
+TEST_CASE("appliance: the last administrator cannot be deleted", "[unit]") {
+  UsersFixture f(/*root_is_admin=*/false);
+  f.Ok("CreateUser", {{"UserName", "solo"}, {"Administrator", true}});
+  const std::pair<std::string, std::string> last{
+      "KMSInvalidStateException", "User solo is the last administrator and cannot be deleted."};
+  CHECK(f.Err("DeleteUser", {{"UserName", "solo"}}) == last);
+  f.Ok("CreateUser", {{"UserName", "second"}, {"Administrator", true}});
+  f.Ok("DeleteUser", {{"UserName", "solo"}});
+  CHECK(f.Err("DeleteUser", {{"UserName", "second"}}) ==
+        std::pair<std::string, std::string>(
+            last.first, "User second is the last administrator and cannot be deleted."));
+  // A non-administrator goes whenever it owns no key.
+  f.Ok("CreateUser", {{"UserName", "temp"}});
+  f.Ok("DeleteUser", {{"UserName", "temp"}});
 }
 
 // The admin API with the Vault door's token registry (RegisterApplianceOperations' last argument).
