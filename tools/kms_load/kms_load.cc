@@ -9,7 +9,8 @@
 //
 // Operations: encrypt (1 KiB plaintext), decrypt (a 1 KiB ciphertext made at setup),
 // generate-data-key (AES_256) and sign (ECDSA_SHA_256 over a 32-byte message, ECC_NIST_P256 key).
-// Setup creates the keys it needs through the same endpoint before the clock starts.
+// Setup creates the keys it needs through the same endpoint before the clock starts, unless
+// --key-id names an existing key (a key with its own policy and grants, tools/bench_authz.sh).
 //
 // Vault transit operations (the Vault door, /v1/, reference/vault.md §1.5, §2.2): transit-encrypt
 // (`PUT /v1/<mount>/encrypt/<key>` with a 1 KiB plaintext), transit-decrypt (a 1 KiB ciphertext made
@@ -232,6 +233,7 @@ json::object MustCall(kms::tools::KmsClient& client, const std::string& op,
 int main(int argc, char** argv) {
   CLI::App app{"kms_load: closed-loop load on a KMS endpoint with SigV4-signed requests"};
   std::string env_file, endpoint_text, ca_bundle, op = "encrypt", vault_token, vault_mount = "transit";
+  std::string kms_key;  // --key-id: "" = create one at setup
   std::size_t connections = 32, threads = 2;
   double seconds = 5;
   app.add_option("--env-file", env_file, "KMS_ENDPOINT and AWS_* credentials (kmsd dev.env)");
@@ -243,6 +245,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"encrypt", "decrypt", "generate-data-key", "sign", "transit-encrypt",
                              "transit-decrypt", "transit-encrypt-batch100"}))
       ->capture_default_str();
+  app.add_option("--key-id", kms_key,
+                 "existing KeyId (id, ARN or alias) for encrypt, decrypt, generate-data-key and "
+                 "sign; default: create a key at setup");
   app.add_option("--vault-token", vault_token, "X-Vault-Token for transit-* (default $VAULT_TOKEN)");
   app.add_option("--vault-mount", vault_mount, "transit mount path")->capture_default_str();
   app.add_option("--connections", connections, "keep-alive connections")
@@ -317,19 +322,29 @@ int main(int argc, char** argv) {
     }
     kms::WipeString(vault_token);
   } else if (op == "sign") {
-    const auto key = MustCall(**setup, "CreateKey",
-                              {{"KeySpec", "ECC_NIST_P256"},
-                               {"KeyUsage", "SIGN_VERIFY"},
-                               {"Description", "kms_load sign"}});
-    const std::string id(key.at("KeyMetadata").at("KeyId").as_string());
+    const std::string id =
+        !kms_key.empty()
+            ? kms_key
+            : std::string(MustCall(**setup, "CreateKey",
+                                   {{"KeySpec", "ECC_NIST_P256"},
+                                    {"KeyUsage", "SIGN_VERIFY"},
+                                    {"Description", "kms_load sign"}})
+                              .at("KeyMetadata")
+                              .at("KeyId")
+                              .as_string());
     work = {"TrentService.Sign",
             json::serialize(
                 json::object{{"KeyId", id},
                              {"Message", kms::Base64Encode(kms::AsBytes(plaintext.substr(0, 32)))},
                              {"SigningAlgorithm", "ECDSA_SHA_256"}}), ""};
   } else {
-    const auto key = MustCall(**setup, "CreateKey", {{"Description", "kms_load " + op}});
-    const std::string id(key.at("KeyMetadata").at("KeyId").as_string());
+    const std::string id =
+        !kms_key.empty()
+            ? kms_key
+            : std::string(MustCall(**setup, "CreateKey", {{"Description", "kms_load " + op}})
+                              .at("KeyMetadata")
+                              .at("KeyId")
+                              .as_string());
     if (op == "encrypt") {
       work = {"TrentService.Encrypt",
               json::serialize(json::object{{"KeyId", id}, {"Plaintext", pt_b64}}), ""};
