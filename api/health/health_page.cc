@@ -12,13 +12,17 @@ struct Verdict {
   unsigned status;
   std::string_view hsm;     // "ok", "degraded", "not checked"
   std::string_view reason;  // for readyz: empty when ready
+  std::string_view audit = "not checked";
 };
 
 Verdict Evaluate(hal::Hsm* hsm, const ApplianceState& state) {
   if (!state.initialized) return {501, "not checked", "not initialized"};
   if (state.sealed || hsm == nullptr) return {503, "not checked", "sealed"};
-  if (!hsm->CheckHealth().ok()) return {503, "degraded", "hsm degraded"};
-  return {200, "ok", {}};
+  const std::string_view audit =
+      !state.audit_healthy ? "not checked" : (state.audit_healthy() ? "ok" : "failing");
+  if (!hsm->CheckHealth().ok()) return {503, "degraded", "hsm degraded", audit};
+  if (audit == "failing") return {503, "ok", "audit log failing", audit};
+  return {200, "ok", {}, audit};
 }
 
 // 405 for anything but GET and HEAD; nullopt when the method is fine.
@@ -61,6 +65,7 @@ http::HttpResponse HealthPage(hal::Hsm* hsm, const ApplianceState& state,
   body["sealed"] = state.sealed;
   body["standby"] = false;
   body["hsm"] = verdict.hsm;
+  body["audit"] = verdict.audit;
   body["mode"] = state.mode;
   body["version"] = state.version;
   http::HttpResponse response;

@@ -6,22 +6,25 @@
 //
 //   200  initialized, unsealed, and the HSM answered a round trip (hal::Hsm::CheckHealth)
 //   501  not initialized (no domain key provisioned yet)
-//   503  sealed, or the HSM did not answer ("hsm": "degraded")
+//   503  sealed, the HSM did not answer ("hsm": "degraded"), or the audit log cannot be written
+//        ("audit": "failing": every key operation is refused until it can, so a load balancer
+//        should send clients elsewhere)
 //
 // Body: {"initialized":bool,"sealed":bool,"standby":false,"hsm":"ok"|"degraded"|"not checked",
-// "mode":"dev"|..., "version":"..."}, Content-Type application/json, Cache-Control no-store. The
+// "audit":"ok"|"failing"|"not checked","mode":"dev"|..., "version":"..."}, Content-Type application/json, Cache-Control no-store. The
 // HSM is not asked while sealed or uninitialized ("not checked": the module may not be logged in).
 // A failing HSM's status text is not shown: it may name slots or paths, and the page is
 // unauthenticated; the daemon's log has it. GET and HEAD only (405 otherwise, with Allow).
 //
 // `GET /readyz` and `/livez` (reference/ecosystem.md §5, the Kubernetes convention): readyz is 200
 // "ok" exactly when /health would be 200, else 503 with the reason ("sealed", "not initialized",
-// "hsm degraded"); livez is 200 "ok" whenever the process answers HTTP at all. Plain text.
+// "hsm degraded", "audit log failing"); livez is 200 "ok" whenever the process answers HTTP at all. Plain text.
 //
 // Thread-safety: as `hsm` (any thread). Each call costs one HSM round trip when unsealed.
 #ifndef KMS_API_HEALTH_HEALTH_PAGE_H_
 #define KMS_API_HEALTH_HEALTH_PAGE_H_
 
+#include <functional>
 #include <string>
 
 #include "api/http/message.h"
@@ -34,6 +37,8 @@ struct ApplianceState {
   bool sealed = false;
   std::string mode = "dev";
   std::string version;
+  // Whether the audit log took its last record (AuditLog::healthy); null = no audit log to check.
+  std::function<bool()> audit_healthy;
 };
 
 http::HttpResponse HealthPage(hal::Hsm& hsm, const ApplianceState& state,

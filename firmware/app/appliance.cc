@@ -236,7 +236,8 @@ StatusOr<std::unique_ptr<Appliance>> Appliance::Open(ApplianceOptions options) {
     return vault_door->Handle(request);
   });
   hal::Hsm* hsm_ptr = a->metered_.get();
-  const api::health::ApplianceState state{true, false, o.mode, std::string(kApplianceVersion)};
+  api::health::ApplianceState state{true, false, o.mode, std::string(kApplianceVersion), {}};
+  state.audit_healthy = [log = a->audit_log_.get()] { return log->healthy(); };
   a->router_.Exact("/health", [hsm_ptr, state](const api::http::HttpRequest& request) {
     return api::health::HealthPage(hsm_ptr, state, request);
   });

@@ -424,8 +424,8 @@ class ProductionBoot {
     sealed_routes_.NotFound(kms::api::aws::SealedAwsResponse);
     sealed_routes_.Prefix("/v1/",
                           [door](const kms::api::http::HttpRequest& r) { return door->Handle(r); });
-    const kms::api::health::ApplianceState sealed{true, true, "production",
-                                                  std::string(kms::app::kApplianceVersion)};
+    const kms::api::health::ApplianceState sealed{
+        true, true, "production", std::string(kms::app::kApplianceVersion), {}};
     sealed_routes_.Exact("/health", [sealed](const kms::api::http::HttpRequest& r) {
       return kms::api::health::HealthPage(nullptr, sealed, r);
     });

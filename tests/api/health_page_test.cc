@@ -21,12 +21,13 @@ http::HttpRequest Get(std::string target, std::string method = "GET") {
 
 TEST_CASE("health: serving, sealed, uninitialized and HSM degraded, with Vault's codes", "[unit]") {
   auto hsm = testing::NewFakeHsm();
-  ApplianceState state{true, false, "dev", "0.7.0"};
+  ApplianceState state{true, false, "dev", "0.7.0", {}};
 
   auto r = HealthPage(*hsm, state, Get("/health"));
   CHECK(r.status == 200);
   CHECK(json::parse(r.body) == json::parse(R"({"initialized":true,"sealed":false,"standby":false,)"
-                                           R"("hsm":"ok","mode":"dev","version":"0.7.0"})"));
+                                           R"("hsm":"ok","audit":"not checked","mode":"dev",)"
+                                           R"("version":"0.7.0"})"));
   CHECK(ReadinessPage(*hsm, state, Get("/readyz")).body == "ok\n");
 
   hsm->InjectFailure(UnavailableError("slot 7 at /dev/secret-canary is gone"), 0, 2);
@@ -56,16 +57,42 @@ TEST_CASE("health: serving, sealed, uninitialized and HSM degraded, with Vault's
   CHECK(LivenessPage(Get("/livez")).body == "ok\n");
 }
 
+TEST_CASE("health: an audit log that cannot be written makes the appliance unready", "[unit]") {
+  auto hsm = testing::NewFakeHsm();
+  bool audit_ok = true;
+  ApplianceState state{true, false, "dev", "0.7.0", {}};
+  state.audit_healthy = [&audit_ok] { return audit_ok; };
+  auto r = HealthPage(*hsm, state, Get("/health"));
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body).at("audit") == "ok");
+  CHECK(ReadinessPage(*hsm, state, Get("/readyz")).body == "ok\n");
+
+  audit_ok = false;
+  r = HealthPage(*hsm, state, Get("/health"));
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body).at("audit") == "failing");
+  CHECK(json::parse(r.body).at("hsm") == "ok");
+  const auto ready = ReadinessPage(*hsm, state, Get("/readyz"));
+  CHECK(ready.status == 503);
+  CHECK(ready.body == "audit log failing\n");
+
+  // An HSM that does not answer is named first: it is the more basic fault.
+  hsm->InjectFailure(UnavailableError("gone"), 0, 1);
+  CHECK(ReadinessPage(*hsm, state, Get("/readyz")).body == "hsm degraded\n");
+  audit_ok = true;
+  CHECK(HealthPage(*hsm, state, Get("/health")).status == 200);
+}
+
 TEST_CASE("health: a sealed appliance without an HSM session reads as sealed", "[unit]") {
-  const ApplianceState sealed{true, true, "production", "0.7.0"};
+  const ApplianceState sealed{true, true, "production", "0.7.0", {}};
   auto r = HealthPage(nullptr, sealed, Get("/health"));
   CHECK(r.status == 503);
   CHECK(json::parse(r.body) ==
         json::parse(R"({"initialized":true,"sealed":true,"standby":false,"hsm":"not checked",)"
-                    R"("mode":"production","version":"0.7.0"})"));
+                    R"("audit":"not checked","mode":"production","version":"0.7.0"})"));
   CHECK(ReadinessPage(nullptr, sealed, Get("/readyz")).body == "sealed\n");
   // No session means nothing can be served, whatever the state says.
-  const ApplianceState claims_unsealed{true, false, "production", "0.7.0"};
+  const ApplianceState claims_unsealed{true, false, "production", "0.7.0", {}};
   CHECK(HealthPage(nullptr, claims_unsealed, Get("/health")).status == 503);
 }
 

@@ -146,7 +146,8 @@ def main():
 
     status, headers, health = get("/health")
     check(status == 200 and json.loads(health) == {
-        "initialized": True, "sealed": False, "standby": False, "hsm": "ok", "mode": "dev",
+        "initialized": True, "sealed": False, "standby": False, "hsm": "ok", "audit": "ok",
+        "mode": "dev",
         "version": json.loads(health).get("version")}, f"/health -> {status} {health}")
     check(get("/readyz")[0::2] == (200, "ok\n"), "/readyz")
     check(get("/livez")[0::2] == (200, "ok\n"), "/livez")
