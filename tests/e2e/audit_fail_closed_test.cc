@@ -33,6 +33,7 @@ TEST_CASE("e2e: an audit log on a full disk makes both doors refuse with a serve
   CHECK(kmsd.Stderr().find("No space left on device") != std::string::npos);
   CHECK(kmsd.Stop() == 0);
   CHECK(kmsd.LogProblems() == "");
+  CHECK(kmsd.LeakProblems() == "");
 }
 
 }  // namespace

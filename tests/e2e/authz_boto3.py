@@ -15,7 +15,8 @@ import botocore.auth
 import botocore.credentials
 from botocore.awsrequest import AWSRequest
 
-from e2e_lib import CA_BUNDLE, ENDPOINT, REGION, check, client, expect_error, ok, run
+from e2e_lib import (CA_BUNDLE, ENDPOINT, REGION, canary, check, client, expect_error, ok,
+                     record_error_body, record_fields, run)
 
 ACCOUNT = "111122223333"
 admin = client()
@@ -34,9 +35,13 @@ def appliance(op, body):
     ctx = ssl.create_default_context(cafile=CA_BUNDLE) if CA_BUNDLE else None
     try:
         with urllib.request.urlopen(http_req, timeout=30, context=ctx) as resp:
-            return json.loads(resp.read() or b"{}")
+            answer = json.loads(resp.read() or b"{}")
+            record_fields(f"KmsAppliance.{op} response", answer)  # SecretAccessKey
+            return answer
     except urllib.error.HTTPError as e:
-        raise AssertionError(f"{op}: {e.code} {e.read()!r}")
+        body = e.read()
+        record_error_body(f"KmsAppliance.{op} HTTP {e.code}", body)
+        raise AssertionError(f"{op}: {e.code} {body!r}")
 
 
 def denied(kms, fn, action, resource, **kw):
@@ -59,9 +64,13 @@ def main():
     # 1. Default key policy, no identity policy: every operation refused, naming action and key.
     k = admin.create_key(Description="authz")["KeyMetadata"]
     kid, karn = k["KeyId"], k["Arn"]
-    blob = admin.encrypt(KeyId=kid, Plaintext=b"for-alice", EncryptionContext={"app": "ok"})
+    for_alice = canary("for-alice")
+    blob = admin.encrypt(KeyId=kid, Plaintext=for_alice, EncryptionContext={"app": "ok"})
     blob = blob["CiphertextBlob"]
-    msg = denied(alice, alice.encrypt, "kms:Encrypt", karn, KeyId=kid, Plaintext=b"x")
+    # A refused Encrypt carries a canary plaintext: the denial's message, audit record and log
+    # line must not (the harness searches).
+    msg = denied(alice, alice.encrypt, "kms:Encrypt", karn, KeyId=kid,
+                 Plaintext=canary("denied"))
     check(msg.endswith("because no resource-based policy allows the kms:Encrypt action"), msg)
     denied(alice, alice.decrypt, "kms:Decrypt", karn, CiphertextBlob=blob,
            EncryptionContext={"app": "ok"})
@@ -96,8 +105,8 @@ def main():
     check(c["KeyId"] == karn, str(c))
     alice.encrypt(KeyId="alias/authz-e2e", Plaintext=b"x", EncryptionContext={"app": "ok"})
     check(alice.decrypt(CiphertextBlob=blob, EncryptionContext={"app": "ok"})["Plaintext"] ==
-          b"for-alice", "decrypt allowed by the key policy")
-    denied(alice, alice.encrypt, "kms:Encrypt", karn, KeyId=kid, Plaintext=b"x",
+          for_alice, "decrypt allowed by the key policy")
+    denied(alice, alice.encrypt, "kms:Encrypt", karn, KeyId=kid, Plaintext=canary("condition"),
            EncryptionContext={"app": "other"})
     denied(alice, alice.encrypt, "kms:Encrypt", karn, KeyId=kid, Plaintext=b"x")
     denied(alice, alice.generate_data_key, "kms:GenerateDataKey", karn, KeyId=kid,

@@ -22,7 +22,8 @@ except ImportError:
     crt_auth = None
 from botocore.awsrequest import AWSRequest
 
-from e2e_lib import CA_BUNDLE, ENDPOINT, REGION, check, client, expect_error, ok, run
+from e2e_lib import (CA_BUNDLE, ENDPOINT, REGION, canary, check, client, expect_error, ok,
+                     record_error_body, record_fields, run)
 
 kms = client()
 CREDS = botocore.credentials.Credentials(os.environ["AWS_ACCESS_KEY_ID"],
@@ -33,7 +34,10 @@ def key_errors():
     key = kms.create_key(Description="negative")["KeyMetadata"]
     kid = key["KeyId"]
     ctx = {"k": "v"}
-    blob = kms.encrypt(KeyId=kid, Plaintext=b"secret", EncryptionContext=ctx)["CiphertextBlob"]
+    # Canary plaintexts (e2e_lib.canary) on the error paths: no error answer, audit record or log
+    # line may carry them (the harness searches).
+    blob = kms.encrypt(KeyId=kid, Plaintext=canary("negative"), EncryptionContext=ctx)[
+        "CiphertextBlob"]
     e = expect_error(kms, "InvalidCiphertextException", kms.decrypt, CiphertextBlob=blob,
                      EncryptionContext={"k": "other"})
     check(e.response["Error"]["Message"] == "", "wrong context must not explain itself")
@@ -47,24 +51,27 @@ def key_errors():
     other = kms.create_key()["KeyMetadata"]["KeyId"]
     expect_error(kms, "IncorrectKeyException", kms.decrypt, CiphertextBlob=blob,
                  EncryptionContext=ctx, KeyId=other)
-    expect_error(kms, "ValidationException", kms.encrypt, KeyId=kid, Plaintext=os.urandom(4097))
+    oversize = canary("oversize")
+    expect_error(kms, "ValidationException", kms.encrypt, KeyId=kid,
+                 Plaintext=oversize + b"-" * (4097 - len(oversize)))
     expect_error(kms, "ValidationException", kms.generate_random, NumberOfBytes=1025)
     expect_error(kms, "ValidationException", kms.generate_data_key, KeyId=kid)
     missing = "00000000-1111-2222-3333-444444444444"
-    expect_error(kms, "NotFoundException", kms.encrypt, KeyId=missing, Plaintext=b"x")
+    expect_error(kms, "NotFoundException", kms.encrypt, KeyId=missing, Plaintext=canary("missing"))
     expect_error(kms, "NotFoundException", kms.describe_key, KeyId=missing)
     expect_error(kms, "NotFoundException", kms.describe_key, KeyId="alias/e2e-no-such-alias")
 
     # Disabled key: DisabledException on cryptographic calls (§2.5 [1]).
     kms.disable_key(KeyId=kid)
-    expect_error(kms, "DisabledException", kms.encrypt, KeyId=kid, Plaintext=b"x")
+    expect_error(kms, "DisabledException", kms.encrypt, KeyId=kid, Plaintext=canary("disabled"))
     expect_error(kms, "DisabledException", kms.decrypt, CiphertextBlob=blob, EncryptionContext=ctx)
     expect_error(kms, "DisabledException", kms.generate_data_key, KeyId=kid, KeySpec="AES_256")
     kms.enable_key(KeyId=kid)
 
     # Pending deletion: KMSInvalidStateException (§2.5 [3]).
     kms.schedule_key_deletion(KeyId=kid, PendingWindowInDays=7)
-    expect_error(kms, "KMSInvalidStateException", kms.encrypt, KeyId=kid, Plaintext=b"x")
+    expect_error(kms, "KMSInvalidStateException", kms.encrypt, KeyId=kid,
+                 Plaintext=canary("pending-deletion"))
     expect_error(kms, "KMSInvalidStateException", kms.decrypt, CiphertextBlob=blob,
                  EncryptionContext=ctx)
     expect_error(kms, "KMSInvalidStateException", kms.enable_key, KeyId=kid)
@@ -79,7 +86,8 @@ def usage_errors():
     ec_key = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     mac_key = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"][
         "KeyId"]
-    expect_error(kms, "InvalidKeyUsageException", kms.encrypt, KeyId=ec_key, Plaintext=b"x")
+    expect_error(kms, "InvalidKeyUsageException", kms.encrypt, KeyId=ec_key,
+                 Plaintext=canary("wrong-usage"))
     expect_error(kms, "InvalidKeyUsageException", kms.sign, KeyId=sym, Message=b"x",
                  SigningAlgorithm="ECDSA_SHA_256")
     expect_error(kms, "InvalidKeyUsageException", kms.generate_mac, KeyId=ec_key, Message=b"x",
@@ -148,10 +156,14 @@ def raw_call(target, body, auth, when=None):
     ctx = ssl.create_default_context(cafile=CA_BUNDLE) if CA_BUNDLE else None
     try:
         with urllib.request.urlopen(http_req, timeout=30, context=ctx) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
+            answer = json.loads(resp.read() or b"{}")
+            record_fields(f"raw {target} response", answer)
+            return resp.status, answer
     except urllib.error.HTTPError as e:
         check(e.headers.get("x-amzn-RequestId"), "error without x-amzn-RequestId")
-        return e.code, json.loads(e.read())
+        body = e.read()
+        record_error_body(f"raw {target} HTTP {e.code}", body)
+        return e.code, json.loads(body)
 
 
 def expect_raw(what, exc_name, status_body, message_part=None):

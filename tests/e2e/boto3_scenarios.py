@@ -8,8 +8,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from e2e_lib import (CURVES, SIGN_SPECS, check, check_key_pair, client, digest, expect_error, ok,
-                     run, verify_locally)
+from e2e_lib import (CURVES, SIGN_SPECS, canary, check, check_key_pair, client, digest,
+                     expect_error, ok, run, verify_locally)
 
 kms = client()
 TAG = uuid.uuid4().hex[:8]
@@ -124,7 +124,8 @@ def list_keys_paging(created):
 def encrypt_decrypt(sym, rsa_enc):
     kid, arn = sym["KeyId"], sym["Arn"]
     algs = set(rsa_enc["EncryptionAlgorithms"])
-    for plaintext in (b"x", os.urandom(4096)):
+    # Canary plaintexts (e2e_lib.canary) are found by a raw search if they leak anywhere.
+    for plaintext in (b"x", canary("encrypt"), os.urandom(4096)):
         enc = kms.encrypt(KeyId=kid, Plaintext=plaintext)
         check(enc["KeyId"] == arn and enc["EncryptionAlgorithm"] == "SYMMETRIC_DEFAULT", str(enc))
         dec = kms.decrypt(CiphertextBlob=enc["CiphertextBlob"])
@@ -132,9 +133,12 @@ def encrypt_decrypt(sym, rsa_enc):
         dec = kms.decrypt(CiphertextBlob=enc["CiphertextBlob"], KeyId=kid)
         check(dec["Plaintext"] == plaintext, "decrypt with KeyId")
     ctx = {"tenant": "h", "purpose": "e2e"}
-    blob = kms.encrypt(KeyId=kid, Plaintext=b"ctx", EncryptionContext=ctx)["CiphertextBlob"]
+    with_ctx = canary("context")
+    blob = kms.encrypt(KeyId=kid, Plaintext=with_ctx, EncryptionContext=ctx)["CiphertextBlob"]
     check(kms.decrypt(CiphertextBlob=blob, EncryptionContext=dict(reversed(ctx.items())))
-          ["Plaintext"] == b"ctx", "decrypt with the same context (other order)")
+          ["Plaintext"] == with_ctx, "decrypt with the same context (other order)")
+    expect_error(kms, "InvalidCiphertextException", kms.decrypt, CiphertextBlob=blob,
+                 EncryptionContext={"tenant": "other"})
     ok("encrypt/decrypt with and without encryption context")
     # RSA OAEP: the server's ciphertext decrypts there; a locally made ciphertext decrypts there too.
     pub = serialization.load_der_public_key(
@@ -201,13 +205,14 @@ def data_keys(sym):
 
 def re_encrypt(sym, other):
     ctx = {"a": "1"}
-    blob = kms.encrypt(KeyId=sym["KeyId"], Plaintext=b"move me", EncryptionContext=ctx)[
+    moved = canary("re-encrypt")
+    blob = kms.encrypt(KeyId=sym["KeyId"], Plaintext=moved, EncryptionContext=ctx)[
         "CiphertextBlob"]
     out = kms.re_encrypt(CiphertextBlob=blob, SourceEncryptionContext=ctx,
                          DestinationKeyId=other["KeyId"], DestinationEncryptionContext={"b": "2"})
     check(out["SourceKeyId"] == sym["Arn"] and out["KeyId"] == other["Arn"], f"re_encrypt {out}")
     dec = kms.decrypt(CiphertextBlob=out["CiphertextBlob"], EncryptionContext={"b": "2"})
-    check(dec["Plaintext"] == b"move me" and dec["KeyId"] == other["Arn"], "re-encrypted blob")
+    check(dec["Plaintext"] == moved and dec["KeyId"] == other["Arn"], "re-encrypted blob")
     ok("re_encrypt to another key and context")
 
 

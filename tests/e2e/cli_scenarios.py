@@ -11,7 +11,7 @@ import uuid
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from e2e_lib import aws, check, check_key_pair, digest, run, verify_locally
+from e2e_lib import aws, canary, check, check_key_pair, digest, run, verify_locally
 
 TMP = tempfile.mkdtemp(prefix="kms-e2e-cli-")
 TAG = uuid.uuid4().hex[:8]
@@ -71,12 +71,14 @@ def main():
     def encrypt_reencrypt_rotate():
         # Encrypt/Decrypt with and without context (Decrypt without KeyId), ReEncrypt, rotation
         # with a ciphertext from before the rotation.
-        enc = aws("encrypt", "--key-id", alias, "--plaintext", blob_file(b"cli secret", "pt"),
+        # A canary plaintext (e2e_lib.canary): a raw search finds it wherever it leaks.
+        secret = canary("cli")
+        enc = aws("encrypt", "--key-id", alias, "--plaintext", blob_file(secret, "pt"),
                   "--encryption-context", "app=e2e,tier=cli")
         check(enc["KeyId"] == arn, "encrypt KeyId is the ARN")
         ct = blob_file(b64(enc["CiphertextBlob"]), "ct")
         dec = aws("decrypt", "--ciphertext-blob", ct, "--encryption-context", "tier=cli,app=e2e")
-        check(b64(dec["Plaintext"]) == b"cli secret" and dec["KeyId"] == arn, "decrypt")
+        check(b64(dec["Plaintext"]) == secret and dec["KeyId"] == arn, "decrypt")
         aws("decrypt", "--ciphertext-blob", ct, "--encryption-context", "app=other",
             expect_code="InvalidCiphertextException")
         enc = aws("encrypt", "--key-id", kid, "--plaintext", blob_file(b"no context", "pt"))
@@ -93,7 +95,7 @@ def main():
         rots = aws("list-key-rotations", "--key-id", kid)["Rotations"]
         check(len(rots) == 1 and rots[0]["RotationType"] == "ON_DEMAND", f"rotations {rots}")
         check(b64(aws("decrypt", "--ciphertext-blob", ct, "--encryption-context",
-                      "app=e2e,tier=cli")["Plaintext"]) == b"cli secret", "old ciphertext")
+                      "app=e2e,tier=cli")["Plaintext"]) == secret, "old ciphertext")
         aws("disable-key-rotation", "--key-id", kid)
         check(not aws("get-key-rotation-status", "--key-id", kid)["KeyRotationEnabled"], "off")
 
@@ -161,7 +163,7 @@ def main():
     aws("delete-alias", "--alias-name", alias)
     aws("describe-key", "--key-id", alias, expect_code="NotFoundException")
     aws("disable-key", "--key-id", kid)
-    aws("encrypt", "--key-id", kid, "--plaintext", blob_file(b"x", "x"),
+    aws("encrypt", "--key-id", kid, "--plaintext", blob_file(canary("cli-disabled"), "x"),
         expect_code="DisabledException")
     aws("enable-key", "--key-id", kid)
     sched = aws("schedule-key-deletion", "--key-id", kid, "--pending-window-in-days", "7")

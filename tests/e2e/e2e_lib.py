@@ -4,12 +4,30 @@ The scenarios run under /usr/bin/python3 (Debian's boto3 and cryptography), driv
 harness (tests/e2e/kmsd_e2e_test.cc), which starts kmsd and passes its dev.env in the environment:
 KMS_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, and AWS_CA_BUNDLE when
 the daemon serves HTTPS. Every check prints one line; the first failure raises and exits non-zero.
+
+The canary recorder (issue 7: no audit record, log line or error body may hold a plaintext, data
+key or secret of the suite). When KMS_E2E_CANARY_DIR is set (the harness sets it; kmsd_process.h),
+every secret a script sends or receives is appended to that folder, and the harness searches kmsd's
+stderr, its audit folder and the recorded error bodies for each of them once the daemon stopped
+(tests/e2e/canary_search.h):
+  secrets.jsonl     one JSON object a line, {"what": "<script>: <where it was seen>",
+                    "value_b64": "<standard base64 of the raw bytes>"}, each value once per script.
+  error_bodies.txt  every error answer a script got, length-prefixed so a body may hold any byte:
+                    "<decimal byte length> <what>\n" + the body's bytes + "\n".
+boto3 clients made by client() record through botocore's events (request Plaintext, response
+Plaintext / PrivateKeyPlaintext, the raw body of every HTTP status >= 400); aws() records the
+plaintext files it passes and the plaintexts it gets back, and the CLI's error text; the hand-made
+requests of the scripts call record_fields / record_error_body themselves. Values shorter than 8
+bytes are recorded too; the harness ignores them (canary_search.h says why).
 """
+import base64
 import json
 import os
 import subprocess
 import sys
+import threading
 import traceback
+import uuid
 
 import boto3
 import botocore.config
@@ -35,6 +53,100 @@ REGION = os.environ["AWS_DEFAULT_REGION"]
 CA_BUNDLE = os.environ.get("AWS_CA_BUNDLE")
 
 
+# --- The canary recorder --------------------------------------------------------------------------
+CANARY_DIR = os.environ.get("KMS_E2E_CANARY_DIR")
+_SCRIPT = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+_RECORD_LOCK = threading.Lock()  # cli_scenarios.py calls aws() from several threads
+_RECORDED = set()
+# Members whose value is a secret. In KMS JSON and Vault bodies the blob ones are base64 strings;
+# botocore hands them over as bytes once parsed.
+_BLOB_FIELDS = {"Plaintext", "PrivateKeyPlaintext", "plaintext"}
+_TEXT_FIELDS = {"SecretAccessKey", "Token", "client_token"}
+
+
+def record_secret(what, value):
+    """Appends `value` (bytes or str) to secrets.jsonl as something no log may hold."""
+    if not CANARY_DIR or value is None:
+        return
+    if isinstance(value, str):
+        value = value.encode()
+    with _RECORD_LOCK:
+        if value in _RECORDED:
+            return
+        _RECORDED.add(value)
+        line = json.dumps({"what": f"{_SCRIPT}: {what}",
+                           "value_b64": base64.b64encode(value).decode()})
+        with open(os.path.join(CANARY_DIR, "secrets.jsonl"), "a") as f:
+            f.write(line + "\n")
+
+
+def record_error_body(what, body):
+    """Appends an error answer (bytes or str) to error_bodies.txt, to be searched for secrets."""
+    if not CANARY_DIR or body is None:
+        return
+    if isinstance(body, str):
+        body = body.encode()
+    label = f"{_SCRIPT}: {what}".replace("\n", " ")
+    with _RECORD_LOCK:
+        with open(os.path.join(CANARY_DIR, "error_bodies.txt"), "ab") as f:
+            f.write(f"{len(body)} {label}\n".encode() + body + b"\n")
+
+
+def record_fields(what, obj, base64_strings=True):
+    """Records every secret member found anywhere in a request or response (dicts and lists).
+    A blob member given as a str is base64 (JSON bodies), or with base64_strings=False the text
+    itself (boto3 sends a str Plaintext as its UTF-8 bytes)."""
+    if not CANARY_DIR:
+        return
+    if isinstance(obj, dict):
+        for name, v in obj.items():
+            if name in _BLOB_FIELDS and isinstance(v, (bytes, bytearray)):
+                record_secret(f"{what} {name}", bytes(v))
+            elif name in _BLOB_FIELDS and isinstance(v, str) and base64_strings:
+                try:
+                    record_secret(f"{what} {name}", base64.b64decode(v, validate=True))
+                except ValueError:  # not base64 after all: record the text
+                    record_secret(f"{what} {name}", v)
+            elif (name in _BLOB_FIELDS or name in _TEXT_FIELDS) and isinstance(v, str):
+                record_secret(f"{what} {name}", v)
+            else:
+                record_fields(what, v, base64_strings)
+    elif isinstance(obj, list):
+        for v in obj:
+            record_fields(what, v, base64_strings)
+
+
+def canary(what):
+    """A plaintext a raw search finds: b"canary-plaintext-<what>-<32 hex>", recorded."""
+    value = f"canary-plaintext-{what}-{uuid.uuid4().hex}".encode()
+    record_secret(f"canary plaintext {what}", value)
+    return value
+
+
+def _record_request(params, model, **_):
+    record_fields(f"boto3 {model.name} request", params, base64_strings=False)
+
+
+def _record_response(http_response, parsed, model, **_):
+    record_fields(f"boto3 {model.name} response", parsed)
+    if http_response is not None and http_response.status_code >= 400:
+        record_error_body(f"boto3 {model.name} HTTP {http_response.status_code}",
+                          http_response.content)
+
+
+def record_client(kms):
+    """Registers the recorder on a botocore client's events (no-op without KMS_E2E_CANARY_DIR)."""
+    if CANARY_DIR:
+        kms.meta.events.register("provide-client-params.kms.*", _record_request)
+        kms.meta.events.register("after-call.kms.*", _record_response)
+    return kms
+
+
+# The daemon's own secrets (the harness knows them too; sealed_boot.py's come from its ceremony).
+for _name in ("AWS_SECRET_ACCESS_KEY", "VAULT_TOKEN"):
+    record_secret(_name, os.environ.get(_name))
+
+
 class CheckFailed(Exception):
     pass
 
@@ -55,7 +167,8 @@ def client(**overrides):
     kw = dict(endpoint_url=ENDPOINT, region_name=REGION, config=cfg,
               verify=CA_BUNDLE if CA_BUNDLE else True)
     kw.update(overrides)
-    return boto3.client("kms", **kw)
+    record_secret("client() aws_secret_access_key", overrides.get("aws_secret_access_key"))
+    return record_client(boto3.client("kms", **kw))
 
 
 def expect_error(kms, exc_name, fn, status=400, **kw):
@@ -88,7 +201,13 @@ def aws(*args, expect_code=None):
         cmd += ["--ca-bundle", CA_BUNDLE]
     env = dict(os.environ, AWS_PAGER="", AWS_DATA_PATH=_CLI_DATA_PATH, AWS_MAX_ATTEMPTS="1", AWS_RETRY_MODE="standard",
                AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    for flag, value in zip(args, args[1:]):  # what it sends: --plaintext fileb://<file>
+        if flag == "--plaintext" and value.startswith("fileb://"):
+            with open(value[len("fileb://"):], "rb") as f:
+                record_secret(f"aws-cli {args[0]} --plaintext", f.read())
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:  # the CLI shows the error body's code and message on stderr
+        record_error_body(f"aws-cli {args[0]} stderr", proc.stderr)
     if expect_code is not None:
         check(proc.returncode != 0, f"aws {args[0]}: expected {expect_code}, it succeeded")
         check(f"({expect_code})" in proc.stderr,
@@ -98,7 +217,9 @@ def aws(*args, expect_code=None):
     if proc.returncode != 0:
         raise CheckFailed(f"aws {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
     ok(f"aws {args[0]}")
-    return json.loads(proc.stdout) if proc.stdout.strip() else {}
+    out = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    record_fields(f"aws-cli {args[0]} output", out)
+    return out
 
 
 def run(main):

@@ -2,6 +2,8 @@
 // (tests/e2e/*.py under /usr/bin/python3), over HTTP and over HTTPS with a certificate made here,
 // and across a restart on the same state folder. Each TEST_CASE is its own CTest test (own process,
 // own daemon). The scenario scripts print one line per check; their output is shown on failure.
+// Every daemon's run ends with the canary search (canary_search.h): no secret a script recorded,
+// nor the daemon's own, in its stderr, its audit folder or an error answer.
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
@@ -9,10 +11,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "tests/e2e/canary_search.h"
 #include "tests/e2e/kmsd_process.h"
 
 namespace kms::e2e {
 namespace {
+
+using Catch::Matchers::Contains;
 
 void RequirePasses(const KmsdProcess& kmsd, const std::string& script,
                    const std::vector<std::string>& args = {}) {
@@ -23,11 +28,18 @@ void RequirePasses(const KmsdProcess& kmsd, const std::string& script,
   REQUIRE(result.output.find("\nPASS") != std::string::npos);
 }
 
-// A clean SIGTERM exit, and a log of JSON lines without a secret of the run (LogProblems).
+// A clean SIGTERM exit, a log of JSON lines without a secret of the run (LogProblems), and no
+// secret of the run in its log, audit records or error answers (LeakProblems). The scenarios must
+// have recorded secrets: a recorder that silently stopped working would make the search pass
+// vacuously.
 void RequireCleanStop(KmsdProcess& kmsd) {
   INFO("kmsd stderr:\n" << kmsd.Stderr());
   REQUIRE(kmsd.Stop() == 0);
   REQUIRE(kmsd.LogProblems() == "");
+  REQUIRE(kmsd.LeakProblems() == "");
+  std::vector<Canary> recorded;
+  REQUIRE(ReadRecordedCanaries(kmsd.canary_dir(), recorded) == "");
+  CHECK(recorded.size() > 2);  // more than the two dev.env secrets e2e_lib records at import
 }
 
 // Runs `scripts` against a fresh daemon (HTTPS when `tls`), then requires a clean SIGTERM exit.
@@ -152,19 +164,180 @@ TEST_CASE("e2e: a second start on the same state folder keeps every key", "[e2e]
   RequireCleanStop(again);
 }
 
+// ---- The canary search itself: it must be able to fail. ----------------------------------------
+
+void Append(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary | std::ios::app) << text;
+}
+
+void AppendLine(const fs::path& path, const std::string& line) { Append(path, line + "\n"); }
+
+// An error-body record in e2e_lib.py's format.
+std::string ErrorBody(const std::string& what, const std::string& body) {
+  return std::to_string(body.size()) + " " + what + "\n" + body + "\n";
+}
+
+TEST_CASE("e2e: the canary search finds a secret in every form and place, and ignores short values",
+          "[e2e]") {
+  TempDir dir("kms-e2e-canary");
+  const fs::path log = dir.path() / "stderr";
+  const fs::path audit = dir.path() / "audit";
+  const fs::path bodies = dir.path() / "error_bodies.txt";
+  const std::string clean_line =
+      R"({"v":1,"type":"event","seq":1,"prev":"0000","operation":"Encrypt","outcome":"ok"})";
+  AppendLine(log, R"({"time":"t","level":"info","msg":"ready"})");
+  AppendLine(audit / "audit-00000000000000000001.log", clean_line);
+  AppendLine(audit / "audit-00000000000000000001.log", clean_line);
+  Append(bodies, ErrorBody("boto3 Decrypt HTTP 400",
+                           R"({"__type":"InvalidCiphertextException","message":""})"));
+  const std::string text_secret = "canary-plaintext-probe-5e1f0c7a9b3d";
+  std::string data_key;  // 32 bytes with every kind of byte, as a data key has
+  for (int i = 0; i < 32; ++i) data_key += static_cast<char>(i * 37 + 250);
+  const std::vector<Canary> secrets = {{"a printable plaintext", text_secret},
+                                       {"a data key", data_key},
+                                       {"a 7-byte value", "short-7"},
+                                       {"the marker", "canary", /*marker=*/true}};
+  const CanaryPlaces places{{log, audit}, {bodies}};
+  REQUIRE(FindCanary(secrets, places) == "");
+
+  SECTION("each form of the data key, planted in a copy of an audit line") {
+    const std::string b64 = Base64(data_key);
+    const std::string url = Base64(data_key, /*url=*/true);
+    REQUIRE(b64 != url);  // the key has '+' or '/' in its encoding: both forms are distinct
+    const std::string one_before = Base64("x" + data_key);
+    const std::string two_before = Base64("xy" + data_key + "z");
+    const std::vector<std::pair<std::string, std::string>> plantings = {
+        {"(base64)", b64},
+        {"(base64url)", url},
+        {"(base64 at offset 1)", one_before},
+        {"(base64 at offset 2)", two_before},
+        {"(hex)", Hex(data_key)},
+        {"(uppercase hex)", Hex(data_key, true)}};
+    for (const auto& [form, planted] : plantings) {
+      INFO(form);
+      TempDir copy("kms-e2e-canary-copy");
+      fs::copy(audit, copy.path() / "audit");
+      AppendLine(copy.path() / "audit" / "audit-00000000000000000001.log",
+                 R"({"v":1,"type":"event","error_message":"key )" + planted + R"("})");
+      const std::string found = FindCanary(secrets, {{log, copy.path() / "audit"}, {bodies}});
+      CHECK_THAT(found, Contains("audit-00000000000000000001.log:3 holds a data key " + form));
+    }
+  }
+  SECTION("the printable plaintext raw and JSON-escaped, in stderr") {
+    AppendLine(log, R"({"msg":"request","body":")" + text_secret + R"("})");
+    CHECK_THAT(FindCanary(secrets, places), Contains("stderr:2 holds a printable plaintext (raw)"));
+    const std::string quoted = "say \"" + text_secret + "\"";
+    const std::vector<Canary> with_quotes = {{"a quoted plaintext", quoted}};
+    TempDir other("kms-e2e-canary-json");
+    AppendLine(other.path() / "stderr", R"({"msg":"say \")" + text_secret + R"(\""})");
+    CHECK_THAT(FindCanary(with_quotes, {{other.path() / "stderr"}, {}}),
+               Contains("stderr:1 holds a quoted plaintext (JSON-escaped)"));
+  }
+  SECTION("in the second error body, and the marker alone") {
+    Append(bodies, ErrorBody("vault PUT transit/decrypt/k HTTP 400",
+                             R"({"errors":[")" + Base64(text_secret) + R"("]})"));
+    CHECK_THAT(FindCanary(secrets, places),
+               Contains("error body 2 (vault PUT transit/decrypt/k HTTP 400) holds a printable "
+                        "plaintext (base64)"));
+    TempDir other("kms-e2e-canary-marker");
+    AppendLine(other.path() / "stderr", R"({"msg":"a canary"})");
+    CHECK_THAT(FindCanary(secrets, {{other.path() / "stderr"}, {}}),
+               Contains("the marker (marker)"));
+  }
+  SECTION("values under 8 bytes are not searched for, in any form") {
+    AppendLine(log, "short-7 " + Base64("short-7") + " " + Hex("short-7"));
+    CHECK(FindCanary(secrets, places) == "");
+  }
+  SECTION("a malformed error-body file or a missing place is a problem, not a pass") {
+    Append(bodies, "12 truncated\nonly five\n");
+    CHECK_THAT(FindCanary(secrets, places), Contains("error body 2: malformed record"));
+    CHECK_THAT(FindCanary(secrets, {{dir.path() / "no-such-file"}, {}}),
+               Contains("does not exist"));
+  }
+}
+
+// The whole chain on a real run: the recorder in e2e_lib.py writes the secrets a boto3 and a Vault
+// client saw, the harness reads them back, finds nothing in the daemon's files, and finds each
+// kind once it is planted into a copy of the audit folder or of the error bodies.
+TEST_CASE("e2e: recorded secrets planted in copies of the audit log and error bodies are found",
+          "[e2e]") {
+  TempDir dir("kms-e2e");
+  KmsdOptions options;
+  options.state_dir = dir.path() / "state";
+  KmsdProcess kmsd(options);
+  RequirePasses(kmsd, "canary_probe.py");
+  RequireCleanStop(kmsd);
+  std::vector<Canary> secrets;
+  REQUIRE(kmsd.Canaries(secrets) == "");
+  auto recorded = [&](const std::string& what_part) -> const Canary& {
+    for (const auto& c : secrets) {
+      if (c.what.find(what_part) != std::string::npos) return c;
+    }
+    FAIL("nothing recorded as " << what_part);
+    return secrets.front();
+  };
+  const Canary& data_key = recorded("boto3 GenerateDataKey response Plaintext");
+  const Canary& private_key = recorded("boto3 GenerateDataKeyPair response PrivateKeyPlaintext");
+  const Canary& transit_key = recorded("transit/datakey/plaintext/probe-key response plaintext");
+  const Canary& plaintext = recorded("canary plaintext probe");
+  CHECK(data_key.value.size() == 32);
+  CHECK(transit_key.value.size() == 32);
+  CHECK(recorded("dev.env AWS_SECRET_ACCESS_KEY").value == kmsd.env().at("AWS_SECRET_ACCESS_KEY"));
+
+  const CanaryPlaces real = kmsd.Places();
+  REQUIRE(fs::exists(real.error_bodies.at(0)));  // the two error answers were recorded
+  for (const auto& [kind, planted] : std::vector<std::pair<const Canary*, std::string>>{
+           {&data_key, Base64(data_key.value)},
+           {&private_key, Hex(private_key.value)},
+           {&transit_key, Base64(transit_key.value, /*url=*/true)},
+           {&plaintext, plaintext.value}}) {
+    INFO(kind->what);
+    TempDir copy("kms-e2e-canary-copy");
+    fs::copy(options.state_dir / "audit", copy.path() / "audit");
+    fs::path newest;
+    for (const auto& entry : fs::directory_iterator(copy.path() / "audit")) {
+      newest = std::max(newest, entry.path());
+    }
+    REQUIRE_FALSE(newest.empty());
+    AppendLine(newest, R"({"v":1,"type":"event","error_message":")" + planted + R"("})");
+    CanaryPlaces in_audit = real;
+    in_audit.line_files.at(2) = copy.path() / "audit";  // stderr, stdout, audit
+    CHECK_THAT(FindCanary(secrets, in_audit), Contains(" holds " + kind->what));
+
+    fs::copy(real.error_bodies.at(0), copy.path() / "error_bodies.txt");
+    Append(copy.path() / "error_bodies.txt", ErrorBody("planted", planted));
+    CanaryPlaces in_bodies = real;
+    in_bodies.error_bodies = {copy.path() / "error_bodies.txt"};
+    CHECK_THAT(FindCanary(secrets, in_bodies), Contains("(planted) holds " + kind->what));
+  }
+}
+
 // The production boot (issue 5): provisioning with 5 shares and threshold 3, a sealed start that
 // refuses every key operation, unseal through kmsctl (a damaged share named, 2 shares not enough),
 // serving, seal on command and unseal again with every key intact; tests/e2e/sealed_boot.py.
+// The script records the ceremony's shares, SO PIN and secret key, the tokens and plaintexts, and
+// leaves copies of its daemons' stderr and audit folder in the canary folder for the search.
 TEST_CASE(
     "e2e: provision, start sealed, unseal with 3 of 5 shares through kmsctl, seal and unseal again",
     "[e2e]") {
+  TempDir canaries("kms-e2e-canaries");
   const ScenarioResult result =
       RunScript("sealed_boot.py", {std::string("KMS_E2E_KMSD=") + KMS_E2E_KMSD_PATH,
                                    std::string("KMS_E2E_KMSCTL=") + KMS_E2E_KMSCTL_PATH,
-                                   std::string("KMS_E2E_PROVISION=") + KMS_E2E_PROVISION_PATH});
+                                   std::string("KMS_E2E_PROVISION=") + KMS_E2E_PROVISION_PATH,
+                                   "KMS_E2E_CANARY_DIR=" + canaries.path().string()});
   INFO("sealed_boot.py output:\n" << result.output);
   REQUIRE(result.exit_code == 0);
   REQUIRE(result.output.find("\nPASS") != std::string::npos);
+  std::vector<Canary> secrets;
+  REQUIRE(ReadRecordedCanaries(canaries.path(), secrets) == "");
+  CHECK(secrets.size() >= 12);  // 5 shares in two spellings, the SO PIN, the secret key, ...
+  secrets.push_back(Canary{"the marker of canary plaintexts", "canary", /*marker=*/true});
+  CanaryPlaces places;
+  places.line_files = {canaries.path() / "kmsd.stderr", canaries.path() / "audit"};
+  places.error_bodies = {canaries.path() / "error_bodies.txt"};
+  CHECK(FindCanary(secrets, places) == "");
 }
 
 // The configuration file (docs/configuration.md): its values are used, and a flag given beside it

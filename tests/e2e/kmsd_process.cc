@@ -72,6 +72,15 @@ std::optional<int> WaitFor(pid_t pid, std::chrono::milliseconds timeout) {
   }
 }
 
+// The dev token's user PIN from <state>/hsm/dev-token.state ("" when there is none).
+std::string UserPin(const fs::path& state_dir) {
+  std::istringstream state(ReadFile(state_dir / "hsm" / "dev-token.state"));
+  for (std::string line; std::getline(state, line);) {
+    if (line.starts_with("user_pin=") && line.size() > 9) return line.substr(9);
+  }
+  return "";
+}
+
 std::map<std::string, std::string> ParseEnvFile(const std::string& text) {
   std::map<std::string, std::string> env;
   std::istringstream in(text);
@@ -113,10 +122,38 @@ TestPki MakeTestPki(const fs::path& dir) {
   return TestPki{dir / "ca.pem", dir / "server.pem", dir / "server.key"};
 }
 
+std::string ReadRecordedCanaries(const fs::path& canary_dir, std::vector<Canary>& out) {
+  const fs::path file = canary_dir / "secrets.jsonl";
+  std::istringstream in(ReadFile(file));  // a missing file reads as empty
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++n;
+    const std::string where = file.string() + ":" + std::to_string(n);
+    boost::system::error_code ec;
+    const boost::json::value v = boost::json::parse(line, ec);
+    const boost::json::object* o = ec ? nullptr : v.if_object();
+    if (o == nullptr || !o->contains("what") || !o->at("what").is_string() ||
+        !o->contains("value_b64") || !o->at("value_b64").is_string()) {
+      return where + ": not {\"what\": string, \"value_b64\": string}";
+    }
+    const boost::json::string& b64 = o->at("value_b64").as_string();
+    std::optional<std::string> value = DecodeBase64(std::string_view(b64.data(), b64.size()));
+    if (!value) return where + ": value_b64 is not base64";
+    out.push_back(Canary{std::string(o->at("what").as_string()), std::move(*value)});
+  }
+  return "";
+}
+
 KmsdProcess::KmsdProcess(KmsdOptions options) : options_(std::move(options)) {
   log_dir_ = options_.state_dir;
   log_dir_ += ".logs";
   fs::create_directories(log_dir_);
+  // An earlier run's secrets would be searched for in this run's files: start empty.
+  canary_dir_ = options_.state_dir;
+  canary_dir_ += ".canaries";
+  std::error_code ignored_removal;
+  fs::remove_all(canary_dir_, ignored_removal);
+  fs::create_directories(canary_dir_);
   std::vector<std::string> argv = {KMS_E2E_KMSD_PATH,           "--dev",    "--state-dir",
                                    options_.state_dir.string(), "--listen", "127.0.0.1:0"};
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
@@ -190,6 +227,7 @@ KmsdProcess::~KmsdProcess() {
   }
   std::error_code ignored;
   fs::remove_all(log_dir_, ignored);
+  fs::remove_all(canary_dir_, ignored);
 }
 
 int KmsdProcess::Stop(std::chrono::seconds timeout) {
@@ -214,11 +252,8 @@ std::string KmsdProcess::LogProblems() const {
       secrets.emplace_back(name, it->second);
     }
   }
-  std::istringstream state(ReadFile(options_.state_dir / "hsm" / "dev-token.state"));
-  for (std::string line; std::getline(state, line);) {
-    if (line.starts_with("user_pin=") && line.size() > 9) {
-      secrets.emplace_back("the user PIN", line.substr(9));
-    }
+  if (std::string pin = UserPin(options_.state_dir); !pin.empty()) {
+    secrets.emplace_back("the user PIN", std::move(pin));
   }
   secrets.emplace_back("a canary plaintext", "canary");
   std::istringstream log(Stderr());
@@ -240,6 +275,34 @@ std::string KmsdProcess::LogProblems() const {
   return "";
 }
 
+std::string KmsdProcess::Canaries(std::vector<Canary>& out) const {
+  for (const char* name : {"AWS_SECRET_ACCESS_KEY", "VAULT_TOKEN"}) {
+    if (auto it = env_.find(name); it != env_.end() && !it->second.empty()) {
+      out.push_back(Canary{std::string("dev.env ") + name, it->second});
+    }
+  }
+  if (std::string pin = UserPin(options_.state_dir); !pin.empty()) {
+    out.push_back(Canary{"the dev token's user PIN", std::move(pin)});
+  }
+  // The scenarios mark plaintexts with this word (e2e_lib.canary), and it names nothing else the
+  // daemon could write: found raw anywhere, it is a plaintext.
+  out.push_back(Canary{"the marker of canary plaintexts", "canary", /*marker=*/true});
+  return ReadRecordedCanaries(canary_dir_, out);
+}
+
+CanaryPlaces KmsdProcess::Places() const {
+  CanaryPlaces places;
+  places.line_files = {log_dir_ / "stderr", log_dir_ / "stdout", options_.state_dir / "audit"};
+  places.error_bodies = {canary_dir_ / "error_bodies.txt"};
+  return places;
+}
+
+std::string KmsdProcess::LeakProblems() const {
+  std::vector<Canary> canaries;
+  if (std::string problem = Canaries(canaries); !problem.empty()) return problem;
+  return FindCanary(canaries, Places());
+}
+
 namespace {
 
 ScenarioResult RunPython(const std::string& script, const std::vector<std::string>& args,
@@ -252,7 +315,8 @@ ScenarioResult RunPython(const std::string& script, const std::vector<std::strin
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     if (std::strncmp(*e, "AWS_", 4) != 0 && std::strncmp(*e, "VAULT_", 6) != 0 &&
-        std::strncmp(*e, "KMS_ENDPOINT=", 13) != 0) {
+        std::strncmp(*e, "KMS_ENDPOINT=", 13) != 0 &&
+        std::strncmp(*e, "KMS_E2E_CANARY_DIR=", 19) != 0) {
       env.emplace_back(*e);
     }
   }
@@ -283,6 +347,7 @@ ScenarioResult RunScenario(const KmsdProcess& kmsd, const std::string& script,
   // Every dev.env variable of the daemon, VAULT_ADDR and VAULT_TOKEN included.
   std::vector<std::string> env;
   for (const auto& [name, value] : kmsd.env()) env.push_back(name + "=" + value);
+  env.push_back("KMS_E2E_CANARY_DIR=" + kmsd.canary_dir().string());
   return RunPython(script, args, env, timeout);
 }
 

@@ -17,7 +17,7 @@ import uuid
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e_lib import CA_BUNDLE, ENDPOINT, check, client, ok, run
+from e2e_lib import CA_BUNDLE, ENDPOINT, check, client, ok, record_error_body, run
 from vault_lib import Vault, expect_data, expect_error
 
 CANARY = "metrics-canary-" + uuid.uuid4().hex
@@ -39,6 +39,8 @@ def get(path, method="GET"):
     body = r.read().decode("utf-8")
     headers = {k.lower(): v for k, v in r.getheaders()}
     conn.close()
+    if r.status >= 400:
+        record_error_body(f"{method} {path} HTTP {r.status}", body)
     return r.status, headers, body
 
 

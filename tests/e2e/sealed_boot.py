@@ -9,7 +9,10 @@ restore onto a new token, unseal, every key back. Then auto-unseal from a 0600 f
 must be JSON lines without a share, a PIN, a secret access key or a plaintext of the run.
 
 Run by tests/e2e/kmsd_e2e_test.cc with KMS_E2E_KMSD, KMS_E2E_KMSCTL and KMS_E2E_PROVISION naming
-the binaries. Everything lives in a temporary folder; nothing is left behind.
+the binaries. Everything lives in a temporary folder; nothing is left behind, except that with
+KMS_E2E_CANARY_DIR set (the canary search, e2e_lib.py) the ceremony's shares, PINs, secret and
+tokens are recorded there, and the daemons' stderr and audit folder are copied there as
+kmsd.stderr and audit/ for the harness to search.
 """
 import json
 import os
@@ -82,6 +85,11 @@ from e2e_lib import check, ok  # noqa: E402
 
 LOG = os.path.join(WORK, "kmsd.stderr")
 CANARY = b"canary: sealed-boot plaintext 7f3a"
+for _n, _share in enumerate(SHARES, 1):
+    lib.record_secret(f"custodian share {_n}", _share)
+    lib.record_secret(f"custodian share {_n} without dashes", _share.replace("-", ""))
+lib.record_secret("the SO PIN", CEREMONY["so_pin"])
+lib.record_secret("canary plaintext sealed-boot", CANARY)
 
 
 def kmsd_log():
@@ -109,7 +117,9 @@ def http(method, path, body=None, token=None):
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+        body = e.read()
+        lib.record_error_body(f"{method} {path} HTTP {e.code}", body)
+        return e.code, body.decode()
 
 
 def kmsctl(*args, stdin=None, expect_ok=True):
@@ -212,6 +222,7 @@ def main():
     made = kmsctl("vault-token", "create", "--name", "seal-operator", "--admin").stdout
     token = next(line.split("=", 1)[1] for line in made.splitlines()
                  if line.startswith("VAULT_TOKEN="))
+    lib.record_secret("kmsctl vault-token create --admin", token)
     before = len(kmsd_log())
     check(kmsctl("seal", "--vault-token", token).stdout.strip() == "sealed", "kmsctl seal")
     wait_for_log("sealed: waiting for custodian shares", since=before)
@@ -353,4 +364,9 @@ finally:
     if DAEMON.poll() is None:
         DAEMON.kill()
         DAEMON.wait()
+    if lib.CANARY_DIR:  # what the harness's canary search reads (the daemons' stderr and audit)
+        if os.path.exists(LOG):
+            shutil.copy(LOG, os.path.join(lib.CANARY_DIR, "kmsd.stderr"))
+        if os.path.isdir(os.path.join(WORK, "audit")):
+            shutil.copytree(os.path.join(WORK, "audit"), os.path.join(lib.CANARY_DIR, "audit"))
     shutil.rmtree(WORK, ignore_errors=True)

@@ -9,6 +9,10 @@ http.client only, so no header is added behind our back.
 Environment (dev.env through the harness): VAULT_ADDR, VAULT_TOKEN, and VAULT_CACERT (or
 AWS_CA_BUNDLE) when the daemon serves HTTPS. The admin API (`KmsAppliance.CreateVaultToken`) is
 called over the AWS door, signed with botocore's SigV4Auth and the dev admin access key.
+
+Every request records its secrets for the canary search (e2e_lib.py): the token it sends, the
+plaintexts of its body (transit encrypt, batch_input), those of the answer (decrypt, datakey,
+batch_results), the tokens the admin API hands out; and the body of every answer >= 400.
 """
 import gzip
 import http.client
@@ -21,7 +25,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from e2e_lib import CA_BUNDLE, ENDPOINT, REGION, CheckFailed, check, ok
+from e2e_lib import (CA_BUNDLE, ENDPOINT, REGION, CheckFailed, check, ok, record_error_body,
+                     record_fields, record_secret)
 
 VAULT_ADDR = os.environ["VAULT_ADDR"]
 VAULT_TOKEN = os.environ["VAULT_TOKEN"]
@@ -72,6 +77,11 @@ class Vault:
         """`path` without /v1/. body: a dict (Go-encoded), or raw bytes via `raw`."""
         token = self.token if token is ... else token
         data = raw if raw is not None else (go_json(body) if body is not None else None)
+        record_secret(f"vault {method} {path} X-Vault-Token", token)
+        for k, v in (headers or {}).items():
+            if k.lower() == "authorization":
+                record_secret(f"vault {method} {path} Authorization", v.split(" ")[-1])
+        record_fields(f"vault {method} {path} request", body)
         for attempt in (0, 1):  # one reconnect if the server closed the idle connection
             if self._conn is None:
                 self._conn = self._connect()
@@ -97,7 +107,9 @@ class Vault:
                     payload = gzip.decompress(payload)
                 if hdrs.get("connection", "").lower() == "close":
                     self.close()
-                return Response(r.status, hdrs, payload)
+                response = Response(r.status, hdrs, payload)
+                _record_answer(f"vault {method} {path}", response)
+                return response
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self.close()
                 if attempt:
@@ -113,6 +125,23 @@ class Vault:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _record_answer(what, r):
+    """The answer's secrets; its body when it is an error. A batch answer with a failed item is a
+    400 that carries the good items' plaintexts, as the caller asked (reference/vault.md §1.5):
+    it is searched without those members, everything else of it (errors, references) as sent."""
+    record_fields(f"{what} response", r.json)
+    if r.status < 400:
+        return
+    body = r.body
+    data = r.json.get("data") if isinstance(r.json, dict) else None
+    if isinstance(data, dict) and isinstance(data.get("batch_results"), list):
+        stripped = dict(r.json, data=dict(data, batch_results=[
+            {k: v for k, v in item.items() if k != "plaintext"} if isinstance(item, dict) else item
+            for item in data["batch_results"]]))
+        body = json.dumps(stripped).encode()
+    record_error_body(f"{what} HTTP {r.status}", body)
 
 
 # --- What Vault's Go client can decode (api/secret.go): a type mismatch fails json.Unmarshal ------
@@ -199,6 +228,9 @@ def admin_call(op, body):
     finally:
         conn.close()
     parsed = json.loads(text) if text else {}
+    record_fields(f"KmsAppliance.{op} response", parsed)
+    if r.status >= 400:
+        record_error_body(f"KmsAppliance.{op} HTTP {r.status}", text)
     if r.status != 200:
         raise CheckFailed(f"KmsAppliance.{op}: HTTP {r.status} {parsed}")
     return parsed

@@ -13,7 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from e2e_lib import check, ok, run
+from e2e_lib import canary, check, ok, run
 from vault_lib import Vault, expect_data, expect_error, ok_200_or_204
 
 TAG = uuid.uuid4().hex[:8]
@@ -47,7 +47,8 @@ def keys_and_list():
 
 
 def batch(aes):
-    items = [os.urandom(i % 97 + 1) for i in range(100)]
+    # A canary plaintext (e2e_lib.canary) first: it is also the good item of the 400 below.
+    items = [canary("transit-batch")] + [os.urandom(i % 97 + 1) for i in range(1, 100)]
     d = expect_data(v.write(f"transit/encrypt/{aes}", {"batch_input": [
         {"plaintext": b64(p), "reference": f"r{i}"} for i, p in enumerate(items)]}), "batch encrypt")
     res = d.get("batch_results")
@@ -152,6 +153,10 @@ def errors(aes):
     ok("decrypt of malformed ciphertexts -> 400 with Vault's exact messages")
     expect_error(v.request("PUT", f"transit/encrypt/{aes}", raw=b"{not json"), 400, "bad JSON")
     ok("malformed JSON body -> 400")
+    # A plaintext that is not base64: the error names the field, never the value.
+    expect_error(v.write(f"transit/encrypt/{aes}", {"plaintext": canary("not-base64").decode()}),
+                 400, "plaintext not base64", ["failed to base64-decode plaintext"])
+    ok("a plaintext that is not base64 -> 400 naming the field, not the value")
 
 
 def main():

@@ -3,8 +3,10 @@
 // listed, used, disabled, enabled and deleted; a non-administrator refused the admin API; an
 // encrypt/decrypt round trip with an encryption context; Vault door tokens created, listed, used at
 // /v1/ and revoked; the helpful errors (exception name and
-// message, exit status, "is kmsd running?"). Binary paths come from tests/CMakeLists.txt
-// (KMS_KMSCTL_PATH, KMS_KMSD_PATH).
+// message, exit status, "is kmsd running?"). Each daemon ends with the canary search
+// (tests/e2e/canary_search.h): no secret the test handled in its stderr, its audit folder or
+// kmsctl's error output. Binary paths come from tests/CMakeLists.txt (KMS_KMSCTL_PATH,
+// KMS_KMSD_PATH).
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "tests/api/test_pki.h"
+#include "tests/e2e/canary_search.h"
 #include "tests/support/shell.h"
 
 namespace {
@@ -30,6 +33,7 @@ namespace {
 namespace fs = std::filesystem;
 
 using Run = kms::testing::ShellRun;
+using kms::e2e::Canary;
 using kms::testing::Shell;
 
 std::map<std::string, std::string> ParseEnv(const std::string& text) {
@@ -95,6 +99,29 @@ class DevKmsd {
   }
   const std::string& env_file() const { return env_file_; }
   std::string endpoint() const { return env_.at("KMS_ENDPOINT"); }
+
+  // The canary search over this daemon's stderr and audit folder, and over `errors` (kmsctl's
+  // output of failed calls, which carries the server's error messages): for `secrets`, dev.env's
+  // secret access key and Vault token and the dev token's user PIN. "" when none is found.
+  std::string LeakProblems(std::vector<Canary> secrets, const std::vector<Run>& errors) const {
+    for (const char* name : {"AWS_SECRET_ACCESS_KEY", "VAULT_TOKEN"}) {
+      if (env_.contains(name)) {
+        secrets.push_back(Canary{std::string("dev.env ") + name, env_.at(name)});
+      }
+    }
+    std::ifstream state(dir_ / "state" / "hsm" / "dev-token.state");
+    for (std::string line; std::getline(state, line);) {
+      if (line.starts_with("user_pin=")) secrets.push_back(Canary{"the user PIN", line.substr(9)});
+    }
+    const fs::path bodies = dir_ / "error_bodies.txt";  // tests/e2e/e2e_lib.py's format
+    {
+      std::ofstream out(bodies, std::ios::binary | std::ios::trunc);
+      for (const Run& r : errors) {
+        out << r.output.size() << " kmsctl exit " << r.exit_code << "\n" << r.output << "\n";
+      }
+    }
+    return kms::e2e::FindCanary(secrets, {{dir_ / "kmsd.log", dir_ / "state" / "audit"}, {bodies}});
+  }
 
  private:
   fs::path dir_;
@@ -171,8 +198,10 @@ TEST_CASE("kmsctl: access keys, admin API, data plane against a dev kmsd", "[e2e
   INFO(key.output);
   REQUIRE(key.exit_code == 0);
   const std::string key_id = KeyIdOf(key.output);
-  const Run enc = As(kmsd, bob_id, bob_secret,
-                     "encrypt --key " + key_id + " --plaintext 'hello kms' --context app=test");
+  const std::string plaintext = "canary-plaintext-kmsctl-5b0e9d";  // found raw if it leaks
+  const Run enc =
+      As(kmsd, bob_id, bob_secret,
+         "encrypt --key " + key_id + " --plaintext '" + plaintext + "' --context app=test");
   INFO(enc.output);
   REQUIRE(enc.exit_code == 0);
   std::string blob = enc.output;
@@ -186,16 +215,23 @@ TEST_CASE("kmsctl: access keys, admin API, data plane against a dev kmsd", "[e2e
                             key_id) != std::string::npos);
   const Run dec = Admin(kmsd, "decrypt --blob " + blob + " --context app=test");
   CHECK(dec.exit_code == 0);
-  CHECK(dec.output == "hello kms");
+  CHECK(dec.output == plaintext);
   const Run wrong_ctx = Admin(kmsd, "decrypt --blob " + blob + " --context app=other");
   CHECK(wrong_ctx.exit_code == 1);
   CHECK(wrong_ctx.output.find("kmsctl: InvalidCiphertextException") != std::string::npos);
   CHECK(Admin(kmsd, "key describe " + key_id).output.find("from-bob") != std::string::npos);
   CHECK(Admin(kmsd, "key list").output.find(key_id) != std::string::npos);
-  CHECK(Admin(kmsd, "data-key --key " + key_id).output.find("\"CiphertextBlob\"") !=
-        std::string::npos);
+  const Run data_key = Admin(kmsd, "data-key --key " + key_id);
+  CHECK(data_key.output.find("\"CiphertextBlob\"") != std::string::npos);
+  const auto dk_at = data_key.output.find("\"Plaintext\":\"");
+  REQUIRE(dk_at != std::string::npos);
+  const auto dk_end = data_key.output.find('"', dk_at + 13);
+  const auto data_key_plaintext =
+      kms::e2e::DecodeBase64(data_key.output.substr(dk_at + 13, dk_end - dk_at - 13));
+  REQUIRE(data_key_plaintext.has_value());
+  CHECK(data_key_plaintext->size() == 32);
   CHECK(Admin(kmsd, "rotate " + key_id).exit_code == 0);
-  CHECK(Admin(kmsd, "decrypt --blob " + blob + " --context app=test").output == "hello kms");
+  CHECK(Admin(kmsd, "decrypt --blob " + blob + " --context app=test").output == plaintext);
 
   // Bob is not an administrator.
   for (const std::string& args :
@@ -231,6 +267,12 @@ TEST_CASE("kmsctl: access keys, admin API, data plane against a dev kmsd", "[e2e
   const Run unknown_key = Admin(kmsd, "key describe alias/nope");
   CHECK(unknown_key.exit_code == 1);
   CHECK(unknown_key.output.find("kmsctl: NotFoundException: ") != std::string::npos);
+
+  CHECK(kmsd.LeakProblems({{"bob's secret access key", bob_secret},
+                           {"the plaintext", plaintext},
+                           {"the data key", *data_key_plaintext},
+                           {"a wrong secret access key", std::string(40, 'x')}},
+                          {bob_dec, wrong_ctx, disabled, again, bad_secret, unknown_key}) == "");
 }
 
 TEST_CASE("kmsctl: Vault tokens created, listed, used and revoked", "[e2e]") {
@@ -287,6 +329,8 @@ TEST_CASE("kmsctl: Vault tokens created, listed, used and revoked", "[e2e]") {
   CHECK(bad_op.exit_code == 1);
   CHECK(bad_op.output.find("kmsctl: ValidationException: unknown token operation") !=
         std::string::npos);
+
+  CHECK(kmsd.LeakProblems({{"the created Vault token", token}}, {again, bad_ttl, bad_op}) == "");
 }
 
 TEST_CASE("kmsctl: helpful errors without a server or credentials", "[e2e]") {
@@ -351,6 +395,9 @@ TEST_CASE("kmsctl: seal-status, unseal and seal against a dev kmsd, and their us
   CHECK(no_endpoint.exit_code == 2);
   CHECK(no_endpoint.output.find("no endpoint: set KMS_ENDPOINT, or pass --endpoint") !=
         std::string::npos);
+
+  CHECK(kmsd.LeakProblems({{"a wrong Vault token", "hvs.not-a-token"}}, {sealed, wrong_token}) ==
+        "");
 }
 
 TEST_CASE("kmsctl: HTTPS with --ca-bundle, and the certificate checks", "[e2e]") {
