@@ -4,44 +4,14 @@ AccessDeniedException; a key policy statement, a grant and a grant token each le
 explicit deny beats an allow; an encryption-context condition admits the right context only; a
 revoked or retired grant stops at once; malformed and self-locking policies are refused with
 MalformedPolicyDocumentException. The admin (the daemon's dev key) makes a user and its access key
-through the admin API (KmsAppliance.*), signed with botocore's SigV4Auth."""
+through the admin API (KmsAppliance.*, e2e_lib.admin_call)."""
 import json
-import os
-import ssl
-import urllib.error
-import urllib.request
 
-import botocore.auth
-import botocore.credentials
-from botocore.awsrequest import AWSRequest
-
-from e2e_lib import (CA_BUNDLE, ENDPOINT, REGION, canary, check, client, expect_error, ok,
-                     record_error_body, record_fields, run)
+from e2e_lib import admin_call as appliance
+from e2e_lib import canary, check, client, expect_error, ok, run
 
 ACCOUNT = "111122223333"
 admin = client()
-ADMIN_CREDS = botocore.credentials.Credentials(os.environ["AWS_ACCESS_KEY_ID"],
-                                               os.environ["AWS_SECRET_ACCESS_KEY"])
-
-
-def appliance(op, body):
-    """One signed KmsAppliance.<op> call as the administrator; returns the JSON answer."""
-    req = AWSRequest(method="POST", url=ENDPOINT + "/", data=json.dumps(body).encode(), headers={
-        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "KmsAppliance." + op})
-    botocore.auth.SigV4Auth(ADMIN_CREDS, "kms", REGION).add_auth(req)
-    prepared = req.prepare()
-    http_req = urllib.request.Request(prepared.url, data=prepared.body, method="POST",
-                                      headers=dict(prepared.headers.items()))
-    ctx = ssl.create_default_context(cafile=CA_BUNDLE) if CA_BUNDLE else None
-    try:
-        with urllib.request.urlopen(http_req, timeout=30, context=ctx) as resp:
-            answer = json.loads(resp.read() or b"{}")
-            record_fields(f"KmsAppliance.{op} response", answer)  # SecretAccessKey
-            return answer
-    except urllib.error.HTTPError as e:
-        body = e.read()
-        record_error_body(f"KmsAppliance.{op} HTTP {e.code}", body)
-        raise AssertionError(f"{op}: {e.code} {body!r}")
 
 
 def denied(kms, fn, action, resource, **kw):

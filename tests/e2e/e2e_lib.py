@@ -21,16 +21,22 @@ requests of the scripts call record_fields / record_error_body themselves. Value
 bytes are recorded too; the harness ignores them (canary_search.h says why).
 """
 import base64
+import http.client
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
 import traceback
+import urllib.parse
 import uuid
 
 import boto3
 import botocore.config
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 import atexit
@@ -220,6 +226,37 @@ def aws(*args, expect_code=None):
     out = json.loads(proc.stdout) if proc.stdout.strip() else {}
     record_fields(f"aws-cli {args[0]} output", out)
     return out
+
+
+# --- The admin API (KmsAppliance.*) over the AWS door --------------------------------------------
+def admin_call(op, body):
+    """KmsAppliance.<op> signed with SigV4 (service kms) by the dev admin access key."""
+    payload = json.dumps(body).encode()
+    u = urllib.parse.urlsplit(ENDPOINT)
+    host = u.netloc
+    req = AWSRequest(method="POST", url=ENDPOINT.rstrip("/") + "/", data=payload,
+                     headers={"Host": host, "Content-Type": "application/x-amz-json-1.1",
+                              "X-Amz-Target": "KmsAppliance." + op})
+    creds = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+    SigV4Auth(creds, "kms", REGION).add_auth(req)
+    if u.scheme == "https":
+        conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=60,
+                                           context=ssl.create_default_context(cafile=CA_BUNDLE))
+    else:
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    try:
+        conn.request("POST", "/", body=payload, headers=dict(req.headers.items()))
+        r = conn.getresponse()
+        text = r.read()
+    finally:
+        conn.close()
+    parsed = json.loads(text) if text else {}
+    record_fields(f"KmsAppliance.{op} response", parsed)
+    if r.status >= 400:
+        record_error_body(f"KmsAppliance.{op} HTTP {r.status}", text)
+    if r.status != 200:
+        raise CheckFailed(f"KmsAppliance.{op}: HTTP {r.status} {parsed}")
+    return parsed
 
 
 def run(main):

@@ -8,7 +8,7 @@ http.client only, so no header is added behind our back.
 
 Environment (dev.env through the harness): VAULT_ADDR, VAULT_TOKEN, and VAULT_CACERT (or
 AWS_CA_BUNDLE) when the daemon serves HTTPS. The admin API (`KmsAppliance.CreateVaultToken`) is
-called over the AWS door, signed with botocore's SigV4Auth and the dev admin access key.
+called over the AWS door (e2e_lib.admin_call).
 
 Every request records its secrets for the canary search (e2e_lib.py): the token it sends, the
 plaintexts of its body (transit encrypt, batch_input), those of the answer (decrypt, datakey,
@@ -21,12 +21,8 @@ import os
 import ssl
 import urllib.parse
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-
-from e2e_lib import (CA_BUNDLE, ENDPOINT, REGION, CheckFailed, check, ok, record_error_body,
-                     record_fields, record_secret)
+from e2e_lib import (CA_BUNDLE, admin_call, check, ok,
+                     record_error_body, record_fields, record_secret)
 
 VAULT_ADDR = os.environ["VAULT_ADDR"]
 VAULT_TOKEN = os.environ["VAULT_TOKEN"]
@@ -203,37 +199,6 @@ def ok_200_or_204(r, what):
         check(not r.body, f"{what}: 204 with a body")
         return None
     return expect_data(r, what)
-
-
-# --- The admin API over the AWS door ---------------------------------------------------------------
-def admin_call(op, body):
-    """KmsAppliance.<op> signed with SigV4 (service kms) by the dev admin access key."""
-    payload = json.dumps(body).encode()
-    u = urllib.parse.urlsplit(ENDPOINT)
-    host = u.netloc
-    req = AWSRequest(method="POST", url=ENDPOINT.rstrip("/") + "/", data=payload,
-                     headers={"Host": host, "Content-Type": "application/x-amz-json-1.1",
-                              "X-Amz-Target": "KmsAppliance." + op})
-    creds = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
-    SigV4Auth(creds, "kms", REGION).add_auth(req)
-    if u.scheme == "https":
-        conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=60,
-                                           context=ssl.create_default_context(cafile=CA_BUNDLE))
-    else:
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-    try:
-        conn.request("POST", "/", body=payload, headers=dict(req.headers.items()))
-        r = conn.getresponse()
-        text = r.read()
-    finally:
-        conn.close()
-    parsed = json.loads(text) if text else {}
-    record_fields(f"KmsAppliance.{op} response", parsed)
-    if r.status >= 400:
-        record_error_body(f"KmsAppliance.{op} HTTP {r.status}", text)
-    if r.status != 200:
-        raise CheckFailed(f"KmsAppliance.{op}: HTTP {r.status} {parsed}")
-    return parsed
 
 
 def create_vault_token(display_name, key_patterns, operations, ttl_seconds=None, renewable=None):
