@@ -149,6 +149,8 @@ inline Status UnimplementedError(std::string m, Reason r = Reason::kNone) {
 }
 inline Status DataLossError(std::string m) { return Status(StatusCode::kDataLoss, std::move(m)); }
 inline Status OutOfRangeError(std::string m) { return Status(StatusCode::kOutOfRange, std::move(m)); }
+// A concurrent change made the operation's premise false; the caller may retry it.
+inline Status AbortedError(std::string m) { return Status(StatusCode::kAborted, std::move(m)); }
 
 }  // namespace kms
 

@@ -258,7 +258,7 @@ bool IsStale(const Status& s) {
 }
 
 // Alias names: the model pattern ^[a-zA-Z0-9:/_-]+$ and length 1-256, then AWS's own rules (§2.3).
-Status CheckAliasName(std::string_view name) {
+Status CheckAliasNameFormat(std::string_view name) {
   KMS_RETURN_IF_ERROR(CheckStringLength("aliasName", name, 1, kMaxAliasName));
   for (char c : name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ':' ||
@@ -1591,9 +1591,22 @@ Status CheckAliasWritable(std::string_view name) {
 }
 }  // namespace
 
+Status KeyService::CheckAliasName(std::string_view alias_name, bool writable) {
+  KMS_RETURN_IF_ERROR(CheckAliasNameFormat(alias_name));
+  if (writable) KMS_RETURN_IF_ERROR(CheckAliasWritable(alias_name));
+  return Status();
+}
+
+namespace {
+// The alias moved between the caller's authorization and this write.
+Status AliasMoved(std::string_view alias_arn) {
+  return AbortedError("Alias " + std::string(alias_arn) +
+                      " changed while the request was being authorized; retry the request.");
+}
+}  // namespace
+
 Status KeyService::CreateAlias(const CreateAliasRequest& request) {
-  KMS_RETURN_IF_ERROR(CheckAliasName(request.alias_name));
-  KMS_RETURN_IF_ERROR(CheckAliasWritable(request.alias_name));
+  KMS_RETURN_IF_ERROR(CheckAliasName(request.alias_name, /*writable=*/true));
   KMS_RETURN_IF_ERROR(CheckAliasTarget(request.target_key_id));
   KMS_ASSIGN_OR_RETURN(auto tx, store_.Begin(TransactionMode::kReadWrite));
   KMS_ASSIGN_OR_RETURN(Impl::Key key, impl_->Resolve(*tx, request.target_key_id, IdForms::kKeyOnly));
@@ -1626,8 +1639,7 @@ Status KeyService::CreateAlias(const CreateAliasRequest& request) {
 }
 
 Status KeyService::UpdateAlias(const UpdateAliasRequest& request) {
-  KMS_RETURN_IF_ERROR(CheckAliasName(request.alias_name));
-  KMS_RETURN_IF_ERROR(CheckAliasWritable(request.alias_name));
+  KMS_RETURN_IF_ERROR(CheckAliasName(request.alias_name, /*writable=*/true));
   KMS_RETURN_IF_ERROR(CheckAliasTarget(request.target_key_id));
   KMS_ASSIGN_OR_RETURN(auto tx, store_.Begin(TransactionMode::kReadWrite));
   auto alias = tx->GetAlias(request.alias_name);
@@ -1636,6 +1648,10 @@ Status KeyService::UpdateAlias(const UpdateAliasRequest& request) {
       return NotFoundError("Alias " + AliasArn(request.alias_name) + " is not found.");
     }
     return alias.error();
+  }
+  if (!request.expected_target_key_id.empty() &&
+      alias->target_key_id() != request.expected_target_key_id) {
+    return AliasMoved(AliasArn(request.alias_name));
   }
   KMS_ASSIGN_OR_RETURN(Impl::Key target, impl_->Resolve(*tx, request.target_key_id, IdForms::kKeyOnly));
   // §2.5 [10]: fails when the destination is pending deletion (the source may be).
@@ -1660,8 +1676,20 @@ Status KeyService::UpdateAlias(const UpdateAliasRequest& request) {
 }
 
 Status KeyService::DeleteAlias(const DeleteAliasRequest& request) {
-  KMS_RETURN_IF_ERROR(CheckAliasName(request.alias_name));
+  KMS_RETURN_IF_ERROR(CheckAliasName(request.alias_name, /*writable=*/false));
   KMS_ASSIGN_OR_RETURN(auto tx, store_.Begin(TransactionMode::kReadWrite));
+  if (!request.expected_target_key_id.empty()) {
+    auto alias = tx->GetAlias(request.alias_name);
+    if (!alias) {
+      if (alias.error().code() == StatusCode::kNotFound) {
+        return NotFoundError("Alias " + AliasArn(request.alias_name) + " is not found.");
+      }
+      return alias.error();
+    }
+    if (alias->target_key_id() != request.expected_target_key_id) {
+      return AliasMoved(AliasArn(request.alias_name));
+    }
+  }
   Status st = tx->DeleteAlias(request.alias_name);
   if (st.code() == StatusCode::kNotFound) {
     return NotFoundError("Alias " + AliasArn(request.alias_name) + " is not found.");

@@ -364,9 +364,14 @@ struct CreateAliasRequest {
 struct UpdateAliasRequest {
   std::string alias_name;
   std::string target_key_id;
+  // When set: the bare id of the key the caller was authorized on as the alias's current target.
+  // If the alias names another key by the time the change commits (it moved in between), the
+  // update is refused with Aborted (retryable) rather than moving an alias nobody authorized.
+  std::string expected_target_key_id = {};
 };
 struct DeleteAliasRequest {
   std::string alias_name;
+  std::string expected_target_key_id = {};  // as UpdateAliasRequest's
 };
 struct ListAliasesRequest {
   std::optional<std::string> key_id;  // key id or key ARN: only that key's aliases
@@ -505,6 +510,10 @@ class KeyService {
   StatusOr<GenerateRandomResponse> GenerateRandom(const GenerateRandomRequest& request);
 
   // ---- aliases ----
+  // The checks CreateAlias/UpdateAlias (`writable`) and DeleteAlias apply to an alias name before
+  // anything else (format, "alias/" prefix, the reserved "alias/aws/"), with the same errors, so
+  // a door can validate a name before deciding on it.
+  static Status CheckAliasName(std::string_view alias_name, bool writable);
   Status CreateAlias(const CreateAliasRequest& request);
   Status UpdateAlias(const UpdateAliasRequest& request);
   Status DeleteAlias(const DeleteAliasRequest& request);

@@ -40,65 +40,64 @@ boost::json::object VaultTokenJson(const firmware::VaultTokenInfo& info) {
 
 }  // namespace internal
 
+namespace {
+
+// Every admin operation is decided the same way: administrator access keys only.
+constexpr AccessRule kAdministrators{KeySource::kAdministrator, "", "", ""};
+
+// An admin operation that reads only its body.
+template <typename Fn>
+OperationSpec Admin(bool mutating, Fn fn) {
+  return OperationSpec{kAdministrators, mutating,
+                       [fn = std::move(fn)](const OperationContext&, const Authorization&,
+                                            boost::json::object& body) { return fn(body); }};
+}
+
+}  // namespace
+
 void RegisterApplianceOperations(OperationTable& table, firmware::AccessKeyRegistry& registry,
                                  firmware::KeyService& service, ApplianceInfo info,
                                  firmware::VaultTokenRegistry* vault_tokens,
                                  firmware::authz::PrincipalRegistry* users) {
+  using Body = const boost::json::object&;
   firmware::AccessKeyRegistry* reg = &registry;
-  table.Add("CreateAccessKey",
-            [reg, users](const OperationContext&, const boost::json::object& body)
-                -> internal::OpResult {
+  table.Add("CreateAccessKey", Admin(true, [reg, users](Body body) -> internal::OpResult {
               if (users != nullptr) {
                 if (auto refused = internal::CheckAccessKeyOwner(*users, body)) {
                   return std::unexpected(std::move(*refused));
                 }
               }
               return internal::CreateAccessKey(*reg, body);
-            });
+            }));
   if (users != nullptr) {
-    table.Add("CreateUser", [users](const OperationContext&, const boost::json::object& body) {
-      return internal::CreateUser(*users, body);
-    });
-    table.Add("GetUser", [users](const OperationContext&, const boost::json::object& body) {
-      return internal::GetUser(*users, body);
-    });
-    table.Add("ListUsers", [users](const OperationContext&, const boost::json::object& body) {
-      return internal::ListUsers(*users, body);
-    });
-    table.Add("PutUserPolicy", [users](const OperationContext&, const boost::json::object& body) {
-      return internal::PutUserPolicy(*users, body);
-    });
-    table.Add("DeleteUser", [users, reg](const OperationContext&, const boost::json::object& body) {
-      return internal::DeleteUser(*users, *reg, body);
-    });
+    table.Add("CreateUser", Admin(true, [users](Body b) { return internal::CreateUser(*users, b); }));
+    table.Add("GetUser", Admin(false, [users](Body b) { return internal::GetUser(*users, b); }));
+    table.Add("ListUsers", Admin(false, [users](Body b) { return internal::ListUsers(*users, b); }));
+    table.Add("PutUserPolicy",
+              Admin(true, [users](Body b) { return internal::PutUserPolicy(*users, b); }));
+    table.Add("DeleteUser",
+              Admin(true, [users, reg](Body b) { return internal::DeleteUser(*users, *reg, b); }));
   }
-  table.Add("ListAccessKeys", [reg](const OperationContext&, const boost::json::object& body) {
-    return internal::ListAccessKeys(*reg, body);
-  });
-  table.Add("UpdateAccessKey", [reg](const OperationContext&, const boost::json::object& body) {
-    return internal::UpdateAccessKey(*reg, body);
-  });
-  table.Add("DeleteAccessKey", [reg](const OperationContext&, const boost::json::object& body) {
-    return internal::DeleteAccessKey(*reg, body);
-  });
+  table.Add("ListAccessKeys",
+            Admin(false, [reg](Body b) { return internal::ListAccessKeys(*reg, b); }));
+  table.Add("UpdateAccessKey",
+            Admin(true, [reg](Body b) { return internal::UpdateAccessKey(*reg, b); }));
+  table.Add("DeleteAccessKey",
+            Admin(true, [reg](Body b) { return internal::DeleteAccessKey(*reg, b); }));
   firmware::KeyService* svc = &service;
-  table.Add("GetApplianceStatus", [svc, info = std::move(info)](const OperationContext&,
-                                                                const boost::json::object& body) {
-    return internal::GetApplianceStatus(*svc, info, body);
-  });
+  table.Add("GetApplianceStatus", Admin(false, [svc, info = std::move(info)](Body b) {
+              return internal::GetApplianceStatus(*svc, info, b);
+            }));
   if (vault_tokens == nullptr) return;
-  table.Add("CreateVaultToken",
-            [vault_tokens](const OperationContext&, const boost::json::object& body) {
-              return internal::CreateVaultToken(*vault_tokens, body);
-            });
-  table.Add("ListVaultTokens",
-            [vault_tokens](const OperationContext&, const boost::json::object& body) {
-              return internal::ListVaultTokens(*vault_tokens, body);
-            });
-  table.Add("RevokeVaultToken",
-            [vault_tokens](const OperationContext&, const boost::json::object& body) {
-              return internal::RevokeVaultToken(*vault_tokens, body);
-            });
+  table.Add("CreateVaultToken", Admin(true, [vault_tokens](Body b) {
+              return internal::CreateVaultToken(*vault_tokens, b);
+            }));
+  table.Add("ListVaultTokens", Admin(false, [vault_tokens](Body b) {
+              return internal::ListVaultTokens(*vault_tokens, b);
+            }));
+  table.Add("RevokeVaultToken", Admin(true, [vault_tokens](Body b) {
+              return internal::RevokeVaultToken(*vault_tokens, b);
+            }));
 }
 
 }  // namespace kms::api::aws

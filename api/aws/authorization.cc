@@ -2,10 +2,12 @@
 
 #include <boost/json/array.hpp>
 
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "api/aws/error_table.h"
-#include "base/encoding.h"
+#include "api/aws/internal/operation_support.h"
 #include "firmware/authz/access_control.h"
 #include "firmware/ciphertext_blob.h"
 #include "firmware/key_service.h"
@@ -15,90 +17,10 @@ namespace kms::api::aws {
 namespace json = boost::json;
 using firmware::authz::AccessDecision;
 using firmware::authz::AccessRequest;
+using firmware::authz::ConditionValues;
 using firmware::authz::KeyRef;
 
 namespace {
-
-// Where an operation's key comes from.
-enum class KeySource {
-  kNone,        // account-level action (identity policy only)
-  kAnyForm,     // `field`: key id, key ARN, alias name or alias ARN
-  kKeyOnly,     // `field`: key id or key ARN
-  kCiphertext,  // Decrypt: the key the blob names (else KeyId)
-  kReEncrypt,   // ReEncrypt: source from the blob (else SourceKeyId), destination DestinationKeyId
-  kAlias,       // DeleteAlias: the key AliasName points at
-  kAliasMove,   // UpdateAlias: the key AliasName points at now AND TargetKeyId
-  kSelf,        // decided by the operation itself (RetireGrant)
-};
-
-struct Rule {
-  std::string_view operation;
-  KeySource source;
-  std::string_view field;            // the member naming the key
-  std::string_view grant_operation;  // "" = not grantable
-  std::string_view context_field;    // the EncryptionContext member, "" = none
-};
-
-constexpr Rule kRules[] = {
-    {"CreateKey", KeySource::kNone, "", "", ""},
-    {"ListKeys", KeySource::kNone, "", "", ""},
-    {"ListAliases", KeySource::kNone, "", "", ""},
-    {"GenerateRandom", KeySource::kNone, "", "", ""},
-    {"ListRetirableGrants", KeySource::kNone, "", "", ""},
-    {"DescribeKey", KeySource::kAnyForm, "KeyId", "DescribeKey", ""},
-    {"Encrypt", KeySource::kAnyForm, "KeyId", "Encrypt", "EncryptionContext"},
-    {"Decrypt", KeySource::kCiphertext, "KeyId", "Decrypt", "EncryptionContext"},
-    {"ReEncrypt", KeySource::kReEncrypt, "DestinationKeyId", "", ""},
-    {"GenerateDataKey", KeySource::kAnyForm, "KeyId", "GenerateDataKey", "EncryptionContext"},
-    {"GenerateDataKeyWithoutPlaintext", KeySource::kAnyForm, "KeyId",
-     "GenerateDataKeyWithoutPlaintext", "EncryptionContext"},
-    {"GenerateDataKeyPair", KeySource::kAnyForm, "KeyId", "GenerateDataKeyPair",
-     "EncryptionContext"},
-    {"GenerateDataKeyPairWithoutPlaintext", KeySource::kAnyForm, "KeyId",
-     "GenerateDataKeyPairWithoutPlaintext", "EncryptionContext"},
-    {"Sign", KeySource::kAnyForm, "KeyId", "Sign", ""},
-    {"Verify", KeySource::kAnyForm, "KeyId", "Verify", ""},
-    {"GetPublicKey", KeySource::kAnyForm, "KeyId", "GetPublicKey", ""},
-    {"GenerateMac", KeySource::kAnyForm, "KeyId", "GenerateMac", ""},
-    {"VerifyMac", KeySource::kAnyForm, "KeyId", "VerifyMac", ""},
-    {"UpdateKeyDescription", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"EnableKey", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"DisableKey", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"ScheduleKeyDeletion", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"CancelKeyDeletion", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"CreateAlias", KeySource::kKeyOnly, "TargetKeyId", "", ""},
-    {"DeleteAlias", KeySource::kAlias, "AliasName", "", ""},
-    {"UpdateAlias", KeySource::kAliasMove, "TargetKeyId", "", ""},
-    {"TagResource", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"UntagResource", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"ListResourceTags", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"EnableKeyRotation", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"DisableKeyRotation", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"GetKeyRotationStatus", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"RotateKeyOnDemand", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"ListKeyRotations", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"GetKeyPolicy", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"PutKeyPolicy", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"ListKeyPolicies", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"CreateGrant", KeySource::kKeyOnly, "KeyId", "CreateGrant", ""},
-    {"ListGrants", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"RevokeGrant", KeySource::kKeyOnly, "KeyId", "", ""},
-    {"RetireGrant", KeySource::kSelf, "", "", ""},
-};
-
-const Rule* FindRule(std::string_view operation) {
-  for (const Rule& r : kRules) {
-    if (r.operation == operation) return &r;
-  }
-  return nullptr;
-}
-
-// A string member, or nullopt when absent or of another type (the operation then refuses it).
-std::optional<std::string_view> StringMember(const json::object& body, std::string_view name) {
-  const json::value* v = body.if_contains(name);
-  if (v == nullptr || !v->is_string() || v->get_string().empty()) return std::nullopt;
-  return std::string_view(v->get_string());
-}
 
 bool IsAliasForm(std::string_view key_id) {
   return key_id.starts_with("alias/") ||
@@ -109,48 +31,16 @@ std::string AliasNameOf(std::string_view key_id) {
   return std::string(key_id.substr(at == std::string_view::npos ? 0 : at));
 }
 
-// The members the decision reads, when they are well formed; `malformed` when one is not.
-struct Inputs {
-  bool malformed = false;
-  firmware::EncryptionContext context;
-  std::vector<std::string> grant_tokens;
-};
-
-bool ReadContext(const json::object& body, std::string_view field,
-                 firmware::EncryptionContext& out) {
-  const json::value* v = body.if_contains(field);
-  if (v == nullptr || v->is_null()) return true;
-  if (!v->is_object()) return false;
-  for (const auto& [k, value] : v->get_object()) {
-    if (!value.is_string()) return false;
-    out.emplace(std::string(k), std::string(value.get_string()));
-  }
-  return true;
-}
-
-Inputs ReadInputs(const json::object& body, std::string_view context_field) {
-  Inputs in;
-  if (!context_field.empty() && !ReadContext(body, context_field, in.context)) {
-    in.malformed = true;
-  }
-  if (const json::value* t = body.if_contains("GrantTokens"); t != nullptr && !t->is_null()) {
-    if (!t->is_array() || t->get_array().size() > 10) {
-      in.malformed = true;
-    } else {
-      for (const auto& token : t->get_array()) {
-        if (!token.is_string() || token.get_string().empty() || token.get_string().size() > 8192) {
-          in.malformed = true;
-          break;
-        }
-        in.grant_tokens.emplace_back(token.get_string());
-      }
-    }
-  }
-  return in;
+// A string member that is present and well typed, for condition keys only: the operation
+// validates these members itself.
+std::optional<std::string_view> ConditionMember(const json::object& body, std::string_view name) {
+  const json::value* v = body.if_contains(name);
+  if (v == nullptr || !v->is_string() || v->get_string().empty()) return std::nullopt;
+  return std::string_view(v->get_string());
 }
 
 // Condition keys read straight from the request's members (kms:EncryptionAlgorithm, ...).
-void AddRequestConditions(const json::object& body, firmware::authz::ConditionValues& c) {
+void AddRequestConditions(const json::object& body, ConditionValues& c) {
   static constexpr std::pair<std::string_view, std::string_view> kMembers[] = {
       {"EncryptionAlgorithm", "kms:EncryptionAlgorithm"},
       {"SigningAlgorithm", "kms:SigningAlgorithm"},
@@ -161,7 +51,7 @@ void AddRequestConditions(const json::object& body, firmware::authz::ConditionVa
       {"RetiringPrincipal", "kms:RetiringPrincipal"},
   };
   for (const auto& [member, key] : kMembers) {
-    if (auto v = StringMember(body, member)) c.Set(key, std::string(*v));
+    if (auto v = ConditionMember(body, member)) c.Set(key, std::string(*v));
   }
   if (const json::value* ops = body.if_contains("Operations"); ops && ops->is_array()) {
     std::vector<std::string> names;
@@ -173,13 +63,13 @@ void AddRequestConditions(const json::object& body, firmware::authz::ConditionVa
 }
 
 AwsError Denied(const firmware::authz::Caller& caller, std::string_view action,
-                std::string_view resource, const AccessDecision& d, bool account_level) {
+                std::string_view resource, const AccessDecision& d, bool identity_only) {
   std::string why;
   if (d.basis == "deny:explicit") {
-    why = account_level ? "with an explicit deny in an identity-based policy"
+    why = identity_only ? "with an explicit deny in an identity-based policy"
                         : "with an explicit deny in a resource-based policy";
   } else {
-    why = std::string(account_level ? "because no identity-based policy allows the "
+    why = std::string(identity_only ? "because no identity-based policy allows the "
                                     : "because no resource-based policy allows the ") +
           std::string(action) + " action";
   }
@@ -188,6 +78,100 @@ AwsError Denied(const firmware::authz::Caller& caller, std::string_view action,
                          std::string(action) + " on resource: " + std::string(resource) + " " +
                          why);
 }
+
+AwsError InvalidCiphertext() {
+  return ErrorFromStatus(InvalidArgumentError("", Reason::kInvalidCiphertext));
+}
+
+// One request's decisions, made in order; the first refusal ends it.
+class Decider {
+ public:
+  Decider(firmware::KeyService& service, firmware::authz::AccessControl& access,
+          const OperationContext& ctx, const json::object& body)
+      : service_(service), access_(access), ctx_(ctx), body_(body), reader_(body) {
+    caller_ = AuthzCaller(ctx.caller);
+  }
+
+  RequestReader& reader() { return reader_; }
+  const firmware::authz::Caller& caller() const { return caller_; }
+  RequestNote* note() const { return ctx_.note; }
+
+  // The first error a member read here met, if any.
+  std::optional<AwsError> ReadError() const { return reader_.error(); }
+
+  // The key a member names, with the errors the operation gives for it.
+  AwsResult<firmware::KeyIdentity> Identify(std::string_view given, bool allow_alias) {
+    auto id = service_.IdentifyKey(given, allow_alias);
+    if (!id) return std::unexpected(ErrorFromStatus(id.error()));
+    return *id;
+  }
+
+  // The condition keys of a decision on `key`, named in the request as `given`.
+  ConditionValues KeyConditions(const firmware::KeyIdentity& key, std::string_view given) const {
+    ConditionValues c;
+    AddRequestConditions(body_, c);
+    c.Set("kms:KeySpec", std::string(firmware::KeySpecName(key.key_spec)));
+    c.Set("kms:KeyUsage", std::string(firmware::KeyUsageName(key.key_usage)));
+    c.Set("kms:KeyOrigin", "AWS_KMS");
+    if (IsAliasForm(given)) c.Set("kms:RequestAlias", AliasNameOf(given));
+    return c;
+  }
+  ConditionValues AccountConditions(std::string_view operation) const {
+    ConditionValues c;
+    AddRequestConditions(body_, c);
+    if (operation == "CreateKey") {
+      if (auto spec = ConditionMember(body_, "KeySpec")) c.Set("kms:KeySpec", std::string(*spec));
+      if (auto usage = ConditionMember(body_, "KeyUsage")) {
+        c.Set("kms:KeyUsage", std::string(*usage));
+      }
+    }
+    return c;
+  }
+
+  // One decision on `key` (key policy, identity, grants) or, with `key` null, by the identity
+  // policy on `resource` ("" = "*"). Records it in the note; the denial is the error.
+  std::optional<AwsError> Decide(const KeyRef* key, std::string_view action,
+                                 std::string_view grant_operation,
+                                 const firmware::EncryptionContext& context,
+                                 const std::vector<std::string>& grant_tokens,
+                                 ConditionValues conditions, std::string_view resource = {}) {
+    AccessRequest req;
+    req.action = std::string(action);
+    req.key = key;
+    req.resource = std::string(resource);
+    req.grant_operation = std::string(grant_operation);
+    req.encryption_context = &context;
+    req.conditions = std::move(conditions);
+    req.grant_tokens = grant_tokens;
+    auto d = access_.Decide(caller_, req);
+    if (!d) return ErrorFromStatus(d.error());
+    decision_ = *d;
+    if (RequestNote* n = note()) {
+      n->decision = d->basis;
+      n->grant_id = d->grant_id;
+    }
+    if (!d->allowed) {
+      const std::string shown = key ? key->arn : (resource.empty() ? "*" : std::string(resource));
+      return Denied(caller_, action, shown, *d, key == nullptr);
+    }
+    return std::nullopt;
+  }
+
+  const AccessDecision& decision() const { return decision_; }
+  firmware::KeyService& service() { return service_; }
+  firmware::authz::AccessControl& access() { return access_; }
+
+ private:
+  firmware::KeyService& service_;
+  firmware::authz::AccessControl& access_;
+  const OperationContext& ctx_;
+  const json::object& body_;
+  RequestReader reader_;
+  firmware::authz::Caller caller_;
+  AccessDecision decision_;
+};
+
+KeyRef RefOf(const firmware::KeyIdentity& id) { return KeyRef{id.key_id, id.arn}; }
 
 }  // namespace
 
@@ -203,182 +187,236 @@ firmware::authz::Caller AuthzCaller(const sigv4::Caller& caller) {
 KeyAuthorizer::KeyAuthorizer(firmware::KeyService& service, firmware::authz::AccessControl& access)
     : service_(service), access_(access) {}
 
-std::optional<AwsError> KeyAuthorizer::Authorize(std::string_view operation,
-                                                 const OperationContext& ctx,
-                                                 json::object& body) const {
-  const Rule* rule = FindRule(operation);
-  // Operations outside the table (the not-implemented ones) touch no key.
-  if (rule == nullptr || rule->source == KeySource::kSelf) return std::nullopt;
-  const firmware::authz::Caller caller = AuthzCaller(ctx.caller);
+AwsResult<Authorization> KeyAuthorizer::Authorize(std::string_view operation,
+                                                  const AccessRule& rule,
+                                                  const OperationContext& ctx,
+                                                  const json::object& body) const {
+  Decider d(service_, access_, ctx, body);
+  Authorization out;
+  out.caller_ = d.caller();
   const std::string action = "kms:" + std::string(operation);
-  RequestNote* note = ctx.note;
-
-  // One decision on one key (or on none); errors as the client sees them.
-  auto decide = [&](const KeyRef* key, std::string_view act, std::string_view grant_op,
-                    const Inputs& in, firmware::authz::ConditionValues conditions)
-      -> std::optional<AwsError> {
-    AccessRequest req;
-    req.action = std::string(act);
-    req.key = key;
-    req.grant_operation = std::string(grant_op);
-    req.encryption_context = &in.context;
-    req.conditions = std::move(conditions);
-    req.grant_tokens = in.grant_tokens;
-    auto d = access_.Decide(caller, req);
-    if (!d) return ErrorFromStatus(d.error());
-    if (note) {
-      note->decision = d->basis;
-      if (!d->grant_id.empty()) note->grant_id = d->grant_id;
-    }
-    if (!d->allowed) return Denied(caller, act, key ? key->arn : "*", *d, key == nullptr);
-    return std::nullopt;
-  };
-  auto identify = [&](std::string_view given, bool allow_alias)
-      -> std::expected<std::pair<KeyRef, firmware::KeyIdentity>, AwsError> {
-    auto id = service_.IdentifyKey(given, allow_alias);
-    if (!id) return std::unexpected(ErrorFromStatus(id.error()));
-    return std::make_pair(KeyRef{id->key_id, id->arn}, *id);
-  };
-  auto key_conditions = [&](const firmware::KeyIdentity& id, std::string_view given) {
-    firmware::authz::ConditionValues c;
-    AddRequestConditions(body, c);
-    c.Set("kms:KeySpec", std::string(firmware::KeySpecName(id.key_spec)));
-    c.Set("kms:KeyUsage", std::string(firmware::KeyUsageName(id.key_usage)));
-    c.Set("kms:KeyOrigin", "AWS_KMS");
-    if (IsAliasForm(given)) c.Set("kms:RequestAlias", AliasNameOf(given));
-    return c;
+  auto fail = [](AwsError e) -> AwsResult<Authorization> { return std::unexpected(std::move(e)); };
+  auto done = [&]() -> AwsResult<Authorization> {
+    out.decision_ = d.decision();
+    return std::move(out);
   };
 
-  Inputs in = ReadInputs(body, rule->context_field);
-  if (in.malformed) return std::nullopt;  // the operation refuses the request before any work
-  if (note) note->encryption_context = in.context;
+  // The members every decision of this operation reads, validated first.
+  RequestReader& r = d.reader();
+  std::vector<std::string> tokens;
+  if (!rule.grant_operation.empty()) tokens = internal::ReadGrantTokens(r);
+  firmware::EncryptionContext context;
+  if (!rule.context_member.empty()) context = r.StringMap(rule.context_member);
+  if (auto e = d.ReadError()) return fail(*e);
+  if (RequestNote* n = d.note()) n->encryption_context = context;
 
-  switch (rule->source) {
-    case KeySource::kSelf:
-      return std::nullopt;
-    case KeySource::kNone: {
-      firmware::authz::ConditionValues c;
-      AddRequestConditions(body, c);
-      if (operation == "CreateKey") {
-        if (auto spec = StringMember(body, "KeySpec")) c.Set("kms:KeySpec", std::string(*spec));
-        if (auto usage = StringMember(body, "KeyUsage")) c.Set("kms:KeyUsage", std::string(*usage));
+  switch (rule.source) {
+    case KeySource::kUnsupported:
+      // The door answers these before asking; reaching here is a wiring fault, refused.
+      return fail(ClientError("UnsupportedOperationException",
+                              std::string(operation) + " is not supported by this appliance."));
+
+    case KeySource::kAdministrator: {
+      if (!ctx.caller.administrator) {
+        if (RequestNote* n = d.note()) n->decision = "deny:not-administrator";
+        return fail(ClientError("AccessDeniedException",
+                                "User: " + ctx.caller.principal +
+                                    " is not authorized to perform: KmsAppliance." +
+                                    std::string(operation) +
+                                    " (appliance administration needs an administrator access "
+                                    "key)"));
       }
-      return decide(nullptr, action, "", in, std::move(c));
+      if (RequestNote* n = d.note()) n->decision = "allow:administrator";
+      out.decision_.allowed = true;
+      out.decision_.basis = "allow:administrator";
+      return out;
     }
+
+    case KeySource::kAccount: {
+      if (auto denied =
+              d.Decide(nullptr, action, "", context, tokens, d.AccountConditions(operation))) {
+        return fail(*denied);
+      }
+      return done();
+    }
+
     case KeySource::kAnyForm:
     case KeySource::kKeyOnly: {
-      auto given = StringMember(body, rule->field);
-      if (!given) return std::nullopt;  // missing or mistyped: the operation's ValidationException
-      const std::string given_text(*given);
-      auto found = identify(given_text, rule->source == KeySource::kAnyForm);
-      if (!found) return found.error();
-      if (note) note->key_arn = found->first.arn;
-      if (auto denied = decide(&found->first, action, rule->grant_operation, in,
-                               key_conditions(found->second, given_text))) {
-        return denied;
+      const std::string given = r.RequiredString(rule.key_member, 1, 2048);
+      if (auto e = d.ReadError()) return fail(*e);
+      auto key = d.Identify(given, rule.source == KeySource::kAnyForm);
+      if (!key) return fail(key.error());
+      const KeyRef ref = RefOf(*key);
+      if (RequestNote* n = d.note()) n->key_arn = ref.arn;
+      if (auto denied = d.Decide(&ref, action, rule.grant_operation, context, tokens,
+                                 d.KeyConditions(*key, given))) {
+        return fail(*denied);
       }
-      // Run on the key that was decided, not on whatever the alias names a moment later.
-      if (IsAliasForm(given_text)) body[rule->field] = found->first.arn;
-      return std::nullopt;
+      out.key_ = ref;
+      return done();
     }
-    case KeySource::kCiphertext: {
-      std::optional<std::string> key_id;
-      if (auto blob_text = StringMember(body, "CiphertextBlob")) {
-        if (auto blob = Base64Decode(*blob_text)) {
-          if (auto parsed = firmware::ParseCiphertextBlob(*blob)) {
-            key_id = firmware::FormatKeyId(parsed->key_id);
-          }
-        }
-      }
-      std::string given_text;
-      if (auto given = StringMember(body, "KeyId")) given_text = std::string(*given);
-      if (!key_id) {
-        // Not one of this appliance's symmetric blobs: an asymmetric ciphertext names its key in
-        // KeyId; without one the operation refuses the blob.
-        if (given_text.empty()) return std::nullopt;
-        key_id = given_text;
-      }
-      auto found = identify(*key_id, true);
-      if (!found) {
-        // A key id is never reused: a blob naming no existing key cannot become decryptable, so
-        // the operation may give its own answer (InvalidCiphertext / NotFound).
-        if (found.error().type == "NotFoundException" && key_id != given_text) return std::nullopt;
-        return found.error();
-      }
-      if (note) note->key_arn = found->first.arn;
-      return decide(&found->first, action, rule->grant_operation, in,
-                    key_conditions(found->second, given_text));
-    }
+
+    case KeySource::kCiphertext:
     case KeySource::kReEncrypt: {
-      Inputs source_in = ReadInputs(body, "SourceEncryptionContext");
-      Inputs dest_in = ReadInputs(body, "DestinationEncryptionContext");
-      if (source_in.malformed || dest_in.malformed) return std::nullopt;
-      std::optional<std::string> source_id;
-      if (auto blob_text = StringMember(body, "CiphertextBlob")) {
-        if (auto blob = Base64Decode(*blob_text)) {
-          if (auto parsed = firmware::ParseCiphertextBlob(*blob)) {
-            source_id = firmware::FormatKeyId(parsed->key_id);
-          }
-        }
+      const bool reencrypt = rule.source == KeySource::kReEncrypt;
+      const Bytes blob = r.RequiredBlob("CiphertextBlob", 1, 6144);
+      const auto given = r.String(reencrypt ? "SourceKeyId" : "KeyId", 1, 2048);
+      firmware::EncryptionContext source_context;
+      firmware::EncryptionContext destination_context;
+      std::string destination;
+      if (reencrypt) {
+        source_context = r.StringMap("SourceEncryptionContext");
+        destination = r.RequiredString("DestinationKeyId", 1, 2048);
+        destination_context = r.StringMap("DestinationEncryptionContext");
       }
-      std::string source_given;
-      if (auto given = StringMember(body, "SourceKeyId")) source_given = std::string(*given);
-      if (!source_id && !source_given.empty()) source_id = source_given;
-      if (source_id) {
-        auto src = identify(*source_id, true);
-        if (!src) {
-          if (!(src.error().type == "NotFoundException" && source_id != source_given)) {
-            return src.error();
-          }
-          return std::nullopt;  // the operation answers for a blob of no existing key
-        }
-        if (auto denied = decide(&src->first, "kms:ReEncryptFrom", "ReEncryptFrom", source_in,
-                                 key_conditions(src->second, source_given))) {
-          return denied;
-        }
+      if (auto e = d.ReadError()) return fail(*e);
+      if (!reencrypt) source_context = context;
+      // The key that decrypts: KeyId when given (RSA ciphertexts name their key only there, and a
+      // symmetric blob of another key is then IncorrectKeyException), else the blob's own key.
+      std::optional<firmware::KeyIdentity> source;
+      if (given) {
+        auto key = d.Identify(*given, true);
+        if (!key) return fail(key.error());
+        source = *key;
       } else {
-        return std::nullopt;  // no key to decide on: the operation refuses the blob
+        auto parsed = firmware::ParseCiphertextBlob(blob);
+        if (!parsed) return fail(InvalidCiphertext());
+        auto key = d.Identify(firmware::FormatKeyId(parsed->key_id), false);
+        // A blob of no existing key can never be decrypted (key ids are never reused); its answer
+        // is the same as for any other ciphertext this appliance cannot open.
+        if (!key) {
+          if (key.error().type == "NotFoundException") return fail(InvalidCiphertext());
+          return fail(key.error());
+        }
+        source = *key;
       }
-      auto dest_given = StringMember(body, "DestinationKeyId");
-      if (!dest_given) return std::nullopt;
-      const std::string dest_text(*dest_given);
-      auto dst = identify(dest_text, true);
-      if (!dst) return dst.error();
-      if (note) {
-        note->key_arn = dst->first.arn;
-        note->encryption_context = dest_in.context;
+      const KeyRef source_ref = RefOf(*source);
+      if (RequestNote* n = d.note()) {
+        n->key_arn = source_ref.arn;
+        n->encryption_context = source_context;
       }
-      if (auto denied = decide(&dst->first, "kms:ReEncryptTo", "ReEncryptTo", dest_in,
-                               key_conditions(dst->second, dest_text))) {
-        return denied;
+      if (auto denied = d.Decide(&source_ref, reencrypt ? "kms:ReEncryptFrom" : action,
+                                 reencrypt ? "ReEncryptFrom" : rule.grant_operation,
+                                 source_context, tokens,
+                                 d.KeyConditions(*source, given.value_or("")))) {
+        return fail(*denied);
       }
-      if (IsAliasForm(dest_text)) body["DestinationKeyId"] = dst->first.arn;
-      return std::nullopt;
+      out.key_ = source_ref;
+      if (!reencrypt) return done();
+      auto dest = d.Identify(destination, true);
+      if (!dest) return fail(dest.error());
+      const KeyRef dest_ref = RefOf(*dest);
+      if (auto denied = d.Decide(&dest_ref, "kms:ReEncryptTo", "ReEncryptTo", destination_context,
+                                 tokens, d.KeyConditions(*dest, destination))) {
+        if (RequestNote* n = d.note()) n->key_arn = dest_ref.arn;
+        return fail(*denied);
+      }
+      out.second_key_ = dest_ref;
+      return done();
     }
-    case KeySource::kAlias:
+
+    case KeySource::kAliasCreate:
+    case KeySource::kAliasDelete:
     case KeySource::kAliasMove: {
-      auto alias = StringMember(body, "AliasName");
-      if (!alias || !alias->starts_with("alias/")) return std::nullopt;  // the operation's error
-      const std::string alias_text(*alias);
-      auto current = identify(alias_text, true);
-      // An unknown alias is NotFoundException here rather than in the operation: running it would
-      // race with a CreateAlias of that name.
-      if (!current) return current.error();
-      if (note) note->key_arn = current->first.arn;
-      if (auto denied = decide(&current->first, action, "", in,
-                               key_conditions(current->second, alias_text))) {
-        return denied;
+      const std::string alias = r.RequiredString("AliasName", 1, 256);
+      std::string target;
+      if (rule.source != KeySource::kAliasDelete) target = r.RequiredString("TargetKeyId", 1, 2048);
+      if (auto e = d.ReadError()) return fail(*e);
+      if (Status valid = firmware::KeyService::CheckAliasName(
+              alias, /*writable=*/rule.source != KeySource::kAliasDelete);
+          !valid.ok()) {
+        return fail(ErrorFromStatus(valid));
       }
-      if (rule->source == KeySource::kAlias) return std::nullopt;
-      auto target = StringMember(body, "TargetKeyId");
-      if (!target) return std::nullopt;
-      const std::string target_text(*target);
-      auto next = identify(target_text, false);
-      if (!next) return next.error();
-      return decide(&next->first, action, "", in, key_conditions(next->second, target_text));
+      // The keys involved are looked up first, for the audit record only: whether the alias or
+      // the target exists is not answered before the caller may use the name.
+      auto current = rule.source == KeySource::kAliasCreate
+                         ? AwsResult<firmware::KeyIdentity>(std::unexpected(AwsError{}))
+                         : d.Identify(alias, true);
+      auto next = rule.source == KeySource::kAliasDelete
+                      ? AwsResult<firmware::KeyIdentity>(std::unexpected(AwsError{}))
+                      : d.Identify(target, false);
+      if (RequestNote* n = d.note()) {
+        if (current) n->key_arn = current->arn;
+        else if (next) n->key_arn = next->arn;
+      }
+      // The alias itself is a resource (AWS: kms:<Action> "for the alias" in an IAM policy), so a
+      // caller may not take a name its identity policy does not give it, whatever key it owns.
+      const std::string alias_arn = service_.AliasArn(alias);
+      if (auto denied = d.Decide(nullptr, action, "", context, tokens,
+                                 d.AccountConditions(operation), alias_arn)) {
+        return fail(*denied);
+      }
+      out.alias_name_ = alias;
+      if (rule.source != KeySource::kAliasCreate) {
+        if (!current) return fail(current.error());
+        const KeyRef ref = RefOf(*current);
+        if (auto denied =
+                d.Decide(&ref, action, "", context, tokens, d.KeyConditions(*current, alias))) {
+          return fail(*denied);
+        }
+        out.key_ = ref;
+        if (rule.source == KeySource::kAliasDelete) return done();
+      }
+      if (!next) return fail(next.error());
+      const KeyRef next_ref = RefOf(*next);
+      if (RequestNote* n = d.note(); n && rule.source == KeySource::kAliasMove) {
+        n->key_arn = current->arn;  // the record names the key the alias leaves
+      }
+      if (auto denied =
+              d.Decide(&next_ref, action, "", context, tokens, d.KeyConditions(*next, target))) {
+        if (RequestNote* n = d.note()) n->key_arn = next_ref.arn;
+        return fail(*denied);
+      }
+      if (rule.source == KeySource::kAliasCreate) {
+        out.key_ = next_ref;
+      } else {
+        out.second_key_ = next_ref;
+      }
+      return done();
+    }
+
+    case KeySource::kRetireGrant: {
+      const auto token = r.String("GrantToken", 1, 8192);
+      const auto key_id = r.String("KeyId", 1, 2048);
+      const auto grant_id = r.String("GrantId", 1, 128);
+      if (auto e = d.ReadError()) return fail(*e);
+      if (!token && !(key_id && grant_id)) {
+        return fail(ValidationError("RetireGrant needs a GrantToken, or both KeyId and GrantId"));
+      }
+      std::optional<KeyRef> named;
+      if (key_id) {
+        auto key = d.Identify(*key_id, false);
+        if (!key) return fail(key.error());
+        named = RefOf(*key);
+      }
+      firmware::authz::AccessControl::RetireTarget target;
+      auto decided = access_.DecideRetireGrant(
+          d.caller(), token ? std::optional<std::string_view>(*token) : std::nullopt,
+          named ? &*named : nullptr,
+          grant_id ? std::optional<std::string_view>(*grant_id) : std::nullopt, target);
+      if (!decided) return fail(ErrorFromStatus(decided.error()));
+      // The grant's key, as the token or KeyId named it: it must still exist.
+      auto key = d.Identify(target.key_id, false);
+      if (!key) return fail(key.error());
+      const KeyRef ref = RefOf(*key);
+      if (RequestNote* n = d.note()) {
+        n->key_arn = ref.arn;
+        n->decision = decided->basis;
+        n->grant_id = decided->grant_id;
+      }
+      if (!decided->allowed) {
+        return fail(ClientError("AccessDeniedException",
+                                "User: " + d.caller().principal_arn +
+                                    " is not authorized to perform: kms:RetireGrant on this "
+                                    "grant"));
+      }
+      out.key_ = ref;
+      out.grant_id_ = target.grant_id;
+      out.decision_ = *decided;
+      return out;
     }
   }
-  return std::nullopt;
+  return fail(AwsError{"KMSInternalException", 500, "An internal error occurred; retry the request."});
 }
 
 }  // namespace kms::api::aws

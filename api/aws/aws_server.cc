@@ -1,27 +1,24 @@
 #include "api/aws/aws_server.h"
 
+#include "api/aws/authorization.h"
 #include "api/aws/key_service_operations.h"
 
 namespace kms::api::aws {
 
 std::unique_ptr<AwsDoor> MakeAwsDoor(const AwsServerConfig& config, const AccessKeyStore& keys,
-                                     firmware::KeyService& service,
+                                     const KeyAuthorizer& authorizer,
                                      firmware::AccessKeyRegistry* registry,
                                      firmware::VaultTokenRegistry* vault_tokens,
-                                     const KeyAuthorizer* authorizer,
                                      firmware::authz::PrincipalRegistry* principals) {
   OperationTable ops;
-  if (authorizer != nullptr) {
-    RegisterKeyServiceOperations(ops, service, *authorizer);
-  } else {
-    RegisterKeyServiceOperations(ops, service);
-  }
+  RegisterKeyServiceOperations(ops, authorizer.service(), authorizer.access());
   OperationTable appliance_ops;
   if (registry != nullptr) {
-    RegisterApplianceOperations(appliance_ops, *registry, service, config.appliance, vault_tokens,
-                                principals);
+    RegisterApplianceOperations(appliance_ops, *registry, authorizer.service(), config.appliance,
+                                vault_tokens, principals);
   }
-  return std::make_unique<AwsDoor>(config.door, keys, std::move(ops), std::move(appliance_ops));
+  return std::make_unique<AwsDoor>(config.door, keys, authorizer, std::move(ops),
+                                   std::move(appliance_ops));
 }
 
 void RouteAwsDoor(http::Router& router, const AwsDoor& door) {
@@ -37,13 +34,12 @@ http::HttpResponse SealedAwsResponse(const http::HttpRequest& /*request*/) {
 
 StatusOr<std::unique_ptr<AwsServer>> AwsServer::Create(AwsServerConfig config,
                                                        const AccessKeyStore& keys,
-                                                       firmware::KeyService& service,
+                                                       const KeyAuthorizer& authorizer,
                                                        firmware::AccessKeyRegistry* registry,
                                                        firmware::VaultTokenRegistry* vault_tokens,
-                                                       const KeyAuthorizer* authorizer,
                                                        firmware::authz::PrincipalRegistry* principals) {
   std::unique_ptr<AwsServer> s(new AwsServer());
-  s->door_ = MakeAwsDoor(config, keys, service, registry, vault_tokens, authorizer, principals);
+  s->door_ = MakeAwsDoor(config, keys, authorizer, registry, vault_tokens, principals);
   s->router_ = std::make_unique<http::Router>();
   RouteAwsDoor(*s->router_, *s->door_);
   const http::Router* router = s->router_.get();

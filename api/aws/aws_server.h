@@ -6,7 +6,8 @@
 //   cfg.server.bind_address = "127.0.0.1";  cfg.server.port = 0;         // port 0: any free port
 //   cfg.server.tls = kms::api::tls::TlsOptions{"cert.pem", "key.pem", ""};  // unset = plain HTTP
 //   cfg.door.region = "us-east-1";  cfg.door.account_id = "111122223333";
-//   auto server = kms::api::aws::AwsServer::Create(cfg, access_keys, key_service);
+//   kms::api::aws::KeyAuthorizer authorizer(key_service, access_control);
+//   auto server = kms::api::aws::AwsServer::Create(cfg, access_keys, authorizer);
 //   (*server)->router().Exact("/health", health_handler);   // optional, before Start
 //   KMS_RETURN_IF_ERROR((*server)->Start());
 //   ... (*server)->port() ...;  on SIGTERM: (*server)->Stop();   // drains, then returns
@@ -15,7 +16,8 @@
 // administrators only; api/aws/appliance_operations.h), described by `config.appliance`; with a
 // VaultTokenRegistry as well, the admin API also manages the Vault door's tokens.
 //
-// Lifetime: `keys`, `service`, `registry` and `vault_tokens` must outlive the AwsServer.
+// Lifetime: `keys`, `authorizer` (and its service and access control), `registry`,
+// `vault_tokens` and `principals` must outlive the AwsServer.
 // Thread-safety: as http::Server.
 #ifndef KMS_API_AWS_AWS_SERVER_H_
 #define KMS_API_AWS_AWS_SERVER_H_
@@ -53,13 +55,12 @@ struct AwsServerConfig {
 // The door with every KeyService operation registered (and the admin API with a registry), for a
 // composition root that owns its server and swaps routes (kmsd serves a sealed appliance first).
 // Same lifetimes as AwsServer::Create.
-// With `authorizer` every operation is decided by access control (api/aws/authorization.h); a door
-// without one (tests of the operations alone) lets every caller use every key.
+// Every operation is decided by `authorizer` (api/aws/authorization.h) over its key service and
+// access control: there is no door without one.
 std::unique_ptr<AwsDoor> MakeAwsDoor(const AwsServerConfig& config, const AccessKeyStore& keys,
-                                     firmware::KeyService& service,
+                                     const KeyAuthorizer& authorizer,
                                      firmware::AccessKeyRegistry* registry = nullptr,
                                      firmware::VaultTokenRegistry* vault_tokens = nullptr,
-                                     const KeyAuthorizer* authorizer = nullptr,
                                      firmware::authz::PrincipalRegistry* principals = nullptr);
 // Serves `door` at "/" and, so SDK users see a parseable error, for every path no other route
 // takes.
@@ -75,10 +76,9 @@ inline constexpr std::string_view kSealedMessage =
 class AwsServer {
  public:
   static StatusOr<std::unique_ptr<AwsServer>> Create(
-      AwsServerConfig config, const AccessKeyStore& keys, firmware::KeyService& service,
+      AwsServerConfig config, const AccessKeyStore& keys, const KeyAuthorizer& authorizer,
       firmware::AccessKeyRegistry* registry = nullptr,
       firmware::VaultTokenRegistry* vault_tokens = nullptr,
-      const KeyAuthorizer* authorizer = nullptr,
       firmware::authz::PrincipalRegistry* principals = nullptr);
   ~AwsServer();  // Stop()
 

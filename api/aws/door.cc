@@ -3,10 +3,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include <array>
-#include <cstdio>
-#include <random>
 
+#include "api/aws/authorization.h"
 #include "base/encoding.h"
 #include "base/secret_bytes.h"
 
@@ -57,31 +55,20 @@ void WipeSensitiveMembers(json::object& o) {
 
 }  // namespace
 
-std::string NewRequestId() {
-  // Request ids are correlation handles, not secrets; a per-thread PRNG seeded once is enough.
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::array<std::uint8_t, 16> b{};
-  for (std::size_t i = 0; i < b.size(); i += 8) {
-    const std::uint64_t r = rng();
-    for (std::size_t j = 0; j < 8; ++j) b[i + j] = static_cast<std::uint8_t>(r >> (8 * j));
-  }
-  b[6] = static_cast<std::uint8_t>((b[6] & 0x0f) | 0x40);  // RFC 4122 §4.4: version 4
-  b[8] = static_cast<std::uint8_t>((b[8] & 0x3f) | 0x80);  // variant 10
-  char out[37];
-  std::snprintf(out, sizeof out,
-                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-                b[15]);
-  return out;
+void OperationTable::Add(std::string name, OperationSpec spec) {
+  ops_.insert_or_assign(std::move(name), std::move(spec));
 }
 
-void OperationTable::Add(std::string name, Operation operation) {
-  ops_.insert_or_assign(std::move(name), std::move(operation));
-}
-
-const Operation* OperationTable::Find(std::string_view name) const {
+const OperationSpec* OperationTable::Find(std::string_view name) const {
   auto it = ops_.find(name);
   return it == ops_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> OperationTable::Names() const {
+  std::vector<std::string> names;
+  names.reserve(ops_.size());
+  for (const auto& [name, spec] : ops_) names.push_back(name);
+  return names;
 }
 
 namespace {
@@ -96,16 +83,11 @@ sigv4::VerifierConfig VerifierConfigFor(const AwsDoorConfig& c) {
 }
 }  // namespace
 
-AwsDoor::AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, OperationTable operations)
+AwsDoor::AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, const KeyAuthorizer& authorizer,
+                 OperationTable operations, OperationTable appliance_operations)
     : config_(std::move(config)),
       verifier_(VerifierConfigFor(config_), keys),
-      operations_(std::move(operations)),
-      recorder_(config_.observers) {}
-
-AwsDoor::AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, OperationTable operations,
-                 OperationTable appliance_operations)
-    : config_(std::move(config)),
-      verifier_(VerifierConfigFor(config_), keys),
+      authorizer_(authorizer),
       operations_(std::move(operations)),
       appliance_operations_(std::move(appliance_operations)),
       recorder_(config_.observers) {}
@@ -151,8 +133,13 @@ http::HttpResponse AwsDoor::FaultResponse(http::ServerFault fault, std::string_v
 AwsResult<json::object> AwsDoor::Dispatch(const http::HttpRequest& request,
                                           std::string_view request_id, RequestNote& note,
                                           sigv4::Caller& who) const {
+  // Every way out before the authorizer decides names the stage that refused the request.
+  auto refuse = [&note](std::string_view stage, AwsError error) -> AwsResult<json::object> {
+    note.decision = "refused:" + std::string(stage);
+    return std::unexpected(std::move(error));
+  };
   auto caller = verifier_.Verify(request);
-  if (!caller) return std::unexpected(std::move(caller).error());
+  if (!caller) return refuse("unauthenticated", std::move(caller).error());
   who = *caller;
 
   // Reference §1.1: POST /, operation in X-Amz-Target.
@@ -160,13 +147,15 @@ AwsResult<json::object> AwsDoor::Dispatch(const http::HttpRequest& request,
   const bool appliance = target && target->starts_with(kApplianceTargetPrefix);
   if (request.method != "POST" || request.Path() != "/" || !target ||
       !(target->starts_with(kTargetPrefix) || appliance)) {
-    return std::unexpected(ClientError(
-        "UnknownOperationException",
-        "Requests must be POST / with X-Amz-Target: TrentService.<Operation>."));
+    return refuse("unsupported",
+                  ClientError("UnknownOperationException",
+                              "Requests must be POST / with X-Amz-Target: TrentService.<Operation>."));
   }
   // The admin API manages the credentials themselves: administrators only, checked before the
-  // operation name is looked at so other callers learn nothing about the table.
+  // operation name is looked at so other callers learn nothing about the table. (The authorizer
+  // decides the same again for every admin operation: this early answer only hides the table.)
   if (appliance && !caller->administrator) {
+    note.decision = "deny:not-administrator";
     return std::unexpected(ClientError(
         "AccessDeniedException",
         "User: " + caller->principal + " is not authorized to perform: " + std::string(*target) +
@@ -174,16 +163,18 @@ AwsResult<json::object> AwsDoor::Dispatch(const http::HttpRequest& request,
   }
   const std::string_view op_name =
       target->substr(appliance ? kApplianceTargetPrefix.size() : kTargetPrefix.size());
-  const Operation* op = appliance ? appliance_operations_.Find(op_name) : operations_.Find(op_name);
-  if (!op) {
-    return std::unexpected(
-        ClientError("UnknownOperationException",
-                    "Operation '" + std::string(op_name) + "' is not known to this service."));
+  const OperationSpec* spec =
+      appliance ? appliance_operations_.Find(op_name) : operations_.Find(op_name);
+  if (!spec) {
+    return refuse("unsupported",
+                  ClientError("UnknownOperationException",
+                              "Operation '" + std::string(op_name) + "' is not known to this service."));
   }
   const auto content_type = request.Header("content-type");
   if (!content_type || !AcceptableContentType(*content_type)) {
-    return std::unexpected(ClientError(
-        "SerializationException", "Content-Type must be application/x-amz-json-1.1."));
+    return refuse("invalid-request",
+                  ClientError("SerializationException",
+                              "Content-Type must be application/x-amz-json-1.1."));
   }
 
   json::object body;
@@ -191,19 +182,57 @@ AwsResult<json::object> AwsDoor::Dispatch(const http::HttpRequest& request,
     boost::system::error_code ec;
     json::value parsed = json::parse(request.body, ec);
     if (ec) {
-      return std::unexpected(
-          ClientError("SerializationException", "The request body is not valid JSON."));
+      return refuse("invalid-request",
+                    ClientError("SerializationException", "The request body is not valid JSON."));
     }
     if (!parsed.is_object()) {
-      return std::unexpected(ClientError("SerializationException",
-                                         "The request body must be a JSON object."));
+      return refuse("invalid-request", ClientError("SerializationException",
+                                                   "The request body must be a JSON object."));
     }
     body = std::move(parsed.get_object());
   }
+  // The members that may hold secrets are wiped on every way out from here.
+  struct Wiper {
+    json::object& o;
+    ~Wiper() { WipeSensitiveMembers(o); }
+  } wiper{body};
+  if (!spec->run) {
+    return refuse("unsupported",
+                  ClientError("UnsupportedOperationException",
+                              std::string(op_name) + " is not supported by this appliance."));
+  }
   const OperationContext ctx{*caller, request_id, &note, request.remote_address};
-  auto result = (*op)(ctx, body);
-  WipeSensitiveMembers(body);
-  return result;
+  auto authorization = authorizer_.Authorize(op_name, spec->rule, ctx, body);
+  if (!authorization) {
+    if (note.decision.empty()) {
+      note.decision = authorization.error().type == "NotFoundException"
+                          ? "refused:not-found"
+                          : "refused:invalid-request";
+    }
+    return std::unexpected(std::move(authorization).error());
+  }
+  if (spec->mutating && config_.observers.audit != nullptr) {
+    // The intent: no state change may exist without a record, so the record that it is about to
+    // happen is durable before the operation commits anything.
+    const std::string_view door = appliance ? "appliance" : "aws";
+    const http::AuditedRequest intent{
+        .door = door,
+        .operation = op_name,
+        .request_id = request_id,
+        .principal = caller->principal,
+        .credential_id = caller->access_key_id,
+        .source_address = request.remote_address,
+        .key_arn = note.key_arn,
+        .outcome = http::kAuditOutcomeStarted,
+        .error_message = {},
+        .status = 0,
+        .grant_id = note.grant_id,
+        .decision = note.decision,
+        .encryption_context = &note.encryption_context,
+    };
+    if (!config_.observers.audit->Record(intent).ok()) return std::unexpected(AuditFailure());
+  }
+  return spec->run(ctx, *authorization, body);
 }
 
 std::pair<std::string_view, std::string_view> AwsDoor::MetricLabels(
@@ -229,6 +258,7 @@ http::HttpResponse AwsDoor::Handle(const http::HttpRequest& request) const {
   AwsResult<json::object> result;
   if (audit != nullptr && !audit->Ready()) {
     // The audit log failed its last write: perform nothing it could not record (fail closed).
+    note.decision = "refused:audit";
     result = std::unexpected(AuditFailure());
   } else {
     try {
@@ -250,6 +280,8 @@ http::HttpResponse AwsDoor::Handle(const http::HttpRequest& request) const {
     WipeSensitiveMembers(*result);
   }
   const auto [door, operation] = MetricLabels(request);
+  // Only a throw before any stage could name itself leaves the decision empty.
+  if (note.decision.empty()) note.decision = "refused:internal";
   if (audit != nullptr) {
     const http::AuditedRequest record{
         .door = door,

@@ -7,7 +7,11 @@
 //   3. framing: `POST /`, `X-Amz-Target: TrentService.<Op>` (UnknownOperationException otherwise),
 //      Content-Type application/x-amz-json-1.1 (1.0 tolerated), body a JSON object (empty body = {});
 //      malformed JSON or a non-object is SerializationException;
-//   4. the operation from the `OperationTable`; its AwsError or JSON object becomes the response.
+//   4. the operation from the `OperationTable` (api/aws/operation.h): one declared unsupported is
+//      UnsupportedOperationException; otherwise the KeyAuthorizer decides it (an error or a denial
+//      is the answer and nothing runs); a mutating operation's audit intent is written (a failure
+//      is KMSInternalException and nothing runs); then the operation runs under the
+//      Authorization, and its AwsError or JSON object becomes the response.
 // Errors are `{"__type": "<Exception>", "message": "..."}` with the status of the AwsError (400 for
 // client errors, 500/503 for faults); success is 200 with Content-Type application/x-amz-json-1.1.
 // An operation that throws becomes KMSInternalException (500); nothing escapes to the server.
@@ -20,6 +24,11 @@
 // `FaultResponse` is the door's http::FaultResponder: body too large -> 413
 // RequestEntityTooLargeException, header too large -> 431, malformed HTTP -> 400 SerializationException,
 // overload -> ThrottlingException (400, which every SDK retries with backoff, reference §0.4).
+//
+// Audit (api/http/request_audit.h): every answer has a record naming the caller, the key, the
+// decision ("allow:*"/"deny:*" from the authorizer, else "refused:<stage>": unauthenticated,
+// unsupported, invalid-request, not-found, audit) and the outcome, written before the answer
+// leaves; a mutating operation also has its intent record (outcome "started") before it runs.
 //
 // Every request answered by `Handle` goes to the config's observers (api/http/request_recorder.h:
 // metrics, and the log for 5xx answers or every request): door "aws" (or "appliance" for
@@ -41,46 +50,14 @@
 
 #include "api/aws/access_key_store.h"
 #include "api/aws/aws_error.h"
+#include "api/aws/operation.h"
 #include "api/aws/sigv4.h"
 #include "api/http/message.h"
+#include "api/http/request_id.h"
 #include "api/http/request_recorder.h"
 #include "api/http/server.h"
 
 namespace kms::api::aws {
-
-// What the door learns about a request while serving it, for its audit record: filled by the
-// authorization step (api/aws/authorization.h), read by the door after the operation.
-struct RequestNote {
-  std::string key_arn;  // the key acted on ("" for none)
-  std::map<std::string, std::string> encryption_context;  // not secret (AWS logs it too)
-  std::string grant_id;  // the grant that allowed the call
-  std::string decision;  // "allow:key-policy", "deny:explicit", ... ("" when not decided)
-};
-
-// What an operation knows about the call besides its body.
-struct OperationContext {
-  const sigv4::Caller& caller;
-  std::string_view request_id;
-  RequestNote* note = nullptr;  // never null when the door calls an operation
-  std::string_view source_address;
-};
-
-// One AWS operation: request JSON object in, response JSON object or AwsError out. Runs on a worker
-// thread (may block on the HSM). Must be thread-safe. The body is the door's own parsed copy: the
-// authorization step may rewrite its KeyId (an alias becomes the key ARN it authorized).
-using Operation =
-    std::function<AwsResult<boost::json::object>(const OperationContext&, boost::json::object&)>;
-
-// Operation name ("Encrypt") -> Operation.
-class OperationTable {
- public:
-  void Add(std::string name, Operation operation);
-  const Operation* Find(std::string_view name) const;
-  std::size_t size() const { return ops_.size(); }
-
- private:
-  std::map<std::string, Operation, std::less<>> ops_;
-};
 
 struct AwsDoorConfig {
   std::string region = "us-east-1";
@@ -93,13 +70,14 @@ struct AwsDoorConfig {
   http::RequestObservers observers;
 };
 
+class KeyAuthorizer;
+
 class AwsDoor {
  public:
-  // `keys` must outlive the door.
-  AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, OperationTable operations);
-  // With the appliance admin operations (`KmsAppliance.<Op>`, administrators only).
-  AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, OperationTable operations,
-          OperationTable appliance_operations);
+  // `keys` and `authorizer` must outlive the door. `appliance_operations` are the admin API's
+  // (`KmsAppliance.<Op>`, administrators only).
+  AwsDoor(AwsDoorConfig config, const AccessKeyStore& keys, const KeyAuthorizer& authorizer,
+          OperationTable operations, OperationTable appliance_operations = {});
 
   http::HttpResponse Handle(const http::HttpRequest& request) const;
   static http::HttpResponse FaultResponse(http::ServerFault fault, std::string_view detail);
@@ -119,13 +97,14 @@ class AwsDoor {
 
   AwsDoorConfig config_;
   sigv4::Verifier verifier_;
+  const KeyAuthorizer& authorizer_;
   OperationTable operations_;
   OperationTable appliance_operations_;
   http::RequestRecorder recorder_;
 };
 
-// A random UUID v4 in the 8-4-4-4-12 form AWS request ids have.
-std::string NewRequestId();
+// A random UUID v4 in the 8-4-4-4-12 form AWS request ids have (api/http/request_id.h).
+using http::NewRequestId;
 
 }  // namespace kms::api::aws
 

@@ -1,17 +1,13 @@
 // The AWS operations of the appliance, for an AwsDoor's OperationTable.
 //
-// `RegisterKeyServiceOperations` adds one Operation per firmware::KeyService method (every P0
-// operation of AWS KMS reference §2.1 plus UpdateKeyDescription), each implemented in its own file
-// api/aws/op_<operation>.cc, converting the JSON members named exactly as the AWS model names them
-// to and from the core's domain structs.
+// `RegisterKeyServiceOperations` adds every AWS operation the appliance serves (every P0 operation
+// of AWS KMS reference §2.1, UpdateKeyDescription, key policies and grants), each declared with its
+// authorization rule and whether it changes stored state (api/aws/operation.h) and implemented in
+// its own file api/aws/op_<operation>.cc, converting the JSON members named exactly as the AWS
+// model names them to and from the core's domain structs; and the rest of the model's operations
+// as unsupported (api/aws/op_not_implemented.h).
 //
-// With a KeyAuthorizer (api/aws/authorization.h) — the appliance's door, always — every operation is
-// decided by access control before it runs, and the key-policy and grant operations are served
-// (api/aws/op_key_policies.cc, op_grants.cc; CreateKey accepts Policy). Without one — tests of the
-// operations' translation alone — every caller may use every key, and the policy and grant
-// operations answer UnsupportedOperationException (api/aws/op_not_implemented.h).
-//
-// Lifetime: `service` and `authorizer` must outlive the table (and the door holding it).
+// Lifetime: `service` and `access` must outlive the table (and the door holding it).
 #ifndef KMS_API_AWS_KEY_SERVICE_OPERATIONS_H_
 #define KMS_API_AWS_KEY_SERVICE_OPERATIONS_H_
 
@@ -20,15 +16,15 @@
 
 namespace kms::firmware {
 class KeyService;
+namespace authz {
+class AccessControl;
+}  // namespace authz
 }  // namespace kms::firmware
 
 namespace kms::api::aws {
 
-class KeyAuthorizer;
-
-void RegisterKeyServiceOperations(OperationTable& table, firmware::KeyService& service);
 void RegisterKeyServiceOperations(OperationTable& table, firmware::KeyService& service,
-                                  const KeyAuthorizer& authorizer);
+                                  firmware::authz::AccessControl& access);
 
 }  // namespace kms::api::aws
 

@@ -3,12 +3,12 @@
 
 namespace kms::api::aws::internal {
 
-OpResult CreateAlias(firmware::KeyService& service, const boost::json::object& body) {
-  RequestReader r(body);
+// The alias and target were read, validated and decided by the authorization step.
+OpResult CreateAlias(firmware::KeyService& service, const Authorization& authorization,
+                     const boost::json::object& /*body*/) {
   firmware::CreateAliasRequest req;
-  req.alias_name = r.RequiredString("AliasName", 1, 256);
-  req.target_key_id = r.RequiredString("TargetKeyId", 1, 2048);
-  KMS_AWS_RETURN_IF_READ_ERROR(r);
+  req.alias_name = authorization.alias_name();
+  req.target_key_id = authorization.key().arn;
   KMS_AWS_RETURN_IF_ERROR(service.CreateAlias(req));
   return boost::json::object();
 }

@@ -43,18 +43,6 @@ OpResult Answer(const firmware::CreateKeyResponse& res) {
 
 }  // namespace
 
-OpResult CreateKey(firmware::KeyService& service, const boost::json::object& body) {
-  RequestReader r(body);
-  // Without access control (a door built for tests of the operations alone) a policy would not be
-  // enforced, so none is accepted.
-  r.Unsupported("Policy", "Key policies are not enforced by this door; omit Policy.");
-  (void)r.Boolean("BypassPolicyLockoutSafetyCheck");
-  firmware::CreateKeyRequest req = ReadCreateKey(r);
-  KMS_AWS_RETURN_IF_READ_ERROR(r);
-  KMS_AWS_ASSIGN_OR_FAIL(auto res, service.CreateKey(req));
-  return Answer(res);
-}
-
 OpResult CreateKeyWithPolicy(const PolicyContext& p, const boost::json::object& body) {
   RequestReader r(body);
   const auto policy = r.String("Policy", 1, 131072);
@@ -65,7 +53,7 @@ OpResult CreateKeyWithPolicy(const PolicyContext& p, const boost::json::object& 
     // Checked before the key exists (its ARN is not known yet: the lockout check evaluates the
     // policy for "any key", which a statement naming one specific key ARN cannot match).
     const firmware::authz::KeyRef any_key{"", "*"};
-    KMS_AWS_RETURN_IF_ERROR(StatusOf(p.access.CheckKeyPolicy(*policy, p.caller, any_key, !bypass)));
+    KMS_AWS_RETURN_IF_ERROR(StatusOf(p.access.CheckKeyPolicy(*policy, p.authorization.caller(), any_key, !bypass)));
     req.attach = [&p, &policy](firmware::store::Transaction& tx, std::string_view key_id) {
       return p.access.StoreKeyPolicy(tx, key_id, *policy);
     };

@@ -3,13 +3,13 @@
 
 namespace kms::api::aws::internal {
 
-OpResult Decrypt(firmware::KeyService& service, const boost::json::object& body) {
+OpResult Decrypt(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::DecryptRequest req;
   req.ciphertext_blob = r.RequiredBlob("CiphertextBlob", 1, 6144);
   req.encryption_context = r.StringMap("EncryptionContext");
-  ReadGrantTokens(r);
-  req.key_id = r.String("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;  // the key that decrypts
   req.encryption_algorithm =
       r.Enum<firmware::EncryptionAlgorithm>("EncryptionAlgorithm", firmware::ParseEncryptionAlgorithm);
   r.Unsupported("Recipient", "Recipient (Nitro Enclaves attestation) is not supported by this "

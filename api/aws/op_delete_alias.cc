@@ -3,11 +3,13 @@
 
 namespace kms::api::aws::internal {
 
-OpResult DeleteAlias(firmware::KeyService& service, const boost::json::object& body) {
-  RequestReader r(body);
+// The alias and the key it named were decided by the authorization step; the service deletes the
+// alias only if it still names that key.
+OpResult DeleteAlias(firmware::KeyService& service, const Authorization& authorization,
+                     const boost::json::object& /*body*/) {
   firmware::DeleteAliasRequest req;
-  req.alias_name = r.RequiredString("AliasName", 1, 256);
-  KMS_AWS_RETURN_IF_READ_ERROR(r);
+  req.alias_name = authorization.alias_name();
+  req.expected_target_key_id = authorization.key().key_id;
   KMS_AWS_RETURN_IF_ERROR(service.DeleteAlias(req));
   return boost::json::object();
 }

@@ -3,10 +3,11 @@
 
 namespace kms::api::aws::internal {
 
-OpResult DisableKey(firmware::KeyService& service, const boost::json::object& body) {
+OpResult DisableKey(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::DisableKeyRequest req;
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;
   KMS_AWS_RETURN_IF_READ_ERROR(r);
   KMS_AWS_RETURN_IF_ERROR(service.DisableKey(req));
   return boost::json::object();

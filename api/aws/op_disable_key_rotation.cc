@@ -3,10 +3,11 @@
 
 namespace kms::api::aws::internal {
 
-OpResult DisableKeyRotation(firmware::KeyService& service, const boost::json::object& body) {
+OpResult DisableKeyRotation(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::DisableKeyRotationRequest req;
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;
   KMS_AWS_RETURN_IF_READ_ERROR(r);
   KMS_AWS_RETURN_IF_ERROR(service.DisableKeyRotation(req));
   return boost::json::object();

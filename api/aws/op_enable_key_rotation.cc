@@ -3,10 +3,11 @@
 
 namespace kms::api::aws::internal {
 
-OpResult EnableKeyRotation(firmware::KeyService& service, const boost::json::object& body) {
+OpResult EnableKeyRotation(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::EnableKeyRotationRequest req;
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;
   req.rotation_period_in_days = r.Integer("RotationPeriodInDays");
   KMS_AWS_RETURN_IF_READ_ERROR(r);
   KMS_AWS_RETURN_IF_ERROR(service.EnableKeyRotation(req));

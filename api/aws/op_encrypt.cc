@@ -3,13 +3,13 @@
 
 namespace kms::api::aws::internal {
 
-OpResult Encrypt(firmware::KeyService& service, const boost::json::object& body) {
+OpResult Encrypt(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::EncryptRequest req;
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;
   req.plaintext = r.RequiredSecretBlob("Plaintext", 1, 4096);
   req.encryption_context = r.StringMap("EncryptionContext");
-  ReadGrantTokens(r);
   req.encryption_algorithm =
       r.Enum<firmware::EncryptionAlgorithm>("EncryptionAlgorithm", firmware::ParseEncryptionAlgorithm);
   req.dry_run = r.Boolean("DryRun");

@@ -3,14 +3,14 @@
 
 namespace kms::api::aws::internal {
 
-OpResult GenerateDataKey(firmware::KeyService& service, const boost::json::object& body) {
+OpResult GenerateDataKey(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::GenerateDataKeyRequest req;
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;
   req.encryption_context = r.StringMap("EncryptionContext");
   req.number_of_bytes = r.Integer("NumberOfBytes");
   req.key_spec = r.Enum<firmware::DataKeySpec>("KeySpec", firmware::ParseDataKeySpec);
-  ReadGrantTokens(r);
   r.Unsupported("Recipient", "Recipient (Nitro Enclaves attestation) is not supported by this "
                              "appliance.");
   req.dry_run = r.Boolean("DryRun");

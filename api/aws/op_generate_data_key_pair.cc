@@ -3,16 +3,16 @@
 
 namespace kms::api::aws::internal {
 
-OpResult GenerateDataKeyPair(firmware::KeyService& service, const boost::json::object& body) {
+OpResult GenerateDataKeyPair(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::GenerateDataKeyPairRequest req;
   req.encryption_context = r.StringMap("EncryptionContext");
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;
   if (auto spec = r.Enum<firmware::KeySpec>("KeyPairSpec", firmware::ParseDataKeyPairSpec,
                                             /*required=*/true)) {
     req.key_pair_spec = *spec;
   }
-  ReadGrantTokens(r);
   r.Unsupported("Recipient", "Recipient (Nitro Enclaves attestation) is not supported by this "
                              "appliance.");
   req.dry_run = r.Boolean("DryRun");

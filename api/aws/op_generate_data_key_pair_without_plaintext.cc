@@ -3,16 +3,16 @@
 
 namespace kms::api::aws::internal {
 
-OpResult GenerateDataKeyPairWithoutPlaintext(firmware::KeyService& service, const boost::json::object& body) {
+OpResult GenerateDataKeyPairWithoutPlaintext(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::GenerateDataKeyPairRequest req;
   req.encryption_context = r.StringMap("EncryptionContext");
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;
   if (auto spec = r.Enum<firmware::KeySpec>("KeyPairSpec", firmware::ParseDataKeyPairSpec,
                                             /*required=*/true)) {
     req.key_pair_spec = *spec;
   }
-  ReadGrantTokens(r);
   req.dry_run = r.Boolean("DryRun");
   KMS_AWS_RETURN_IF_READ_ERROR(r);
   KMS_AWS_ASSIGN_OR_FAIL(auto res, service.GenerateDataKeyPairWithoutPlaintext(req));

@@ -3,14 +3,14 @@
 
 namespace kms::api::aws::internal {
 
-OpResult GenerateDataKeyWithoutPlaintext(firmware::KeyService& service, const boost::json::object& body) {
+OpResult GenerateDataKeyWithoutPlaintext(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::GenerateDataKeyRequest req;
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;
   req.encryption_context = r.StringMap("EncryptionContext");
   req.number_of_bytes = r.Integer("NumberOfBytes");
   req.key_spec = r.Enum<firmware::DataKeySpec>("KeySpec", firmware::ParseDataKeySpec);
-  ReadGrantTokens(r);
   req.dry_run = r.Boolean("DryRun");
   KMS_AWS_RETURN_IF_READ_ERROR(r);
   KMS_AWS_ASSIGN_OR_FAIL(auto res, service.GenerateDataKeyWithoutPlaintext(req));

@@ -3,7 +3,8 @@
 
 namespace kms::api::aws::internal {
 
-OpResult GenerateRandom(firmware::KeyService& service, const boost::json::object& body) {
+OpResult GenerateRandom(firmware::KeyService& service, const Authorization& /*authorization*/,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::GenerateRandomRequest req;
   req.number_of_bytes = r.Integer("NumberOfBytes");

@@ -3,11 +3,11 @@
 
 namespace kms::api::aws::internal {
 
-OpResult GetPublicKey(firmware::KeyService& service, const boost::json::object& body) {
+OpResult GetPublicKey(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::GetPublicKeyRequest req;
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
-  ReadGrantTokens(r);
+  req.key_id = authorization.key().arn;
   KMS_AWS_RETURN_IF_READ_ERROR(r);
   KMS_AWS_ASSIGN_OR_FAIL(auto res, service.GetPublicKey(req));
   boost::json::object out;

@@ -102,7 +102,6 @@ AwsError DryRun() {
 OpResult CreateGrant(const PolicyContext& p, const boost::json::object& body) {
   RequestReader r(body);
   firmware::authz::GrantSpec spec;
-  const std::string key_id = r.RequiredString("KeyId", 1, 2048);
   if (auto g = ReadPrincipal(r, "GranteePrincipal", true, "granteePrincipal")) {
     spec.grantee_principal = *g;
   }
@@ -148,7 +147,6 @@ OpResult CreateGrant(const PolicyContext& p, const boost::json::object& body) {
       }
     }
   }
-  ReadGrantTokens(r);
   if (auto name = r.String("Name", 1, 256)) {
     static const std::regex kName(R"([a-zA-Z0-9:/_-]+)");
     if (!std::regex_match(*name, kName)) {
@@ -160,13 +158,13 @@ OpResult CreateGrant(const PolicyContext& p, const boost::json::object& body) {
   }
   const bool dry_run = r.Boolean("DryRun");
   KMS_AWS_RETURN_IF_READ_ERROR(r);
-  KMS_AWS_ASSIGN_OR_FAIL(auto key, p.service.IdentifyKey(key_id, false));
+  KMS_AWS_ASSIGN_OR_FAIL(auto key, p.service.IdentifyKey(p.authorization.key().arn, false));
   if (auto e = CheckGrantable(key)) return std::unexpected(*e);
   if (dry_run) return std::unexpected(DryRun());
-  spec.key = KeyRef{key.key_id, key.arn};
-  firmware::authz::AccessDecision allowed_by;
-  if (p.note) allowed_by.grant_id = p.note->grant_id;
-  KMS_AWS_ASSIGN_OR_FAIL(auto made, p.access.CreateGrant(p.caller, spec, allowed_by));
+  spec.key = p.authorization.key();
+  // A grant that allowed this call bounds what the new grant may give.
+  KMS_AWS_ASSIGN_OR_FAIL(auto made, p.access.CreateGrant(p.authorization.caller(), spec,
+                                                         p.authorization.decision()));
   boost::json::object out;
   out["GrantToken"] = made.grant_token;
   out["GrantId"] = made.grant_id;
@@ -177,16 +175,15 @@ OpResult ListGrants(const PolicyContext& p, const boost::json::object& body) {
   RequestReader r(body);
   const auto limit = ReadLimit(r, 100);
   const auto marker = r.String("Marker", 1, 1024);
-  const std::string key_id = r.RequiredString("KeyId", 1, 2048);
   const auto grant_id = r.String("GrantId", 1, 128);
   const auto grantee = r.String("GranteePrincipal", 1, 256);
   KMS_AWS_RETURN_IF_READ_ERROR(r);
-  KMS_AWS_ASSIGN_OR_FAIL(auto key, p.service.IdentifyKey(key_id, false));
+  const KeyRef& key = p.authorization.key();
   if (marker && (marker->size() != 64 ||
                  marker->find_first_not_of("0123456789abcdef") != std::string::npos)) {
     return std::unexpected(ClientError("InvalidMarkerException", "Invalid marker."));
   }
-  KMS_AWS_ASSIGN_OR_FAIL(auto page, p.access.ListGrants({key.key_id, key.arn}, grant_id.value_or(""),
+  KMS_AWS_ASSIGN_OR_FAIL(auto page, p.access.ListGrants(key, grant_id.value_or(""),
                                                         grantee.value_or(""), marker.value_or(""),
                                                         static_cast<std::size_t>(limit.value_or(50))));
   boost::json::array grants;
@@ -219,43 +216,24 @@ OpResult ListRetirableGrants(const PolicyContext& p, const boost::json::object& 
   return out;
 }
 
+// The grant (by token, or key and id) was read and decided by the authorization step.
 OpResult RetireGrant(const PolicyContext& p, const boost::json::object& body) {
   RequestReader r(body);
-  const auto token = r.String("GrantToken", 1, 8192);
-  const auto key_id = r.String("KeyId", 1, 2048);
-  const auto grant_id = r.String("GrantId", 1, 128);
   const bool dry_run = r.Boolean("DryRun");
   KMS_AWS_RETURN_IF_READ_ERROR(r);
-  if (!token && !(key_id && grant_id)) {
-    return std::unexpected(
-        ValidationError("RetireGrant needs a GrantToken, or both KeyId and GrantId"));
-  }
-  std::optional<firmware::KeyIdentity> key;
-  if (key_id) {
-    KMS_AWS_ASSIGN_OR_FAIL(key, p.service.IdentifyKey(*key_id, false));
-  } else {
-    KMS_AWS_ASSIGN_OR_FAIL(auto named, p.access.ParseGrantToken(*token));
-    KMS_AWS_ASSIGN_OR_FAIL(key, p.service.IdentifyKey(named.first, false));
-  }
   if (dry_run) return std::unexpected(DryRun());
-  const KeyRef ref{key->key_id, key->arn};
-  std::optional<std::string_view> token_view;
-  if (token) token_view = *token;
-  std::optional<std::string_view> id_view;
-  if (grant_id) id_view = *grant_id;
-  KMS_AWS_RETURN_IF_ERROR(p.access.RetireGrant(p.caller, token_view, &ref, id_view));
+  KMS_AWS_RETURN_IF_ERROR(
+      p.access.RetireGrant(p.authorization.key(), p.authorization.grant_id()));
   return boost::json::object();
 }
 
 OpResult RevokeGrant(const PolicyContext& p, const boost::json::object& body) {
   RequestReader r(body);
-  const std::string key_id = r.RequiredString("KeyId", 1, 2048);
   const std::string grant_id = r.RequiredString("GrantId", 1, 128);
   const bool dry_run = r.Boolean("DryRun");
   KMS_AWS_RETURN_IF_READ_ERROR(r);
-  KMS_AWS_ASSIGN_OR_FAIL(auto key, p.service.IdentifyKey(key_id, false));
   if (dry_run) return std::unexpected(DryRun());
-  KMS_AWS_RETURN_IF_ERROR(p.access.RevokeGrant({key.key_id, key.arn}, grant_id));
+  KMS_AWS_RETURN_IF_ERROR(p.access.RevokeGrant(p.authorization.key(), grant_id));
   return boost::json::object();
 }
 

@@ -18,12 +18,10 @@ std::optional<AwsError> CheckPolicyName(const std::optional<std::string>& name) 
 
 OpResult GetKeyPolicy(const PolicyContext& p, const boost::json::object& body) {
   RequestReader r(body);
-  const std::string key_id = r.RequiredString("KeyId", 1, 2048);
   const auto name = r.String("PolicyName", 1, 128);
   KMS_AWS_RETURN_IF_READ_ERROR(r);
   if (auto e = CheckPolicyName(name)) return std::unexpected(*e);
-  KMS_AWS_ASSIGN_OR_FAIL(auto key, p.service.IdentifyKey(key_id, false));
-  KMS_AWS_ASSIGN_OR_FAIL(std::string policy, p.access.GetKeyPolicy({key.key_id, key.arn}));
+  KMS_AWS_ASSIGN_OR_FAIL(std::string policy, p.access.GetKeyPolicy(p.authorization.key()));
   boost::json::object out;
   out["Policy"] = policy;
   out["PolicyName"] = firmware::authz::kDefaultPolicyName;
@@ -32,7 +30,6 @@ OpResult GetKeyPolicy(const PolicyContext& p, const boost::json::object& body) {
 
 OpResult PutKeyPolicy(const PolicyContext& p, const boost::json::object& body) {
   RequestReader r(body);
-  const std::string key_id = r.RequiredString("KeyId", 1, 2048);
   const auto name = r.String("PolicyName", 1, 128);
   const std::string policy = r.RequiredString("Policy", 1, 131072);
   const bool bypass = r.Boolean("BypassPolicyLockoutSafetyCheck");
@@ -40,14 +37,13 @@ OpResult PutKeyPolicy(const PolicyContext& p, const boost::json::object& body) {
   if (name && *name != firmware::authz::kDefaultPolicyName) {
     return std::unexpected(ValidationError("PolicyName must be \"default\"."));
   }
-  KMS_AWS_ASSIGN_OR_FAIL(auto key, p.service.IdentifyKey(key_id, false));
-  KMS_AWS_RETURN_IF_ERROR(p.access.PutKeyPolicy(p.caller, {key.key_id, key.arn}, policy, bypass));
+  KMS_AWS_RETURN_IF_ERROR(
+      p.access.PutKeyPolicy(p.authorization.caller(), p.authorization.key(), policy, bypass));
   return boost::json::object();
 }
 
-OpResult ListKeyPolicies(const PolicyContext& p, const boost::json::object& body) {
+OpResult ListKeyPolicies(const PolicyContext& /*p*/, const boost::json::object& body) {
   RequestReader r(body);
-  const std::string key_id = r.RequiredString("KeyId", 1, 2048);
   const auto limit = r.Integer("Limit");
   const auto marker = r.String("Marker", 1, 1024);
   KMS_AWS_RETURN_IF_READ_ERROR(r);
@@ -58,8 +54,6 @@ OpResult ListKeyPolicies(const PolicyContext& p, const boost::json::object& body
   }
   // One policy: any marker is past the end of the list.
   if (marker) return std::unexpected(ClientError("InvalidMarkerException", "Invalid marker."));
-  KMS_AWS_ASSIGN_OR_FAIL(auto key, p.service.IdentifyKey(key_id, false));
-  (void)key;
   boost::json::object out;
   out["PolicyNames"] = boost::json::array{firmware::authz::kDefaultPolicyName};
   out["Truncated"] = false;

@@ -3,7 +3,8 @@
 
 namespace kms::api::aws::internal {
 
-OpResult ListAliases(firmware::KeyService& service, const boost::json::object& body) {
+OpResult ListAliases(firmware::KeyService& service, const Authorization& /*authorization*/,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::ListAliasesRequest req;
   req.key_id = r.String("KeyId", 1, 2048);

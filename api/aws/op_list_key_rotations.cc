@@ -3,10 +3,11 @@
 
 namespace kms::api::aws::internal {
 
-OpResult ListKeyRotations(firmware::KeyService& service, const boost::json::object& body) {
+OpResult ListKeyRotations(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::ListKeyRotationsRequest req;
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;
   // IncludeKeyMaterial (ALL_KEY_MATERIAL / ROTATIONS_ONLY) only differs for imported material, which
   // this appliance does not have; both list the same rotations.
   if (auto include = r.String("IncludeKeyMaterial");

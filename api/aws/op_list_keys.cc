@@ -3,7 +3,8 @@
 
 namespace kms::api::aws::internal {
 
-OpResult ListKeys(firmware::KeyService& service, const boost::json::object& body) {
+OpResult ListKeys(firmware::KeyService& service, const Authorization& /*authorization*/,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::ListKeysRequest req;
   req.limit = r.Integer("Limit");

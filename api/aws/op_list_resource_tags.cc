@@ -3,10 +3,11 @@
 
 namespace kms::api::aws::internal {
 
-OpResult ListResourceTags(firmware::KeyService& service, const boost::json::object& body) {
+OpResult ListResourceTags(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::ListResourceTagsRequest req;
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;
   req.limit = r.Integer("Limit");
   req.marker = r.String("Marker", 1, 1024);
   KMS_AWS_RETURN_IF_READ_ERROR(r);

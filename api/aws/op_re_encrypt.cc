@@ -3,19 +3,19 @@
 
 namespace kms::api::aws::internal {
 
-OpResult ReEncrypt(firmware::KeyService& service, const boost::json::object& body) {
+OpResult ReEncrypt(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::ReEncryptRequest req;
   req.ciphertext_blob = r.RequiredBlob("CiphertextBlob", 1, 6144);
   req.source_encryption_context = r.StringMap("SourceEncryptionContext");
-  req.source_key_id = r.String("SourceKeyId", 1, 2048);
-  req.destination_key_id = r.RequiredString("DestinationKeyId", 1, 2048);
+  req.source_key_id = authorization.key().arn;
+  req.destination_key_id = authorization.second_key().arn;
   req.destination_encryption_context = r.StringMap("DestinationEncryptionContext");
   req.source_encryption_algorithm = r.Enum<firmware::EncryptionAlgorithm>(
       "SourceEncryptionAlgorithm", firmware::ParseEncryptionAlgorithm);
   req.destination_encryption_algorithm = r.Enum<firmware::EncryptionAlgorithm>(
       "DestinationEncryptionAlgorithm", firmware::ParseEncryptionAlgorithm);
-  ReadGrantTokens(r);
   req.dry_run = r.Boolean("DryRun");
   (void)r.StringList("DryRunModifiers");
   KMS_AWS_RETURN_IF_READ_ERROR(r);

@@ -3,15 +3,15 @@
 
 namespace kms::api::aws::internal {
 
-OpResult Sign(firmware::KeyService& service, const boost::json::object& body) {
+OpResult Sign(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::SignRequest req;
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;
   req.message = r.RequiredSecretBlob("Message", 1, 4096);
   if (auto t = r.Enum<firmware::MessageType>("MessageType", firmware::ParseMessageType)) {
     req.message_type = *t;
   }
-  ReadGrantTokens(r);
   if (auto a = r.Enum<firmware::SigningAlgorithm>("SigningAlgorithm",
                                                   firmware::ParseSigningAlgorithm, true)) {
     req.signing_algorithm = *a;

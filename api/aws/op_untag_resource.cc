@@ -3,10 +3,11 @@
 
 namespace kms::api::aws::internal {
 
-OpResult UntagResource(firmware::KeyService& service, const boost::json::object& body) {
+OpResult UntagResource(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::UntagResourceRequest req;
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;
   req.tag_keys = r.StringList("TagKeys", /*required=*/true);
   for (const auto& k : req.tag_keys) {
     if (k.empty() || k.size() > 128) {

@@ -3,12 +3,14 @@
 
 namespace kms::api::aws::internal {
 
-OpResult UpdateAlias(firmware::KeyService& service, const boost::json::object& body) {
-  RequestReader r(body);
+// The alias, the key it named and the new target were decided by the authorization step; the
+// service moves the alias only if it still names the key that was decided on.
+OpResult UpdateAlias(firmware::KeyService& service, const Authorization& authorization,
+                     const boost::json::object& /*body*/) {
   firmware::UpdateAliasRequest req;
-  req.alias_name = r.RequiredString("AliasName", 1, 256);
-  req.target_key_id = r.RequiredString("TargetKeyId", 1, 2048);
-  KMS_AWS_RETURN_IF_READ_ERROR(r);
+  req.alias_name = authorization.alias_name();
+  req.target_key_id = authorization.second_key().arn;
+  req.expected_target_key_id = authorization.key().key_id;
   KMS_AWS_RETURN_IF_ERROR(service.UpdateAlias(req));
   return boost::json::object();
 }

@@ -3,10 +3,11 @@
 
 namespace kms::api::aws::internal {
 
-OpResult UpdateKeyDescription(firmware::KeyService& service, const boost::json::object& body) {
+OpResult UpdateKeyDescription(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::UpdateKeyDescriptionRequest req;
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;
   req.description = r.RequiredString("Description", 0, 8192);
   KMS_AWS_RETURN_IF_READ_ERROR(r);
   KMS_AWS_RETURN_IF_ERROR(service.UpdateKeyDescription(req));

@@ -3,10 +3,11 @@
 
 namespace kms::api::aws::internal {
 
-OpResult Verify(firmware::KeyService& service, const boost::json::object& body) {
+OpResult Verify(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::VerifyRequest req;
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;
   req.message = r.RequiredSecretBlob("Message", 1, 4096);
   if (auto t = r.Enum<firmware::MessageType>("MessageType", firmware::ParseMessageType)) {
     req.message_type = *t;
@@ -16,7 +17,6 @@ OpResult Verify(firmware::KeyService& service, const boost::json::object& body) 
                                                   firmware::ParseSigningAlgorithm, true)) {
     req.signing_algorithm = *a;
   }
-  ReadGrantTokens(r);
   req.dry_run = r.Boolean("DryRun");
   KMS_AWS_RETURN_IF_READ_ERROR(r);
   KMS_AWS_ASSIGN_OR_FAIL(auto res, service.Verify(req));

@@ -3,16 +3,16 @@
 
 namespace kms::api::aws::internal {
 
-OpResult VerifyMac(firmware::KeyService& service, const boost::json::object& body) {
+OpResult VerifyMac(firmware::KeyService& service, const Authorization& authorization,
+                  const boost::json::object& body) {
   RequestReader r(body);
   firmware::VerifyMacRequest req;
   req.message = r.RequiredSecretBlob("Message", 1, 4096);
-  req.key_id = r.RequiredString("KeyId", 1, 2048);
+  req.key_id = authorization.key().arn;
   if (auto a = r.Enum<firmware::MacAlgorithm>("MacAlgorithm", firmware::ParseMacAlgorithm, true)) {
     req.mac_algorithm = *a;
   }
   req.mac = r.RequiredBlob("Mac", 1, 6144);
-  ReadGrantTokens(r);
   req.dry_run = r.Boolean("DryRun");
   KMS_AWS_RETURN_IF_READ_ERROR(r);
   KMS_AWS_ASSIGN_OR_FAIL(auto res, service.VerifyMac(req));

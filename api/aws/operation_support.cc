@@ -4,21 +4,22 @@ namespace kms::api::aws::internal {
 
 namespace json = boost::json;
 
-void ReadGrantTokens(RequestReader& reader) {
-  const auto tokens = reader.StringList("GrantTokens");
+std::vector<std::string> ReadGrantTokens(RequestReader& reader) {
+  auto tokens = reader.StringList("GrantTokens");
   if (tokens.size() > 10) {
     reader.Fail(ValidationError("Value at 'grantTokens' failed to satisfy constraint: Member must "
                                 "have length less than or equal to 10"));
-    return;
+    return {};
   }
   for (const auto& t : tokens) {
     if (t.empty() || t.size() > 8192) {
       reader.Fail(ValidationError("Value at 'grantTokens' failed to satisfy constraint: Member must "
                                   "satisfy constraint: [Member must have length less than or equal "
                                   "to 8192, Member must have length greater than or equal to 1]"));
-      return;
+      return {};
     }
   }
+  return tokens;
 }
 
 std::vector<firmware::Tag> ReadTags(RequestReader& reader, std::string_view name, bool required) {

@@ -1,5 +1,5 @@
-// RequestAuditor: where the doors send the audit record of every request they answer (issue 7 item
-// 5), before the answer leaves. The composition root implements it over the firmware's hash-chained
+// RequestAuditor: where the doors send the audit record of every request they answer,
+// before the answer leaves. The composition root implements it over the firmware's hash-chained
 // audit log (firmware/audit/audit_log.h); the doors know only this seam.
 //
 // Contract:
@@ -10,6 +10,12 @@
 //    with a server error (AWS KMSInternalException 500, Vault 500): the caller never receives an
 //    answer that has no record (fail closed). A state change the operation already committed stays
 //    committed; its request id is in the kmsd log line of the failure.
+//  * Intent: before an operation that changes stored state commits anything, the door records
+//    the request with outcome `kAuditOutcomeStarted` (status 0, the decision and key filled) and
+//    runs the operation only if that record is durable. The final record follows with the same
+//    request id. So a change can exist without its final record (the answer was refused) but never
+//    without a record at all; an intent with no final record marks a change whose answer was
+//    lost (a crash, or the final write failing).
 //  * Records carry only the allow-listed fields below: never a plaintext, data key, signature,
 //    secret or token. The encryption context is not secret (AWS logs it too).
 //  * Thread-safety: both methods are called concurrently from every worker thread.
@@ -24,6 +30,9 @@
 
 namespace kms::api::http {
 
+// The outcome of an intent record (see the contract).
+inline constexpr std::string_view kAuditOutcomeStarted = "started";
+
 struct AuditedRequest {
   std::string_view door;        // "aws", "appliance", "vault"
   std::string_view operation;   // "Encrypt", "transit/encrypt", "unknown"
@@ -32,10 +41,11 @@ struct AuditedRequest {
   std::string_view credential_id;  // access key id or token accessor, never the secret
   std::string_view source_address;
   std::string_view key_arn;     // the key acted on, "" for none
-  std::string_view outcome;     // "ok" or the error the client saw
+  std::string_view outcome;     // "ok", the error the client saw, or kAuditOutcomeStarted
   std::string_view error_message;
   unsigned status = 200;
   std::string_view grant_id;
+  // "allow:<basis>", "deny:<basis>" or "refused:<stage>" (docs/access-control.md); never empty.
   std::string_view decision;
   const std::map<std::string, std::string>* encryption_context = nullptr;
 };

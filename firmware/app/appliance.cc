@@ -217,9 +217,9 @@ StatusOr<std::unique_ptr<Appliance>> Appliance::Open(ApplianceOptions options) {
   aws.appliance.account_id = config.account_id;
   aws.appliance.version = std::string(kApplianceVersion);
   // With the registries the door also serves the admin API (KmsAppliance.*, administrators only).
-  a->aws_door_ = api::aws::MakeAwsDoor(aws, *a->access_key_store_, *a->service_,
+  a->aws_door_ = api::aws::MakeAwsDoor(aws, *a->access_key_store_, *a->authorizer_,
                                        a->access_keys_.get(), a->vault_tokens_.get(),
-                                       a->authorizer_.get(), a->principals_.get());
+                                       a->principals_.get());
   api::vault::VaultDoorConfig vault;
   vault.mounts = config.vault_mounts;
   vault.clock = &a->clock_;

@@ -48,10 +48,10 @@ GrantInfo ToInfo(const records::GrantRecord& r, std::string_view account_id) {
   g.retiring_principal = r.retiring_principal();
   g.issuing_account = "arn:aws:iam::" + std::string(account_id) + ":root";
   g.operations.assign(r.operations().begin(), r.operations().end());
-  if (!r.encryption_context_subset().empty()) {
+  if (r.has_encryption_context_subset() || !r.encryption_context_subset().empty()) {
     g.constraints.encryption_context_subset = ToContext(r.encryption_context_subset());
   }
-  if (!r.encryption_context_equals().empty()) {
+  if (r.has_encryption_context_equals() || !r.encryption_context_equals().empty()) {
     g.constraints.encryption_context_equals = ToContext(r.encryption_context_equals());
   }
   return g;
@@ -170,7 +170,8 @@ PolicyRequest AccessControl::MakePolicyRequest(const Caller& caller,
   p.principal_arn = caller.principal_arn;
   p.account_id = config_.account_id;
   p.action = request.action;
-  p.resource_arn = request.key ? request.key->arn : "*";
+  p.resource_arn = request.key ? request.key->arn
+                                : (request.resource.empty() ? "*" : request.resource);
   p.conditions = request.conditions;
   p.conditions.Set("kms:CallerAccount", config_.account_id);
   p.conditions.Set("kms:GrantIsForAWSResource", "false");
@@ -455,11 +456,13 @@ StatusOr<CreatedGrant> AccessControl::CreateGrant(const Caller& caller, const Gr
   rec.set_issuing_principal(caller.principal_arn);
   for (const auto& op : ops) rec.add_operations(op);
   if (spec.constraints.encryption_context_subset) {
+    rec.set_has_encryption_context_subset(true);
     for (const auto& [k, v] : *spec.constraints.encryption_context_subset) {
       (*rec.mutable_encryption_context_subset())[k] = v;
     }
   }
   if (spec.constraints.encryption_context_equals) {
+    rec.set_has_encryption_context_equals(true);
     for (const auto& [k, v] : *spec.constraints.encryption_context_equals) {
       (*rec.mutable_encryption_context_equals())[k] = v;
     }
@@ -528,8 +531,9 @@ StatusOr<store::Page<GrantInfo>> AccessControl::ListRetirableGrants(
   return out;
 }
 
-Status AccessControl::RetireGrant(const Caller& caller, std::optional<std::string_view> grant_token,
-                                  const KeyRef* key, std::optional<std::string_view> grant_id) {
+StatusOr<AccessDecision> AccessControl::DecideRetireGrant(
+    const Caller& caller, std::optional<std::string_view> grant_token, const KeyRef* key,
+    std::optional<std::string_view> grant_id, RetireTarget& decided) {
   std::string key_id;
   std::string id;
   if (grant_token) {
@@ -554,38 +558,38 @@ Status AccessControl::RetireGrant(const Caller& caller, std::optional<std::strin
     key_id = key->key_id;
     id = std::string(*grant_id);
   }
-  KMS_ASSIGN_OR_RETURN(auto tx, store_.Begin(TransactionMode::kReadWrite));
-  KMS_ASSIGN_OR_RETURN(auto grant, ReadGrant(*tx, key_id, id));
+  std::optional<GrantInfo> grant;
+  {
+    KMS_ASSIGN_OR_RETURN(auto tx, store_.Begin(TransactionMode::kReadOnly));
+    KMS_ASSIGN_OR_RETURN(grant, ReadGrant(*tx, key_id, id));
+  }
   if (!grant) return NotFoundError("Grant ID " + id + " not found.");
-  bool allowed = !grant->retiring_principal.empty() &&
-                 grant->retiring_principal == caller.principal_arn;
-  if (!allowed && grant->grantee_principal == caller.principal_arn) {
-    allowed = std::find(grant->operations.begin(), grant->operations.end(), "RetireGrant") !=
-              grant->operations.end();
+  decided = RetireTarget{key_id, id};
+  AccessDecision d;
+  if (!grant->retiring_principal.empty() && grant->retiring_principal == caller.principal_arn) {
+    d.allowed = true;
+    d.basis = "allow:retiring-principal";
+    return d;
   }
-  if (!allowed) {
-    // The key's own principals may retire too when the key policy (or their identity) allows it.
-    KMS_RETURN_IF_ERROR(tx->Rollback());
-    const KeyRef ref{key_id, "arn:aws:kms:" + config_.region + ":" + config_.account_id + ":key/" +
-                                 key_id};
-    AccessRequest req;
-    req.action = "kms:RetireGrant";
-    req.key = &ref;
-    KMS_ASSIGN_OR_RETURN(auto decision, Decide(caller, req));
-    if (!decision.allowed) {
-      return PermissionDeniedError("User: " + caller.principal_arn +
-                                   " is not authorized to perform: kms:RetireGrant on this grant");
-    }
-    KMS_ASSIGN_OR_RETURN(tx, store_.Begin(TransactionMode::kReadWrite));
+  if (grant->grantee_principal == caller.principal_arn &&
+      std::find(grant->operations.begin(), grant->operations.end(), "RetireGrant") !=
+          grant->operations.end()) {
+    d.allowed = true;
+    d.basis = "allow:grantee";
+    d.grant_id = id;
+    return d;
   }
-  auto deleted = tx->DeleteMeta(GrantMetaName(key_id, id));
-  if (!deleted.ok()) {
-    if (deleted.code() == StatusCode::kNotFound) return NotFoundError("Grant ID " + id + " not found.");
-    return deleted;
-  }
-  Status committed = tx->Commit();
-  ForgetKey(key_id);
-  return committed;
+  // The key's own principals may retire too when the key policy (or their identity) allows it.
+  const KeyRef ref{key_id, "arn:aws:kms:" + config_.region + ":" + config_.account_id + ":key/" +
+                               key_id};
+  AccessRequest req;
+  req.action = "kms:RetireGrant";
+  req.key = &ref;
+  return Decide(caller, req);
+}
+
+Status AccessControl::RetireGrant(const KeyRef& key, std::string_view grant_id) {
+  return RevokeGrant(key, grant_id);
 }
 
 Status AccessControl::RevokeGrant(const KeyRef& key, std::string_view grant_id) {

@@ -32,9 +32,8 @@
 //    UUIDs, never reused).
 //  * Errors: InvalidArgument with Reason::kMalformedPolicy / kInvalidGrantToken / kInvalidGrantId /
 //    none (validation), NotFound for an unknown grant, ResourceExhausted kLimitExceeded beyond
-//    `max_grants_per_key`, PermissionDenied where the firmware itself decides (RetireGrant); store
-//    and HSM failures pass through. `Decide` answers a decision, never PermissionDenied: the door
-//    words the AccessDeniedException.
+//    `max_grants_per_key`; store and HSM failures pass through. `Decide` and `DecideRetireGrant`
+//    answer a decision, never PermissionDenied: the door words the AccessDeniedException.
 //  * Lifetime: hsm, store, principals and clock outlive this. Thread-safety: fully concurrent.
 #ifndef KMS_FIRMWARE_AUTHZ_ACCESS_CONTROL_H_
 #define KMS_FIRMWARE_AUTHZ_ACCESS_CONTROL_H_
@@ -97,6 +96,9 @@ struct KeyRef {
 struct AccessRequest {
   std::string action;           // "kms:Encrypt"
   const KeyRef* key = nullptr;  // null for account-level actions
+  // Account-level actions only (key null): the resource the identity policy is evaluated on, "*"
+  // when empty; an alias ARN for the alias half of CreateAlias/UpdateAlias/DeleteAlias.
+  std::string resource;
   // The GrantOperation this action can be granted as ("" = not grantable, e.g. PutKeyPolicy).
   std::string grant_operation;
   const EncryptionContext* encryption_context = nullptr;
@@ -114,7 +116,9 @@ struct AccessDecision {
   std::string grant_id;  // the grant that allowed it
 };
 
-// GrantConstraints: at most one of the two (AWS refuses both).
+// GrantConstraints: at most one of the two (AWS refuses both). A present but empty map is a
+// constraint as given and is stored and read back as such: Equals {} admits only requests without
+// an encryption context; Subset {} admits every context.
 struct GrantConstraints {
   std::optional<EncryptionContext> encryption_context_subset;
   std::optional<EncryptionContext> encryption_context_equals;
@@ -184,11 +188,24 @@ class AccessControl {
   // Grants of every key whose retiring principal is `retiring_principal`.
   StatusOr<store::Page<GrantInfo>> ListRetirableGrants(std::string_view retiring_principal,
                                                        std::string_view after, std::size_t limit);
-  // RetireGrant: by token, or by key + grant id. Allowed for the retiring principal, for the grantee
-  // when the grant includes RetireGrant, and for callers the key policy allows kms:RetireGrant.
-  Status RetireGrant(const Caller& caller, std::optional<std::string_view> grant_token,
-                     const KeyRef* key, std::optional<std::string_view> grant_id);
-  // RevokeGrant (the door has already authorized kms:RevokeGrant on the key).
+  // RetireGrant's decision: the grant named by token, or by key + grant id (both when given must
+  // agree), read uncached. Allowed ("allow:retiring-principal") for the retiring principal,
+  // ("allow:grantee") for the grantee when the grant includes RetireGrant, and for callers the
+  // key policy (or their identity policy through it) allows kms:RetireGrant. `key` is the key the
+  // request named (null when only a token was given); the decision's key and grant are returned
+  // in `decided`. NotFound for a grant that does not exist; a refusal is a decision, not an error.
+  struct RetireTarget {
+    std::string key_id;
+    std::string grant_id;
+  };
+  StatusOr<AccessDecision> DecideRetireGrant(const Caller& caller,
+                                             std::optional<std::string_view> grant_token,
+                                             const KeyRef* key,
+                                             std::optional<std::string_view> grant_id,
+                                             RetireTarget& decided);
+  // Deletes one grant: RetireGrant and RevokeGrant once the door has decided them. NotFound when
+  // it is already gone; InvalidGrantId for a malformed id.
+  Status RetireGrant(const KeyRef& key, std::string_view grant_id);
   Status RevokeGrant(const KeyRef& key, std::string_view grant_id);
   // The key and grant a token names (InvalidGrantToken when malformed). Does not read the store.
   StatusOr<std::pair<std::string, std::string>> ParseGrantToken(std::string_view token) const;

@@ -18,6 +18,7 @@
 #include "firmware/access_keys.h"
 #include "firmware/authz/principals.h"
 #include "firmware/vault_tokens.h"
+#include "tests/api/door_authz_fixture.h"
 #include "tests/api/http_client.h"
 #include "tests/api/sign_request.h"
 #include "tests/firmware/key_service_fixture.h"
@@ -34,6 +35,7 @@ struct Credentials {
 
 struct AdminFixture {
   firmware::testing::ServiceFixture service;
+  testing::DoorAuthz authz{service};
   firmware::AccessKeyRegistry registry{service.Hsm(), *service.store, service.clock};
   RegistryAccessKeyStore keys{registry, "111122223333"};
   std::unique_ptr<AwsDoor> door;
@@ -42,11 +44,12 @@ struct AdminFixture {
 
   AdminFixture() {
     OperationTable ops;
-    RegisterKeyServiceOperations(ops, service.svc());
+    RegisterKeyServiceOperations(ops, service.svc(), authz.access);
     OperationTable appliance;
     RegisterApplianceOperations(appliance, registry, service.svc(),
                                 ApplianceInfo{"9.8.7", "dev", "us-east-1", "111122223333"});
-    door = std::make_unique<AwsDoor>(AwsDoorConfig{}, keys, std::move(ops), std::move(appliance));
+    door = std::make_unique<AwsDoor>(AwsDoorConfig{}, keys, authz.authorizer, std::move(ops),
+                                     std::move(appliance));
     admin = Make("root", true);
     user = Make("alice", false);
   }
@@ -103,10 +106,14 @@ TEST_CASE("appliance: CreateAccessKey answers a working credential once", "[unit
   CHECK(k.at("Status").as_string() == "Active");
   CHECK(k.at("CreateDate").as_int64() == firmware::testing::kStartMs / 1000);
   CHECK(k.at("Administrator").as_bool() == false);
-  // The new key signs KMS calls at once.
+  // The new key signs KMS calls at once: bob is authenticated, and refused only for want of
+  // rights (he has no identity policy).
   const Credentials bob{id, std::string(k.at("SecretAccessKey").as_string())};
   const auto r = f.Raw("TrentService.ListKeys", {}, bob);
-  CHECK(r.status == 200);
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body).at("__type").as_string() == "AccessDeniedException");
+  CHECK(json::parse(r.body).at("message").as_string().starts_with(
+      "User: arn:aws:iam::111122223333:user/bob is not authorized to perform: kms:ListKeys"));
   // ...and is not an administrator.
   CHECK(f.ErrAs(bob, "KmsAppliance.ListAccessKeys", {}).first == "AccessDeniedException");
 
@@ -187,7 +194,9 @@ TEST_CASE("appliance: UpdateAccessKey disables and enables a key", "[unit]") {
   }
   CHECK(listed_inactive);
   f.Ok("UpdateAccessKey", {{"AccessKeyId", f.user.id}, {"Status", "Active"}});
-  CHECK(f.Raw("TrentService.ListKeys", {}, f.user).status == 200);
+  // Authenticated again (refused only for want of rights: alice has no identity policy).
+  CHECK(json::parse(f.Raw("TrentService.ListKeys", {}, f.user).body).at("__type").as_string() ==
+        "AccessDeniedException");
 
   CHECK(f.Err("UpdateAccessKey", {{"AccessKeyId", f.user.id}, {"Status", "Disabled"}}) ==
         std::pair<std::string, std::string>(
@@ -259,11 +268,12 @@ struct UsersFixture : AdminFixture {
   explicit UsersFixture(bool root_is_admin = true) {
     REQUIRE(users.CreateUser("root", root_is_admin, "").has_value());
     OperationTable ops;
-    RegisterKeyServiceOperations(ops, service.svc());
+    RegisterKeyServiceOperations(ops, service.svc(), authz.access);
     OperationTable appliance;
     RegisterApplianceOperations(appliance, registry, service.svc(), ApplianceInfo{}, nullptr,
                                 &users);
-    door = std::make_unique<AwsDoor>(AwsDoorConfig{}, keys, std::move(ops), std::move(appliance));
+    door = std::make_unique<AwsDoor>(AwsDoorConfig{}, keys, authz.authorizer, std::move(ops),
+                                     std::move(appliance));
   }
 };
 
@@ -362,10 +372,11 @@ struct VaultTokenFixture : AdminFixture {
   firmware::VaultTokenRegistry tokens{service.Hsm(), *service.store, service.clock};
   VaultTokenFixture() {
     OperationTable ops;
-    RegisterKeyServiceOperations(ops, service.svc());
+    RegisterKeyServiceOperations(ops, service.svc(), authz.access);
     OperationTable appliance;
     RegisterApplianceOperations(appliance, registry, service.svc(), ApplianceInfo{}, &tokens);
-    door = std::make_unique<AwsDoor>(AwsDoorConfig{}, keys, std::move(ops), std::move(appliance));
+    door = std::make_unique<AwsDoor>(AwsDoorConfig{}, keys, authz.authorizer, std::move(ops),
+                                     std::move(appliance));
   }
 };
 
@@ -544,6 +555,7 @@ TEST_CASE("appliance: Vault token ops are for administrators, and absent without
 
 TEST_CASE("appliance: AwsServer serves the admin API over loopback with a registry", "[unit]") {
   firmware::testing::ServiceFixture service;
+  testing::DoorAuthz authz(service);
   firmware::AccessKeyRegistry registry(service.Hsm(), *service.store, service.clock);
   RegistryAccessKeyStore keys(registry, "111122223333");
   auto admin = registry.Create("root", true);
@@ -552,7 +564,7 @@ TEST_CASE("appliance: AwsServer serves the admin API over loopback with a regist
   REQUIRE(user.has_value());
   AwsServerConfig cfg;
   cfg.appliance.version = "1.2.3";
-  auto made = AwsServer::Create(cfg, keys, service.svc(), &registry);
+  auto made = AwsServer::Create(cfg, keys, authz.authorizer, &registry);
   REQUIRE(made.has_value());
   auto server = std::move(*made);
   REQUIRE(server->Start().ok());

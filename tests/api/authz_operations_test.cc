@@ -26,212 +26,12 @@
 #include <map>
 #include <set>
 
-#include "api/aws/authorization.h"
-#include "api/aws/door.h"
-#include "api/aws/key_service_operations.h"
-#include "api/http/request_audit.h"
-#include "base/encoding.h"
-#include "firmware/authz/access_control.h"
-#include "firmware/authz/principals.h"
-#include "tests/api/sign_request.h"
-#include "tests/firmware/key_service_fixture.h"
+#include "tests/api/authz_door_fixture.h"
 
 namespace kms::api::aws {
 namespace {
 
-namespace json = boost::json;
-namespace authz = firmware::authz;
-
-constexpr std::string_view kAccount = "111122223333";
-const std::string kAliceArn = "arn:aws:iam::111122223333:user/alice";
-const std::string kAdminArn = "arn:aws:iam::111122223333:user/admin";
-const std::string kBobArn = "arn:aws:iam::111122223333:user/bob";
-const std::string kRootArn = "arn:aws:iam::111122223333:root";
-
-struct Credentials {
-  std::string id;
-  std::string secret;
-};
-const Credentials kAdmin{"AKIAADMIN00000000001", "admin/secret/K7MDENG+bPxRfiCYEXAMPLEKEY"};
-const Credentials kAlice{"AKIAALICE00000000001", "alice/secret/K7MDENG+bPxRfiCYEXAMPLEKEY"};
-
-std::string KeyArn(std::string_view id) {
-  return "arn:aws:kms:us-east-1:111122223333:key/" + std::string(id);
-}
-std::string B64(std::string_view s) { return Base64Encode(AsBytes(s)); }
-
-// The three AccessDeniedException messages alice can get (authorization.cc Denied).
-std::string NoKeyPolicy(std::string_view action, std::string_view key_id) {
-  return "User: " + kAliceArn + " is not authorized to perform: " + std::string(action) +
-         " on resource: " + KeyArn(key_id) + " because no resource-based policy allows the " +
-         std::string(action) + " action";
-}
-std::string ExplicitKeyDeny(std::string_view action, std::string_view key_id) {
-  return "User: " + kAliceArn + " is not authorized to perform: " + std::string(action) +
-         " on resource: " + KeyArn(key_id) + " with an explicit deny in a resource-based policy";
-}
-std::string NoIdentityPolicy(std::string_view action) {
-  return "User: " + kAliceArn + " is not authorized to perform: " + std::string(action) +
-         " on resource: * because no identity-based policy allows the " + std::string(action) +
-         " action";
-}
-std::string ExplicitIdentityDeny(std::string_view action) {
-  return "User: " + kAliceArn + " is not authorized to perform: " + std::string(action) +
-         " on resource: * with an explicit deny in an identity-based policy";
-}
-
-using Error = std::pair<std::string, std::string>;
-Error AccessDenied(std::string message) { return {"AccessDeniedException", std::move(message)}; }
-
-// One statement about alice; `actions` is a string or an array.
-json::object AliceStatement(std::string_view effect, json::value actions,
-                            json::object condition = {}) {
-  json::object s{{"Sid", std::string(effect) + "Alice"},
-                 {"Effect", effect},
-                 {"Principal", {{"AWS", kAliceArn}}},
-                 {"Action", std::move(actions)},
-                 {"Resource", "*"}};
-  if (!condition.empty()) s["Condition"] = std::move(condition);
-  return s;
-}
-// A key policy: the account root's full access (what keeps the key manageable) plus `statements`.
-std::string KeyPolicy(std::vector<json::object> statements) {
-  json::array all{json::object{{"Sid", "Enable IAM User Permissions"},
-                               {"Effect", "Allow"},
-                               {"Principal", {{"AWS", kRootArn}}},
-                               {"Action", "kms:*"},
-                               {"Resource", "*"}}};
-  for (auto& s : statements) all.push_back(std::move(s));
-  return json::serialize(json::object{{"Version", "2012-10-17"}, {"Statement", std::move(all)}});
-}
-std::string IdentityPolicy(std::vector<json::object> statements) {
-  json::array all;
-  for (auto& s : statements) all.push_back(std::move(s));
-  return json::serialize(json::object{{"Version", "2012-10-17"}, {"Statement", std::move(all)}});
-}
-
-authz::AccessControlConfig LongCache() {
-  authz::AccessControlConfig c;
-  // Long enough that only this door's own writes refresh its cache: a peer's grant is visible here
-  // only through its token, which is what the token checks rely on.
-  c.cache_ttl_ms = 3'600'000;
-  return c;
-}
-
-struct AuthzDoorFixture {
-  firmware::testing::ServiceFixture service;
-  authz::PrincipalRegistry principals{*service.store, service.clock, std::string(kAccount)};
-  authz::AccessControl access{service.Hsm(), *service.store, principals, service.clock,
-                              LongCache()};
-  // A second appliance over the same key database (a cluster peer): its writes bypass `access`.
-  authz::AccessControl peer{service.Hsm(), *service.store, principals, service.clock, LongCache()};
-  KeyAuthorizer authorizer{service.svc(), access};
-  InMemoryAccessKeyStore keys;
-  OperationTable operations;
-  std::unique_ptr<AwsDoor> door;
-  int serial = 0;
-
-  AuthzDoorFixture() {
-    REQUIRE(principals.CreateUser("admin", true, "").has_value());
-    REQUIRE(principals.CreateUser("alice", false, "").has_value());
-    REQUIRE(principals.CreateUser("bob", false, "").has_value());
-    keys.Add(kAdmin.id, SecretBytes::CopyFrom(AsBytes(kAdmin.secret)), kAdminArn, true);
-    keys.Add(kAlice.id, SecretBytes::CopyFrom(AsBytes(kAlice.secret)), kAliceArn, false);
-    OperationTable ops;
-    RegisterKeyServiceOperations(ops, service.svc(), authorizer);
-    operations = ops;
-    door = std::make_unique<AwsDoor>(AwsDoorConfig{}, keys, std::move(ops));
-  }
-
-  http::HttpResponse Call(const Credentials& who, const std::string& op, const json::object& body) {
-    auto req = testing::KmsRequest(op, json::serialize(body));
-    testing::SigningParams p;
-    p.access_key_id = who.id;
-    p.secret = who.secret;
-    testing::SignRequest(req, p);
-    return door->Handle(req);
-  }
-  json::object Ok(const Credentials& who, const std::string& op, const json::object& body) {
-    const auto r = Call(who, op, body);
-    INFO(who.id << " " << op << " " << json::serialize(body) << " -> " << r.status << " "
-                << r.body);
-    REQUIRE(r.status == 200);
-    return json::parse(r.body).as_object();
-  }
-  Error Err(const Credentials& who, const std::string& op, const json::object& body) {
-    const auto r = Call(who, op, body);
-    INFO(who.id << " " << op << " " << json::serialize(body) << " -> " << r.status << " "
-                << r.body);
-    CHECK(r.status == 400);
-    const auto v = json::parse(r.body);
-    if (!v.is_object() || !v.as_object().contains("__type")) return {"?", r.body};
-    const auto& o = v.as_object();
-    return {std::string(o.at("__type").as_string()),
-            o.contains("message") ? std::string(o.at("message").as_string()) : ""};
-  }
-
-  // A key made by the administrator, with `policy` when given.
-  std::string NewKey(std::string_view spec, const std::string& policy = "") {
-    json::object body{{"KeySpec", spec}};
-    if (spec.starts_with("ECC")) body["KeyUsage"] = "SIGN_VERIFY";
-    if (spec.starts_with("HMAC")) body["KeyUsage"] = "GENERATE_VERIFY_MAC";
-    if (!policy.empty()) body["Policy"] = policy;
-    return std::string(Ok(kAdmin, "CreateKey", body).at("KeyMetadata").at("KeyId").as_string());
-  }
-  // A grant the administrator makes on this door; returns {grant id, token}.
-  std::pair<std::string, std::string> Grant(const std::string& key, const std::string& grantee,
-                                            std::vector<std::string> grant_ops,
-                                            const std::string& retiring = "") {
-    json::array ops;
-    for (auto& o : grant_ops) ops.emplace_back(o);
-    json::object body{{"KeyId", key}, {"GranteePrincipal", grantee}, {"Operations", ops}};
-    if (!retiring.empty()) body["RetiringPrincipal"] = retiring;
-    const auto g = Ok(kAdmin, "CreateGrant", body);
-    return {std::string(g.at("GrantId").as_string()), std::string(g.at("GrantToken").as_string())};
-  }
-  // The same grant made by the peer appliance: only its token tells this door about it.
-  std::string PeerGrantToken(const std::string& key, std::vector<std::string> grant_ops) {
-    authz::GrantSpec spec;
-    spec.key = authz::KeyRef{key, KeyArn(key)};
-    spec.grantee_principal = kAliceArn;
-    spec.operations = std::move(grant_ops);
-    authz::Caller admin{kAdminArn, "admin", true};
-    auto made = peer.CreateGrant(admin, spec, authz::AccessDecision{});
-    REQUIRE(made.has_value());
-    return made->grant_token;
-  }
-  std::string Unique(std::string_view prefix) { return std::string(prefix) + std::to_string(++serial); }
-  // The same door, now sending every answer to `auditor`.
-  void Audit(http::RequestAuditor& auditor) {
-    AwsDoorConfig config;
-    config.observers.audit = &auditor;
-    door = std::make_unique<AwsDoor>(config, keys, operations);
-  }
-};
-
-// What the door hands its RequestAuditor, copied; `fail` makes Record fail (a full disk).
-struct RecordingAuditor final : http::RequestAuditor {
-  struct Entry {
-    std::string operation, principal, credential_id, key_arn, outcome, error_message, grant_id,
-        decision;
-    unsigned status;
-    std::map<std::string, std::string> context;
-  };
-  std::vector<Entry> entries;
-  bool fail = false;
-  bool ready = true;
-  bool Ready() const override { return ready; }
-  Status Record(const http::AuditedRequest& r) override {
-    entries.push_back({std::string(r.operation), std::string(r.principal),
-                       std::string(r.credential_id), std::string(r.key_arn),
-                       std::string(r.outcome), std::string(r.error_message),
-                       std::string(r.grant_id), std::string(r.decision), r.status,
-                       r.encryption_context ? *r.encryption_context
-                                            : std::map<std::string, std::string>{}});
-    if (fail) ready = false;
-    return fail ? UnavailableError("audit log: No space left on device") : Status::Ok();
-  }
-};
+using namespace authz_test;
 
 enum class Kind { kGrantable, kKeyAdministration, kAccountLevel };
 
@@ -485,10 +285,24 @@ void CheckGrantable(const OpCase& c) {
   }
 }
 
+bool IsAliasOperation(std::string_view op) {
+  return op == "CreateAlias" || op == "DeleteAlias" || op == "UpdateAlias";
+}
+
 void CheckKeyAdministration(const OpCase& c) {
   AuthzDoorFixture f;
   const std::string& action = c.actions.front();
   const json::object none;
+  if (IsAliasOperation(c.operation)) {
+    // The alias half of the decision is the identity policy's (its own test case below); here
+    // alice may name any alias, so what is checked is the key half.
+    REQUIRE(f.principals
+                .PutUserPolicy("alice", IdentityPolicy({json::object{
+                                            {"Effect", "Allow"},
+                                            {"Action", action},
+                                            {"Resource", "arn:aws:kms:us-east-1:111122223333:alias/*"}}}))
+                .ok());
+  }
   SECTION("the default key policy refuses alice") {
     const std::string key = f.NewKey(c.key_spec);
     CHECK(f.Err(kAlice, c.operation, c.body(f, key, none)) ==
@@ -566,6 +380,56 @@ TEST_CASE("authz door: account-level operations follow the identity policy", "[u
   }
 }
 
+TEST_CASE("authz door: an alias is a resource of its own: the identity policy must allow its name",
+          "[unit][authz]") {
+  AuthzDoorFixture f;
+  // A key alice fully controls through its key policy...
+  const std::string mine =
+      f.NewKey("SYMMETRIC_DEFAULT", KeyPolicy({AliceStatement("Allow", "kms:*")}));
+  const std::string alias_arn = "arn:aws:kms:us-east-1:111122223333:alias/";
+  auto refused = [&](std::string_view action, std::string_view name) {
+    return AccessDenied("User: " + kAliceArn + " is not authorized to perform: " +
+                        std::string(action) + " on resource: " + alias_arn + std::string(name) +
+                        " because no identity-based policy allows the " + std::string(action) +
+                        " action");
+  };
+  SECTION("without an identity policy she cannot take a name, even for her own key") {
+    CHECK(f.Err(kAlice, "CreateAlias", {{"AliasName", "alias/payments"}, {"TargetKeyId", mine}}) ==
+          refused("kms:CreateAlias", "payments"));
+    // Nothing was made: the owner of the name can still create it.
+    const std::string theirs = f.NewKey("SYMMETRIC_DEFAULT");
+    f.Ok(kAdmin, "CreateAlias", {{"AliasName", "alias/payments"}, {"TargetKeyId", theirs}});
+    // ...and alice can neither move nor delete it, although her key policy allows the actions.
+    CHECK(f.Err(kAlice, "UpdateAlias", {{"AliasName", "alias/payments"}, {"TargetKeyId", mine}}) ==
+          refused("kms:UpdateAlias", "payments"));
+    CHECK(f.Err(kAlice, "DeleteAlias", {{"AliasName", "alias/payments"}}) ==
+          refused("kms:DeleteAlias", "payments"));
+    CHECK(f.Ok(kAdmin, "DescribeKey", {{"KeyId", "alias/payments"}})
+              .at("KeyMetadata")
+              .at("KeyId")
+              .as_string() == theirs);
+  }
+  SECTION("an identity policy naming a pattern gives those names and no others") {
+    REQUIRE(f.principals
+                .PutUserPolicy("alice", IdentityPolicy({json::object{
+                                            {"Effect", "Allow"},
+                                            {"Action", json::array{"kms:CreateAlias",
+                                                                   "kms:DeleteAlias"}},
+                                            {"Resource", alias_arn + "team-a/*"}}}))
+                .ok());
+    f.Ok(kAlice, "CreateAlias", {{"AliasName", "alias/team-a/app"}, {"TargetKeyId", mine}});
+    CHECK(f.Err(kAlice, "CreateAlias", {{"AliasName", "alias/team-b/app"}, {"TargetKeyId", mine}}) ==
+          refused("kms:CreateAlias", "team-b/app"));
+    f.Ok(kAlice, "DeleteAlias", {{"AliasName", "alias/team-a/app"}});
+  }
+  SECTION("a malformed or reserved name is refused before any decision") {
+    CHECK(f.Err(kAlice, "CreateAlias", {{"AliasName", "payments"}, {"TargetKeyId", mine}}).first ==
+          "ValidationException");
+    CHECK(f.Err(kAlice, "CreateAlias", {{"AliasName", "alias/aws/ebs"}, {"TargetKeyId", mine}})
+              .first == "ValidationException");
+  }
+}
+
 TEST_CASE("authz door: RetireGrant by the retiring principal, the grantee or the key policy",
           "[unit][authz]") {
   AuthzDoorFixture f;
@@ -639,7 +503,8 @@ TEST_CASE("authz door: each answer's audit record names the caller, key, decisio
   f.Ok(kAdmin, "Encrypt", {{"KeyId", key}, {"Plaintext", B64(plaintext)}});
   f.Ok(kAdmin, "RevokeGrant", {{"KeyId", key}, {"GrantId", grant.first}});
   f.Err(kAlice, "Encrypt", {{"KeyId", key}, {"Plaintext", B64(plaintext)}});
-  REQUIRE(auditor.entries.size() == 5);
+  // RevokeGrant changes state: its intent record precedes it.
+  REQUIRE(auditor.entries.size() == 6);
   const auto& e = auditor.entries;
   CHECK(e[0].operation == "Encrypt");
   CHECK(e[0].principal == kAliceArn);
@@ -655,10 +520,16 @@ TEST_CASE("authz door: each answer's audit record names the caller, key, decisio
   CHECK(e[2].principal == kAdminArn);
   CHECK(e[2].decision == "allow:identity-policy");
   CHECK(e[3].operation == "RevokeGrant");
-  CHECK(e[4].outcome == "AccessDeniedException");
-  CHECK(e[4].decision == "deny:implicit");
-  CHECK(e[4].error_message == NoKeyPolicy("kms:Encrypt", key));
-  CHECK(e[4].status == 400);
+  CHECK(e[3].outcome == "started");
+  CHECK(e[3].status == 0);
+  CHECK(e[3].decision == "allow:identity-policy");
+  CHECK(e[3].key_arn == KeyArn(key));
+  CHECK(e[4].operation == "RevokeGrant");
+  CHECK(e[4].outcome == "ok");
+  CHECK(e[5].outcome == "AccessDeniedException");
+  CHECK(e[5].decision == "deny:implicit");
+  CHECK(e[5].error_message == NoKeyPolicy("kms:Encrypt", key));
+  CHECK(e[5].status == 400);
   // Nothing secret or bulky: not the plaintext, not the ciphertext, not a secret key.
   const std::string ciphertext(by_grant.at("CiphertextBlob").as_string());
   for (const auto& entry : e) {

@@ -10,6 +10,7 @@
 #include "api/aws/door.h"
 #include "api/aws/key_service_operations.h"
 #include "base/encoding.h"
+#include "tests/api/door_authz_fixture.h"
 #include "tests/api/sign_request.h"
 #include "tests/firmware/key_service_fixture.h"
 
@@ -20,15 +21,15 @@ namespace json = boost::json;
 
 struct AwsFixture {
   firmware::testing::ServiceFixture service;
+  testing::DoorAuthz authz{service};
   InMemoryAccessKeyStore keys;
   std::unique_ptr<AwsDoor> door;
 
   AwsFixture() {
-    keys.Add("AKIDEXAMPLE", SecretBytes::CopyFrom(AsBytes("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")),
-             "dev");
+    authz.AddExampleKey(keys);
     OperationTable ops;
-    RegisterKeyServiceOperations(ops, service.svc());
-    door = std::make_unique<AwsDoor>(AwsDoorConfig{}, keys, std::move(ops));
+    RegisterKeyServiceOperations(ops, service.svc(), authz.access);
+    door = std::make_unique<AwsDoor>(AwsDoorConfig{}, keys, authz.authorizer, std::move(ops));
   }
 
   http::HttpResponse Raw(const std::string& op, const json::object& body) {
@@ -100,7 +101,6 @@ TEST_CASE("aws ops: CreateKey and DescribeKey by all four KeyId forms", "[unit]"
 
 TEST_CASE("aws ops: CreateKey refuses what the appliance does not implement", "[unit]") {
   AwsFixture f;
-  CHECK(f.Err("CreateKey", {{"Policy", "{}"}}).first == "UnsupportedOperationException");
   CHECK(f.Err("CreateKey", {{"Origin", "EXTERNAL"}}).first == "UnsupportedOperationException");
   CHECK(f.Err("CreateKey", {{"MultiRegion", true}}).first == "UnsupportedOperationException");
   CHECK(f.Err("CreateKey", {{"CustomKeyStoreId", "cks-1"}}).first ==

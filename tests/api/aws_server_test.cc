@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "tests/api/door_authz_fixture.h"
 #include "tests/api/test_pki.h"
 #include "tests/firmware/key_service_fixture.h"
 #include "tests/support/shell.h"
@@ -21,15 +22,15 @@ using kms::testing::Shell;
 
 struct ServerFixture {
   firmware::testing::ServiceFixture service;
+  testing::DoorAuthz authz{service};
   InMemoryAccessKeyStore keys;
   std::unique_ptr<AwsServer> server;
 
   explicit ServerFixture(std::optional<tls::TlsOptions> tls = std::nullopt) {
-    keys.Add("AKIDEXAMPLE", SecretBytes::CopyFrom(AsBytes("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")),
-             "dev");
+    authz.AddExampleKey(keys);
     AwsServerConfig cfg;
     cfg.server.tls = std::move(tls);
-    auto made = AwsServer::Create(cfg, keys, service.svc());
+    auto made = AwsServer::Create(cfg, keys, authz.authorizer);
     REQUIRE(made.has_value());
     server = std::move(*made);
     REQUIRE(server->Start().ok());

@@ -73,7 +73,8 @@ def main():
     kms.disable_key(KeyId=kid)
     expect_error("DisabledException", kms.encrypt, KeyId=kid, Plaintext=b"x")
     kms.enable_key(KeyId=kid)
-    expect_error("UnsupportedOperationException", kms.get_key_policy, KeyId=kid, PolicyName="default")
+    expect_error("UnsupportedOperationException", kms.get_parameters_for_import, KeyId=kid,
+                 WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048")
     # The modelled exception classes work too.
     try:
         kms.describe_key(KeyId="alias/missing")

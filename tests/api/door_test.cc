@@ -11,6 +11,7 @@
 #include "api/aws/json_codec.h"
 #include "api/aws/op_not_implemented.h"
 #include "api/http/server.h"
+#include "tests/api/door_authz_fixture.h"
 #include "tests/api/http_client.h"
 #include "tests/api/sign_request.h"
 
@@ -45,28 +46,32 @@ AwsResult<json::object> TestEcho(const OperationContext& ctx, const json::object
 }
 
 struct DoorFixture {
+  firmware::testing::ServiceFixture service;
+  testing::DoorAuthz authz{service};
   InMemoryAccessKeyStore keys;
   metrics::MetricsRegistry registry;
   std::unique_ptr<AwsDoor> door;
 
   DoorFixture() {
     keys.Add("AKIDEXAMPLE", SecretBytes::CopyFrom(AsBytes("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")),
-             "arn:aws:iam::111122223333:user/test");
+             "arn:aws:iam::111122223333:user/test", /*administrator=*/true);
     OperationTable ops;
-    ops.Add("TestEcho", TestEcho);
-    ops.Add("Encrypt", [](const OperationContext&, const json::object& body) -> AwsResult<json::object> {
-      json::object out;
-      out["Seen"] = body.at("KeyId");
-      return out;
-    });
-    ops.Add("Throwing", [](const OperationContext&, const json::object&) -> AwsResult<json::object> {
-      throw std::runtime_error("boom");
-    });
+    ops.Add("TestEcho", testing::AccountLevel(TestEcho));
+    ops.Add("Encrypt", testing::AccountLevel([](const OperationContext&, const json::object& body)
+                                                  -> AwsResult<json::object> {
+              json::object out;
+              out["Seen"] = body.at("KeyId");
+              return out;
+            }));
+    ops.Add("Throwing", testing::AccountLevel([](const OperationContext&, const json::object&)
+                                                   -> AwsResult<json::object> {
+              throw std::runtime_error("boom");
+            }));
     RegisterNotImplementedOperations(ops);
     AwsDoorConfig cfg;
     cfg.clock = [] { return std::chrono::system_clock::time_point(kNow); };
     cfg.observers.metrics = &registry;
-    door = std::make_unique<AwsDoor>(cfg, keys, std::move(ops));
+    door = std::make_unique<AwsDoor>(cfg, keys, authz.authorizer, std::move(ops));
   }
 
   http::HttpResponse Call(http::HttpRequest req, std::optional<SigningParams> p = std::nullopt) {
@@ -321,7 +326,7 @@ TEST_CASE("door: cached signing keys follow the access key store", "[unit]") {
   SECTION("a key id whose secret changed verifies against the new secret only") {
     f.keys.Add("AKIDEXAMPLE",
                SecretBytes::CopyFrom(AsBytes("a-new-secret-for-the-same-key-id-000000")),
-               "arn:aws:iam::111122223333:user/test");
+               "arn:aws:iam::111122223333:user/test", /*administrator=*/true);
     ExpectError(f.Call(req), 400, "InvalidSignatureException");
     SigningParams p = At(kNow);
     p.secret = "a-new-secret-for-the-same-key-id-000000";
@@ -339,7 +344,8 @@ TEST_CASE("door: cached signing keys follow the access key store", "[unit]") {
     for (std::size_t i = 0; i < sigv4::Verifier::kSigningKeyCacheLimit + 10; ++i) {
       const std::string id = "AKIDCACHE" + std::to_string(i);
       const std::string secret = "secret-number-" + std::to_string(i);
-      f.keys.Add(id, SecretBytes::CopyFrom(AsBytes(secret)), "arn:aws:iam::111122223333:user/c");
+      f.keys.Add(id, SecretBytes::CopyFrom(AsBytes(secret)), "arn:aws:iam::111122223333:user/c",
+                 /*administrator=*/true);
       SigningParams p = At(kNow);
       p.access_key_id = id;
       p.secret = secret;
@@ -486,15 +492,7 @@ TEST_CASE("door: JSON 1.1 framing failures give the AWS exceptions", "[unit]") {
   SECTION("an operation that throws is a 500 KMSInternalException, not a crash") {
     ExpectError(f.Call(KmsRequest("Throwing", "{}")), 500, "KMSInternalException");
   }
-  SECTION("key policies and grants answer UnsupportedOperationException") {
-    for (const char* op : {"GetKeyPolicy", "PutKeyPolicy", "ListKeyPolicies", "CreateGrant",
-                           "ListGrants", "ListRetirableGrants", "RetireGrant", "RevokeGrant"}) {
-      INFO(op);
-      ExpectError(f.Call(KmsRequest(op, R"({"KeyId":"k"})")), 400, "UnsupportedOperationException",
-                  std::string(op) +
-                      " is not available on this door: it was built without access control (key "
-                      "policies and grants).");
-    }
+  SECTION("the model's operations the appliance does not offer answer UnsupportedOperationException") {
     for (const char* op : {"DeriveSharedSecret", "GetKeyLastUsage", "CreateCustomKeyStore",
                            "ReplicateKey", "ImportKeyMaterial", "GetParametersForImport"}) {
       INFO(op);
@@ -636,13 +634,15 @@ TEST_CASE("door: a 5xx answer is logged with the request id the client saw, othe
     AwsDoorConfig cfg = fixture.door->config();
     cfg.observers = {nullptr, &logger, every};
     OperationTable ops;
-    ops.Add("Throwing", [](const OperationContext&, const json::object&) -> AwsResult<json::object> {
-      throw std::runtime_error("secret-canary detail");
-    });
-    ops.Add("Fine", [](const OperationContext&, const json::object&) -> AwsResult<json::object> {
-      return json::object{};
-    });
-    AwsDoor door(cfg, fixture.keys, std::move(ops));
+    ops.Add("Throwing", testing::AccountLevel([](const OperationContext&, const json::object&)
+                                                   -> AwsResult<json::object> {
+              throw std::runtime_error("secret-canary detail");
+            }));
+    ops.Add("Fine", testing::AccountLevel([](const OperationContext&, const json::object&)
+                                               -> AwsResult<json::object> {
+              return json::object{};
+            }));
+    AwsDoor door(cfg, fixture.keys, fixture.authz.authorizer, std::move(ops));
     auto call = [&](const char* op) {
       auto req = KmsRequest(op, "{}");
       req.remote_address = "192.0.2.7";

@@ -42,13 +42,15 @@ inline void SignRequest(http::HttpRequest& req, const SigningParams& p) {
 }
 
 // A KMS request as aws-cli sends it, unsigned.
+// `op` is an operation of TrentService ("Encrypt"), or a whole target ("KmsAppliance.ListUsers").
 inline http::HttpRequest KmsRequest(std::string op, std::string body) {
   http::HttpRequest req;
   req.method = "POST";
   req.target = "/";
   req.headers = {{"Host", "127.0.0.1:18085"},
                  {"Accept-Encoding", "identity"},
-                 {"X-Amz-Target", "TrentService." + op},
+                 {"X-Amz-Target",
+                  op.find('.') == std::string::npos ? "TrentService." + op : op},
                  {"Content-Type", "application/x-amz-json-1.1"}};
   req.body = std::move(body);
   req.headers.emplace_back("Content-Length", std::to_string(req.body.size()));

@@ -229,15 +229,19 @@ def aws(*args, expect_code=None):
 
 
 # --- The admin API (KmsAppliance.*) over the AWS door --------------------------------------------
-def admin_call(op, body):
-    """KmsAppliance.<op> signed with SigV4 (service kms) by the dev admin access key."""
-    payload = json.dumps(body).encode()
+def signed_call(target, body, access_key_id=None, secret=None, raw_body=None):
+    """POST / with X-Amz-Target `target` ("TrentService.Encrypt", "KmsAppliance.ListUsers"),
+    signed with SigV4 (service kms) by the given access key (the dev admin's by default). The body
+    is `body` as JSON, or `raw_body` bytes as given (for members boto3 would refuse to send).
+    Returns (HTTP status, parsed JSON body)."""
+    payload = raw_body if raw_body is not None else json.dumps(body).encode()
     u = urllib.parse.urlsplit(ENDPOINT)
     host = u.netloc
     req = AWSRequest(method="POST", url=ENDPOINT.rstrip("/") + "/", data=payload,
                      headers={"Host": host, "Content-Type": "application/x-amz-json-1.1",
-                              "X-Amz-Target": "KmsAppliance." + op})
-    creds = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+                              "X-Amz-Target": target})
+    creds = Credentials(access_key_id or os.environ["AWS_ACCESS_KEY_ID"],
+                        secret or os.environ["AWS_SECRET_ACCESS_KEY"])
     SigV4Auth(creds, "kms", REGION).add_auth(req)
     if u.scheme == "https":
         conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=60,
@@ -251,11 +255,17 @@ def admin_call(op, body):
     finally:
         conn.close()
     parsed = json.loads(text) if text else {}
-    record_fields(f"KmsAppliance.{op} response", parsed)
+    record_fields(f"{target} response", parsed)
     if r.status >= 400:
-        record_error_body(f"KmsAppliance.{op} HTTP {r.status}", text)
-    if r.status != 200:
-        raise CheckFailed(f"KmsAppliance.{op}: HTTP {r.status} {parsed}")
+        record_error_body(f"{target} HTTP {r.status}", text)
+    return r.status, parsed
+
+
+def admin_call(op, body):
+    """KmsAppliance.<op> signed with SigV4 (service kms) by the dev admin access key."""
+    status, parsed = signed_call("KmsAppliance." + op, body)
+    if status != 200:
+        raise CheckFailed(f"KmsAppliance.{op}: HTTP {status} {parsed}")
     return parsed
 
 

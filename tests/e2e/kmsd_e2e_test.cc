@@ -66,6 +66,11 @@ TEST_CASE("e2e: key policies, grants and denials through boto3 over HTTP", "[e2e
   RunAgainstFreshDaemon(false, {"authz_boto3.py"});
 }
 
+TEST_CASE("e2e: a user without rights cannot take a key, decrypt or squat an alias by any trick",
+          "[e2e]") {
+  RunAgainstFreshDaemon(false, {"authz_findings.py"});
+}
+
 TEST_CASE("e2e: every operation through aws-cli v2 over HTTP", "[e2e]") {
   RunAgainstFreshDaemon(false, {"cli_scenarios.py"});
 }

@@ -15,6 +15,7 @@
 #include "api/aws/aws_error.h"
 #include "api/aws/error_table.h"
 #include "api/aws/json_codec.h"
+#include "api/aws/operation.h"
 #include "firmware/key_service.h"
 #include "firmware/key_spec.h"
 
@@ -26,9 +27,9 @@ inline std::unexpected<AwsError> Fail(const Status& status) {
   return std::unexpected(ErrorFromStatus(status));
 }
 
-// GrantTokens: accepted (up to 10 of 1-8192 characters, reference §2.2) and not otherwise used,
-// because grants are not implemented; a token therefore grants nothing.
-void ReadGrantTokens(RequestReader& reader);
+// GrantTokens: up to 10 of 1-8192 characters (reference §2.2), read by the authorization step
+// (api/aws/authorization.h) for the operations a grant can allow; empty after a read error.
+std::vector<std::string> ReadGrantTokens(RequestReader& reader);
 // Tag list members ("Tags"): TagKey 1-128, TagValue 0-256 (reference §2.3 "Tags").
 std::vector<firmware::Tag> ReadTags(RequestReader& reader, std::string_view name, bool required);
 boost::json::object KeyMetadataJson(const firmware::KeyMetadata& m);
@@ -40,10 +41,11 @@ boost::json::array EnumList(const std::vector<T>& values, NameFn name) {
   return a;
 }
 
-// One function per AWS operation, one file each (api/aws/op_<operation>.cc).
-#define KMS_AWS_OPERATION(Name) \
-  OpResult Name(firmware::KeyService& service, const boost::json::object& body)
-KMS_AWS_OPERATION(CreateKey);
+// One function per AWS operation, one file each (api/aws/op_<operation>.cc). Each runs under the
+// Authorization its request was given (api/aws/operation.h) and acts on the keys it names.
+#define KMS_AWS_OPERATION(Name)                                                   \
+  OpResult Name(firmware::KeyService& service, const Authorization& authorization, \
+                const boost::json::object& body)
 KMS_AWS_OPERATION(DescribeKey);
 KMS_AWS_OPERATION(ListKeys);
 KMS_AWS_OPERATION(UpdateKeyDescription);

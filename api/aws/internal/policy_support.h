@@ -15,8 +15,8 @@ namespace kms::api::aws::internal {
 struct PolicyContext {
   firmware::KeyService& service;
   firmware::authz::AccessControl& access;
-  const firmware::authz::Caller& caller;
-  const RequestNote* note;  // the authorization step's decision (a grant may have allowed it)
+  // The decision the request runs under: its caller, its key, the grant that allowed it.
+  const Authorization& authorization;
 };
 
 #define KMS_AWS_POLICY_OPERATION(Name) \

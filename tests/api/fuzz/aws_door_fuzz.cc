@@ -15,9 +15,19 @@
 #include <string>
 #include <vector>
 
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "api/aws/authorization.h"
 #include "api/aws/door.h"
 #include "api/aws/json_codec.h"
 #include "api/aws/sigv4.h"
+#include "firmware/authz/access_control.h"
+#include "firmware/authz/principals.h"
+#include "firmware/key_service.h"
+#include "firmware/store/sqlite_store.h"
+#include "tests/support/fake_hsm.h"
 
 namespace {
 
@@ -25,7 +35,8 @@ using namespace kms;
 using namespace kms::api;
 
 aws::AwsResult<boost::json::object> ReadEverything(const aws::OperationContext&,
-                                                  const boost::json::object& body) {
+                                                  const aws::Authorization&,
+                                                  boost::json::object& body) {
   aws::RequestReader r(body);
   (void)r.String("A", 1, 64);
   (void)r.Blob("B", 1, 4096);
@@ -39,19 +50,55 @@ aws::AwsResult<boost::json::object> ReadEverything(const aws::OperationContext&,
   return boost::json::object();
 }
 
+// A real door needs a real authorizer: a key service and access control on the fake HSM and a
+// SQLite store in a temporary folder. The fuzzed key is an administrator's, so "Op" (an
+// account-level action) is allowed once the request gets through SigV4 and the framing.
 struct Door {
+  std::filesystem::path dir;
+  std::unique_ptr<testing::FakeHsm> hsm = testing::NewFakeHsm();
+  firmware::SystemClock clock;
+  std::unique_ptr<firmware::store::MetadataStore> store;
+  std::unique_ptr<firmware::KeyService> service;
+  std::unique_ptr<firmware::authz::PrincipalRegistry> principals;
+  std::unique_ptr<firmware::authz::AccessControl> access;
+  std::unique_ptr<aws::KeyAuthorizer> authorizer;
   aws::InMemoryAccessKeyStore keys;
   std::unique_ptr<aws::AwsDoor> door;
   Door() {
-    keys.Add("AKIDEXAMPLE", SecretBytes::CopyFrom(AsBytes("secret")), "fuzz");
+    char tmpl[] = "/tmp/kms-door-fuzz-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) std::abort();
+    dir = tmpl;
+    firmware::store::SqliteStoreOptions options;
+    options.path = (dir / "kms.db").string();
+    auto opened = firmware::store::OpenSqliteStore(options);
+    if (!opened) std::abort();
+    store = std::move(*opened);
+    auto made = firmware::KeyService::Open(*hsm, *store, clock);
+    if (!made) std::abort();
+    service = std::move(*made);
+    principals = std::make_unique<firmware::authz::PrincipalRegistry>(*store, clock, "111122223333");
+    access = std::make_unique<firmware::authz::AccessControl>(*hsm, *store, *principals, clock);
+    authorizer = std::make_unique<aws::KeyAuthorizer>(*service, *access);
+    keys.Add("AKIDEXAMPLE", SecretBytes::CopyFrom(AsBytes("secret")),
+             "arn:aws:iam::111122223333:user/fuzz", /*administrator=*/true);
     aws::OperationTable ops;
-    ops.Add("Op", ReadEverything);
+    ops.Add("Op", aws::OperationSpec{aws::AccessRule{}, false, ReadEverything});
     aws::AwsDoorConfig cfg;
     cfg.clock = [] {
       return std::chrono::system_clock::time_point(std::chrono::sys_days{
           std::chrono::year(2026) / 11 / 28});
     };
-    door = std::make_unique<aws::AwsDoor>(cfg, keys, std::move(ops));
+    door = std::make_unique<aws::AwsDoor>(cfg, keys, *authorizer, std::move(ops));
+  }
+  ~Door() {
+    door.reset();
+    authorizer.reset();
+    access.reset();
+    principals.reset();
+    service.reset();
+    store.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
   }
 };
 
