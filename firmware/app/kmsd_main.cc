@@ -47,6 +47,7 @@
 #include "base/status.h"
 #include "firmware/app/appliance.h"
 #include "firmware/app/appliance_config.h"
+#include "firmware/app/private_file.h"
 #include "firmware/custodian_shares.h"
 #include "firmware/seal.h"
 #include "firmware/store/sqlite_store.h"
@@ -73,24 +74,6 @@ const kms::log::Logger& Logs() {
 
 // A failure that stops the start (or a step of it), as one error line.
 void Log(const std::string& line) { Logs().Error(line); }
-
-// Writes `content` to `path` atomically with mode 0600: it holds a credential.
-Status WritePrivateFile(const fs::path& path, const std::string& content) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return kms::UnavailableError("cannot write " + tmp.string());
-    fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
-    out << content;
-    out.flush();
-    if (!out) return kms::UnavailableError("cannot write " + tmp.string());
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return kms::UnavailableError("cannot rename " + tmp.string() + ": " + ec.message());
-  return Status::Ok();
-}
 
 // A fresh administrator token for the dev operator. Tokens are stored hashed, so the previous run's
 // token cannot be shown again: it is revoked and a new one made on every start (dev.env is
@@ -216,7 +199,12 @@ int RunDev(const kms::app::ApplianceConfig& config, bool accept_store_rollback) 
     Log("cannot create state folder " + config.state_dir + ": " + ec.message());
     return 1;
   }
+  // The folder holds the dev token's PIN and dev.env: its owner's alone.
   fs::permissions(config.state_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+  if (ec) {
+    Log("cannot restrict state folder " + config.state_dir + " to its owner: " + ec.message());
+    return 1;
+  }
   const fs::path state = fs::absolute(config.state_dir);
 
   // 1. The folder's own SoftHSM2 token (made on first start) and store.
@@ -297,7 +285,9 @@ int RunDev(const kms::app::ApplianceConfig& config, bool accept_store_rollback) 
   env += "KMS_ENDPOINT=" + endpoint + "\n";
   env += "VAULT_ADDR=" + endpoint + "\n";
   env += "VAULT_TOKEN=" + std::string(kms::AsStringView(dev_token->ExposeSecret())) + "\n";
-  if (Status written = WritePrivateFile(state / "dev.env", env); !written.ok()) {
+  // 0600 from its creation, whatever the umask (firmware/app/private_file.h).
+  if (Status written = kms::app::WritePrivateFile((state / "dev.env").string(), env);
+      !written.ok()) {
     Log("dev.env: " + written.ToString());
     return 1;
   }

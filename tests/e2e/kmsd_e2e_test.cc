@@ -4,6 +4,7 @@
 // own daemon). The scenario scripts print one line per check; their output is shown on failure.
 // Every daemon's run ends with the canary search (canary_search.h): no secret a script recorded,
 // nor the daemon's own, in its stderr, its audit folder or an error answer.
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
@@ -162,6 +163,26 @@ TEST_CASE("e2e: a second start on the same state folder keeps every key", "[e2e]
   CHECK(again.env().at("AWS_ACCESS_KEY_ID") == first_access_key);  // same dev admin key
   RequirePasses(again, "restart_scenario.py", {"after", record});
   RequireCleanStop(again);
+}
+
+// dev.env holds the dev administrator's secret access key and Vault token: under the most
+// permissive umask kmsd --dev still writes it 0600, in a 0700 state folder. (The moment of its
+// creation, before a byte is written, is checked in tests/firmware/private_file_test.cc.)
+TEST_CASE("e2e: kmsd --dev under umask 000 writes dev.env 0600 in a 0700 state folder", "[e2e]") {
+  TempDir dir("kms-e2e");
+  KmsdOptions options;
+  options.state_dir = dir.path() / "state";
+  const mode_t previous = ::umask(0);
+  KmsdProcess kmsd(options);
+  ::umask(previous);
+  struct stat st {};
+  REQUIRE(::stat((options.state_dir / "dev.env").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+  REQUIRE(::stat(options.state_dir.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0700);
+  INFO("kmsd stderr:\n" << kmsd.Stderr());
+  REQUIRE(kmsd.Stop() == 0);
+  CHECK(kmsd.LeakProblems() == "");
 }
 
 // ---- The canary search itself: it must be able to fail. ----------------------------------------
