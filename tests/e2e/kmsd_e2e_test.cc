@@ -407,6 +407,50 @@ TEST_CASE("e2e: kmsd refuses a bad configuration file and names the key", "[e2e]
   CHECK(WEXITSTATUS(bare) == 2);
 }
 
+// Production beyond loopback without TLS would carry tokens, plaintexts, data keys and unseal
+// shares in clear: kmsd refuses to start (exit status 2) with one error line naming the settings,
+// before it opens anything, whether the address comes from the file or from --listen.
+TEST_CASE("e2e: production kmsd refuses to listen beyond loopback without TLS", "[e2e]") {
+  TempDir dir("kms-e2e");
+  const fs::path config = dir.path() / "kmsd.toml";
+  const fs::path store = dir.path() / "kms.db";
+  const std::string production =
+      "mode = \"production\"\n[hsm]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\n"
+      "token_label = \"kms\"\n[store]\npath = \"" +
+      store.string() + "\"\n";
+  const fs::path err = dir.path() / "stderr";
+  auto run = [&](const std::string& flags) {
+    const int status = std::system((std::string(KMS_E2E_KMSD_PATH) + " --config " +
+                                    config.string() + flags + " 2>" + err.string())
+                                       .c_str());
+    REQUIRE(WIFEXITED(status));
+    std::stringstream text;
+    text << std::ifstream(err).rdbuf();
+    return std::make_pair(WEXITSTATUS(status), text.str());
+  };
+  auto refusal = [&](const std::string& listen) {
+    return "\"level\":\"error\",\"msg\":\"" + config.string() +
+           ": server.tls: production mode needs TLS to listen beyond loopback, and server.listen "
+           "is '" +
+           listen +
+           "': set server.tls.cert and server.tls.key (or --tls-cert and --tls-key), or listen on "
+           "127.0.0.1 or [::1] behind a TLS proxy; without TLS, tokens, plaintexts, data keys and "
+           "unseal shares would cross the network in clear\"";
+  };
+  std::ofstream(config) << production << "[server]\nlisten = \"0.0.0.0:0\"\n";
+  auto [file_code, file] = run("");
+  INFO(file);
+  CHECK(file_code == 2);
+  CHECK(file.find(refusal("0.0.0.0:0")) != std::string::npos);
+
+  std::ofstream(config) << production;  // loopback by default; the flag moves it
+  auto [flag_code, flag] = run(" --listen [::]:0");
+  INFO(flag);
+  CHECK(flag_code == 2);
+  CHECK(flag.find(refusal("[::]:0")) != std::string::npos);
+  CHECK_FALSE(fs::exists(store));  // refused before the store was opened
+}
+
 // A production configuration whose store was never provisioned stops the start with exit status 1
 // and one JSON error line saying what to do, before anything listens.
 TEST_CASE("e2e: kmsd refuses a production store that is missing or was never provisioned",
