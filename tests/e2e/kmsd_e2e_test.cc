@@ -361,6 +361,34 @@ TEST_CASE(
   CHECK(FindCanary(secrets, places) == "");
 }
 
+// sys/unseal against a caller who is not a custodian (tests/e2e/unseal_hostile.py): forged shares
+// (threshold 1, another split, a number beyond the shares made, their own commitment) refused
+// without disturbing the custodians or trying a login; a secret the seal verifier refuses never
+// reaches the HSM; auto-unseal through the same gate; a store made before verifiers: three failed
+// logins lock the gate, the custodians' unseal writes the verifier, and the forgery is refused
+// share by share afterwards. The canary search covers the forged shares too.
+TEST_CASE(
+    "e2e: forged unseal shares never reach the HSM login, and failed combinations are rate "
+    "limited",
+    "[e2e]") {
+  TempDir canaries("kms-e2e-canaries");
+  const ScenarioResult result =
+      RunScript("unseal_hostile.py", {std::string("KMS_E2E_KMSD=") + KMS_E2E_KMSD_PATH,
+                                      std::string("KMS_E2E_KMSCTL=") + KMS_E2E_KMSCTL_PATH,
+                                      std::string("KMS_E2E_PROVISION=") + KMS_E2E_PROVISION_PATH,
+                                      "KMS_E2E_CANARY_DIR=" + canaries.path().string()});
+  INFO("unseal_hostile.py output:\n" << result.output);
+  REQUIRE(result.exit_code == 0);
+  REQUIRE(result.output.find("\nPASS") != std::string::npos);
+  std::vector<Canary> secrets;
+  REQUIRE(ReadRecordedCanaries(canaries.path(), secrets) == "");
+  CHECK(secrets.size() >= 20);  // 5 shares in two spellings, the SO PIN, the forged shares, ...
+  CanaryPlaces places;
+  places.line_files = {canaries.path() / "kmsd.stderr", canaries.path() / "audit"};
+  places.error_bodies = {canaries.path() / "error_bodies.txt"};
+  CHECK(FindCanary(secrets, places) == "");
+}
+
 // The configuration file (docs/configuration.md): its values are used, and a flag given beside it
 // wins. The ready line reports what the daemon runs with.
 TEST_CASE("e2e: kmsd runs with the settings of its TOML file, and flags override the file",
