@@ -5,8 +5,6 @@
 #include <algorithm>
 #include <string>
 
-#include "base/encoding.h"
-
 namespace kms::firmware {
 namespace {
 
@@ -75,8 +73,6 @@ int HexValue(char c) {
 }
 
 bool IsSeparator(char c) { return c == '-' || c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-std::string SplitIdText(const std::array<std::uint8_t, kSplitIdSize>& id) { return HexEncode(id); }
 
 Status CheckSplitShape(std::size_t secret_size, std::size_t threshold, std::size_t shares) {
   if (secret_size == 0 || secret_size > kMaxSharedSecretSize) {
@@ -252,19 +248,31 @@ Status ShareCombiner::Add(std::string_view text) {
     return FailedPreconditionError("the threshold is already reached: no more shares are needed");
   }
   KMS_ASSIGN_OR_RETURN(CustodianShare share, ParseShare(text));
-  const std::string name = "share " + std::to_string(share.x);
-  if (expected_split_.has_value() && share.split_id != *expected_split_) {
-    return InvalidArgumentError(
-        name + " belongs to another split (split " + SplitIdText(share.split_id) +
-        ", this appliance's shares are of split " + SplitIdText(*expected_split_) + ")");
+  if (expected_.has_value()) {
+    // One message for every mismatch, naming neither split nor number: the share may be forged, and
+    // whatever it carries is the caller's own input, not something to confirm or echo back.
+    const ShareExpectation& e = *expected_;
+    if (share.split_id != e.split_id || share.threshold != e.threshold || share.x > e.shares ||
+        share.y.size() != e.secret_size ||
+        (e.commitment.has_value() && share.commitment != *e.commitment)) {
+      return InvalidArgumentError(
+          "the share does not belong to this appliance (a foreign split, or another threshold or "
+          "number of shares): it was refused, and the shares entered so far are kept");
+    }
   }
+  const std::string name = "share " + std::to_string(share.x);
   if (!shares_.empty()) {
     const CustodianShare& first = shares_.front();
-    if (share.split_id != first.split_id || share.threshold != first.threshold ||
-        share.commitment != first.commitment || share.y.size() != first.y.size()) {
+    if (share.split_id != first.split_id) {
+      return InvalidArgumentError(name +
+                                  " belongs to another split than the shares entered so far");
+    }
+    if (share.threshold != first.threshold || share.commitment != first.commitment ||
+        share.y.size() != first.y.size()) {
       return InvalidArgumentError(
-          name + " belongs to another split (split " + SplitIdText(share.split_id) +
-          ", the shares entered so far are of split " + SplitIdText(first.split_id) + ")");
+          name +
+          " does not match the shares entered so far: one of them was altered (reset and "
+          "enter the shares again)");
     }
     for (const CustodianShare& entered : shares_) {
       if (entered.x == share.x) return InvalidArgumentError(name + " was already entered");
@@ -277,6 +285,7 @@ Status ShareCombiner::Add(std::string_view text) {
   const CustodianShare& first = shares_.front();
   if (ShareCommitment(first.split_id, first.threshold, secret) != first.commitment) {
     Reset();
+    ++failed_combinations_;
     return InvalidArgumentError(
         "the shares do not rebuild the secret they were split from: one of them was altered; every "
         "share entered was forgotten, start again");
@@ -288,7 +297,11 @@ Status ShareCombiner::Add(std::string_view text) {
 ShareCombiner::Progress ShareCombiner::progress() const {
   Progress p;
   p.entered = shares_.size();
-  p.threshold = shares_.empty() ? 0 : shares_.front().threshold;
+  if (expected_.has_value()) {
+    p.threshold = expected_->threshold;
+  } else {
+    p.threshold = shares_.empty() ? 0 : shares_.front().threshold;
+  }
   return p;
 }
 

@@ -23,8 +23,13 @@
 //    secret is 32 random bytes): never split a password with this.
 //
 // `ShareCombiner` takes shares one at a time, as `vault operator unseal` does: it reports progress,
-// refuses a duplicate or foreign share by name without losing the ones already entered, and can be
-// reset. Arithmetic on secret bytes is branch-free and table-free (no secret-indexed lookups).
+// refuses a duplicate or foreign share without losing the ones already entered, and can be reset.
+// A combiner bound to an appliance (`ShareExpectation`, from its seal descriptor) takes the
+// threshold, the split, the number of shares and the secret's size from the descriptor, never from
+// the first share entered: whoever may call sys/unseal can forge a share with a valid checksum, and
+// a share that chose its own threshold would choose when the secret is rebuilt. Messages never
+// echo a split id or any byte of a refused share. Arithmetic on secret bytes is branch-free and
+// table-free (no secret-indexed lookups).
 //
 // Shares and the secret live only in SecretBytes. Thread-safety: functions are pure; a
 // ShareCombiner is not thread-safe (its owner serialises unseal calls).
@@ -81,38 +86,52 @@ SecretBytes FormatShare(const CustodianShare& share);
 std::array<std::uint8_t, 8> ShareCommitment(const std::array<std::uint8_t, kSplitIdSize>& split_id,
                                             std::uint8_t threshold, const SecretBytes& secret);
 
+// What a combiner bound to an appliance accepts, all of it from the appliance's seal descriptor
+// (firmware/seal.h ExpectedShares): shares of this split, made for this threshold and number of
+// shares, of this secret size and, when the descriptor records it, with this commitment.
+struct ShareExpectation {
+  std::array<std::uint8_t, kSplitIdSize> split_id{};
+  std::uint8_t threshold = 0;
+  std::uint8_t shares = 0;  // a share's number x must be 1..shares
+  std::size_t secret_size = 0;
+  std::optional<std::array<std::uint8_t, 8>> commitment;
+};
+
 // Collects shares toward a threshold, one at a time.
 class ShareCombiner {
  public:
   struct Progress {
     std::size_t entered = 0;
-    std::size_t threshold = 0;  // 0 until the first share is entered
+    std::size_t threshold = 0;  // unbound: 0 until the first share is entered
   };
 
+  // Unbound (kms-provision restore, where no store exists yet): the first share entered sets the
+  // split, threshold and commitment the others must match.
   ShareCombiner() = default;
-  // Only shares of this split (the appliance's, from its seal descriptor) are accepted, from the
-  // first one on.
-  explicit ShareCombiner(const std::array<std::uint8_t, kSplitIdSize>& expected_split)
-      : expected_split_(expected_split) {}
+  // Bound to an appliance: every share must match `expected`, from the first one on.
+  explicit ShareCombiner(const ShareExpectation& expected) : expected_(expected) {}
 
-  // Adds one text share. Refuses (InvalidArgument, naming the share by its number where it has one)
-  // a malformed or damaged share, a share of another split, a share entered before, and any share
+  // Adds one text share. Refuses (InvalidArgument) a malformed or damaged share, a share that does
+  // not match the expectation or the shares entered so far, a share entered before, and any share
   // once the threshold is reached; a refused share changes nothing. When this share reaches the
   // threshold, the secret is rebuilt and checked against the shares' commitment: a mismatch is
   // InvalidArgument ("the shares do not rebuild the secret they were split from") and resets the
-  // combiner, since it cannot tell which share lies.
+  // combiner, since it cannot tell which share lies; failed_combinations() counts those.
   Status Add(std::string_view text);
 
   Progress progress() const;
   // The rebuilt secret, once the threshold is reached; empty before.
   const std::optional<SecretBytes>& secret() const { return secret_; }
+  // Combinations refused by the commitment check since the combiner was made.
+  std::size_t failed_combinations() const { return failed_combinations_; }
   // Forgets every share entered (and the rebuilt secret).
   void Reset();
 
  private:
-  std::optional<std::array<std::uint8_t, kSplitIdSize>> expected_split_;
+  std::optional<ShareExpectation> expected_;
   std::vector<CustodianShare> shares_;
   std::optional<SecretBytes> secret_;
+  std::size_t failed_combinations_ = 0;
 };
 
 // Rebuilds the secret from exactly-threshold or more shares at once (the provisioning tool's

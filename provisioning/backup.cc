@@ -150,10 +150,12 @@ StatusOr<BackupHeader> DecodeHeader(std::string_view text) {
 }
 
 // The unseal secret from the custodians' shares, every one of them checked by a combiner bound to
-// `split` (the store's), so a share of another split is named instead of mixing in.
+// the store's seal descriptor (its split, threshold and share count), so a share of another split
+// is refused instead of mixing in; then checked against the descriptor's verifier when it has one,
+// before anything logs in with it.
 StatusOr<SecretBytes> RebuildSecret(const std::vector<SecretBytes>& shares,
-                                    const std::array<std::uint8_t, firmware::kSplitIdSize>& split) {
-  firmware::ShareCombiner combiner(split);
+                                    const firmware::SealDescriptor& descriptor) {
+  firmware::ShareCombiner combiner(firmware::ExpectedShares(descriptor));
   for (std::size_t i = 0; i < shares.size() && !combiner.secret().has_value(); ++i) {
     Status added = combiner.Add(AsStringView(shares[i].ExposeSecret()));
     if (!added.ok()) {
@@ -165,6 +167,11 @@ StatusOr<SecretBytes> RebuildSecret(const std::vector<SecretBytes>& shares,
     const auto p = combiner.progress();
     return InvalidArgumentError("not enough shares: " + std::to_string(p.entered) + " of the " +
                                 std::to_string(p.threshold) + " needed");
+  }
+  // A v1 descriptor has no verifier: the user login of the backup decides, as it did before.
+  if (descriptor.verifier.has_value() &&
+      !firmware::VerifyUnsealSecret(descriptor, *combiner.secret())) {
+    return InvalidArgumentError("the shares do not rebuild this appliance's unseal secret");
   }
   return combiner.secret()->Clone();
 }
@@ -448,6 +455,12 @@ StatusOr<RestoreResult> RestoreOntoNewToken(const app::ApplianceConfig& config,
   if (!descriptor.has_value() || descriptor->split_id != backup.header.split_id) {
     return DataLossError("the restored store's seal descriptor does not match the backup's split");
   }
+  // The backup's MAC proved the secret: a store backed up before verifiers existed gets its
+  // verifier now, and one that has a verifier must agree with the shares.
+  auto completed = firmware::CompleteSealDescriptor(*metadata, secret);
+  if (!completed.has_value()) {
+    return WithPrefix("store " + config.store_path + ": ", completed.error());
+  }
 
   // The HAL with the derived PIN: it logs in and checks the restored DK against the policy, as
   // kmsd will at unseal. Then the store's epoch becomes the new token's rollback watermark.
@@ -569,7 +582,7 @@ StatusOr<BackupResult> RunBackup(const app::ApplianceConfig& config, const Backu
     }
     descriptor = **read;
   }
-  KMS_ASSIGN_OR_RETURN(SecretBytes secret, RebuildSecret(options.shares, descriptor.split_id));
+  KMS_ASSIGN_OR_RETURN(SecretBytes secret, RebuildSecret(options.shares, descriptor));
 
   BackupContents c;
   KMS_ASSIGN_OR_RETURN(c.wrapped_domain_key, WrapDomainKey(config, options.so_pin, secret));

@@ -32,13 +32,15 @@
 //
 // RunBackup (kmsd may keep running: the snapshot is SQLite's online backup, one read transaction)
 // rebuilds the secret with a ShareCombiner bound to the store's seal descriptor, so a share of
-// another split is refused by name. RunRestore refuses, before touching anything, a token label
-// that already exists or a store.path that exists: it restores onto a fresh token and store only.
-// It then initialises the token as `init` does (provisioning/token_init.h: a fresh SO PIN, the
-// user PIN again TokenPinFromUnsealSecret(secret), so the same shares unseal it), unwraps the DK
-// as a token object with the policy template, writes the store image (0600, atomically), opens
-// the HAL with the derived PIN (which checks the DK against the policy) and anchors the store's
-// epoch on the new token (firmware/store_rollback.h).
+// another split is refused, and checks it against the descriptor's verifier before the user logs
+// in with the PIN it derives (a store without a verifier leaves that to the login). RunRestore
+// refuses, before touching anything, a token label that already exists or a store.path that exists:
+// it restores onto a fresh token and store only. It then initialises the token as `init` does
+// (provisioning/token_init.h: a fresh SO PIN, the user PIN again TokenPinFromUnsealSecret(secret),
+// so the same shares unseal it), unwraps the DK as a token object with the policy template, writes
+// the store image (0600, atomically), gives its seal descriptor the secret's verifier if it has
+// none (the MAC proved the secret), opens the HAL with the derived PIN (which checks the DK against
+// the policy) and anchors the store's epoch on the new token (firmware/store_rollback.h).
 //
 // Secrets: shares, the SO PIN, the unseal secret, the PIN and both derived keys live only in
 // SecretBytes and are wiped before return, except the new SO PIN, returned once for printing.

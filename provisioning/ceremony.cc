@@ -160,16 +160,16 @@ StatusOr<CeremonyResult> SealNewToken(const app::ApplianceConfig& config,
     KMS_RETURN_IF_ERROR(rng.Close());
   }
   KMS_RETURN_IF_ERROR(CheckSharesRebuild(shares, options.threshold, unseal_secret));
-  unseal_secret.clear();  // from here on only the shares can rebuild it
-  module.reset();
 
-  // 3. The seal descriptor: what the sealed appliance knows before any share is entered.
+  // 3. The seal descriptor: what the sealed appliance knows before any share is entered, with the
+  // verifier that lets it judge a rebuilt secret before it tries a login with it.
   KMS_ASSIGN_OR_RETURN(firmware::CustodianShare first,
                        firmware::ParseShare(AsStringView(shares.front().ExposeSecret())));
-  firmware::SealDescriptor descriptor;
-  descriptor.threshold = static_cast<std::uint8_t>(options.threshold);
-  descriptor.shares = static_cast<std::uint8_t>(options.shares);
-  descriptor.split_id = first.split_id;
+  const firmware::SealDescriptor descriptor =
+      firmware::MakeSealDescriptor(first.split_id, static_cast<std::uint8_t>(options.threshold),
+                                   static_cast<std::uint8_t>(options.shares), unseal_secret);
+  unseal_secret.clear();  // from here on only the shares can rebuild it
+  module.reset();
   if (Status written = firmware::WriteSealDescriptor(metadata, descriptor); !written.ok()) {
     // Another ceremony sealed the store since it was checked.
     if (written.code() == StatusCode::kAlreadyExists) {

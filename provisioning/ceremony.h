@@ -12,9 +12,10 @@
 // is drawn from the module's RNG while the SO is logged in, the user PIN is set to
 // firmware::TokenPinFromUnsealSecret(secret) and the domain key made, all through the sequence dev
 // tokens use (provisioning/token_init.h); the secret is split with firmware::SplitSecret drawing
-// from the module's RNG, and checked to rebuild; the seal descriptor (threshold, shares, split id)
-// is written to the store; the HAL is opened on the new token with the derived PIN (which proves
-// the PIN and the domain key) and the bootstrap administrator access key is created.
+// from the module's RNG, and checked to rebuild; the seal descriptor (threshold, shares, split id,
+// the shares' commitment and the secret's verifier, firmware/seal.h) is written to the store; the
+// HAL is opened on the new token with the derived PIN (which proves the PIN and the domain key) and
+// the bootstrap administrator access key is created.
 //
 // Secrets: the SO PIN, the shares and the administrator's secret are returned once, in SecretBytes,
 // for the caller to print (`FormatCeremonyText`/`FormatCeremonyJson` build the output in

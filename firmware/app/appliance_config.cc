@@ -3,6 +3,8 @@
 // toml++ reports parse errors through a result value instead of throwing, as the rest of the tree
 // does with Status. This is the only translation unit that includes it.
 #define TOML_EXCEPTIONS 0
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <toml++/toml.h>
 
@@ -259,7 +261,19 @@ StatusOr<std::pair<std::string, std::uint16_t>> ParseListenAddress(std::string_v
   return std::make_pair(host, static_cast<std::uint16_t>(port));
 }
 
-bool IsLoopbackHost(std::string_view host) { return host == "::1" || host.starts_with("127."); }
+bool IsLoopbackHost(std::string_view host) {
+  // Parsed, not matched by prefix: "127.0.0.1.example.com" is a name, and only an address literal
+  // tells where the socket will be bound.
+  const std::string text(host);
+  in_addr v4{};
+  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, text.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;  // ::ffff:127.x.y.z
+  }
+  return false;
+}
 
 Status ValidateConfig(const ApplianceConfig& config) {
   auto listen = ParseListenAddress(config.listen, "server.listen");
@@ -315,6 +329,18 @@ Status ValidateConfig(const ApplianceConfig& config) {
     if (!seen.insert(mount).second) {
       return ConfigProblem(config, "vault.mounts", "'" + mount + "' is listed twice");
     }
+  }
+  if (config.mode == Mode::kProduction && !config.tls.has_value() &&
+      !IsLoopbackHost(listen->first)) {
+    // Tokens, plaintexts, data keys and unseal shares would cross the network in clear. On
+    // loopback, a TLS-terminating proxy on the same machine is the only peer that can connect.
+    return ConfigProblem(
+        config, "server.tls",
+        "production mode needs TLS to listen beyond loopback, and server.listen is '" +
+            config.listen +
+            "': set server.tls.cert and server.tls.key (or --tls-cert and --tls-key), or listen "
+            "on 127.0.0.1 or [::1] behind a TLS proxy; without TLS, tokens, plaintexts, data keys "
+            "and unseal shares would cross the network in clear");
   }
   if (config.mode == Mode::kProduction) {
     if (config.hsm_module.empty()) {

@@ -19,13 +19,15 @@
 //    "<file>:<line>:<column>: <table.key>: <problem>" (no position for a key that is missing): a
 //    TOML syntax error, an unknown table or key (a typo must not be ignored; the nearest known key
 //    is suggested), a value of the wrong type, a value out of range, and rules across keys (TLS
-//    cert and key together; dev mode on loopback only; production needs [hsm] and [store]; [dev]
-//    only in dev mode; [seal] only in production, its file readable by its owner only). A table of
-//    every table is built; an unknown one is refused like an unknown key.
+//    cert and key together; dev mode on loopback only; production beyond loopback only with
+//    [server.tls], with no opt-out; production needs [hsm] and [store]; [dev] only in dev mode;
+//    [seal] only in production, its file readable by its owner only). A table of every table is
+//    built; an unknown one is refused like an unknown key.
 //  * `ValidateConfig` holds the rules across keys and the ranges, so a configuration changed by
 //    command-line flags after loading is checked by the same code; LoadConfigFile calls it.
-//  * The file holds no secrets: PINs come from the unseal ceremony, never from configuration. (It may
-//    name a file of shares for auto-unseal; that file is the secret, and is checked to be 0600.)
+//  * The file holds no secrets: PINs come from the unseal ceremony, never from configuration. (It
+//    may name a file of shares for auto-unseal; that file is the secret, and is checked to be
+//    0600.)
 //
 // Thread-safety: plain functions over values.
 #ifndef KMS_FIRMWARE_APP_APPLIANCE_CONFIG_H_
@@ -108,6 +110,8 @@ Status ValidateConfig(const ApplianceConfig& config);
 // (0 picks a free port). `what` names the setting in the message.
 StatusOr<std::pair<std::string, std::uint16_t>> ParseListenAddress(std::string_view listen,
                                                                    std::string_view what);
+// An address literal in 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104; false for anything else,
+// names and the wildcard addresses (0.0.0.0, ::) included.
 bool IsLoopbackHost(std::string_view host);
 
 }  // namespace kms::app

@@ -3,15 +3,16 @@
 // mounts the AWS door at "/" and the Vault door under "/v1/" (api/) on one HTTP(S) server. Nothing
 // below it knows the others exist.
 //
-// Today kmsd runs in dev mode only (`--dev`): a complete appliance from an empty state folder, the
-// way `vault server -dev` is: its own SoftHSM2 token and SQLite store under the folder, unsealed at
-// start (the dev token's PIN is kept in the folder), listening on loopback, and one administrator
-// access key whose credentials it writes to `<state>/dev.env` and prints, with a Vault token for
-// the same operator (VAULT_ADDR, VAULT_TOKEN), made anew on every start. A second start on the same
-// folder keeps every key. Settings come from a TOML file (`--config`,
-// firmware/app/appliance_config.h) with flags over it; `--dev` alone is dev mode with the defaults.
-// The production boot (sealed start, unseal by custodian shares) is not built yet: a valid `mode =
-// "production"` file is checked, then kmsd says so and exits.
+// Dev mode (`--dev`) is a complete appliance from an empty state folder, the way `vault server
+// -dev` is: its own SoftHSM2 token and SQLite store under the folder, unsealed at start (the dev
+// token's PIN is kept in the folder), listening on loopback, and one administrator access key whose
+// credentials it writes to `<state>/dev.env` (0600 from its creation, firmware/app/private_file.h)
+// and prints, with a Vault token for the same operator (VAULT_ADDR, VAULT_TOKEN), made anew on
+// every start. A second start on the same folder keeps every key. Production (`mode =
+// "production"`) starts sealed over a provisioned store and token, and unseals when the custodians'
+// shares pass the unseal gate (firmware/app/unseal_gate.h). Settings come from a TOML file
+// (`--config`, firmware/app/appliance_config.h) with flags over it; `--dev` alone is dev mode with
+// the defaults.
 //
 // Signals: SIGTERM and SIGINT stop the server gracefully (stop accepting, drain in-flight requests)
 // and the daemon exits 0.
@@ -47,6 +48,8 @@
 #include "base/status.h"
 #include "firmware/app/appliance.h"
 #include "firmware/app/appliance_config.h"
+#include "firmware/app/private_file.h"
+#include "firmware/app/unseal_gate.h"
 #include "firmware/custodian_shares.h"
 #include "firmware/seal.h"
 #include "firmware/store/sqlite_store.h"
@@ -73,24 +76,6 @@ const kms::log::Logger& Logs() {
 
 // A failure that stops the start (or a step of it), as one error line.
 void Log(const std::string& line) { Logs().Error(line); }
-
-// Writes `content` to `path` atomically with mode 0600: it holds a credential.
-Status WritePrivateFile(const fs::path& path, const std::string& content) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return kms::UnavailableError("cannot write " + tmp.string());
-    fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
-    out << content;
-    out.flush();
-    if (!out) return kms::UnavailableError("cannot write " + tmp.string());
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return kms::UnavailableError("cannot rename " + tmp.string() + ": " + ec.message());
-  return Status::Ok();
-}
 
 // A fresh administrator token for the dev operator. Tokens are stored hashed, so the previous run's
 // token cannot be shown again: it is revoked and a new one made on every start (dev.env is
@@ -216,7 +201,12 @@ int RunDev(const kms::app::ApplianceConfig& config, bool accept_store_rollback) 
     Log("cannot create state folder " + config.state_dir + ": " + ec.message());
     return 1;
   }
+  // The folder holds the dev token's PIN and dev.env: its owner's alone.
   fs::permissions(config.state_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+  if (ec) {
+    Log("cannot restrict state folder " + config.state_dir + " to its owner: " + ec.message());
+    return 1;
+  }
   const fs::path state = fs::absolute(config.state_dir);
 
   // 1. The folder's own SoftHSM2 token (made on first start) and store.
@@ -297,7 +287,9 @@ int RunDev(const kms::app::ApplianceConfig& config, bool accept_store_rollback) 
   env += "KMS_ENDPOINT=" + endpoint + "\n";
   env += "VAULT_ADDR=" + endpoint + "\n";
   env += "VAULT_TOKEN=" + std::string(kms::AsStringView(dev_token->ExposeSecret())) + "\n";
-  if (Status written = WritePrivateFile(state / "dev.env", env); !written.ok()) {
+  // 0600 from its creation, whatever the umask (firmware/app/private_file.h).
+  if (Status written = kms::app::WritePrivateFile((state / "dev.env").string(), env);
+      !written.ok()) {
     Log("dev.env: " + written.ToString());
     return 1;
   }
@@ -341,7 +333,7 @@ class ProductionBoot {
         store_(store),
         descriptor_(descriptor),
         events_(events),
-        combiner_(descriptor.split_id) {}
+        gate_(store, descriptor, Logs()) {}
 
   // The Vault door's view of the seal.
   kms::api::vault::VaultHealth Health() const {
@@ -350,65 +342,18 @@ class ProductionBoot {
   }
 
   // sys/unseal: one share, or a reset. The share that reaches the threshold opens the appliance
-  // before the answer, so "sealed": false means it serves.
+  // before the answer, so "sealed": false means it serves. The gate decides every share and the
+  // rebuilt secret from the seal descriptor (firmware/app/unseal_gate.h) before any login.
   StatusOr<kms::api::vault::VaultHealth> Unseal(std::string_view share, bool reset) {
     std::lock_guard lock(mu_);
     if (appliance_ != nullptr) return HealthLocked();
     if (reset) {
-      combiner_.Reset();
+      gate_.Reset();
       Logs().Info("unseal progress reset");
       return HealthLocked();
     }
-    if (Status added = combiner_.Add(share); !added.ok()) {
-      // The message names the share by number and the problem, never its content.
-      Logs().Warn("unseal share refused", {{"reason", added.message()}});
-      return added;
-    }
-    Logs().Info("unseal share accepted", {{"progress", combiner_.progress().entered},
-                                          {"threshold", combiner_.progress().threshold}});
-    if (!combiner_.secret().has_value()) return HealthLocked();
-
-    kms::app::ApplianceOptions options;
-    options.config = &config_;
-    options.mode = "production";
-    options.hsm.module_path = config_.hsm_module;
-    options.hsm.token_label = config_.token_label;
-    options.hsm.token_serial = config_.token_serial;
-    options.hsm.user_pin = kms::firmware::TokenPinFromUnsealSecret(*combiner_.secret());
-    options.hsm.domain_key_label = config_.domain_key_label;
-    options.hsm.session_pool_size = config_.hsm_sessions;
-    combiner_.Reset();  // the secret is not kept: the PIN is all the HAL needs
-    options.store = &store_;
-    options.audit_dir =
-        config_.audit_dir.empty()
-            ? (fs::absolute(config_.store_path).parent_path() / "audit").string()
-            : config_.audit_dir;
-    options.metrics = &metrics_;
-    options.logs = &Logs();
-    options.vault_health = UnsealedHealth();
-    options.unseal = [this](std::string_view s, bool r) { return Unseal(s, r); };
-    options.accept_store_rollback = accept_store_rollback_;
-    options.seal = [this] {
-      Logs().Info("seal requested: restarting sealed");
-      events_.RequestSeal();
-      return Status();
-    };
-    auto appliance = kms::app::Appliance::Open(std::move(options));
-    if (!appliance.has_value()) {
-      Logs().Error("unseal failed", {{"status", appliance.error().ToString()}});
-      // A store older than the token is the custodians' business: they decide what to do next.
-      if (appliance.error().code() == kms::StatusCode::kFailedPrecondition &&
-          appliance.error().message().starts_with("store: ")) {
-        return kms::FailedPreconditionError("unseal failed: " + appliance.error().message());
-      }
-      return kms::FailedPreconditionError(
-          "unseal failed: the shares rebuilt the secret, but the appliance could not open the HSM "
-          "with it (the appliance log says why); enter the shares again");
-    }
-    appliance_ = std::move(*appliance);
-    appliance_->StartScheduler();
-    routes_.Set(&appliance_->router());
-    Logs().Info("unsealed", {{"endpoint", endpoint_}});
+    auto unsealed = gate_.Add(share, [this](kms::SecretBytes pin) { return Open(std::move(pin)); });
+    if (!unsealed.has_value()) return unsealed.error();
     return HealthLocked();
   }
 
@@ -457,6 +402,64 @@ class ProductionBoot {
   }
 
  private:
+  // Logs in with `pin` and opens the appliance; only the gate calls it, with the PIN of a secret
+  // it verified (or, for a store without a verifier, one the token is about to judge).
+  kms::app::OpenOutcome Open(kms::SecretBytes pin) {
+    kms::app::OpenOutcome outcome;
+    kms::app::ApplianceOptions options;
+    options.config = &config_;
+    options.mode = "production";
+    options.hsm.module_path = config_.hsm_module;
+    options.hsm.token_label = config_.token_label;
+    options.hsm.token_serial = config_.token_serial;
+    options.hsm.user_pin = std::move(pin);
+    options.hsm.domain_key_label = config_.domain_key_label;
+    options.hsm.session_pool_size = config_.hsm_sessions;
+    // The HAL is open once the token took the PIN (and the domain key checked out). The flag is
+    // shared, not a reference to this frame: the Appliance keeps its options.
+    const auto pin_accepted = std::make_shared<bool>(false);
+    options.open_hsm = [pin_accepted](kms::hal::Pkcs11HsmConfig hsm) {
+      auto opened = kms::hal::OpenPkcs11Hsm(std::move(hsm));
+      *pin_accepted = opened.has_value();
+      return opened;
+    };
+    options.store = &store_;
+    options.audit_dir = config_.audit_dir.empty()
+                            ? (fs::absolute(config_.store_path).parent_path() / "audit").string()
+                            : config_.audit_dir;
+    options.metrics = &metrics_;
+    options.logs = &Logs();
+    options.vault_health = UnsealedHealth();
+    options.unseal = [this](std::string_view s, bool r) { return Unseal(s, r); };
+    options.accept_store_rollback = accept_store_rollback_;
+    options.seal = [this] {
+      Logs().Info("seal requested: restarting sealed");
+      events_.RequestSeal();
+      return Status();
+    };
+    auto appliance = kms::app::Appliance::Open(std::move(options));
+    outcome.pin_accepted = *pin_accepted;
+    if (!appliance.has_value()) {
+      Logs().Error("unseal failed", {{"status", appliance.error().ToString()}});
+      // A store older than the token is the custodians' business: they decide what to do next.
+      if (appliance.error().code() == kms::StatusCode::kFailedPrecondition &&
+          appliance.error().message().starts_with("store: ")) {
+        outcome.status =
+            kms::FailedPreconditionError("unseal failed: " + appliance.error().message());
+        return outcome;
+      }
+      outcome.status = kms::FailedPreconditionError(
+          "unseal failed: the shares rebuilt the secret, but the appliance could not open the HSM "
+          "with it (the appliance log says why); enter the shares again");
+      return outcome;
+    }
+    appliance_ = std::move(*appliance);
+    appliance_->StartScheduler();
+    routes_.Set(&appliance_->router());
+    Logs().Info("unsealed", {{"endpoint", endpoint_}});
+    return outcome;
+  }
+
   // [seal] auto_unseal_file: the shares kmsd enters itself, one per line. A failure leaves the
   // appliance sealed for the custodians; the shares never reach the log.
   void AutoUnseal() {
@@ -498,7 +501,7 @@ class ProductionBoot {
   kms::api::vault::VaultHealth HealthLocked() const {
     kms::api::vault::VaultHealth h = UnsealedHealth();
     h.sealed = appliance_ == nullptr;
-    h.progress = static_cast<unsigned>(combiner_.progress().entered);
+    h.progress = static_cast<unsigned>(gate_.progress());
     return h;
   }
 
@@ -512,9 +515,9 @@ class ProductionBoot {
   kms::api::http::Router sealed_routes_;
   std::unique_ptr<kms::api::vault::VaultDoor> sealed_vault_;
   std::string endpoint_;
-  // Guards the combiner and the appliance: unseal calls are serialised, as Vault's are.
+  // Guards the gate and the appliance: unseal calls are serialised, as Vault's are.
   mutable std::mutex mu_;
-  kms::firmware::ShareCombiner combiner_;
+  kms::app::UnsealGate gate_;
   std::unique_ptr<kms::app::Appliance> appliance_;
 };
 

@@ -4,6 +4,7 @@
 // own daemon). The scenario scripts print one line per check; their output is shown on failure.
 // Every daemon's run ends with the canary search (canary_search.h): no secret a script recorded,
 // nor the daemon's own, in its stderr, its audit folder or an error answer.
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
@@ -167,6 +168,26 @@ TEST_CASE("e2e: a second start on the same state folder keeps every key", "[e2e]
   CHECK(again.env().at("AWS_ACCESS_KEY_ID") == first_access_key);  // same dev admin key
   RequirePasses(again, "restart_scenario.py", {"after", record});
   RequireCleanStop(again);
+}
+
+// dev.env holds the dev administrator's secret access key and Vault token: under the most
+// permissive umask kmsd --dev still writes it 0600, in a 0700 state folder. (The moment of its
+// creation, before a byte is written, is checked in tests/firmware/private_file_test.cc.)
+TEST_CASE("e2e: kmsd --dev under umask 000 writes dev.env 0600 in a 0700 state folder", "[e2e]") {
+  TempDir dir("kms-e2e");
+  KmsdOptions options;
+  options.state_dir = dir.path() / "state";
+  const mode_t previous = ::umask(0);
+  KmsdProcess kmsd(options);
+  ::umask(previous);
+  struct stat st {};
+  REQUIRE(::stat((options.state_dir / "dev.env").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+  REQUIRE(::stat(options.state_dir.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0700);
+  INFO("kmsd stderr:\n" << kmsd.Stderr());
+  REQUIRE(kmsd.Stop() == 0);
+  CHECK(kmsd.LeakProblems() == "");
 }
 
 // ---- The canary search itself: it must be able to fail. ----------------------------------------
@@ -345,6 +366,34 @@ TEST_CASE(
   CHECK(FindCanary(secrets, places) == "");
 }
 
+// sys/unseal against a caller who is not a custodian (tests/e2e/unseal_hostile.py): forged shares
+// (threshold 1, another split, a number beyond the shares made, their own commitment) refused
+// without disturbing the custodians or trying a login; a secret the seal verifier refuses never
+// reaches the HSM; auto-unseal through the same gate; a store made before verifiers: three failed
+// logins lock the gate, the custodians' unseal writes the verifier, and the forgery is refused
+// share by share afterwards. The canary search covers the forged shares too.
+TEST_CASE(
+    "e2e: forged unseal shares never reach the HSM login, and failed combinations are rate "
+    "limited",
+    "[e2e]") {
+  TempDir canaries("kms-e2e-canaries");
+  const ScenarioResult result =
+      RunScript("unseal_hostile.py", {std::string("KMS_E2E_KMSD=") + KMS_E2E_KMSD_PATH,
+                                      std::string("KMS_E2E_KMSCTL=") + KMS_E2E_KMSCTL_PATH,
+                                      std::string("KMS_E2E_PROVISION=") + KMS_E2E_PROVISION_PATH,
+                                      "KMS_E2E_CANARY_DIR=" + canaries.path().string()});
+  INFO("unseal_hostile.py output:\n" << result.output);
+  REQUIRE(result.exit_code == 0);
+  REQUIRE(result.output.find("\nPASS") != std::string::npos);
+  std::vector<Canary> secrets;
+  REQUIRE(ReadRecordedCanaries(canaries.path(), secrets) == "");
+  CHECK(secrets.size() >= 20);  // 5 shares in two spellings, the SO PIN, the forged shares, ...
+  CanaryPlaces places;
+  places.line_files = {canaries.path() / "kmsd.stderr", canaries.path() / "audit"};
+  places.error_bodies = {canaries.path() / "error_bodies.txt"};
+  CHECK(FindCanary(secrets, places) == "");
+}
+
 // The configuration file (docs/configuration.md): its values are used, and a flag given beside it
 // wins. The ready line reports what the daemon runs with.
 TEST_CASE("e2e: kmsd runs with the settings of its TOML file, and flags override the file",
@@ -389,6 +438,50 @@ TEST_CASE("e2e: kmsd refuses a bad configuration file and names the key", "[e2e]
   const int bare = std::system((std::string(KMS_E2E_KMSD_PATH) + " 2>/dev/null").c_str());
   REQUIRE(WIFEXITED(bare));
   CHECK(WEXITSTATUS(bare) == 2);
+}
+
+// Production beyond loopback without TLS would carry tokens, plaintexts, data keys and unseal
+// shares in clear: kmsd refuses to start (exit status 2) with one error line naming the settings,
+// before it opens anything, whether the address comes from the file or from --listen.
+TEST_CASE("e2e: production kmsd refuses to listen beyond loopback without TLS", "[e2e]") {
+  TempDir dir("kms-e2e");
+  const fs::path config = dir.path() / "kmsd.toml";
+  const fs::path store = dir.path() / "kms.db";
+  const std::string production =
+      "mode = \"production\"\n[hsm]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\n"
+      "token_label = \"kms\"\n[store]\npath = \"" +
+      store.string() + "\"\n";
+  const fs::path err = dir.path() / "stderr";
+  auto run = [&](const std::string& flags) {
+    const int status = std::system((std::string(KMS_E2E_KMSD_PATH) + " --config " +
+                                    config.string() + flags + " 2>" + err.string())
+                                       .c_str());
+    REQUIRE(WIFEXITED(status));
+    std::stringstream text;
+    text << std::ifstream(err).rdbuf();
+    return std::make_pair(WEXITSTATUS(status), text.str());
+  };
+  auto refusal = [&](const std::string& listen) {
+    return "\"level\":\"error\",\"msg\":\"" + config.string() +
+           ": server.tls: production mode needs TLS to listen beyond loopback, and server.listen "
+           "is '" +
+           listen +
+           "': set server.tls.cert and server.tls.key (or --tls-cert and --tls-key), or listen on "
+           "127.0.0.1 or [::1] behind a TLS proxy; without TLS, tokens, plaintexts, data keys and "
+           "unseal shares would cross the network in clear\"";
+  };
+  std::ofstream(config) << production << "[server]\nlisten = \"0.0.0.0:0\"\n";
+  auto [file_code, file] = run("");
+  INFO(file);
+  CHECK(file_code == 2);
+  CHECK(file.find(refusal("0.0.0.0:0")) != std::string::npos);
+
+  std::ofstream(config) << production;  // loopback by default; the flag moves it
+  auto [flag_code, flag] = run(" --listen [::]:0");
+  INFO(flag);
+  CHECK(flag_code == 2);
+  CHECK(flag.find(refusal("[::]:0")) != std::string::npos);
+  CHECK_FALSE(fs::exists(store));  // refused before the store was opened
 }
 
 // A production configuration whose store was never provisioned stops the start with exit status 1

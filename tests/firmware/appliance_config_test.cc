@@ -216,12 +216,57 @@ TEST_CASE("config: rules across keys", "[unit]") {
   CHECK(
       ErrorOf(with_token + "[store]\npath = \"/var/lib/kms/kms.db\"\n[dev]\nstate_dir = \"s\"\n") ==
       "kmsd.toml:7:1: dev: only for mode = \"dev\"");
-  auto ok = ParseConfig(with_token +
-                            "[store]\npath = \"/var/lib/kms/kms.db\"\n[server]\nlisten = "
-                            "\"0.0.0.0:8200\"\n",
-                        "kmsd.toml");
-  REQUIRE(ok.has_value());  // production may listen beyond loopback
-  CHECK(ok->listen == "0.0.0.0:8200");
+  auto ok = ParseConfig(with_token + "[store]\npath = \"/var/lib/kms/kms.db\"\n", "kmsd.toml");
+  REQUIRE(ok.has_value());  // production on the default loopback address, without TLS
+  CHECK(ok->listen == "127.0.0.1:0");
+}
+
+// Production beyond loopback carries tokens, plaintexts, data keys and unseal shares: only over
+// TLS, and the refusal names the settings. Loopback stays open to a TLS proxy on the box.
+TEST_CASE("config: production listens beyond loopback only with TLS", "[unit]") {
+  TempDir dir;
+  const std::string module = dir.Write("module.so", "");
+  const std::string cert = dir.Write("cert.pem", "x");
+  const std::string key = dir.Write("key.pem", "x");
+  const std::string production =
+      "mode = \"production\"\n[hsm]\nmodule = \"" + module +
+      "\"\ntoken_label = \"kms\"\n[store]\npath = \"/var/lib/kms/kms.db\"\n";
+  auto listening = [&](const std::string& listen) {
+    return production + "[server]\nlisten = \"" + listen + "\"\n";
+  };
+  for (const std::string listen : {"0.0.0.0:8200", "10.0.0.5:8443", "[::]:8200", "[fe80::1]:1",
+                                   "127.0.0.1.example:80", "kms.example:8443"}) {
+    CAPTURE(listen);
+    CHECK(ErrorOf(listening(listen)) ==
+          "kmsd.toml: server.tls: production mode needs TLS to listen beyond loopback, and "
+          "server.listen is '" +
+              listen +
+              "': set server.tls.cert and server.tls.key (or --tls-cert and --tls-key), or listen "
+              "on 127.0.0.1 or [::1] behind a TLS proxy; without TLS, tokens, plaintexts, data "
+              "keys and unseal shares would cross the network in clear");
+  }
+  for (const std::string listen :
+       {"127.0.0.1:8200", "127.8.9.10:1", "localhost:8200", "[::1]:8200", "[::ffff:127.0.0.1]:1"}) {
+    CAPTURE(listen);
+    CHECK(ParseConfig(listening(listen), "kmsd.toml").has_value());
+  }
+  const std::string tls = "[server.tls]\ncert = \"" + cert + "\"\nkey = \"" + key + "\"\n";
+  auto with_tls = ParseConfig(listening("0.0.0.0:8443") + tls, "kmsd.toml");
+  REQUIRE(with_tls.has_value());
+  CHECK(with_tls->listen == "0.0.0.0:8443");
+
+  // The same rule after flags changed a loaded file (kmsd applies --listen, then validates).
+  auto loaded = ParseConfig(production, "kmsd.toml");
+  REQUIRE(loaded.has_value());
+  loaded->listen = "0.0.0.0:8200";
+  const Status flagged = ValidateConfig(*loaded);
+  REQUIRE_FALSE(flagged.ok());
+  CHECK(flagged.message().rfind(
+            "kmsd.toml: server.tls: production mode needs TLS to listen beyond loopback, and "
+            "server.listen is '0.0.0.0:8200': ",
+            0) == 0);
+  loaded->tls = TlsConfig{cert, key, ""};
+  CHECK(ValidateConfig(*loaded).ok());
 }
 
 TEST_CASE("config: the audit table sets the folder and checkpoint interval", "[unit]") {
@@ -289,7 +334,12 @@ TEST_CASE("config: listen addresses", "[unit]") {
         "--listen port must be 0-65535, got ''");
   CHECK(IsLoopbackHost("127.9.9.9"));
   CHECK(IsLoopbackHost("::1"));
+  CHECK(IsLoopbackHost("::ffff:127.0.0.1"));
   CHECK_FALSE(IsLoopbackHost("10.0.0.1"));
+  CHECK_FALSE(IsLoopbackHost("0.0.0.0"));
+  CHECK_FALSE(IsLoopbackHost("::"));
+  CHECK_FALSE(IsLoopbackHost("127.0.0.1.example"));  // a name, not the loopback address
+  CHECK_FALSE(IsLoopbackHost("::ffff:10.0.0.1"));
 }
 
 }  // namespace

@@ -169,6 +169,35 @@ RestoreOptions RestoreWith(const BackupWorld& world, std::vector<SecretBytes> sh
   return options;
 }
 
+// The store's seal descriptor, as stored.
+std::string ReadDescriptor(const std::string& store_path) {
+  store::SqliteStoreOptions options;
+  options.path = store_path;
+  auto metadata = Must(store::OpenSqliteStore(options));
+  auto descriptor = Must(firmware::ReadSealDescriptor(*metadata));
+  REQUIRE(descriptor.has_value());
+  return firmware::FormatSealDescriptor(*descriptor);
+}
+
+// Puts `text` in place of the store's seal descriptor (an older or a tampered store).
+void WriteDescriptor(const std::string& store_path, const std::string& text) {
+  store::SqliteStoreOptions options;
+  options.path = store_path;
+  auto metadata = Must(store::OpenSqliteStore(options));
+  auto txn = Must(metadata->Begin(store::TransactionMode::kReadWrite));
+  REQUIRE(txn->PutMeta(firmware::kSealDescriptorMeta, text).ok());
+  REQUIRE(txn->Commit().ok());
+}
+
+// The v2 descriptor of the ceremony's split: threshold 3 of 5, commitment and verifier.
+std::string CompleteDescriptor(const std::vector<SecretBytes>& shares) {
+  std::vector<std::string_view> texts;
+  for (const auto& s : shares) texts.push_back(AsStringView(s.ExposeSecret()));
+  const SecretBytes secret = Must(firmware::CombineShares(texts));
+  const auto first = Must(firmware::ParseShare(texts.front()));
+  return firmware::FormatSealDescriptor(firmware::MakeSealDescriptor(first.split_id, 3, 5, secret));
+}
+
 bool Contains(const std::string& haystack, ByteView needle) {
   return haystack.find(AsStringView(needle)) != std::string::npos;
 }
@@ -205,6 +234,7 @@ TEST_CASE("backup: the restore drill brings back every key onto a new token",
   CHECK_FALSE(restored.so_pin == p.ceremony.so_pin);
   CHECK(restored.keys == 2);
   CHECK(restored.header.store_epoch == p.backup.header.store_epoch);
+  CHECK(ReadDescriptor(world.StorePath()) == CompleteDescriptor(p.ceremony.shares));
 
   // The same shares (any three) unseal the new token; the old ciphertexts decrypt; the signing key
   // is the same key.
@@ -225,6 +255,51 @@ TEST_CASE("backup: the restore drill brings back every key onto a new token",
   v.message = SecretBytes::CopyFrom(AsBytes(std::string_view("signed after the restore")));
   v.signature = signature;
   CHECK(Must(stack->keys->Verify(v)).signature_valid);
+}
+
+// A store provisioned before verifiers existed (a v1 descriptor) is backed up as it is (the user
+// login judges its shares), and the restore, whose MAC proves the shares' secret, writes the
+// verifier into the restored descriptor.
+TEST_CASE("backup: a restore gives a store made before verifiers its verifier",
+          "[softhsm][provisioning]") {
+  BackupWorld world;
+  const app::ApplianceConfig config = world.Config();
+  CeremonyResult ceremony = Must(RunInitCeremony(config, FiveOfThree()));
+  const std::string complete = CompleteDescriptor(ceremony.shares);
+  CHECK(ReadDescriptor(world.StorePath()) == complete);
+  const std::string v1 = "v1 threshold=3 shares=5 split=" + ceremony.split_id;
+  WriteDescriptor(world.StorePath(), v1);
+  BackupOptions options;
+  options.shares = Pick(ceremony.shares, {0, 2, 4});
+  options.so_pin = ceremony.so_pin.Clone();
+  options.out_path = world.BackupPath();
+  Must(RunBackup(config, options));
+  CHECK(ReadDescriptor(world.StorePath()) == v1);  // a backup changes nothing in the store
+  DestroyTokenAndStore(world);
+  Must(RunRestore(world.Config(), RestoreWith(world, Pick(ceremony.shares, {1, 2, 3}))));
+  CHECK(ReadDescriptor(world.StorePath()) == complete);
+}
+
+// The store's verifier decides before the backup's user login: shares whose secret it refuses
+// (here the store's verifier was changed) never log in, and no file is written.
+TEST_CASE("backup: shares whose secret the store's verifier refuses are refused before any login",
+          "[softhsm][provisioning]") {
+  BackupWorld world;
+  const app::ApplianceConfig config = world.Config();
+  CeremonyResult ceremony = Must(RunInitCeremony(config, FiveOfThree()));
+  const std::string complete = CompleteDescriptor(ceremony.shares);
+  WriteDescriptor(world.StorePath(), complete.substr(0, complete.find("verifier=")) +
+                                         "verifier=" + std::string(64, '0'));
+  BackupOptions options;
+  options.shares = Pick(ceremony.shares, {0, 2, 4});
+  // A wrong SO PIN too: the refusal must come before the SO login would have failed.
+  options.so_pin = SecretBytes::CopyFrom(AsBytes(std::string_view("00000000")));
+  options.out_path = world.BackupPath();
+  auto b = RunBackup(config, options);
+  REQUIRE_FALSE(b.has_value());
+  CHECK(b.error().code() == StatusCode::kInvalidArgument);
+  CHECK(b.error().message() == "the shares do not rebuild this appliance's unseal secret");
+  CHECK_FALSE(fs::exists(world.BackupPath()));
 }
 
 TEST_CASE(
@@ -305,7 +380,10 @@ TEST_CASE(
     options.out_path = (world.dir() / "other.backup").string();
     auto b = RunBackup(world.Config(), options);
     REQUIRE_FALSE(b.has_value());
-    CHECK(b.error().message().starts_with("share 1 of 3 entered: "));
+    CHECK(b.error().message() ==
+          "share 1 of 3 entered: the share does not belong to this appliance (a foreign split, or "
+          "another threshold or number of shares): it was refused, and the shares entered so far "
+          "are kept");
     CHECK_FALSE(fs::exists(options.out_path));
     DestroyTokenAndStore(world);
     auto r = RunRestore(world.Config(), RestoreWith(world, Pick(foreign, {0, 1, 2})));

@@ -192,11 +192,17 @@ TEST_CASE("ceremony: the store holds the seal descriptor of the shares",
     CHECK(parsed.split_id == descriptor->split_id);
     CHECK(parsed.threshold == 3);
   }
-  // A combiner bound to the appliance's split (as the sealed boot will use) accepts the shares.
-  firmware::ShareCombiner combiner(descriptor->split_id);
+  // A combiner bound to the descriptor (as the sealed boot uses it) accepts the shares, and the
+  // descriptor's verifier vouches for the secret they rebuild, and for no other.
+  firmware::ShareCombiner combiner(firmware::ExpectedShares(*descriptor));
   for (std::size_t i : {std::size_t{3}, std::size_t{1}, std::size_t{0}})
     MustOk(combiner.Add(AsStringView(result.shares[i].ExposeSecret())));
-  CHECK(combiner.secret().has_value());
+  REQUIRE(combiner.secret().has_value());
+  REQUIRE(descriptor->verifier.has_value());
+  CHECK(firmware::VerifyUnsealSecret(*descriptor, *combiner.secret()));
+  CHECK_FALSE(firmware::VerifyUnsealSecret(*descriptor, SecretBytes(firmware::kUnsealSecretSize)));
+  CHECK(*descriptor->commitment ==
+        firmware::ShareCommitment(descriptor->split_id, 3, *combiner.secret()));
 }
 
 TEST_CASE("ceremony: the bootstrap administrator access key exists and opens",
