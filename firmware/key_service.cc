@@ -172,11 +172,15 @@ Status CheckRecord(const KeyVersionRecord& v) {
   return Status();
 }
 
+// A state this firmware does not know (unset, pending creation, or one a newer firmware wrote) is
+// Unavailable: nothing may use or change such a key. Failing closed matters here: reading an
+// unknown state as Enabled would hand out a key its writer meant to keep unusable.
 KeyState StateOf(const KeyRecord& k) {
   switch (k.state()) {
+    case records::KEY_STATE_ENABLED: return KeyState::kEnabled;
     case records::KEY_STATE_DISABLED: return KeyState::kDisabled;
     case records::KEY_STATE_PENDING_DELETION: return KeyState::kPendingDeletion;
-    default: return KeyState::kEnabled;
+    default: return KeyState::kUnavailable;
   }
 }
 
@@ -441,15 +445,24 @@ class KeyService::Impl {
       case KeyState::kDisabled:
         return FailedPreconditionError(k.arn + " is disabled.", Reason::kKeyDisabled);
       case KeyState::kPendingDeletion: return PendingDeletion(k);
+      case KeyState::kUnavailable: return Unavailable(k);
     }
-    return Status();
+    return Unavailable(k);
   }
   static Status PendingDeletion(const Key& k) {
     return FailedPreconditionError(k.arn + " is pending deletion.", Reason::kKeyInvalidState);
   }
+  static Status Unavailable(const Key& k) {
+    return FailedPreconditionError(k.arn + " is unavailable.", Reason::kKeyInvalidState);
+  }
+  // For every change to a key: not while it is pending deletion, never in a state this firmware
+  // does not know.
   static Status CheckNotPendingDeletion(const Key& k) {
-    if (StateOf(k.record) == KeyState::kPendingDeletion) return PendingDeletion(k);
-    return Status();
+    switch (StateOf(k.record)) {
+      case KeyState::kPendingDeletion: return PendingDeletion(k);
+      case KeyState::kUnavailable: return Unavailable(k);
+      default: return Status();
+    }
   }
   static Status WrongUsage(const Key& k, std::string_view operation) {
     return InvalidArgumentError(k.arn + " key usage is " + std::string(KeyUsageName(k.usage())) +
@@ -869,7 +882,7 @@ class KeyService::Impl {
     }
     s_.cache_.EraseKey(key_id);
     KMS_ASSIGN_OR_RETURN(auto tx, s_.store_.Begin(TransactionMode::kReadWrite));
-    Status del = DeleteKeyCounted(*tx, key_id);
+    Status del = DestroyKeyRecords(*tx, key_id);
     if (!del.ok() && del.code() != StatusCode::kNotFound) return del;
     auto di = tx->DeleteIntent(intent_id);
     if (!di.ok() && di.code() != StatusCode::kNotFound) return di;
@@ -896,6 +909,12 @@ class KeyService::Impl {
     KMS_RETURN_IF_ERROR(tx.DeleteKey(key_id));
     return StatusOf(tx.IncrementCounter(kKeysDeleted, 1));
   }
+  // Destroys a key that existed: with it go the records others keep about it (on_destroy).
+  Status DestroyKeyRecords(store::Transaction& tx, const std::string& key_id) {
+    KMS_RETURN_IF_ERROR(DeleteKeyCounted(tx, key_id));
+    if (s_.config_.on_destroy) KMS_RETURN_IF_ERROR(s_.config_.on_destroy(tx, key_id));
+    return Status();
+  }
 
   // Startup: finish or undo what a crash interrupted (issue 3 item 8).
   Status Reconcile() {
@@ -920,7 +939,7 @@ class KeyService::Impl {
           // The deletion was decided durably: complete it.
           auto key = tx->GetKey(intent.key_id());
           if (key && key->state() == records::KEY_STATE_PENDING_DELETION) {
-            KMS_RETURN_IF_ERROR(DeleteKeyCounted(*tx, intent.key_id()));
+            KMS_RETURN_IF_ERROR(DestroyKeyRecords(*tx, intent.key_id()));
           }
           break;
         }

@@ -94,6 +94,10 @@ struct KeyServiceConfig {
   // Writes by this service drop the cache at once; a change committed by ANOTHER process sharing the
   // store (a disable, a deletion, a rotation) is seen within this time.
   std::int64_t record_cache_ttl_ms = 500;
+  // Deletes the records other parts of the firmware keep about a key (its key policy and grants),
+  // inside the transaction that destroys the key, so nothing of a destroyed key outlives it.
+  // Unset: nothing else is deleted.
+  std::function<Status(store::Transaction&, std::string_view key_id)> on_destroy;
 };
 
 struct Tag {

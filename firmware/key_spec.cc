@@ -137,6 +137,7 @@ std::string_view KeyStateName(KeyState s) {
     case KeyState::kEnabled: return "Enabled";
     case KeyState::kDisabled: return "Disabled";
     case KeyState::kPendingDeletion: return "PendingDeletion";
+    case KeyState::kUnavailable: return "Unavailable";
   }
   return "Unavailable";
 }

@@ -62,7 +62,8 @@ enum class DataKeySpec { kAes256, kAes128 };
 enum class MessageType { kRaw, kDigest };
 
 // AWS KeyState values this appliance reaches (§2.5 state machine).
-enum class KeyState { kEnabled, kDisabled, kPendingDeletion };
+// kUnavailable: a stored state this firmware does not know; such a key is neither used nor changed.
+enum class KeyState { kEnabled, kDisabled, kPendingDeletion, kUnavailable };
 
 // RotationsListEntry.RotationType.
 enum class RotationType { kAutomatic, kOnDemand };

@@ -77,8 +77,10 @@ SecretBytes HmacSecret(ByteView key, std::string_view data) {
   return out;
 }
 
-// "YYYYMMDDTHHMMSSZ" -> time point; nullopt if malformed.
-std::optional<std::chrono::system_clock::time_point> ParseAmzDate(std::string_view s) {
+// "YYYYMMDDTHHMMSSZ" -> seconds since the epoch; nullopt if malformed. In seconds, not in the
+// system clock's nanoseconds: a 64-bit count of nanoseconds ends in 2262, and a date past it
+// wrapped around to one that looked current.
+std::optional<std::chrono::sys_seconds> ParseAmzDate(std::string_view s) {
   if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z' || !AllDigits(s.substr(0, 8)) ||
       !AllDigits(s.substr(9, 6))) {
     return std::nullopt;
@@ -467,17 +469,19 @@ AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
 
   // Reference §1.3.3: ±5 minutes, with AWS's own texts.
   const auto now = config_.clock();
+  const auto now_s = std::chrono::floor<std::chrono::seconds>(now);
+  const auto skew = std::chrono::duration_cast<std::chrono::seconds>(config_.max_skew);
   auto window = [&] {
     return std::to_string(
                std::chrono::duration_cast<std::chrono::minutes>(config_.max_skew).count()) +
            " min.)";
   };
-  if (*signed_at < now - config_.max_skew) {
+  if (*signed_at < now_s - skew) {
     return std::unexpected(InvalidSignature(
         "Signature expired: " + amz_date + " is now earlier than " +
         FormatAmzDate(now - config_.max_skew) + " (" + FormatAmzDate(now) + " - " + window()));
   }
-  if (*signed_at > now + config_.max_skew) {
+  if (*signed_at > now_s + skew) {
     return std::unexpected(InvalidSignature(
         "Signature not yet current: " + amz_date + " is still later than " +
         FormatAmzDate(now + config_.max_skew) + " (" + FormatAmzDate(now) + " + " + window()));

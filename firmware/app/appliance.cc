@@ -128,6 +128,8 @@ StatusOr<std::unique_ptr<Appliance>> Appliance::Open(ApplianceOptions options) {
   firmware::KeyServiceConfig service_config;
   service_config.region = config.region;
   service_config.account_id = config.account_id;
+  // A destroyed key takes its key policy and grants with it.
+  service_config.on_destroy = &firmware::authz::AccessControl::DeleteKeyRecords;
   auto service = firmware::KeyService::Open(*a->metered_, *o.store, a->clock_, service_config);
   if (!service.has_value()) return Step("key service", service.error());
   a->service_ = std::move(*service);

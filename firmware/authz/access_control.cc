@@ -588,6 +588,17 @@ StatusOr<AccessDecision> AccessControl::DecideRetireGrant(
   return Decide(caller, req);
 }
 
+Status AccessControl::DeleteKeyRecords(store::Transaction& tx, std::string_view key_id) {
+  Status policy = tx.DeleteMeta(PolicyMetaName(key_id));
+  if (!policy.ok() && policy.code() != StatusCode::kNotFound) return policy;
+  // Deleting while listing: every page starts again from the (now shorter) prefix.
+  for (;;) {
+    KMS_ASSIGN_OR_RETURN(auto page, tx.ListMeta(GrantKeyPrefix(key_id), "", 1000));
+    for (const auto& [name, value] : page.items) KMS_RETURN_IF_ERROR(tx.DeleteMeta(name));
+    if (!page.truncated) return Status();
+  }
+}
+
 Status AccessControl::RetireGrant(const KeyRef& key, std::string_view grant_id) {
   return RevokeGrant(key, grant_id);
 }

@@ -28,8 +28,7 @@
 //    InvalidGrantTokenException; a token whose grant is gone grants nothing.
 //  * Compiled key policies and grants are cached per key (the decision must not cost a store read per
 //    request): entries live `cache_ttl_ms` and are dropped on every write made here.
-//  * A key's policy and grants outlive the key in the store as inert records (key ids are random
-//    UUIDs, never reused).
+//  * A key's policy and grants are deleted with the key (DeleteKeyRecords).
 //  * Errors: InvalidArgument with Reason::kMalformedPolicy / kInvalidGrantToken / kInvalidGrantId /
 //    none (validation), NotFound for an unknown grant, ResourceExhausted kLimitExceeded beyond
 //    `max_grants_per_key`; store and HSM failures pass through. `Decide` and `DecideRetireGrant`
@@ -212,6 +211,12 @@ class AccessControl {
 
   // Drops the cached policy and grants of a key (after a write made outside this class).
   void ForgetKey(std::string_view key_id);
+
+  // Deletes a key's policy and every grant on it, inside `tx`: KeyService calls it in the
+  // transaction that destroys the key (KeyServiceConfig::on_destroy), so a destroyed key leaves
+  // nothing behind. Static: it touches only the store (a process's cache of the key expires, and
+  // the key no longer exists to be decided on).
+  static Status DeleteKeyRecords(store::Transaction& tx, std::string_view key_id);
 
   const AccessControlConfig& config() const { return config_; }
 

@@ -106,8 +106,15 @@ inline authz::AccessControlConfig LongCache() {
   return c;
 }
 
+// The key service as the appliance configures it: a destroyed key takes its policy and grants.
+inline firmware::KeyServiceConfig ApplianceServiceConfig() {
+  firmware::KeyServiceConfig c;
+  c.on_destroy = &authz::AccessControl::DeleteKeyRecords;
+  return c;
+}
+
 struct AuthzDoorFixture {
-  firmware::testing::ServiceFixture service;
+  firmware::testing::ServiceFixture service{ApplianceServiceConfig()};
   authz::PrincipalRegistry principals{*service.store, service.clock, std::string(kAccount)};
   authz::AccessControl access{service.Hsm(), *service.store, principals, service.clock,
                               LongCache()};

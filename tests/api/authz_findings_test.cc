@@ -339,5 +339,39 @@ TEST_CASE("finding: an empty EncryptionContextEquals is a constraint, kept and e
   (void)made;
 }
 
+TEST_CASE("finding: a destroyed key takes its key policy and grants with it", "[unit][authz]") {
+  AuthzDoorFixture f;
+  const std::string doomed =
+      f.NewKey("SYMMETRIC_DEFAULT", KeyPolicy({AliceStatement("Allow", "kms:Encrypt")}));
+  const std::string kept =
+      f.NewKey("SYMMETRIC_DEFAULT", KeyPolicy({AliceStatement("Allow", "kms:Encrypt")}));
+  for (int i = 0; i < 3; ++i) {
+    f.Grant(doomed, kBobArn, {"Encrypt"});
+    f.Grant(kept, kBobArn, {"Encrypt"});
+  }
+  auto authz_records = [&](const std::string& key) {
+    auto tx = f.service.store->Begin(firmware::store::TransactionMode::kReadOnly);
+    REQUIRE(tx.has_value());
+    std::size_t n = 0;
+    for (const std::string& prefix : {std::string(authz::kKeyPolicyMetaPrefix) + key,
+                                     std::string(authz::kGrantMetaPrefix) + key + "."}) {
+      auto page = (*tx)->ListMeta(prefix, "", 1000);
+      REQUIRE(page.has_value());
+      n += page->items.size();
+    }
+    return n;
+  };
+  REQUIRE(authz_records(doomed) == 4);
+  REQUIRE(authz_records(kept) == 4);
+  f.Ok(kAdmin, "ScheduleKeyDeletion", {{"KeyId", doomed}, {"PendingWindowInDays", 7}});
+  f.service.clock.Advance(8LL * 24 * 3600 * 1000);
+  auto ran = f.service.svc().RunDue(f.service.clock.NowMs());
+  REQUIRE(ran.has_value());
+  CHECK(ran->keys_deleted == 1);
+  CHECK(authz_records(doomed) == 0);
+  CHECK(authz_records(kept) == 4);
+  CHECK(f.Err(kAdmin, "DescribeKey", {{"KeyId", doomed}}).first == "NotFoundException");
+}
+
 }  // namespace
 }  // namespace kms::api::aws

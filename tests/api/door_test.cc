@@ -215,6 +215,18 @@ TEST_CASE("door: SigV4 failures give the AWS exceptions", "[unit]") {
                 "Signature not yet current: 20261128T184742Z is still later than 20261128T184642Z "
                 "(20261128T184142Z + 5 min.)");
   }
+  SECTION("a date past the year 2262 is not yet current, not wrapped around to now") {
+    // kNow + 2^64 ns, to the second: in a 64-bit nanosecond count it wrapped to 0.7 s before now.
+    SigningParams p = At(kNow);
+    p.amz_date = "26110619T181615Z";
+    ExpectError(f.Call(req, p), 400, "InvalidSignatureException",
+                "Signature not yet current: 26110619T181615Z is still later than 20261128T184642Z "
+                "(20261128T184142Z + 5 min.)");
+    p.amz_date = "99991231T235959Z";
+    ExpectError(f.Call(req, p), 400, "InvalidSignatureException",
+                "Signature not yet current: 99991231T235959Z is still later than 20261128T184642Z "
+                "(20261128T184142Z + 5 min.)");
+  }
   SECTION("4 minutes of skew is accepted") {
     CHECK(f.Call(req, At(kNow - 4min)).status == 200);
     CHECK(f.Call(req, At(kNow + 4min)).status == 200);

@@ -1581,5 +1581,48 @@ TEST_CASE(KMS_SUITE_PREFIX "concurrent callers never exceed the GCM bound and ev
   }
 }
 
+
+TEST_CASE(KMS_SUITE_PREFIX "a stored key state this firmware does not know fails closed",
+          KMS_SUITE_TAG) {
+  KeyServiceConfig config;
+  config.record_cache_ttl_ms = 0;
+  ServiceFixture f(config);
+  auto made = f.svc().CreateKey({});
+  REQUIRE(made.has_value());
+  const std::string id = made->key_metadata.key_id;
+  const std::string arn = made->key_metadata.arn;
+  // A state written by newer firmware (or an unset one): not Enabled, whatever it is.
+  for (const int state : {0, 77}) {  // (4, pending creation, is not found at all)
+    INFO("state " << state);
+    {
+      auto tx = f.store->Begin(store::TransactionMode::kReadWrite);
+      REQUIRE(tx.has_value());
+      auto key = (*tx)->GetKey(id);
+      REQUIRE(key.has_value());
+      key->set_state(static_cast<records::KeyState>(state));
+      REQUIRE((*tx)->UpdateKey(*key).ok());
+      REQUIRE((*tx)->Commit().ok());
+    }
+    const Status unavailable =
+        FailedPreconditionError(arn + " is unavailable.", Reason::kKeyInvalidState);
+    EncryptRequest enc;
+    enc.key_id = id;
+    enc.plaintext = SecretBytes::CopyFrom(AsBytes("x"));
+    CHECK(ErrorOf(f.svc().Encrypt(enc)) == unavailable);
+    GenerateDataKeyRequest gdk;
+    gdk.key_id = id;
+    gdk.number_of_bytes = 32;
+    CHECK(ErrorOf(f.svc().GenerateDataKey(gdk)) == unavailable);
+    // Nothing may change it either: enabling it would hand out a key its writer kept unusable.
+    CHECK(ErrorOf(f.svc().EnableKey({id})) == unavailable);
+    CHECK(ErrorOf(f.svc().DisableKey({id})) == unavailable);
+    CHECK(ErrorOf(f.svc().ScheduleKeyDeletion({id, 7})) == unavailable);
+    auto described = f.svc().DescribeKey({id});
+    REQUIRE(described.has_value());
+    CHECK(described->key_metadata.key_state == KeyState::kUnavailable);
+    CHECK_FALSE(described->key_metadata.enabled);
+  }
+}
+
 }  // namespace
 }  // namespace kms::firmware
