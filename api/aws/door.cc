@@ -106,7 +106,8 @@ http::HttpResponse AwsDoor::ErrorResponse(const AwsError& error, std::string_vie
   return r;
 }
 
-http::HttpResponse AwsDoor::FaultResponse(http::ServerFault fault, std::string_view detail) {
+http::HttpResponse AwsDoor::FaultResponse(http::ServerFault fault, std::string_view detail,
+                                        std::string_view /*target*/) {
   AwsError e;
   switch (fault) {
     case http::ServerFault::kBodyTooLarge:

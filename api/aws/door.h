@@ -80,7 +80,8 @@ class AwsDoor {
           OperationTable operations, OperationTable appliance_operations = {});
 
   http::HttpResponse Handle(const http::HttpRequest& request) const;
-  static http::HttpResponse FaultResponse(http::ServerFault fault, std::string_view detail);
+  static http::HttpResponse FaultResponse(http::ServerFault fault, std::string_view detail,
+                                           std::string_view target = {});
 
   // The response an AwsError becomes (exposed for tests and for the fault path).
   static http::HttpResponse ErrorResponse(const AwsError& error, std::string_view request_id);

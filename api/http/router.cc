@@ -2,8 +2,8 @@
 
 namespace kms::api::http {
 
-void Router::Exact(std::string path, Handler handler) {
-  exact_.insert_or_assign(std::move(path), std::move(handler));
+void Router::Exact(std::string path, Handler handler, Lane lane) {
+  exact_.insert_or_assign(std::move(path), Route{std::move(handler), lane});
 }
 void Router::Prefix(std::string prefix, Handler handler) {
   prefix_.insert_or_assign(std::move(prefix), std::move(handler));
@@ -12,7 +12,7 @@ void Router::NotFound(Handler handler) { not_found_ = std::move(handler); }
 
 HttpResponse Router::operator()(const HttpRequest& request) const {
   const std::string_view path = request.Path();
-  if (auto it = exact_.find(path); it != exact_.end()) return it->second(request);
+  if (auto it = exact_.find(path); it != exact_.end()) return it->second.handler(request);
   const Handler* best = nullptr;
   std::size_t best_len = 0;
   for (const auto& [prefix, handler] : prefix_) {
@@ -28,6 +28,11 @@ HttpResponse Router::operator()(const HttpRequest& request) const {
   r.headers.emplace_back("Content-Type", "text/plain");
   r.body = "Not found\n";
   return r;
+}
+
+Lane Router::LaneOf(const HttpRequest& request) const {
+  const auto it = exact_.find(request.Path());
+  return it == exact_.end() ? Lane::kWorker : it->second.lane;
 }
 
 }  // namespace kms::api::http

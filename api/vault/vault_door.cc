@@ -220,7 +220,8 @@ VaultDoor::VaultDoor(VaultDoorConfig config, firmware::VaultTokenRegistry& token
 VaultDoor::VaultDoor(VaultDoorConfig config)
     : config_(std::move(config)), tokens_(nullptr), recorder_(config_.observers) {}
 
-http::HttpResponse VaultDoor::FaultResponse(http::ServerFault fault, std::string_view detail) {
+http::HttpResponse VaultDoor::FaultResponse(http::ServerFault fault, std::string_view detail,
+                                        std::string_view /*target*/) {
   unsigned status = 500;
   std::string message = "internal error";
   switch (fault) {

@@ -44,7 +44,8 @@
 // once used.
 //
 // `FaultResponse` is the door's http::FaultResponder (413/431/400/503/500 as {"errors":[...]}); a
-// server that carries both doors keeps the AWS one, whose clients retry on its throttling text.
+// server that carries both doors answers the faults of /v1/ requests with it and the others with
+// the AWS door's (kmsd: firmware/app/appliance.h, DoorFaultResponse).
 //
 // Every request goes to the config's observers (api/http/request_recorder.h: metrics, and the log
 // for 5xx answers or every request), with the envelope's request_id: door "vault", operation the
@@ -135,7 +136,8 @@ class VaultDoor {
   VaultDoor& operator=(const VaultDoor&) = delete;
 
   http::HttpResponse Handle(const http::HttpRequest& request) const;
-  static http::HttpResponse FaultResponse(http::ServerFault fault, std::string_view detail);
+  static http::HttpResponse FaultResponse(http::ServerFault fault, std::string_view detail,
+                                           std::string_view target = {});
 
   const VaultDoorConfig& config() const { return config_; }
 

@@ -66,10 +66,19 @@ StatusOr<api::http::ServerConfig> ServerConfigFrom(const ApplianceConfig& config
   // plaintexts. Vault's own default is 32 MiB; bounding it far lower keeps max_in_flight requests'
   // bodies within a few hundred MiB.
   server.body_limit = config.max_body_bytes;
+  server.max_connections_per_peer = config.max_connections_per_peer;
   if (config.tls.has_value()) {
     server.tls = api::tls::TlsOptions{config.tls->cert, config.tls->key, config.tls->client_ca};
   }
   return server;
+}
+
+api::http::HttpResponse DoorFaultResponse(api::http::ServerFault fault, std::string_view detail,
+                                          std::string_view target) {
+  // The same test as the routers' Prefix("/v1/"), so a fault speaks the format of the door the
+  // request would have reached.
+  if (target.starts_with("/v1/")) return api::vault::VaultDoor::FaultResponse(fault, detail);
+  return api::aws::AwsDoor::FaultResponse(fault, detail);
 }
 
 api::http::HttpResponse MetricsPage(const metrics::MetricsRegistry& metrics,
@@ -234,21 +243,28 @@ StatusOr<std::unique_ptr<Appliance>> Appliance::Open(ApplianceOptions options) {
   // 5. Routes.
   api::aws::RouteAwsDoor(a->router_, *a->aws_door_);
   const api::vault::VaultDoor* vault_door = a->vault_door_.get();
-  a->router_.Prefix("/v1/", [vault_door](const api::http::HttpRequest& request) {
+  auto vault_handler = [vault_door](const api::http::HttpRequest& request) {
     return vault_door->Handle(request);
-  });
+  };
+  a->router_.Prefix("/v1/", vault_handler);
+  using api::http::Lane;
+  a->router_.Exact("/v1/sys/health", vault_handler, Lane::kProbe);
   hal::Hsm* hsm_ptr = a->metered_.get();
   api::health::ApplianceState state{true, false, o.mode, std::string(kApplianceVersion), {}};
   state.audit_healthy = [log = a->audit_log_.get()] { return log->healthy(); };
-  a->router_.Exact("/health", [hsm_ptr, state](const api::http::HttpRequest& request) {
-    return api::health::HealthPage(hsm_ptr, state, request);
-  });
-  a->router_.Exact("/readyz", [hsm_ptr, state](const api::http::HttpRequest& request) {
-    return api::health::ReadinessPage(hsm_ptr, state, request);
-  });
-  a->router_.Exact("/livez", [](const api::http::HttpRequest& request) {
-    return api::health::LivenessPage(request);
-  });
+  a->router_.Exact(
+      "/health",
+      [hsm_ptr, state](const api::http::HttpRequest& request) {
+        return api::health::HealthPage(hsm_ptr, state, request);
+      },
+      Lane::kProbe);
+  a->router_.Exact(
+      "/readyz",
+      [hsm_ptr, state](const api::http::HttpRequest& request) {
+        return api::health::ReadinessPage(hsm_ptr, state, request);
+      },
+      Lane::kProbe);
+  a->router_.Exact("/livez", api::health::LivenessPage, Lane::kInline);
   // Counts, durations and names only (base/metrics.h), so unauthenticated like Vault's
   // unauthenticated_metrics_access and every Prometheus exporter.
   const metrics::MetricsRegistry* registry = o.metrics;

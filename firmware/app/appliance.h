@@ -12,7 +12,10 @@
 // self-test aes-256-gcm-kat failed: ..."); nothing is served by a failed Open.
 //
 // Routes of router(): the AWS door at "/" (and for unknown paths), the Vault door under "/v1/",
-// /health, /readyz, /livez and /metrics.
+// /health, /readyz, /livez and /metrics. Their lanes (api/http/server.h, Router::LaneOf): /livez
+// runs inline on the network thread (it touches nothing); /health, /readyz and /v1/sys/health are
+// probes, outside max_in_flight but on the workers (/health and /readyz do an HSM round trip, and
+// sys/health may wait for an unseal in progress); everything else is kWorker.
 //
 // Lifetime: `store`, `metrics` and `logs` outlive the Appliance; the metrics it registers read it,
 // so it is opened at most once per MetricsRegistry (kmsd seals by restarting itself, see
@@ -115,8 +118,15 @@ class Appliance {
   api::http::Router router_;
 };
 
-// The HTTP server's settings from the configuration (address, port, workers, body limit, TLS).
+// The HTTP server's settings from the configuration (address, port, workers, body limit,
+// connections per peer, TLS).
 StatusOr<api::http::ServerConfig> ServerConfigFrom(const ApplianceConfig& config);
+
+// kmsd's http::FaultResponder: the fault answer of the door that serves `target`, the Vault
+// door's under /v1/ ({"errors":[...]}, 503 when overloaded: Vault clients retry 5xx) and the AWS
+// door's everywhere else (it also answers unknown paths, and faults before the target is known).
+api::http::HttpResponse DoorFaultResponse(api::http::ServerFault fault, std::string_view detail,
+                                          std::string_view target);
 
 // GET/HEAD /metrics in the Prometheus text format; 405 otherwise.
 api::http::HttpResponse MetricsPage(const metrics::MetricsRegistry& metrics,

@@ -33,7 +33,7 @@ struct TableSchema {
 const std::vector<TableSchema>& Schema() {
   static const std::vector<TableSchema> schema = {
       {"", {"mode", "server", "account", "hsm", "store", "vault", "log", "dev", "seal", "audit"}},
-      {"server", {"listen", "workers", "max_body_bytes", "tls"}},
+      {"server", {"listen", "workers", "max_body_bytes", "max_connections_per_peer", "tls"}},
       {"server.tls", {"cert", "key", "client_ca"}},
       {"account", {"region", "id"}},
       {"hsm", {"module", "token_label", "token_serial", "domain_key_label", "sessions"}},
@@ -287,6 +287,11 @@ Status ValidateConfig(const ApplianceConfig& config) {
     return ConfigProblem(config, "server.workers",
                          "must be 1 to 256, got " + std::to_string(config.workers));
   }
+  if (config.max_connections_per_peer < 1 || config.max_connections_per_peer > 1024) {
+    return ConfigProblem(
+        config, "server.max_connections_per_peer",
+        "must be 1 to 1024, got " + std::to_string(config.max_connections_per_peer));
+  }
   if (config.hsm_sessions < 1 || config.hsm_sessions > 256) {
     return ConfigProblem(config, "hsm.sessions",
                          "must be 1 to 256, got " + std::to_string(config.hsm_sessions));
@@ -409,6 +414,8 @@ StatusOr<ApplianceConfig> ParseConfig(std::string_view text, std::string_view so
   KMS_RETURN_IF_ERROR(r.Size(server, "server", "workers", 1, 256, config.workers));
   KMS_RETURN_IF_ERROR(
       r.Size(server, "server", "max_body_bytes", 4096, 64 * 1024 * 1024, config.max_body_bytes));
+  KMS_RETURN_IF_ERROR(r.Size(server, "server", "max_connections_per_peer", 1, 1024,
+                             config.max_connections_per_peer));
   if (server != nullptr) {
     KMS_ASSIGN_OR_RETURN(const toml::table* tls, r.Table(*server, "server", "tls"));
     if (tls != nullptr) {

@@ -3,7 +3,8 @@
 // defaults below are dev mode's, and command-line flags override the file.
 //
 //   mode = "dev"                       # or "production"
-//   [server]   listen = "127.0.0.1:8200", workers = 4, max_body_bytes = 1048576
+//   [server]   listen = "127.0.0.1:8200", workers = 4, max_body_bytes = 1048576,
+//              max_connections_per_peer = 64
 //   [server.tls] cert = "…", key = "…", client_ca = "…"      # HTTPS; client_ca requires client
 //   certs [account]  region = "us-east-1", id = "111122223333" [hsm]      module =
 //   "/usr/lib/softhsm/libsofthsm2.so", token_label = "kms", token_serial = "",
@@ -62,6 +63,8 @@ struct ApplianceConfig {
   std::string listen = "127.0.0.1:0";
   std::size_t workers = 4;
   std::size_t max_body_bytes = 1024 * 1024;
+  // Open connections one remote IP address may hold (api/http/server.h), of 1024 in all.
+  std::size_t max_connections_per_peer = 64;
   std::optional<TlsConfig> tls;
 
   // [account]

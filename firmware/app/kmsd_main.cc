@@ -112,6 +112,9 @@ class RouterSwitch {
   kms::api::http::HttpResponse operator()(const kms::api::http::HttpRequest& request) const {
     return (*router_.load(std::memory_order_acquire))(request);
   }
+  kms::api::http::Lane LaneOf(const kms::api::http::HttpRequest& request) const {
+    return router_.load(std::memory_order_acquire)->LaneOf(request);
+  }
 
  private:
   // Read on every request: an atomic pointer, not a lock.
@@ -180,12 +183,18 @@ StatusOr<std::unique_ptr<kms::api::http::Server>> StartServer(
     const kms::app::ApplianceConfig& config, const RouterSwitch& routes,
     kms::metrics::MetricsRegistry& metrics) {
   KMS_ASSIGN_OR_RETURN(auto server_config, kms::app::ServerConfigFrom(config));
-  KMS_ASSIGN_OR_RETURN(auto server, kms::api::http::Server::Create(
-                                        std::move(server_config),
-                                        [&routes](const kms::api::http::HttpRequest& request) {
-                                          return routes(request);
-                                        },
-                                        kms::api::aws::AwsDoor::FaultResponse));
+  server_config.logs = &Logs();
+  // Faults speak the format of the door the request was for (Vault's under /v1/); the routers
+  // put the probes outside max_in_flight and /livez on the network thread.
+  KMS_ASSIGN_OR_RETURN(
+      auto server,
+      kms::api::http::Server::Create(
+          std::move(server_config),
+          [&routes](const kms::api::http::HttpRequest& request) { return routes(request); },
+          kms::app::DoorFaultResponse,
+          [&routes](const kms::api::http::HttpRequest& request) {
+            return routes.LaneOf(request);
+          }));
   kms::api::http::Server* s = server.get();
   metrics.AddGauge("kms_http_connections", "Open client connections.",
                    [s] { return static_cast<double>(s->connection_count()); });
@@ -367,17 +376,27 @@ class ProductionBoot {
     const kms::api::vault::VaultDoor* door = sealed_vault_.get();
     sealed_routes_.Exact("/", kms::api::aws::SealedAwsResponse);
     sealed_routes_.NotFound(kms::api::aws::SealedAwsResponse);
-    sealed_routes_.Prefix("/v1/",
-                          [door](const kms::api::http::HttpRequest& r) { return door->Handle(r); });
+    auto vault_door = [door](const kms::api::http::HttpRequest& r) { return door->Handle(r); };
+    sealed_routes_.Prefix("/v1/", vault_door);
+    // The lanes of the unsealed routes (firmware/app/appliance.h). Sealed, /health and /readyz
+    // touch no HSM, but sys/health waits for an unseal in progress (mu_): workers all the same.
+    using kms::api::http::Lane;
+    sealed_routes_.Exact("/v1/sys/health", vault_door, Lane::kProbe);
     const kms::api::health::ApplianceState sealed{
         true, true, "production", std::string(kms::app::kApplianceVersion), {}};
-    sealed_routes_.Exact("/health", [sealed](const kms::api::http::HttpRequest& r) {
-      return kms::api::health::HealthPage(nullptr, sealed, r);
-    });
-    sealed_routes_.Exact("/readyz", [sealed](const kms::api::http::HttpRequest& r) {
-      return kms::api::health::ReadinessPage(nullptr, sealed, r);
-    });
-    sealed_routes_.Exact("/livez", kms::api::health::LivenessPage);
+    sealed_routes_.Exact(
+        "/health",
+        [sealed](const kms::api::http::HttpRequest& r) {
+          return kms::api::health::HealthPage(nullptr, sealed, r);
+        },
+        Lane::kProbe);
+    sealed_routes_.Exact(
+        "/readyz",
+        [sealed](const kms::api::http::HttpRequest& r) {
+          return kms::api::health::ReadinessPage(nullptr, sealed, r);
+        },
+        Lane::kProbe);
+    sealed_routes_.Exact("/livez", kms::api::health::LivenessPage, Lane::kInline);
     sealed_routes_.Exact("/metrics", [this](const kms::api::http::HttpRequest& r) {
       return kms::app::MetricsPage(metrics_, r);
     });

@@ -24,8 +24,15 @@ struct RawResponse {
 
 class RawClient {
  public:
-  explicit RawClient(std::uint16_t port, int recv_timeout_ms = 5000) {
+  // `source`: the local address to connect from (another 127.0.0.0/8 address is another peer).
+  explicit RawClient(std::uint16_t port, int recv_timeout_ms = 5000, const char* source = nullptr) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (source != nullptr) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      ::inet_pton(AF_INET, source, &local.sin_addr);
+      ::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local);
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
@@ -39,6 +46,7 @@ class RawClient {
   RawClient& operator=(const RawClient&) = delete;
 
   bool connected() const { return connected_; }
+  int fd() const { return fd_; }
 
   bool Send(const std::string& bytes) {
     std::size_t off = 0;
@@ -49,6 +57,39 @@ class RawClient {
     }
     return true;
   }
+
+  // Sends `bytes` until the server stops taking them (error, or nothing taken within
+  // `send_timeout_ms`: the server stopped reading); returns how many bytes were taken.
+  std::size_t SendUntilRefused(const std::string& bytes, int send_timeout_ms) {
+    timeval tv{send_timeout_ms / 1000, (send_timeout_ms % 1000) * 1000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    std::size_t off = 0;
+    while (off < bytes.size()) {
+      const ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      off += static_cast<std::size_t>(n);
+    }
+    return off;
+  }
+
+  // Reads the status line and headers of one response and nothing after them: for answers that
+  // carry no body whatever their Content-Length says (HEAD, 1xx).
+  std::optional<RawResponse> ReadHead() {
+    for (;;) {
+      const auto end = buf_.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        RawResponse r;
+        r.head = buf_.substr(0, end + 2);
+        r.status = static_cast<unsigned>(std::stoul(r.head.substr(9, 3)));
+        buf_.erase(0, end + 4);
+        return r;
+      }
+      if (!Fill()) return std::nullopt;
+    }
+  }
+
+  // Bytes received and not yet returned by Read or ReadHead.
+  const std::string& unread() const { return buf_; }
 
   // Reads one response (Content-Length framed); nullopt on EOF/timeout before a full response.
   std::optional<RawResponse> Read() {

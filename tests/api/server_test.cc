@@ -303,5 +303,26 @@ TEST_CASE("router: exact beats prefix, longest prefix wins, 404 otherwise", "[un
   CHECK(router(req).status == 404);
 }
 
+TEST_CASE("router: an exact path carries its lane, everything else is kWorker", "[unit]") {
+  Router router;
+  router.Exact("/livez", Echo, Lane::kInline);
+  router.Exact("/health", Echo, Lane::kProbe);
+  router.Exact("/", Echo);
+  router.Prefix("/v1/", Echo);
+  HttpRequest req;
+  for (const auto& [target, lane] : std::vector<std::pair<std::string, Lane>>{
+           {"/livez", Lane::kInline},
+           {"/livez?verbose=1", Lane::kInline},
+           {"/health", Lane::kProbe},
+           {"/health/", Lane::kWorker},
+           {"/", Lane::kWorker},
+           {"/v1/sys/health", Lane::kWorker},
+           {"/nothing", Lane::kWorker}}) {
+    INFO(target);
+    req.target = target;
+    CHECK(router.LaneOf(req) == lane);
+  }
+}
+
 }  // namespace
 }  // namespace kms::api::http

@@ -137,6 +137,16 @@ TEST_CASE("e2e: Vault transit endpoints through a Vault-style client over HTTP",
   RunVaultScenarios(false, {"vault_transit_api.py"});
 }
 
+TEST_CASE("e2e: server faults in each door's format, HEAD without a body, 100-continue, over HTTP",
+          "[e2e]") {
+  RunVaultScenarios(false, {"http_framing.py"});
+}
+
+TEST_CASE("e2e: server faults in each door's format, HEAD without a body, 100-continue, over HTTPS",
+          "[e2e]") {
+  RunVaultScenarios(true, {"http_framing.py"});
+}
+
 TEST_CASE("e2e: /metrics parses as Prometheus text and counts both doors' requests", "[e2e]") {
   RunVaultScenarios(false, {"metrics_scrape.py"});
 }

@@ -44,6 +44,7 @@ TEST_CASE("config: an empty file is dev mode with the defaults", "[unit]") {
   CHECK(config->listen == "127.0.0.1:0");
   CHECK(config->workers == 4);
   CHECK(config->max_body_bytes == 1024 * 1024);
+  CHECK(config->max_connections_per_peer == 64);
   CHECK_FALSE(config->tls.has_value());
   CHECK(config->region == "us-east-1");
   CHECK(config->account_id == "111122223333");
@@ -69,6 +70,7 @@ mode = "production"
 listen = "0.0.0.0:8443"
 workers = 16
 max_body_bytes = 2097152
+max_connections_per_peer = 256
 [server.tls]
 cert = ")" + cert + R"("
 key = ")" + key + R"("
@@ -96,6 +98,7 @@ requests = true
   CHECK(config->listen == "0.0.0.0:8443");
   CHECK(config->workers == 16);
   CHECK(config->max_body_bytes == 2097152);
+  CHECK(config->max_connections_per_peer == 256);
   REQUIRE(config->tls.has_value());
   CHECK(config->tls->cert == cert);
   CHECK(config->tls->key == key);
@@ -151,6 +154,8 @@ TEST_CASE("config: a value out of range names the key and the range", "[unit]") 
         "kmsd.toml:2:11: server.workers: must be 1 to 256, got 0");
   CHECK(ErrorOf("[server]\nmax_body_bytes = 1\n") ==
         "kmsd.toml:2:18: server.max_body_bytes: must be 4096 to 67108864, got 1");
+  CHECK(ErrorOf("[server]\nmax_connections_per_peer = 0\n") ==
+        "kmsd.toml:2:28: server.max_connections_per_peer: must be 1 to 1024, got 0");
   CHECK(ErrorOf("[hsm]\nsessions = 1000\n") ==
         "kmsd.toml:2:12: hsm.sessions: must be 1 to 256, got 1000");
   CHECK(ErrorOf("mode = \"prod\"\n") ==

@@ -4,6 +4,7 @@
 // older store is refused before the key service reads it.
 #include <unistd.h>
 
+#include <boost/json/parse.hpp>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <memory>
@@ -81,6 +82,45 @@ TEST_CASE("appliance: opens on a real token and serves health", "[softhsm]") {
   CHECK((*appliance)->router()(Get("/livez")).status == 200);
   CHECK((*appliance)->router()(Get("/metrics")).body.find("kms_hsm_calls_total") !=
         std::string::npos);
+}
+
+TEST_CASE("appliance: probes are outside max_in_flight and /livez runs on the network thread",
+          "[softhsm]") {
+  Rig rig;
+  auto appliance = Appliance::Open(rig.Options());
+  REQUIRE(appliance.has_value());
+  const api::http::Router& router = (*appliance)->router();
+  using api::http::Lane;
+  CHECK(router.LaneOf(Get("/livez")) == Lane::kInline);
+  CHECK(router.LaneOf(Get("/readyz")) == Lane::kProbe);
+  CHECK(router.LaneOf(Get("/health")) == Lane::kProbe);
+  CHECK(router.LaneOf(Get("/v1/sys/health")) == Lane::kProbe);
+  CHECK(router.LaneOf(Get("/v1/sys/health?standbyok=true")) == Lane::kProbe);
+  CHECK(router.LaneOf(Get("/v1/transit/encrypt/k")) == Lane::kWorker);
+  CHECK(router.LaneOf(Get("/")) == Lane::kWorker);
+  CHECK(router.LaneOf(Get("/metrics")) == Lane::kWorker);
+  // The exact route of sys/health is still the Vault door's.
+  const auto health = router(Get("/v1/sys/health"));
+  CHECK(health.status == 200);
+  CHECK(boost::json::parse(health.body).at("sealed") == false);
+}
+
+TEST_CASE("appliance: server faults speak the format of the door the target names", "[softhsm]") {
+  using api::http::ServerFault;
+  const auto vault = DoorFaultResponse(ServerFault::kOverloaded, "x", "/v1/transit/encrypt/k");
+  CHECK(vault.status == 503);
+  CHECK(boost::json::parse(vault.body) ==
+        boost::json::parse(R"({"errors":["the appliance is overloaded; retry the request"]})"));
+  const auto too_large = DoorFaultResponse(ServerFault::kBodyTooLarge, "x", "/v1/sys/unseal");
+  CHECK(too_large.status == 413);
+  CHECK(boost::json::parse(too_large.body) ==
+        boost::json::parse(R"({"errors":["http: request body too large"]})"));
+  for (const std::string target : {"/", "", "/v1", "/health", "/x/v1/"}) {
+    INFO(target);
+    const auto aws = DoorFaultResponse(ServerFault::kOverloaded, "x", target);
+    CHECK(aws.status == 400);
+    CHECK(boost::json::parse(aws.body).at("__type") == "ThrottlingException");
+  }
 }
 
 TEST_CASE("appliance: a failing self-test stops the boot with its name", "[softhsm]") {
