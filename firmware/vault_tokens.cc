@@ -125,12 +125,18 @@ Status ValidatePattern(std::string_view pattern) {
   return Status::Ok();
 }
 
+// "768h" for whole hours, else seconds: the max ttl as an operator configured it.
+std::string DurationText(std::int64_t ms) {
+  if (ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  return std::to_string(ms / 1000) + "s";
+}
+
 bool IsVaultOperation(std::string_view operation) {
   return operation == "*" || std::find(std::begin(kVaultOperations), std::end(kVaultOperations),
                                        operation) != std::end(kVaultOperations);
 }
 
-Status ValidateSpec(const VaultTokenSpec& spec) {
+Status ValidateSpec(const VaultTokenSpec& spec, const VaultTokenOptions& options) {
   if (spec.display_name.empty() || spec.display_name.size() > kMaxDisplayNameLength ||
       !IsPrintableAscii(spec.display_name)) {
     return InvalidArgumentError("token display name must be 1..128 printable ASCII characters");
@@ -164,6 +170,13 @@ Status ValidateSpec(const VaultTokenSpec& spec) {
   }
   if (spec.explicit_max_ttl_ms > 0 && spec.ttl_ms > spec.explicit_max_ttl_ms) {
     return InvalidArgumentError("token ttl must not exceed its explicit max ttl");
+  }
+  // Without an explicit max, renewals stop at creation + the system's max ttl: a longer first
+  // lease could never have been granted (Vault caps it; refusing says so instead).
+  if (spec.explicit_max_ttl_ms == 0 && spec.ttl_ms > options.max_ttl_ms) {
+    return InvalidArgumentError("token ttl must not exceed the max ttl (" +
+                                DurationText(options.max_ttl_ms) +
+                                ") unless the token has an explicit max ttl");
   }
   if (spec.policies.size() > kMaxPolicies) {
     return InvalidArgumentError("a token has at most 64 policies");
@@ -284,11 +297,11 @@ bool VaultKeyPatternMatches(std::string_view pattern, std::string_view key_name)
 }
 
 VaultTokenRegistry::VaultTokenRegistry(hal::Hsm& hsm, store::MetadataStore& store,
-                                       const Clock& clock)
-    : hsm_(hsm), store_(store), clock_(clock) {}
+                                       const Clock& clock, VaultTokenOptions options)
+    : hsm_(hsm), store_(store), clock_(clock), options_(options) {}
 
 StatusOr<CreatedVaultToken> VaultTokenRegistry::Create(const VaultTokenSpec& spec) {
-  KMS_RETURN_IF_ERROR(ValidateSpec(spec));
+  KMS_RETURN_IF_ERROR(ValidateSpec(spec, options_));
   // 62^32 tokens and 62^24 accessors: a collision is not expected, but must never overwrite a
   // live token or surface as an error.
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -406,10 +419,15 @@ StatusOr<VaultTokenInfo> VaultTokenRegistry::Renew(std::string_view token,
   // Vault: increment 0 asks for the token's own ttl; a larger request is capped at the ttl.
   const std::int64_t grant_ms =
       increment_ms == 0 ? record->ttl_ms() : std::min(increment_ms, record->ttl_ms());
-  std::int64_t expire_ms = now_ms + grant_ms;
-  if (record->explicit_max_ttl_ms() > 0) {
-    expire_ms = std::min(expire_ms, record->creation_time_ms() + record->explicit_max_ttl_ms());
-  }
+  // The token's maximum lifetime: its explicit max ttl, else the system's max ttl (Vault's
+  // max_lease_ttl). Without that bound a renewable token renewed on time would live forever.
+  const std::int64_t max_ttl_ms =
+      record->explicit_max_ttl_ms() > 0 ? record->explicit_max_ttl_ms() : options_.max_ttl_ms;
+  // The bound never takes back what was granted: a token whose lease already runs past it (made
+  // under a larger max ttl) may renew up to that lease, and no further.
+  const std::int64_t bound_ms =
+      std::max(record->creation_time_ms() + max_ttl_ms, record->expire_time_ms());
+  const std::int64_t expire_ms = std::min(now_ms + grant_ms, bound_ms);
   record->set_record_version(store::kRecordVersion);
   record->set_expire_time_ms(expire_ms);
   KMS_RETURN_IF_ERROR(WriteRecord(*txn, *record));

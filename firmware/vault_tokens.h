@@ -19,9 +19,13 @@
 //    keys under any mount.
 //  * Lifetime: a token with ttl 0 never expires (and is not renewable). Otherwise it expires at
 //    creation + ttl; `Renew` moves the expiry to now + ttl (Vault's `increment` 0 means "the token's
-//    own ttl"; a positive increment asks for that many seconds, capped at the ttl), never past
-//    creation + explicit_max_ttl when that is set. An expired token is deleted on the first lookup
-//    that finds it expired.
+//    own ttl"; a positive increment asks for that many seconds, capped at the ttl), never past the
+//    token's maximum lifetime: creation + explicit_max_ttl when that is set, else creation + the
+//    registry's max ttl (VaultTokenOptions::max_ttl_ms, Vault's max_lease_ttl, 768 h = 32 days by
+//    default); a lease already granted past that bound (under a larger max ttl) is the bound
+//    instead, so lowering the max ttl takes nothing back. A ttl above the max ttl is refused at
+//    creation unless an explicit max ttl is set (an explicit max ttl overrides the system's, as in
+//    Vault). An expired token is deleted on the first lookup that finds it expired.
 //  * `Lookup` reads the store every call, so a revocation by any process sharing the store takes
 //    effect at once. Unknown, revoked and expired tokens all give PermissionDenied with the one
 //    message "permission denied" (Vault's 403 body), so a caller cannot tell them apart.
@@ -49,6 +53,8 @@ namespace kms::firmware {
 
 inline constexpr std::string_view kVaultTokenPrefix = "hvs.";
 inline constexpr std::size_t kVaultTokenRandomLength = 32;
+// Vault's default max_lease_ttl: 768 h (32 days).
+inline constexpr std::int64_t kVaultDefaultMaxTtlMs = 768LL * 3'600'000;
 
 // The operations a token can be scoped to. "read" covers reading and listing keys; "manage" covers
 // creating, configuring, rotating and deleting them; the others name the transit endpoints.
@@ -62,8 +68,8 @@ struct VaultTokenSpec {
   std::vector<std::string> key_patterns;  // at least one
   std::vector<std::string> operations;    // at least one; each in kVaultOperations, or "*"
   bool administrator = false;
-  std::int64_t ttl_ms = 0;               // 0 = never expires; else >= 1 s
-  std::int64_t explicit_max_ttl_ms = 0;  // 0 = unbounded
+  std::int64_t ttl_ms = 0;  // 0 = never expires; else 1 s .. the max ttl (or the explicit max)
+  std::int64_t explicit_max_ttl_ms = 0;  // 0 = the registry's max ttl
   bool renewable = true;                 // ignored (false) when ttl_ms is 0
   std::vector<std::string> policies;     // echoed in lookup answers; default {"default"}
 };
@@ -89,9 +95,15 @@ struct VaultTokenInfo {
   std::int64_t expire_time_ms = 0;  // 0 = never
 };
 
+struct VaultTokenOptions {
+  // The longest a renewable token lives without an explicit max ttl, from its creation.
+  std::int64_t max_ttl_ms = kVaultDefaultMaxTtlMs;
+};
+
 class VaultTokenRegistry {
  public:
-  VaultTokenRegistry(hal::Hsm& hsm, store::MetadataStore& store, const Clock& clock);
+  VaultTokenRegistry(hal::Hsm& hsm, store::MetadataStore& store, const Clock& clock,
+                     VaultTokenOptions options = {});
   VaultTokenRegistry(const VaultTokenRegistry&) = delete;
   VaultTokenRegistry& operator=(const VaultTokenRegistry&) = delete;
 
@@ -118,10 +130,13 @@ class VaultTokenRegistry {
   // Live tokens ordered by accessor, after `after`; limit 1..store::kMaxPageLimit.
   StatusOr<store::Page<VaultTokenInfo>> List(std::string_view after, std::size_t limit);
 
+  const VaultTokenOptions& options() const { return options_; }
+
  private:
   hal::Hsm& hsm_;
   store::MetadataStore& store_;
   const Clock& clock_;
+  const VaultTokenOptions options_;
 };
 
 // True when `pattern` ("*", "prefix*" or an exact name) matches `key_name`.

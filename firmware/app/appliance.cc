@@ -187,8 +187,11 @@ StatusOr<std::unique_ptr<Appliance>> Appliance::Open(ApplianceOptions options) {
       std::make_unique<firmware::AccessKeyRegistry>(*a->metered_, *o.store, a->clock_);
   a->access_key_store_ =
       std::make_unique<api::aws::RegistryAccessKeyStore>(*a->access_keys_, config.account_id);
-  a->vault_tokens_ =
-      std::make_unique<firmware::VaultTokenRegistry>(*a->metered_, *o.store, a->clock_);
+  firmware::VaultTokenOptions token_options;
+  token_options.max_ttl_ms =
+      static_cast<std::int64_t>(config.vault_token_max_ttl_hours) * 3'600'000;
+  a->vault_tokens_ = std::make_unique<firmware::VaultTokenRegistry>(*a->metered_, *o.store,
+                                                                    a->clock_, token_options);
   std::vector<firmware::transit::TransitKeyring*> keyrings;
   for (const std::string& mount : config.vault_mounts) {
     a->keyrings_.push_back(std::make_unique<firmware::transit::TransitKeyring>(

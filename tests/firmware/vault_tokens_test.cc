@@ -283,6 +283,73 @@ TEST_CASE("vault tokens: authorization by key pattern and operation", "[unit][va
   CHECK_FALSE(VaultKeyPatternMatches("abc", "ab"));
 }
 
+TEST_CASE("vault tokens: renewal without an explicit max ttl stops at the max ttl",
+          "[unit][vault_tokens]") {
+  Fixture f;
+  // Renewed on time forever, a renewable token without an explicit max would never expire: its
+  // lifetime is bounded by the registry's max ttl (Vault's 768 h default).
+  const std::string token = Text(f.Create({"*"}, {"*"}, kHourMs).token);
+  std::int64_t renewals = 0;
+  while (f.clock.NowMs() + kHourMs / 2 < kStartMs + kVaultDefaultMaxTtlMs) {
+    f.clock.Advance(kHourMs / 2);
+    auto renewed = f.registry->Renew(token, 0);
+    KMS_REQUIRE_OK(renewed);
+    ++renewals;
+  }
+  CHECK(renewals > 1000);
+  auto last = f.registry->Renew(token, 0);
+  KMS_REQUIRE_OK(last);
+  CHECK(last->expire_time_ms == kStartMs + kVaultDefaultMaxTtlMs);
+  f.clock.Set(kStartMs + kVaultDefaultMaxTtlMs);
+  CheckDenied(f.registry->Renew(token, 0));
+  CheckDenied(f.registry->Lookup(token));
+
+  // A configured max ttl; an explicit max ttl overrides it (both ways), as in Vault.
+  VaultTokenOptions options;
+  options.max_ttl_ms = 3 * kHourMs;
+  VaultTokenRegistry short_lived(*f.hsm, *f.store, f.clock, options);
+  auto made = short_lived.Create([] {
+    VaultTokenSpec spec;
+    spec.display_name = "short";
+    spec.key_patterns = {"*"};
+    spec.operations = {"*"};
+    spec.ttl_ms = 2 * kHourMs;
+    return spec;
+  }());
+  KMS_REQUIRE_OK(made);
+  const std::int64_t created = f.clock.NowMs();
+  f.clock.Advance(2 * kHourMs - 1);
+  auto capped = short_lived.Renew(Text(made->token), 0);
+  KMS_REQUIRE_OK(capped);
+  CHECK(capped->expire_time_ms == created + 3 * kHourMs);
+  // A lease granted under a larger max ttl is kept (lowering the max takes nothing back), and not
+  // extended past it.
+  const std::string earlier = Text(f.Create({"*"}, {"*"}, 100 * kHourMs).token);
+  const std::int64_t earlier_created = f.clock.NowMs();
+  f.clock.Advance(50 * kHourMs);
+  auto kept = short_lived.Renew(earlier, 0);
+  KMS_REQUIRE_OK(kept);
+  CHECK(kept->expire_time_ms == earlier_created + 100 * kHourMs);
+
+  VaultTokenSpec longer;
+  longer.display_name = "longer";
+  longer.key_patterns = {"*"};
+  longer.operations = {"*"};
+  longer.ttl_ms = 4 * kHourMs;
+  auto refused = short_lived.Create(longer);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().code() == StatusCode::kInvalidArgument);
+  CHECK(refused.error().message() ==
+        "token ttl must not exceed the max ttl (3h) unless the token has an explicit max ttl");
+  longer.explicit_max_ttl_ms = 10 * kHourMs;
+  auto explicit_max = short_lived.Create(longer);
+  KMS_REQUIRE_OK(explicit_max);
+  f.clock.Advance(3 * kHourMs);
+  auto past_system_max = short_lived.Renew(Text(explicit_max->token), 0);
+  KMS_REQUIRE_OK(past_system_max);
+  CHECK(past_system_max->expire_time_ms == f.clock.NowMs() + 4 * kHourMs);
+}
+
 TEST_CASE("vault tokens: expiry denies and deletes", "[unit][vault_tokens]") {
   Fixture f;
   CreatedVaultToken made = f.Create({"*"}, {"*"}, kHourMs);
@@ -507,6 +574,8 @@ TEST_CASE("vault tokens: invalid specs", "[unit][vault_tokens]") {
   add("double star", [](VaultTokenSpec& s) { s.key_patterns = {"a**"}; });
   add("slash", [](VaultTokenSpec& s) { s.key_patterns = {"a/b"}; });
   add("long pattern", [](VaultTokenSpec& s) { s.key_patterns = {std::string(129, 'k')}; });
+  add("ttl above the max ttl without an explicit max",
+      [](VaultTokenSpec& s) { s.ttl_ms = kVaultDefaultMaxTtlMs + 1000; });
   add("no operations", [](VaultTokenSpec& s) { s.operations.clear(); });
   add("unknown operation", [](VaultTokenSpec& s) { s.operations = {"encrypt", "delete"}; });
   add("negative ttl", [](VaultTokenSpec& s) { s.ttl_ms = -1; });
