@@ -856,7 +856,7 @@ TEST_CASE("vault door: sys/health and sys/seal-status, sealed", "[unit]") {
   CHECK(b.at("version").as_string() == "1.0.0-kms");
   CHECK(b.at("cluster_name").as_string() == "kms-appliance");
   CHECK(b.at("cluster_id").as_string() == "cluster-1");
-  CHECK(health("GET", "?activecode=204").status == 204);
+  CHECK(health("GET", "?activecode=299").status == 299);
   auto head = health("HEAD");
   CHECK(head.status == 200);
   CHECK(head.body.empty());
@@ -1042,6 +1042,61 @@ TEST_CASE("vault door: sys/seal needs an administrator token and seals through t
   CHECK(dev.status == 400);
   CHECK(json::parse(dev.body) ==
         Errors({"this appliance cannot be sealed: dev mode unseals itself at start"}));
+}
+
+TEST_CASE("vault door: caller-chosen status codes must be able to carry the body", "[unit]") {
+  VaultFixture f;
+  const json::value vault_400 = json::parse(R"({"errors":[]})");
+  for (const char* param :
+       {"activecode", "standbycode", "sealedcode", "uninitcode", "performancestandbycode",
+        "drsecondarycode", "removedcode", "haunhealthycode"}) {
+    for (const char* code :
+         {"101", "100", "199", "204", "205", "304", "600", "0", "-200", "1000", "20x", ""}) {
+      const std::string target = "/v1/sys/health?" + std::string(param) + "=" + code;
+      INFO(target);
+      const auto get = f.Raw("GET", target, "", "");
+      CHECK(get.status == 400);
+      CHECK(json::parse(get.body) == vault_400);
+      const auto head = f.Raw("HEAD", target, "", "");
+      CHECK(head.status == 400);
+      CHECK(head.body.empty());
+    }
+  }
+  for (const char* param : {"standbyok", "perfstandbyok"}) {
+    const auto r = f.Raw("GET", "/v1/sys/health?" + std::string(param) + "=maybe", "", "");
+    CHECK(r.status == 400);
+    CHECK(json::parse(r.body) == vault_400);
+  }
+  // The edges that carry a body are taken.
+  CHECK(f.Raw("GET", "/v1/sys/health?activecode=200", "", "").status == 200);
+  CHECK(f.Raw("GET", "/v1/sys/health?activecode=206", "", "").status == 206);
+  CHECK(f.Raw("GET", "/v1/sys/health?activecode=599", "", "").status == 599);
+  CHECK(f.Raw("GET", "/v1/sys/health?standbyok=true&perfstandbyok=f", "", "").status == 200);
+  f.health.sealed = true;
+  CHECK(f.Raw("GET", "/v1/sys/health?sealedcode=299", "", "").status == 299);
+  f.health.sealed = false;
+
+  // A batch's partial_failure_response_code: Vault's warning and the failure code instead.
+  f.CreateKey("k");
+  json::object body{{"batch_input", json::array{json::object{{"plaintext", B64("one")}},
+                                                json::object{{"plaintext", "%%%"}}}}};
+  for (const int code : {101, 100, 199, 204, 205, 304, 600, 0, -1}) {
+    INFO(code);
+    body["partial_failure_response_code"] = code;
+    const auto r = f.Raw("POST", "/v1/transit/encrypt/k", json::serialize(body));
+    CHECK(r.status == 400);
+    const json::object answer = json::parse(r.body).as_object();
+    CHECK(answer.at("warnings") ==
+          json::array{"invalid HTTP response code override from partial_failure_response_code, "
+                      "reverting to 400"});
+    CHECK(answer.at("data").at("batch_results").as_array().size() == 2);
+  }
+  for (const int code : {200, 207, 299, 422, 599}) {
+    INFO(code);
+    body["partial_failure_response_code"] = code;
+    CHECK(f.Raw("POST", "/v1/transit/encrypt/k", json::serialize(body)).status ==
+          static_cast<unsigned>(code));
+  }
 }
 
 }  // namespace

@@ -303,7 +303,9 @@ Reply RunItems(const json::object& body, bool batch_allowed, const ItemHandler& 
     FieldReader fields(body);
     auto code = fields.Int("partial_failure_response_code");
     if (code && success) {
-      if (*code < 1 || *code > 599) {
+      // Vault takes 1..599; a 1xx, 204, 205 or 304 with the batch body would be broken HTTP
+      // framing, so only statuses that carry a body are taken.
+      if (!IsBodyStatus(*code)) {
         reply.warnings.push_back(
             "invalid HTTP response code override from partial_failure_response_code, reverting "
             "to " +
@@ -314,6 +316,10 @@ Reply RunItems(const json::object& body, bool batch_allowed, const ItemHandler& 
     }
   }
   return reply;
+}
+
+bool IsBodyStatus(std::int64_t code) {
+  return code >= 200 && code <= 599 && code != 204 && code != 205 && code != 304;
 }
 
 // ---- texts ----

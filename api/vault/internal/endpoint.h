@@ -154,10 +154,17 @@ using ItemHandler = std::function<StatusOr<json::object>(const json::object& ite
 // Vault's semantics: single -> data is the result, an error is the status's reply; batch -> data is
 // {"batch_results": [...]} in order, each result carrying `reference` (echoed, "" when absent) and
 // failed items {"error": msg, "reference": r}; the status is 400 if any item failed with a user
-// error, else 500 if any failed internally, else 200, and `partial_failure_response_code` replaces
-// a failure code when at least one item succeeded. `batch_input` that is not an array of objects,
-// or is empty, fails the whole request (400).
+// error, else 500 if any failed internally, else 200. `partial_failure_response_code` replaces a
+// failure code when at least one item succeeded, if it is a status that may carry the batch body
+// (IsBodyStatus); any other value is ignored with Vault's warning ("invalid HTTP response code
+// override from partial_failure_response_code, reverting to <code>"). `batch_input` that is not
+// an array of objects, or is empty, fails the whole request (400).
 Reply RunItems(const json::object& body, bool batch_allowed, const ItemHandler& handle);
+
+// An HTTP status an answer with a body may carry: 200..599 except 204 and 205 (no content
+// allowed) and 304 (no content, RFC 9110 §15). 1xx are interim answers, never a final one.
+bool IsBodyStatus(std::int64_t code);
+
 
 // Time texts: RFC 3339 UTC ("2026-01-01T00:00:00Z"), as Vault's creation_time and expire_time.
 std::string Rfc3339(std::int64_t epoch_ms);
