@@ -25,7 +25,9 @@ Status Upsert(const Call& call, const json::array* batch, const Status& missing)
   if (!token) {
     return token.error().code() == StatusCode::kPermissionDenied ? missing : token.error();
   }
-  if (!firmware::VaultTokenRegistry::Permits(*token, "manage", call.name).ok()) return missing;
+  if (!firmware::VaultTokenRegistry::Permits(*token, "manage", MountOf(call), call.name).ok()) {
+    return missing;
+  }
   FieldReader top(call.body);
   firmware::transit::CreateTransitKeyOptions options;
   if (auto type = top.String("type"); type && !type->empty()) {

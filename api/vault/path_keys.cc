@@ -32,7 +32,9 @@ Reply List(const Call& call) {
     const bool visible =
         token->administrator ||
         std::any_of(token->key_patterns.begin(), token->key_patterns.end(),
-                    [&](const auto& p) { return firmware::VaultKeyPatternMatches(p, name); });
+                    [&](const auto& p) {
+                      return firmware::VaultKeyPatternMatches(p, MountOf(call), name);
+                    });
     if (visible) keys.emplace_back(name);
   }
   // Vault: a LIST with no results is 404 {"errors":[]}.

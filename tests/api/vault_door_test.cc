@@ -1099,5 +1099,34 @@ TEST_CASE("vault door: caller-chosen status codes must be able to carry the body
   }
 }
 
+TEST_CASE("vault door: token key patterns are mount-aware", "[unit]") {
+  VaultFixture f;
+  f.Data("POST", "/v1/transit/keys/app-1");
+  f.Data("POST", "/v1/apps/transit/keys/app-1");
+  f.Data("POST", "/v1/apps/transit/keys/app-2");
+  const json::object body{{"plaintext", "YQ=="}};
+  const json::value denied = Errors({"permission denied"});
+  // "app-*" names the default mount only: the same name under another mount is another key.
+  const std::string plain = f.NewToken({"app-*"}, {"encrypt", "read"});
+  f.Data("PUT", "/v1/transit/encrypt/app-1", body, plain);
+  CHECK(f.Err(403, "PUT", "/v1/apps/transit/encrypt/app-1", body, plain) == denied);
+  CHECK(f.Err(403, "GET", "/v1/apps/transit/keys/app-1", {}, plain) == denied);
+  // Listing on a mount shows only what the patterns reach on that mount.
+  CHECK(f.Data("LIST", "/v1/transit/keys", {}, plain).at("keys") == json::array{"app-1"});
+  CHECK(f.Err(404, "LIST", "/v1/apps/transit/keys", {}, plain) == json::parse(R"({"errors":[]})"));
+  // "<mount>/<pattern>" names that mount; "*/<pattern>" every mount.
+  const std::string nested = f.NewToken({"apps/transit/app-1"}, {"encrypt", "read"});
+  f.Data("PUT", "/v1/apps/transit/encrypt/app-1", body, nested);
+  CHECK(f.Err(403, "PUT", "/v1/transit/encrypt/app-1", body, nested) == denied);
+  CHECK(f.Err(403, "PUT", "/v1/apps/transit/encrypt/app-2", body, nested) == denied);
+  CHECK(f.Data("LIST", "/v1/apps/transit/keys", {}, nested).at("keys") == json::array{"app-1"});
+  const std::string everywhere = f.NewToken({"*/app-*"}, {"encrypt"});
+  f.Data("PUT", "/v1/transit/encrypt/app-1", body, everywhere);
+  f.Data("PUT", "/v1/apps/transit/encrypt/app-2", body, everywhere);
+  // lookup-self shows the stored, explicit form.
+  CHECK(f.Data("GET", "/v1/auth/token/lookup-self", {}, plain).contains("id"));
+  CHECK(f.tokens->Lookup(plain)->key_patterns == std::vector<std::string>{"transit/app-*"});
+}
+
 }  // namespace
 }  // namespace kms::api::vault

@@ -108,12 +108,21 @@ StatusOr<firmware::VaultTokenInfo> LookupToken(const Call& call) {
   return info;
 }
 
+std::string_view MountOf(const Call& call) {
+  if (call.keyring == nullptr) return {};
+  std::string_view mount = call.keyring->mount();
+  while (!mount.empty() && mount.front() == '/') mount.remove_prefix(1);
+  while (!mount.empty() && mount.back() == '/') mount.remove_suffix(1);
+  return mount;
+}
+
 std::optional<Reply> Authorize(const Call& call, std::string_view operation,
                                std::string_view key_name) {
   if (call.token.empty()) return ErrorReply(403, std::string(kPermissionDenied));
   auto info = LookupToken(call);
   if (!info) return StatusReply(info.error());
-  if (Status s = firmware::VaultTokenRegistry::Permits(*info, operation, key_name); !s.ok()) {
+  if (Status s = firmware::VaultTokenRegistry::Permits(*info, operation, MountOf(call), key_name);
+      !s.ok()) {
     return StatusReply(s);
   }
   return std::nullopt;

@@ -113,7 +113,10 @@ Reply StatusReply(const Status& status);
 
 // The call's live token (tokens->Lookup), noted in call.seen.
 StatusOr<firmware::VaultTokenInfo> LookupToken(const Call& call);
-// Authorize `operation` on `key_name` for the call's token; an error Reply (403) when refused.
+// The call's mount as configured, without leading or trailing '/' ("" for auth/ and sys/ paths).
+std::string_view MountOf(const Call& call);
+// Authorize `operation` on `key_name` of the call's mount for the call's token; an error Reply
+// (403) when refused.
 std::optional<Reply> Authorize(const Call& call, std::string_view operation,
                                std::string_view key_name);
 
