@@ -47,11 +47,7 @@ bool BoolParam(std::string_view query, std::string_view name, bool& out) {
 
 }  // namespace
 
-Reply PathSysHealth(const Call& call) {
-  // No token here, so no lookup before the 405 either.
-  if (call.verb != Verb::kRead && call.verb != Verb::kHead) {
-    return ErrorReply(405, "unsupported operation");
-  }
+Reply PathSysHealth(const Call& call, const Decision&) {
   const VaultHealth health = Health(call);
   // Vault's answer to a malformed parameter: 400 {"errors":[]} (http/sys_health.go logs the reason
   // and writes no message); HEAD, the status alone.
@@ -145,13 +141,11 @@ Reply SealStatusReply(const Call& call, const VaultHealth& health) {
 
 }  // namespace
 
-Reply PathSysSealStatus(const Call& call) {
-  if (call.verb != Verb::kRead) return ErrorReply(405, "unsupported operation");
+Reply PathSysSealStatus(const Call& call, const Decision&) {
   return SealStatusReply(call, Health(call));
 }
 
-Reply PathSysUnseal(const Call& call) {
-  if (call.verb != Verb::kWrite) return ErrorReply(405, "unsupported operation");
+Reply PathSysUnseal(const Call& call, const Decision&) {
   bool reset = false;
   if (const json::value* v = call.body.if_contains("reset")) {
     if (!v->is_bool()) return ErrorReply(400, "'reset' must be a boolean");
@@ -176,12 +170,9 @@ Reply PathSysUnseal(const Call& call) {
   return SealStatusReply(call, *state);
 }
 
-Reply PathSysSeal(const Call& call) {
-  if (call.verb != Verb::kWrite) return ErrorReply(405, "unsupported operation");
-  auto info = LookupToken(call);
-  if (!info.has_value()) return StatusReply(info.error());
-  // Vault requires a root (sudo) token here; the appliance's equivalent is an administrator token.
-  if (!info->administrator) return ErrorReply(403, "permission denied");
+// Vault requires a root (sudo) token here; the appliance's equivalent is an administrator token,
+// which the door decided ("administrator") before this runs.
+Reply PathSysSeal(const Call& call, const Decision&) {
   if (!call.config.seal) {
     return ErrorReply(400, "this appliance cannot be sealed: dev mode unseals itself at start");
   }

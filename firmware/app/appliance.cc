@@ -237,6 +237,7 @@ StatusOr<std::unique_ptr<Appliance>> Appliance::Open(ApplianceOptions options) {
   vault.health = [health = o.vault_health] { return health; };
   vault.unseal = o.unseal;
   vault.seal = o.seal;
+  vault.access = a->access_control_.get();
   a->vault_door_ = std::make_unique<api::vault::VaultDoor>(vault, *a->vault_tokens_, keyrings);
 
   // 5. Routes.

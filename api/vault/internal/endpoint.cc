@@ -1,5 +1,6 @@
 #include "api/vault/internal/endpoint.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <ctime>
@@ -48,13 +49,24 @@ Reply DataReply(json::object data) {
   return r;
 }
 
-std::optional<Reply> RequireVerb(const Call& call, std::initializer_list<Verb> allowed) {
-  for (Verb v : allowed) {
-    if (v == call.verb) return std::nullopt;
-  }
-  if (call.token.empty()) return ErrorReply(403, std::string(kPermissionDenied));
-  if (auto info = LookupToken(call); !info) return StatusReply(info.error());
-  return ErrorReply(405, "unsupported operation");
+// ---- Decision ----
+
+bool Decision::MayCreateKey() const {
+  create_asked_ = true;
+  return create_allowed_;
+}
+
+bool Decision::Covers(std::string_view key_name) const {
+  if (!token_) return false;
+  if (token_->administrator) return true;
+  return std::any_of(
+      token_->key_patterns.begin(), token_->key_patterns.end(),
+      [&](const std::string& p) { return firmware::VaultKeyPatternMatches(p, mount_, key_name); });
+}
+
+std::string_view Decision::audit_basis() const {
+  if (create_asked_ && !create_allowed_ && !create_basis_.empty()) return create_basis_;
+  return basis_;
 }
 
 unsigned HttpStatusFor(const Status& status) {
@@ -94,38 +106,6 @@ std::string ClientMessage(const Status& status) {
 
 Reply StatusReply(const Status& status) {
   return ErrorReply(HttpStatusFor(status), ClientMessage(status));
-}
-
-StatusOr<firmware::VaultTokenInfo> LookupToken(const Call& call) {
-  auto info = call.tokens->Lookup(call.token);
-  if (call.seen != nullptr) {
-    call.seen->looked_up = true;
-    if (info) {
-      call.seen->accessor = info->accessor;
-      call.seen->display_name = info->display_name;
-    }
-  }
-  return info;
-}
-
-std::string_view MountOf(const Call& call) {
-  if (call.keyring == nullptr) return {};
-  std::string_view mount = call.keyring->mount();
-  while (!mount.empty() && mount.front() == '/') mount.remove_prefix(1);
-  while (!mount.empty() && mount.back() == '/') mount.remove_suffix(1);
-  return mount;
-}
-
-std::optional<Reply> Authorize(const Call& call, std::string_view operation,
-                               std::string_view key_name) {
-  if (call.token.empty()) return ErrorReply(403, std::string(kPermissionDenied));
-  auto info = LookupToken(call);
-  if (!info) return StatusReply(info.error());
-  if (Status s = firmware::VaultTokenRegistry::Permits(*info, operation, MountOf(call), key_name);
-      !s.ok()) {
-    return StatusReply(s);
-  }
-  return std::nullopt;
 }
 
 // ---- FieldReader ----
@@ -434,8 +414,8 @@ json::object KeyInfoData(const firmware::transit::TransitKeyInfo& info) {
 
 void WipeSensitiveMembers(json::object& o) {
   // "key": a custodian share given to sys/unseal.
-  static constexpr std::string_view kSensitive[] = {"plaintext", "input", "random_bytes",
-                                                    "client_token", "id", "key"};
+  static constexpr std::string_view kSensitive[] = {"plaintext",    "input", "random_bytes",
+                                                    "client_token", "id",    "key"};
   for (const auto name : kSensitive) {
     if (json::value* v = o.if_contains(name); v && v->is_string()) {
       json::string& s = v->get_string();
