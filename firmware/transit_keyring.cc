@@ -634,6 +634,18 @@ StatusOr<TransitKeyInfo> TransitKeyring::ReadKey(std::string_view name) {
   return Info(service_, r);
 }
 
+StatusOr<TransitKeyRef> TransitKeyring::Locate(std::string_view name) {
+  KMS_ASSIGN_OR_RETURN(TransitKeyRecord r, ReadRecord(store_, mount_, name, "key not found"));
+  TransitKeyRef ref;
+  ref.key_id = r.key_id();
+  ref.arn = service_.KeyArn(r.key_id());
+  ref.type = TypeOf(r);
+  ref.key_spec = SpecOf(ref.type);
+  ref.key_usage = UsageOf(ref.type);
+  ref.alias = "alias/vault/" + mount_ + "/" + std::string(name);
+  return ref;
+}
+
 StatusOr<std::vector<std::string>> TransitKeyring::ListKeys() {
   KMS_RETURN_IF_ERROR(CheckMount(mount_));
   const std::string prefix = KeyPrefix(mount_);

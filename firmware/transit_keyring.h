@@ -149,6 +149,16 @@ struct TransitKeyInfo {
   bool supports_derivation = false;
 };
 
+// The key-service key behind a transit key, as the Vault door decides on it (Locate).
+struct TransitKeyRef {
+  std::string key_id;  // the KeyService key id
+  std::string arn;
+  TransitKeyType type = TransitKeyType::kAes256Gcm96;
+  KeySpec key_spec = KeySpec::kSymmetricDefault;
+  KeyUsage key_usage = KeyUsage::kEncryptDecrypt;
+  std::string alias;  // "alias/vault/<mount>/<name>"
+};
+
 struct TransitKeyConfigUpdate {
   std::optional<std::int64_t> min_decryption_version;  // 1..latest
   std::optional<std::int64_t> min_encryption_version;  // 0 or min_decryption..latest
@@ -210,6 +220,9 @@ class TransitKeyring {
   // Creating a name that exists is OK and changes nothing (Vault answers the existing key).
   StatusOr<TransitKeyInfo> CreateKey(std::string_view name, const CreateTransitKeyOptions& options);
   StatusOr<TransitKeyInfo> ReadKey(std::string_view name);
+  // The key-service key a name is bound to, from one store read (no HSM, no key-service call):
+  // NotFound "key not found" for an unbound name, InvalidArgument for a malformed name or mount.
+  StatusOr<TransitKeyRef> Locate(std::string_view name);
   // Names in byte order.
   StatusOr<std::vector<std::string>> ListKeys();
   // Needs deletion_allowed. Unbinds the name at once and schedules the KeyService key for deletion

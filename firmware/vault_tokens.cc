@@ -113,16 +113,47 @@ bool HasAccessorShape(std::string_view accessor) {
                      accessor.end(), IsTokenCharacter);
 }
 
-Status ValidatePattern(std::string_view pattern) {
+// A mount path as the keyring accepts one (firmware/transit_keyring.h): 1..64 characters of
+// [A-Za-z0-9_-/], no leading, trailing or doubled '/'.
+bool IsMountPath(std::string_view mount) {
+  return !mount.empty() && mount.size() <= 64 && mount.front() != '/' && mount.back() != '/' &&
+         mount.find("//") == std::string_view::npos &&
+         std::all_of(mount.begin(), mount.end(),
+                     [](char c) { return IsKeyNameCharacter(c) || c == '/'; });
+}
+
+bool IsKeyPattern(std::string_view pattern) {
   const bool wildcard = pattern.ends_with('*');
   const std::string_view stem = wildcard ? pattern.substr(0, pattern.size() - 1) : pattern;
-  if (pattern.empty() || stem.size() > kMaxKeyNameLength ||
-      !std::all_of(stem.begin(), stem.end(), IsKeyNameCharacter)) {
+  return !pattern.empty() && stem.size() <= kMaxKeyNameLength &&
+         std::all_of(stem.begin(), stem.end(), IsKeyNameCharacter);
+}
+
+// A pattern's mount and key parts. Key names never hold '/', so the last '/' separates them; a
+// pattern without one names the default mount.
+std::pair<std::string_view, std::string_view> SplitPattern(std::string_view pattern) {
+  const auto slash = pattern.rfind('/');
+  if (slash == std::string_view::npos) return {kVaultDefaultMount, pattern};
+  return {pattern.substr(0, slash), pattern.substr(slash + 1)};
+}
+
+// The stored form of a pattern: "<mount>/<key>", the default mount made explicit.
+StatusOr<std::string> NormalizePattern(std::string_view pattern) {
+  const auto [mount, key] = SplitPattern(pattern);
+  if (!(mount == "*" || IsMountPath(mount)) || !IsKeyPattern(key)) {
     return InvalidArgumentError(
-        "key pattern must be \"*\", a key name, or a key-name prefix ending in \"*\" "
-        "(A-Z a-z 0-9 _ -)");
+        "key pattern must be [<mount>/]<key>: <mount> a mount path or \"*\" (every mount; "
+        "without one, \"" +
+        std::string(kVaultDefaultMount) +
+        "\"), <key> \"*\", a key name, or a key-name prefix ending in \"*\" (A-Z a-z 0-9 _ -)");
   }
-  return Status::Ok();
+  return std::string(mount) + "/" + std::string(key);
+}
+
+// "768h" for whole hours, else seconds: the max ttl as an operator configured it.
+std::string DurationText(std::int64_t ms) {
+  if (ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  return std::to_string(ms / 1000) + "s";
 }
 
 bool IsVaultOperation(std::string_view operation) {
@@ -130,7 +161,7 @@ bool IsVaultOperation(std::string_view operation) {
                                        operation) != std::end(kVaultOperations);
 }
 
-Status ValidateSpec(const VaultTokenSpec& spec) {
+Status ValidateSpec(const VaultTokenSpec& spec, const VaultTokenOptions& options) {
   if (spec.display_name.empty() || spec.display_name.size() > kMaxDisplayNameLength ||
       !IsPrintableAscii(spec.display_name)) {
     return InvalidArgumentError("token display name must be 1..128 printable ASCII characters");
@@ -138,7 +169,9 @@ Status ValidateSpec(const VaultTokenSpec& spec) {
   if (spec.key_patterns.empty() || spec.key_patterns.size() > kMaxPatterns) {
     return InvalidArgumentError("a token needs 1..64 key patterns");
   }
-  for (const std::string& p : spec.key_patterns) KMS_RETURN_IF_ERROR(ValidatePattern(p));
+  for (const std::string& p : spec.key_patterns) {
+    KMS_RETURN_IF_ERROR(StatusOf(NormalizePattern(p)));
+  }
   if (spec.operations.empty() || spec.operations.size() > kMaxPatterns) {
     return InvalidArgumentError("a token needs 1..64 operations");
   }
@@ -164,6 +197,13 @@ Status ValidateSpec(const VaultTokenSpec& spec) {
   }
   if (spec.explicit_max_ttl_ms > 0 && spec.ttl_ms > spec.explicit_max_ttl_ms) {
     return InvalidArgumentError("token ttl must not exceed its explicit max ttl");
+  }
+  // Without an explicit max, renewals stop at creation + the system's max ttl: a longer first
+  // lease could never have been granted (Vault caps it; refusing says so instead).
+  if (spec.explicit_max_ttl_ms == 0 && spec.ttl_ms > options.max_ttl_ms) {
+    return InvalidArgumentError("token ttl must not exceed the max ttl (" +
+                                DurationText(options.max_ttl_ms) +
+                                ") unless the token has an explicit max ttl");
   }
   if (spec.policies.size() > kMaxPolicies) {
     return InvalidArgumentError("a token has at most 64 policies");
@@ -278,17 +318,20 @@ Status Denied() { return PermissionDeniedError(std::string(kPermissionDenied)); 
 
 }  // namespace
 
-bool VaultKeyPatternMatches(std::string_view pattern, std::string_view key_name) {
-  if (pattern.ends_with('*')) return key_name.starts_with(pattern.substr(0, pattern.size() - 1));
-  return pattern == key_name;
+bool VaultKeyPatternMatches(std::string_view pattern, std::string_view mount,
+                            std::string_view key_name) {
+  const auto [pattern_mount, key] = SplitPattern(pattern);
+  if (pattern_mount != "*" && pattern_mount != mount) return false;
+  if (key.ends_with('*')) return key_name.starts_with(key.substr(0, key.size() - 1));
+  return key == key_name;
 }
 
 VaultTokenRegistry::VaultTokenRegistry(hal::Hsm& hsm, store::MetadataStore& store,
-                                       const Clock& clock)
-    : hsm_(hsm), store_(store), clock_(clock) {}
+                                       const Clock& clock, VaultTokenOptions options)
+    : hsm_(hsm), store_(store), clock_(clock), options_(options) {}
 
 StatusOr<CreatedVaultToken> VaultTokenRegistry::Create(const VaultTokenSpec& spec) {
-  KMS_RETURN_IF_ERROR(ValidateSpec(spec));
+  KMS_RETURN_IF_ERROR(ValidateSpec(spec, options_));
   // 62^32 tokens and 62^24 accessors: a collision is not expected, but must never overwrite a
   // live token or surface as an error.
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -309,7 +352,10 @@ StatusOr<CreatedVaultToken> VaultTokenRegistry::Create(const VaultTokenSpec& spe
     record.set_token_hash(hash);
     record.set_accessor(accessor);
     record.set_display_name(spec.display_name);
-    for (const auto& p : spec.key_patterns) record.add_key_patterns(p);
+    for (const auto& p : spec.key_patterns) {
+      KMS_ASSIGN_OR_RETURN(std::string normalized, NormalizePattern(p));
+      record.add_key_patterns(std::move(normalized));
+    }
     for (const auto& op : spec.operations) record.add_operations(op);
     record.set_administrator(spec.administrator);
     record.set_creation_time_ms(now_ms);
@@ -365,14 +411,15 @@ StatusOr<VaultTokenInfo> VaultTokenRegistry::Lookup(std::string_view token) {
 
 StatusOr<VaultTokenInfo> VaultTokenRegistry::Authorize(std::string_view token,
                                                        std::string_view operation,
+                                                       std::string_view mount,
                                                        std::string_view key_name) {
   KMS_ASSIGN_OR_RETURN(VaultTokenInfo info, Lookup(token));
-  KMS_RETURN_IF_ERROR(Permits(info, operation, key_name));
+  KMS_RETURN_IF_ERROR(Permits(info, operation, mount, key_name));
   return info;
 }
 
 Status VaultTokenRegistry::Permits(const VaultTokenInfo& info, std::string_view operation,
-                                   std::string_view key_name) {
+                                   std::string_view mount, std::string_view key_name) {
   if (info.administrator) return Status::Ok();
   const bool operation_ok =
       std::any_of(info.operations.begin(), info.operations.end(),
@@ -382,7 +429,7 @@ Status VaultTokenRegistry::Permits(const VaultTokenInfo& info, std::string_view 
   if (key_name.empty()) return Status::Ok();
   const bool key_ok = std::any_of(
       info.key_patterns.begin(), info.key_patterns.end(),
-      [&](const std::string& pattern) { return VaultKeyPatternMatches(pattern, key_name); });
+      [&](const std::string& pattern) { return VaultKeyPatternMatches(pattern, mount, key_name); });
   if (!key_ok) return Denied();
   return Status::Ok();
 }
@@ -406,10 +453,15 @@ StatusOr<VaultTokenInfo> VaultTokenRegistry::Renew(std::string_view token,
   // Vault: increment 0 asks for the token's own ttl; a larger request is capped at the ttl.
   const std::int64_t grant_ms =
       increment_ms == 0 ? record->ttl_ms() : std::min(increment_ms, record->ttl_ms());
-  std::int64_t expire_ms = now_ms + grant_ms;
-  if (record->explicit_max_ttl_ms() > 0) {
-    expire_ms = std::min(expire_ms, record->creation_time_ms() + record->explicit_max_ttl_ms());
-  }
+  // The token's maximum lifetime: its explicit max ttl, else the system's max ttl (Vault's
+  // max_lease_ttl). Without that bound a renewable token renewed on time would live forever.
+  const std::int64_t max_ttl_ms =
+      record->explicit_max_ttl_ms() > 0 ? record->explicit_max_ttl_ms() : options_.max_ttl_ms;
+  // The bound never takes back what was granted: a token whose lease already runs past it (made
+  // under a larger max ttl) may renew up to that lease, and no further.
+  const std::int64_t bound_ms =
+      std::max(record->creation_time_ms() + max_ttl_ms, record->expire_time_ms());
+  const std::int64_t expire_ms = std::min(now_ms + grant_ms, bound_ms);
   record->set_record_version(store::kRecordVersion);
   record->set_expire_time_ms(expire_ms);
   KMS_RETURN_IF_ERROR(WriteRecord(*txn, *record));
@@ -490,6 +542,61 @@ StatusOr<store::Page<VaultTokenInfo>> VaultTokenRegistry::List(std::string_view 
     page.next_marker = entries.next_marker.substr(kAccessorMetaPrefix.size());
   }
   return page;
+}
+
+StatusOr<std::size_t> VaultTokenRegistry::BindMountlessPatterns(
+    const std::vector<std::string>& mounts) {
+  std::vector<std::string> bound;
+  for (const std::string& m : mounts) {
+    std::string_view mount = m;
+    while (!mount.empty() && mount.front() == '/') mount.remove_prefix(1);
+    while (!mount.empty() && mount.back() == '/') mount.remove_suffix(1);
+    if (!IsMountPath(mount)) return InvalidArgumentError("invalid mount \"" + m + "\"");
+    bound.emplace_back(mount);
+  }
+  if (bound.empty()) return InvalidArgumentError("binding key patterns needs at least one mount");
+  auto mountless = [](const VaultTokenRecord& r) {
+    return std::any_of(r.key_patterns().begin(), r.key_patterns().end(),
+                       [](const std::string& p) { return p.find('/') == std::string::npos; });
+  };
+  // First the names of the records to rewrite (read-only), then each in its own transaction that
+  // reads it again, so a concurrent renewal or revocation is never undone.
+  std::vector<std::string> pending;
+  std::string after;
+  for (;;) {
+    KMS_ASSIGN_OR_RETURN(auto txn, store_.Begin(TransactionMode::kReadOnly));
+    KMS_ASSIGN_OR_RETURN(auto entries,
+                         txn->ListMeta(kTokenMetaPrefix, after, store::kMaxPageLimit));
+    for (const auto& [name, value] : entries.items) {
+      const std::string_view hash_hex = std::string_view(name).substr(kTokenMetaPrefix.size());
+      KMS_ASSIGN_OR_RETURN(VaultTokenRecord record, ParseRecord(value, hash_hex));
+      if (mountless(record)) pending.emplace_back(hash_hex);
+    }
+    if (!entries.truncated) break;
+    after = entries.next_marker;
+  }
+  std::size_t rewritten = 0;
+  for (const std::string& hash_hex : pending) {
+    KMS_ASSIGN_OR_RETURN(auto txn, store_.Begin(TransactionMode::kReadWrite));
+    KMS_ASSIGN_OR_RETURN(std::optional<VaultTokenRecord> record, ReadRecord(*txn, hash_hex));
+    if (!record || !mountless(*record)) continue;
+    std::vector<std::string> patterns;
+    for (const std::string& p : record->key_patterns()) {
+      if (p.find('/') != std::string::npos) {
+        patterns.push_back(p);
+        continue;
+      }
+      // What the pattern reached when patterns ignored the mount: the same keys on every mount.
+      for (const std::string& mount : bound) patterns.push_back(mount + "/" + p);
+    }
+    record->clear_key_patterns();
+    for (auto& p : patterns) record->add_key_patterns(std::move(p));
+    record->set_record_version(store::kRecordVersion);
+    KMS_RETURN_IF_ERROR(WriteRecord(*txn, *record));
+    KMS_RETURN_IF_ERROR(txn->Commit());
+    ++rewritten;
+  }
+  return rewritten;
 }
 
 }  // namespace kms::firmware

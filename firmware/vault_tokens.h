@@ -1,5 +1,5 @@
-// VaultTokenRegistry: the tokens of the Vault door (issue 6 item 2), the `X-Vault-Token` credentials that
-// Vault's transit seal and apps written for Vault transit present. Operators create them (admin API,
+// VaultTokenRegistry: the tokens of the Vault door, the `X-Vault-Token` credentials that Vault's
+// transit seal and apps written for Vault transit present. Operators create them (admin API,
 // kmsctl); the door looks one up on every request and answers `auth/token/lookup-self`,
 // `renew-self` and `revoke-self` with it.
 //
@@ -13,15 +13,26 @@
 //    look up and revoke tokens without holding them. Accessors are not credentials.
 //  * Records (records::VaultTokenRecord) live in the meta table: "vault.token.<sha256 hex>" and
 //    "vault.token_accessor.<accessor>" -> the hash hex, both written in one transaction.
-//  * Scope: a token carries key-name patterns (an exact name, "*" for every key, or a prefix ending in
-//    "*", e.g. "app-*") and operation names from kVaultOperations (or "*"). `Authorize` answers
-//    PermissionDenied unless both match; administrator tokens match everything. Patterns name transit
-//    keys under any mount.
+//  * Scope: a token carries key patterns and operation names from kVaultOperations (or "*").
+//    A key pattern is "<mount>/<key>": <mount> is a mount path exactly as configured ("transit",
+//    "apps/transit") or "*" for every mount; <key> is an exact key name, "*" for every key, or a
+//    prefix ending in "*" ("app-*"). A pattern written without a mount ("app-*") names the default
+//    mount, kVaultDefaultMount, and is stored that way ("transit/app-*"), so what a lookup shows is
+//    what the token may reach. `Permits` answers PermissionDenied unless the operation and a
+//    pattern (mount and key) both match; administrator tokens match everything. Records written
+//    before patterns named their mount hold patterns without one, which then meant every mount:
+//    `BindMountlessPatterns` (run by the composition root at start) rewrites each such pattern
+//    into one per configured mount, which keeps every existing token working on the mounts that
+//    exist and no others; until then such a pattern names the default mount only.
 //  * Lifetime: a token with ttl 0 never expires (and is not renewable). Otherwise it expires at
 //    creation + ttl; `Renew` moves the expiry to now + ttl (Vault's `increment` 0 means "the token's
-//    own ttl"; a positive increment asks for that many seconds, capped at the ttl), never past
-//    creation + explicit_max_ttl when that is set. An expired token is deleted on the first lookup
-//    that finds it expired.
+//    own ttl"; a positive increment asks for that many seconds, capped at the ttl), never past the
+//    token's maximum lifetime: creation + explicit_max_ttl when that is set, else creation + the
+//    registry's max ttl (VaultTokenOptions::max_ttl_ms, Vault's max_lease_ttl, 768 h = 32 days by
+//    default); a lease already granted past that bound (under a larger max ttl) is the bound
+//    instead, so lowering the max ttl takes nothing back. A ttl above the max ttl is refused at
+//    creation unless an explicit max ttl is set (an explicit max ttl overrides the system's, as in
+//    Vault). An expired token is deleted on the first lookup that finds it expired.
 //  * `Lookup` reads the store every call, so a revocation by any process sharing the store takes
 //    effect at once. Unknown, revoked and expired tokens all give PermissionDenied with the one
 //    message "permission denied" (Vault's 403 body), so a caller cannot tell them apart.
@@ -49,6 +60,10 @@ namespace kms::firmware {
 
 inline constexpr std::string_view kVaultTokenPrefix = "hvs.";
 inline constexpr std::size_t kVaultTokenRandomLength = 32;
+// The mount a key pattern without one names (Vault's default transit mount path).
+inline constexpr std::string_view kVaultDefaultMount = "transit";
+// Vault's default max_lease_ttl: 768 h (32 days).
+inline constexpr std::int64_t kVaultDefaultMaxTtlMs = 768LL * 3'600'000;
 
 // The operations a token can be scoped to. "read" covers reading and listing keys; "manage" covers
 // creating, configuring, rotating and deleting them; the others name the transit endpoints.
@@ -59,11 +74,11 @@ inline constexpr std::string_view kVaultOperations[] = {
 
 struct VaultTokenSpec {
   std::string display_name;               // 1..128 printable ASCII characters
-  std::vector<std::string> key_patterns;  // at least one
+  std::vector<std::string> key_patterns;  // at least one; "[<mount>/]<key>" (see the contract)
   std::vector<std::string> operations;    // at least one; each in kVaultOperations, or "*"
   bool administrator = false;
-  std::int64_t ttl_ms = 0;               // 0 = never expires; else >= 1 s
-  std::int64_t explicit_max_ttl_ms = 0;  // 0 = unbounded
+  std::int64_t ttl_ms = 0;  // 0 = never expires; else 1 s .. the max ttl (or the explicit max)
+  std::int64_t explicit_max_ttl_ms = 0;  // 0 = the registry's max ttl
   bool renewable = true;                 // ignored (false) when ttl_ms is 0
   std::vector<std::string> policies;     // echoed in lookup answers; default {"default"}
 };
@@ -78,7 +93,7 @@ struct CreatedVaultToken {
 struct VaultTokenInfo {
   std::string accessor;
   std::string display_name;
-  std::vector<std::string> key_patterns;
+  std::vector<std::string> key_patterns;  // "<mount>/<key>"
   std::vector<std::string> operations;
   std::vector<std::string> policies;
   bool administrator = false;
@@ -89,9 +104,15 @@ struct VaultTokenInfo {
   std::int64_t expire_time_ms = 0;  // 0 = never
 };
 
+struct VaultTokenOptions {
+  // The longest a renewable token lives without an explicit max ttl, from its creation.
+  std::int64_t max_ttl_ms = kVaultDefaultMaxTtlMs;
+};
+
 class VaultTokenRegistry {
  public:
-  VaultTokenRegistry(hal::Hsm& hsm, store::MetadataStore& store, const Clock& clock);
+  VaultTokenRegistry(hal::Hsm& hsm, store::MetadataStore& store, const Clock& clock,
+                     VaultTokenOptions options = {});
   VaultTokenRegistry(const VaultTokenRegistry&) = delete;
   VaultTokenRegistry& operator=(const VaultTokenRegistry&) = delete;
 
@@ -99,14 +120,15 @@ class VaultTokenRegistry {
   StatusOr<CreatedVaultToken> Create(const VaultTokenSpec& spec);
   // The live token `token` (PermissionDenied "permission denied" for unknown, revoked or expired).
   StatusOr<VaultTokenInfo> Lookup(std::string_view token);
-  // Lookup, then checks that the token may perform `operation` on transit key `key_name` (empty for
-  // operations without a key: random, hash). PermissionDenied "permission denied" otherwise.
+  // Lookup, then checks that the token may perform `operation` on transit key `key_name` of mount
+  // `mount` (key_name empty for operations without a key: random, hash, listing).
+  // PermissionDenied "permission denied" otherwise.
   StatusOr<VaultTokenInfo> Authorize(std::string_view token, std::string_view operation,
-                                     std::string_view key_name);
+                                     std::string_view mount, std::string_view key_name);
   // The scope check of Authorize on a token already looked up: OK, or PermissionDenied
   // "permission denied". Reads nothing.
   static Status Permits(const VaultTokenInfo& info, std::string_view operation,
-                        std::string_view key_name);
+                        std::string_view mount, std::string_view key_name);
   // Extends a live token (see the contract); `increment_ms` 0 asks for the token's own ttl. A token
   // that is not renewable: InvalidArgument "lease is not renewable".
   StatusOr<VaultTokenInfo> Renew(std::string_view token, std::int64_t increment_ms);
@@ -118,14 +140,26 @@ class VaultTokenRegistry {
   // Live tokens ordered by accessor, after `after`; limit 1..store::kMaxPageLimit.
   StatusOr<store::Page<VaultTokenInfo>> List(std::string_view after, std::size_t limit);
 
+  // The migration of records written before key patterns named their mount (see the contract):
+  // every pattern without a mount becomes one pattern per mount of `mounts` (the configured
+  // mounts, at least one). Returns how many token records were rewritten; 0 once done. Each
+  // record is rewritten in its own transaction, so an interrupted run is finished by the next.
+  StatusOr<std::size_t> BindMountlessPatterns(const std::vector<std::string>& mounts);
+
+  const VaultTokenOptions& options() const { return options_; }
+
  private:
   hal::Hsm& hsm_;
   store::MetadataStore& store_;
   const Clock& clock_;
+  const VaultTokenOptions options_;
 };
 
-// True when `pattern` ("*", "prefix*" or an exact name) matches `key_name`.
-bool VaultKeyPatternMatches(std::string_view pattern, std::string_view key_name);
+// True when `pattern` ("<mount>/<key>", see the contract) matches key `key_name` of mount `mount`
+// (as configured, without leading or trailing '/'). A pattern without a mount matches the default
+// mount only.
+bool VaultKeyPatternMatches(std::string_view pattern, std::string_view mount,
+                            std::string_view key_name);
 
 }  // namespace kms::firmware
 

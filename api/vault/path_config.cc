@@ -3,9 +3,7 @@
 
 namespace kms::api::vault::internal {
 
-Reply PathConfig(const Call& call) {
-  if (auto bad = RequireWrite(call)) return std::move(*bad);
-  if (auto denied = Authorize(call, "manage", call.name)) return std::move(*denied);
+Reply PathConfig(const Call& call, const Decision& d) {
   FieldReader f(call.body);
   firmware::transit::TransitKeyConfigUpdate update;
   update.min_decryption_version = f.Int("min_decryption_version");
@@ -15,7 +13,7 @@ Reply PathConfig(const Call& call) {
   update.allow_plaintext_backup = f.Bool("allow_plaintext_backup");
   update.auto_rotate_period_ms = f.DurationMs("auto_rotate_period");
   if (f.error()) return ErrorReply(400, *f.error());
-  auto info = call.keyring->UpdateConfig(call.name, update);
+  auto info = call.keyring->UpdateConfig(d.key_name(), update);
   if (!info) return StatusReply(info.error());
   // Current Vault answers the key as keys/<name> reads it (older releases: 204).
   return DataReply(KeyInfoData(*info));

@@ -1,17 +1,16 @@
 // datakey/plaintext/<name> and datakey/wrapped/<name> (write): Vault's path_datakey.go. Which
-// variant a caller may use is decided by the path, as Vault's ACLs do; here both need "datakey".
+// variant a caller may use is decided by the path, as Vault's ACLs do; here both need "datakey"
+// (and a key policy Deny of kms:GenerateDataKey, or of kms:GenerateDataKeyWithoutPlaintext for the
+// wrapped variant, refuses them).
 #include "api/vault/internal/endpoint.h"
 #include "base/encoding.h"
 
 namespace kms::api::vault::internal {
 
-Reply PathDatakey(const Call& call) {
-  if (auto bad = RequireWrite(call)) return std::move(*bad);
+Reply PathDatakey(const Call& call, const Decision& d) {
   if (call.arg != "plaintext" && call.arg != "wrapped") {
-    if (auto denied = Authorize(call, "datakey", call.name)) return std::move(*denied);
     return ErrorReply(400, "Invalid path, must be 'plaintext' or 'wrapped'");
   }
-  if (auto denied = Authorize(call, "datakey", call.name)) return std::move(*denied);
   FieldReader f(call.body);
   if (auto nonce = f.String("nonce"); nonce && !nonce->empty()) {
     return ErrorReply(400, "provided nonce not allowed for this key");
@@ -22,8 +21,8 @@ Reply PathDatakey(const Call& call) {
   const auto key_version = f.Int("key_version");
   if (f.error()) return ErrorReply(400, *f.error());
   const bool with_plaintext = call.arg == "plaintext";
-  auto key = call.keyring->GenerateDataKey(call.name, bits, context, associated_data, key_version,
-                                           with_plaintext);
+  auto key = call.keyring->GenerateDataKey(d.key_name(), bits, context, associated_data,
+                                           key_version, with_plaintext);
   if (!key) return StatusReply(key.error());
   json::object data{{"ciphertext", key->ciphertext}, {"key_version", key->key_version}};
   if (with_plaintext) {

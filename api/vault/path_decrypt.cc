@@ -4,9 +4,7 @@
 
 namespace kms::api::vault::internal {
 
-Reply PathDecrypt(const Call& call) {
-  if (auto bad = RequireWrite(call)) return std::move(*bad);
-  if (auto denied = Authorize(call, "decrypt", call.name)) return std::move(*denied);
+Reply PathDecrypt(const Call& call, const Decision& d) {
   return RunItems(call.body, true, [&](const json::object& item) -> StatusOr<json::object> {
     FieldReader f(item);
     if (auto nonce = f.String("nonce"); nonce && !nonce->empty()) {
@@ -22,7 +20,7 @@ Reply PathDecrypt(const Call& call) {
     in.context = f.Base64("context");
     in.associated_data = f.Base64("associated_data");
     if (f.error()) return InvalidArgumentError(*f.error());
-    auto plaintext = call.keyring->Decrypt(call.name, in);
+    auto plaintext = call.keyring->Decrypt(d.key_name(), in);
     if (!plaintext) return plaintext.error();
     // The base64 text is the plaintext in another spelling: wiped here, and its JSON copy by the
     // door once the response is serialised.

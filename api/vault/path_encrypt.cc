@@ -16,16 +16,14 @@ Status RefuseNonce(FieldReader& f) {
   return Status::Ok();
 }
 
-// Vault's upsert (reference/vault.md §1.3): a missing key is created with the request's `type` and
+// Vault's upsert (docs/vault-door.md): a missing key is created with the request's `type` and
 // `convergent_encryption`, derived iff the (first) item carries a context. Vault lets it happen
-// with the ACL's `create` capability; here the token must be allowed "manage" on the name.
-// Refused -> `missing` (Vault's 400 "encryption key not found").
-Status Upsert(const Call& call, const json::array* batch, const Status& missing) {
-  auto token = LookupToken(call);
-  if (!token) {
-    return token.error().code() == StatusCode::kPermissionDenied ? missing : token.error();
-  }
-  if (!firmware::VaultTokenRegistry::Permits(*token, "manage", call.name).ok()) return missing;
+// with the ACL's `create` capability; here the door decided before this ran whether the token may
+// "manage" the name (Decision::MayCreateKey). Refused -> `missing` (Vault's 400 "encryption key not
+// found").
+Status Upsert(const Call& call, const Decision& d, const json::array* batch,
+              const Status& missing) {
+  if (!d.MayCreateKey()) return missing;
   FieldReader top(call.body);
   firmware::transit::CreateTransitKeyOptions options;
   if (auto type = top.String("type"); type && !type->empty()) {
@@ -51,16 +49,14 @@ Status Upsert(const Call& call, const json::array* batch, const Status& missing)
   } else {
     options.derived = has_context(call.body);
   }
-  auto created = call.keyring->CreateKey(call.name, options);
+  auto created = call.keyring->CreateKey(d.key_name(), options);
   if (!created) return created.error();
   return Status::Ok();
 }
 
 }  // namespace
 
-Reply PathEncrypt(const Call& call) {
-  if (auto bad = RequireWrite(call)) return std::move(*bad);
-  if (auto denied = Authorize(call, "encrypt", call.name)) return std::move(*denied);
+Reply PathEncrypt(const Call& call, const Decision& d) {
   {
     FieldReader top(call.body);
     if (auto padding = top.String("padding_scheme"); padding && *padding != "oaep") {
@@ -85,14 +81,14 @@ Reply PathEncrypt(const Call& call) {
     in.associated_data = f.Base64("associated_data");
     in.key_version = f.Int("key_version");
     if (f.error()) return InvalidArgumentError(*f.error());
-    auto out = call.keyring->Encrypt(call.name, in);
+    auto out = call.keyring->Encrypt(d.key_name(), in);
     if (!out && out.error().code() == StatusCode::kNotFound && !upsert_tried) {
       upsert_tried = true;
-      if (Status created = Upsert(call, batch, out.error()); !created.ok()) {
+      if (Status created = Upsert(call, d, batch, out.error()); !created.ok()) {
         upsert_error = created;
         return created;
       }
-      out = call.keyring->Encrypt(call.name, in);
+      out = call.keyring->Encrypt(d.key_name(), in);
     }
     if (!out) return out.error();
     return json::object{{"ciphertext", out->ciphertext}, {"key_version", out->key_version}};

@@ -4,9 +4,7 @@
 
 namespace kms::api::vault::internal {
 
-Reply PathHmac(const Call& call) {
-  if (auto bad = RequireWrite(call)) return std::move(*bad);
-  if (auto denied = Authorize(call, "hmac", call.name)) return std::move(*denied);
+Reply PathHmac(const Call& call, const Decision& d) {
   FieldReader top(call.body);
   // The path's algorithm wins over the body's (Vault's "urlalgorithm").
   std::string algorithm(call.arg);
@@ -19,7 +17,7 @@ Reply PathHmac(const Call& call) {
     SecretBytes input = f.SecretBase64("input");
     auto version = f.Int("key_version");
     if (f.error()) return InvalidArgumentError(*f.error());
-    auto mac = call.keyring->Hmac(call.name, input, algorithm, version ? version : top_version);
+    auto mac = call.keyring->Hmac(d.key_name(), input, algorithm, version ? version : top_version);
     if (!mac) return mac.error();
     return json::object{{"hmac", *mac}};
   });

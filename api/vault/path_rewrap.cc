@@ -4,9 +4,7 @@
 
 namespace kms::api::vault::internal {
 
-Reply PathRewrap(const Call& call) {
-  if (auto bad = RequireWrite(call)) return std::move(*bad);
-  if (auto denied = Authorize(call, "rewrap", call.name)) return std::move(*denied);
+Reply PathRewrap(const Call& call, const Decision& d) {
   FieldReader top(call.body);
   const auto top_version = top.Int("key_version");
   if (top.error()) return ErrorReply(400, *top.error());
@@ -27,7 +25,7 @@ Reply PathRewrap(const Call& call) {
     // Per item since hashicorp/vault#10232; the top-level value otherwise.
     auto version = f.Int("key_version");
     if (f.error()) return InvalidArgumentError(*f.error());
-    auto out = call.keyring->Rewrap(call.name, in, version ? version : top_version);
+    auto out = call.keyring->Rewrap(d.key_name(), in, version ? version : top_version);
     if (!out) return out.error();
     return json::object{{"ciphertext", out->ciphertext}, {"key_version", out->key_version}};
   });

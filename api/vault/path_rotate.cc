@@ -3,16 +3,14 @@
 
 namespace kms::api::vault::internal {
 
-Reply PathRotate(const Call& call) {
-  if (auto bad = RequireWrite(call)) return std::move(*bad);
-  if (auto denied = Authorize(call, "manage", call.name)) return std::move(*denied);
+Reply PathRotate(const Call& call, const Decision& d) {
   FieldReader f(call.body);
   for (const auto field : {"managed_key_name", "managed_key_id", "external_key_ref"}) {
     if (f.Has(field)) {
       return ErrorReply(400, std::string(field) + " is not supported by this appliance");
     }
   }
-  auto info = call.keyring->Rotate(call.name);
+  auto info = call.keyring->Rotate(d.key_name());
   if (!info) return StatusReply(info.error());
   return DataReply(KeyInfoData(*info));
 }

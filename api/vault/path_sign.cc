@@ -41,25 +41,21 @@ StatusOr<firmware::transit::SignOptions> ReadSignOptions(const Call& call) {
 
 }  // namespace
 
-Reply PathSign(const Call& call) {
-  if (auto bad = RequireWrite(call)) return std::move(*bad);
-  if (auto denied = Authorize(call, "sign", call.name)) return std::move(*denied);
+Reply PathSign(const Call& call, const Decision& d) {
   auto options = ReadSignOptions(call);
   if (!options) return StatusReply(options.error());
   return RunItems(call.body, true, [&](const json::object& item) -> StatusOr<json::object> {
     FieldReader f(item);
     SecretBytes input = f.SecretBase64("input");
     if (f.error()) return InvalidArgumentError(*f.error());
-    auto signature = call.keyring->Sign(call.name, input, *options);
+    auto signature = call.keyring->Sign(d.key_name(), input, *options);
     if (!signature) return signature.error();
     return json::object{{"signature", signature->signature},
                         {"key_version", signature->key_version}};
   });
 }
 
-Reply PathVerify(const Call& call) {
-  if (auto bad = RequireWrite(call)) return std::move(*bad);
-  if (auto denied = Authorize(call, "verify", call.name)) return std::move(*denied);
+Reply PathVerify(const Call& call, const Decision& d) {
   auto options = ReadSignOptions(call);
   if (!options) return StatusReply(options.error());
   // Vault: batch items must all use `signature` or all use `hmac`.
@@ -87,8 +83,8 @@ Reply PathVerify(const Call& call) {
       return InvalidArgumentError("neither a 'signature' nor an 'hmac' were given to verify");
     }
     StatusOr<bool> valid =
-        hmac.empty() ? call.keyring->Verify(call.name, input, signature, *options)
-                     : call.keyring->VerifyHmac(call.name, input, hmac, options->hash_algorithm);
+        hmac.empty() ? call.keyring->Verify(d.key_name(), input, signature, *options)
+                     : call.keyring->VerifyHmac(d.key_name(), input, hmac, options->hash_algorithm);
     if (!valid) return valid.error();
     return json::object{{"valid", *valid}};
   });

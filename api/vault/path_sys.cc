@@ -13,40 +13,68 @@ VaultHealth Health(const Call& call) {
   return call.config.health ? call.config.health() : VaultHealth{};
 }
 
-// A status code from the query (Vault: strconv.Atoi); false when malformed.
+// A status code from the query; false when malformed or not a status the answer may carry.
+// Vault takes any integer (strconv.Atoi) and writes it as the status: ?activecode=101 or =204 would
+// put the JSON body behind a 1xx or 204, which is broken HTTP framing, and a code outside 100..999
+// is not a status at all. Only statuses that carry a body are taken (IsBodyStatus, the same rule
+// for GET and HEAD, which share the URL a load balancer is given).
 bool CodeParam(std::string_view query, std::string_view name, unsigned& code) {
   auto v = QueryParam(query, name);
   if (!v) return true;
-  unsigned out = 0;
+  std::int64_t out = 0;
   auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
-  if (ec != std::errc() || p != v->data() + v->size() || out < 100 || out > 599) return false;
-  code = out;
+  if (ec != std::errc() || p != v->data() + v->size() || !IsBodyStatus(out)) return false;
+  code = static_cast<unsigned>(out);
   return true;
+}
+
+// standbyok / perfstandbyok: Vault's parseutil.ParseBool forms; an empty value is true (older
+// Vault only looked for the parameter's presence). False when malformed.
+bool BoolParam(std::string_view query, std::string_view name, bool& out) {
+  auto v = QueryParam(query, name);
+  if (!v) return true;
+  if (v->empty() || *v == "1" || *v == "t" || *v == "T" || *v == "true" || *v == "TRUE" ||
+      *v == "True") {
+    out = true;
+    return true;
+  }
+  if (*v == "0" || *v == "f" || *v == "F" || *v == "false" || *v == "FALSE" || *v == "False") {
+    out = false;
+    return true;
+  }
+  return false;
 }
 
 }  // namespace
 
-Reply PathSysHealth(const Call& call) {
-  // No token here, so no lookup before the 405 either.
-  if (call.verb != Verb::kRead && call.verb != Verb::kHead) {
-    return ErrorReply(405, "unsupported operation");
-  }
+Reply PathSysHealth(const Call& call, const Decision&) {
   const VaultHealth health = Health(call);
-  unsigned active = 200, standby = 429, sealed = 503, uninit = 501, perf_standby = 473;
+  // Vault's answer to a malformed parameter: 400 {"errors":[]} (http/sys_health.go logs the reason
+  // and writes no message); HEAD, the status alone.
+  auto bad_request = [&] {
+    Reply r = EmptyErrorReply(400);
+    r.no_body = call.verb == Verb::kHead;
+    return r;
+  };
+  unsigned active = 200, standby = 429, sealed = 503, uninit = 501;
+  // Accepted and checked for compatibility; the appliance has no performance standbys, DR
+  // secondaries or HA membership to report with them.
+  unsigned perf_standby = 473, dr_secondary = 472, removed = 530, ha_unhealthy = 474;
   for (auto [name, code] : {std::pair<std::string_view, unsigned*>{"activecode", &active},
                             {"standbycode", &standby},
                             {"sealedcode", &sealed},
                             {"uninitcode", &uninit},
-                            {"performancestandbycode", &perf_standby}}) {
-    if (!CodeParam(call.query, name, *code)) {
-      return ErrorReply(400, "bad code given for " + std::string(name));
-    }
+                            {"performancestandbycode", &perf_standby},
+                            {"drsecondarycode", &dr_secondary},
+                            {"removedcode", &removed},
+                            {"haunhealthycode", &ha_unhealthy}}) {
+    if (!CodeParam(call.query, name, *code)) return bad_request();
   }
-  (void)perf_standby;  // accepted for compatibility; the appliance has no performance standbys
   bool standby_ok = false;
-  if (auto v = QueryParam(call.query, "standbyok")) {
-    standby_ok =
-        v->empty() || *v == "true" || *v == "1" || *v == "t" || *v == "True" || *v == "TRUE";
+  bool perf_standby_ok = false;
+  if (!BoolParam(call.query, "standbyok", standby_ok) ||
+      !BoolParam(call.query, "perfstandbyok", perf_standby_ok)) {
+    return bad_request();
   }
   unsigned status = active;
   if (!health.initialized) {
@@ -113,13 +141,11 @@ Reply SealStatusReply(const Call& call, const VaultHealth& health) {
 
 }  // namespace
 
-Reply PathSysSealStatus(const Call& call) {
-  if (call.verb != Verb::kRead) return ErrorReply(405, "unsupported operation");
+Reply PathSysSealStatus(const Call& call, const Decision&) {
   return SealStatusReply(call, Health(call));
 }
 
-Reply PathSysUnseal(const Call& call) {
-  if (call.verb != Verb::kWrite) return ErrorReply(405, "unsupported operation");
+Reply PathSysUnseal(const Call& call, const Decision&) {
   bool reset = false;
   if (const json::value* v = call.body.if_contains("reset")) {
     if (!v->is_bool()) return ErrorReply(400, "'reset' must be a boolean");
@@ -144,12 +170,9 @@ Reply PathSysUnseal(const Call& call) {
   return SealStatusReply(call, *state);
 }
 
-Reply PathSysSeal(const Call& call) {
-  if (call.verb != Verb::kWrite) return ErrorReply(405, "unsupported operation");
-  auto info = LookupToken(call);
-  if (!info.has_value()) return StatusReply(info.error());
-  // Vault requires a root (sudo) token here; the appliance's equivalent is an administrator token.
-  if (!info->administrator) return ErrorReply(403, "permission denied");
+// Vault requires a root (sudo) token here; the appliance's equivalent is an administrator token,
+// which the door decided ("administrator") before this runs.
+Reply PathSysSeal(const Call& call, const Decision&) {
   if (!call.config.seal) {
     return ErrorReply(400, "this appliance cannot be sealed: dev mode unseals itself at start");
   }

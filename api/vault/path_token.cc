@@ -1,6 +1,7 @@
 // auth/token/lookup-self (GET, write), renew-self (write, `increment`) and revoke-self (write):
 // the token endpoints Vault's transit seal and the Go client's LifetimeWatcher call
-// (reference/vault.md §2.2 step 1). Tokens are created by operators, not here.
+// (docs/vault-door.md). Tokens are created by operators, not here. The door has looked the token up
+// (the Decision's token) before any of them runs.
 #include "api/vault/internal/endpoint.h"
 
 namespace kms::api::vault::internal {
@@ -47,10 +48,9 @@ Reply AuthReply(json::object auth) {
 
 }  // namespace
 
-Reply PathTokenLookupSelf(const Call& call) {
-  if (auto bad = RequireVerb(call, {Verb::kRead, Verb::kWrite})) return std::move(*bad);
-  auto info = LookupToken(call);
-  if (!info) return StatusReply(info.error());
+Reply PathTokenLookupSelf(const Call& call, const Decision& decision) {
+  const firmware::VaultTokenInfo* info = decision.token();
+  if (info == nullptr) return ErrorReply(403, "permission denied");
   json::object d{
       {"accessor", info->accessor},
       {"creation_time", info->creation_time_ms / 1000},
@@ -76,24 +76,17 @@ Reply PathTokenLookupSelf(const Call& call) {
   return r;
 }
 
-Reply PathTokenRenewSelf(const Call& call) {
-  if (auto bad = RequireWrite(call)) return std::move(*bad);
+Reply PathTokenRenewSelf(const Call& call, const Decision&) {
   FieldReader f(call.body);
   const std::int64_t increment_ms = f.DurationMs("increment").value_or(0);
   if (f.error()) return ErrorReply(400, *f.error());
   auto info = call.tokens->Renew(call.token, increment_ms);
-  if (call.seen != nullptr) {
-    call.seen->looked_up = true;
-    if (info) *call.seen = TokenSeen{true, info->accessor, info->display_name};
-  }
   if (!info) return StatusReply(info.error());
   return AuthReply(AuthBlock(*info, call.token, call.now_ms));
 }
 
-Reply PathTokenRevokeSelf(const Call& call) {
-  if (auto bad = RequireWrite(call)) return std::move(*bad);
-  // Looked up first so the audit record names the token it revoked.
-  if (auto info = LookupToken(call); !info) return StatusReply(info.error());
+Reply PathTokenRevokeSelf(const Call& call, const Decision&) {
+  // The door looked the token up first, so the audit record names the token it revoked.
   Status revoked = call.tokens->Revoke(call.token);
   if (!revoked.ok()) return StatusReply(revoked);
   return NoContent();

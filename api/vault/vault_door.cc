@@ -4,11 +4,15 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
+#include <expected>
+#include <optional>
 #include <string>
 
 #include "api/aws/door.h"  // NewRequestId: the same UUID v4 the AWS door uses
 #include "api/vault/internal/endpoint.h"
 #include "base/secret_bytes.h"
+#include "firmware/authz/access_control.h"
+#include "firmware/key_spec.h"
 
 namespace kms::api::vault {
 
@@ -153,53 +157,330 @@ std::optional<Reply> UnimplementedTransit(const std::vector<std::string_view>& s
   return std::nullopt;
 }
 
-using Endpoint = Reply (*)(const internal::Call&);
-
-// The endpoint for `s` (the path after the mount, split on '/'), filling the call's parameters.
-Endpoint RouteTransit(const std::vector<std::string_view>& s, internal::Call& call) {
-  const auto n = s.size();
-  const std::string_view head = s[0];
-  if (head == "keys") {
-    if (n == 1) return internal::PathKeys;
-    call.name = s[1];
-    if (n == 2) return internal::PathKeys;
-    if (n == 3 && s[2] == "config") return internal::PathConfig;
-    if (n == 3 && s[2] == "rotate") return internal::PathRotate;
-    return nullptr;
-  }
-  if (n == 2 && (head == "encrypt" || head == "decrypt" || head == "rewrap")) {
-    call.name = s[1];
-    if (head == "encrypt") return internal::PathEncrypt;
-    return head == "decrypt" ? internal::PathDecrypt : internal::PathRewrap;
-  }
-  if (n == 3 && head == "datakey") {
-    call.arg = s[1];
-    call.name = s[2];
-    return internal::PathDatakey;
-  }
-  if ((n == 2 || n == 3) && (head == "hmac" || head == "sign" || head == "verify")) {
-    call.name = s[1];
-    if (n == 3) call.arg = s[2];
-    return head == "hmac" ? internal::PathHmac
-                          : (head == "sign" ? internal::PathSign : internal::PathVerify);
-  }
-  if (n <= 3 && head == "random") {
-    if (n >= 2) call.arg = s[1];
-    if (n == 3) call.arg2 = s[2];
-    return internal::PathRandom;
-  }
-  if (n <= 2 && head == "hash") {
-    if (n == 2) call.arg = s[1];
-    return internal::PathHash;
-  }
-  return nullptr;
-}
-
 std::string NoRoute(std::string_view path) {
   return "no handler for route \"" + std::string(path) + "\". route entry not found.";
 }
 
+// ---- the route table --------------------------------------------------------------------------
+//
+// Every endpoint is reached through one row: (path shape, verb) -> (endpoint, the token operation
+// decided, what it does to state, the KMS actions of the key behind the transit key). A shape's
+// segments are literals or placeholders: {name} is the transit key (the only source of a key name),
+// {arg} and {arg2} the endpoint's other path parameters. A path whose shape matches but whose verb
+// has no row is 405; a path no shape matches is 404 (or 501 for Vault endpoints not implemented).
+
+// Operations of routes that act on no key: any live token ("token-self"), administrator tokens
+// ("administrator"), or nobody's token ("public").
+constexpr std::string_view kOpPublic = "public";
+constexpr std::string_view kOpTokenSelf = "token-self";
+constexpr std::string_view kOpAdministrator = "administrator";
+
+enum class Effect {
+  kReadOnly,      // reads, or cryptography with an existing key: no intent record
+  kChangesState,  // commits a change: the intent record is written before the endpoint runs
+  kUpsert,        // encrypt: changes state when it creates its missing key
+};
+
+// The AWS actions a key policy's explicit Deny is matched against (docs/vault-door.md).
+enum class Actions {
+  kNone,
+  kEncrypt,
+  kDecrypt,
+  kReEncrypt,
+  kDataKey,
+  kMac,
+  kSign,
+  kVerify,
+  kRead,
+  kManage
+};
+
+using Endpoint = Reply (*)(const internal::Call&, const internal::Decision&);
+
+struct Route {
+  std::string_view shape;
+  Verb verb;
+  Endpoint endpoint;
+  std::string_view operation;
+  Effect effect;
+  Actions actions;
+};
+
+// Paths outside any mount.
+constexpr Route kFixedRoutes[] = {
+    {"sys/health", Verb::kRead, internal::PathSysHealth, kOpPublic, Effect::kReadOnly,
+     Actions::kNone},
+    {"sys/health", Verb::kHead, internal::PathSysHealth, kOpPublic, Effect::kReadOnly,
+     Actions::kNone},
+    {"sys/seal-status", Verb::kRead, internal::PathSysSealStatus, kOpPublic, Effect::kReadOnly,
+     Actions::kNone},
+    // Unauthenticated as in Vault; it hands a custodian share to the appliance (config.unseal),
+    // which keeps its own record of shares. The sealed appliance has no audit log yet.
+    {"sys/unseal", Verb::kWrite, internal::PathSysUnseal, kOpPublic, Effect::kReadOnly,
+     Actions::kNone},
+    {"sys/seal", Verb::kWrite, internal::PathSysSeal, kOpAdministrator, Effect::kChangesState,
+     Actions::kNone},
+    {"auth/token/lookup-self", Verb::kRead, internal::PathTokenLookupSelf, kOpTokenSelf,
+     Effect::kReadOnly, Actions::kNone},
+    {"auth/token/lookup-self", Verb::kWrite, internal::PathTokenLookupSelf, kOpTokenSelf,
+     Effect::kReadOnly, Actions::kNone},
+    {"auth/token/renew-self", Verb::kWrite, internal::PathTokenRenewSelf, kOpTokenSelf,
+     Effect::kChangesState, Actions::kNone},
+    {"auth/token/revoke-self", Verb::kWrite, internal::PathTokenRevokeSelf, kOpTokenSelf,
+     Effect::kChangesState, Actions::kNone},
+};
+
+// Paths after a transit mount.
+constexpr Route kTransitRoutes[] = {
+    {"keys", Verb::kList, internal::PathKeysList, "read", Effect::kReadOnly, Actions::kNone},
+    {"keys/{name}", Verb::kRead, internal::PathKeysRead, "read", Effect::kReadOnly, Actions::kRead},
+    {"keys/{name}", Verb::kWrite, internal::PathKeysCreate, "manage", Effect::kChangesState,
+     Actions::kManage},
+    {"keys/{name}", Verb::kDelete, internal::PathKeysDelete, "manage", Effect::kChangesState,
+     Actions::kManage},
+    {"keys/{name}/config", Verb::kWrite, internal::PathConfig, "manage", Effect::kChangesState,
+     Actions::kManage},
+    {"keys/{name}/rotate", Verb::kWrite, internal::PathRotate, "manage", Effect::kChangesState,
+     Actions::kManage},
+    {"encrypt/{name}", Verb::kWrite, internal::PathEncrypt, "encrypt", Effect::kUpsert,
+     Actions::kEncrypt},
+    {"decrypt/{name}", Verb::kWrite, internal::PathDecrypt, "decrypt", Effect::kReadOnly,
+     Actions::kDecrypt},
+    {"rewrap/{name}", Verb::kWrite, internal::PathRewrap, "rewrap", Effect::kReadOnly,
+     Actions::kReEncrypt},
+    {"datakey/{arg}/{name}", Verb::kWrite, internal::PathDatakey, "datakey", Effect::kReadOnly,
+     Actions::kDataKey},
+    {"hmac/{name}", Verb::kWrite, internal::PathHmac, "hmac", Effect::kReadOnly, Actions::kMac},
+    {"hmac/{name}/{arg}", Verb::kWrite, internal::PathHmac, "hmac", Effect::kReadOnly,
+     Actions::kMac},
+    {"sign/{name}", Verb::kWrite, internal::PathSign, "sign", Effect::kReadOnly, Actions::kSign},
+    {"sign/{name}/{arg}", Verb::kWrite, internal::PathSign, "sign", Effect::kReadOnly,
+     Actions::kSign},
+    {"verify/{name}", Verb::kWrite, internal::PathVerify, "verify", Effect::kReadOnly,
+     Actions::kVerify},
+    {"verify/{name}/{arg}", Verb::kWrite, internal::PathVerify, "verify", Effect::kReadOnly,
+     Actions::kVerify},
+    {"random", Verb::kWrite, internal::PathRandom, "random", Effect::kReadOnly, Actions::kNone},
+    {"random/{arg}", Verb::kWrite, internal::PathRandom, "random", Effect::kReadOnly,
+     Actions::kNone},
+    {"random/{arg}/{arg2}", Verb::kWrite, internal::PathRandom, "random", Effect::kReadOnly,
+     Actions::kNone},
+    {"hash", Verb::kWrite, internal::PathHash, "hash", Effect::kReadOnly, Actions::kNone},
+    {"hash/{arg}", Verb::kWrite, internal::PathHash, "hash", Effect::kReadOnly, Actions::kNone},
+};
+
+// The path parameters a shape matched.
+struct PathParams {
+  std::string_view name;
+  std::string_view arg;
+  std::string_view arg2;
+};
+
+bool ShapeMatches(std::string_view shape, const std::vector<std::string_view>& segments,
+                  PathParams& params) {
+  const auto parts = Split(shape);
+  if (parts.size() != segments.size()) return false;
+  PathParams p;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const std::string_view part = parts[i];
+    if (part == "{name}") {
+      p.name = segments[i];
+    } else if (part == "{arg}") {
+      p.arg = segments[i];
+    } else if (part == "{arg2}") {
+      p.arg2 = segments[i];
+    } else if (part != segments[i]) {
+      return false;
+    }
+  }
+  params = p;
+  return true;
+}
+
+// The rows of `table` whose shape matches: none, or every verb of one shape.
+template <std::size_t N>
+std::vector<const Route*> MatchShape(const Route (&table)[N],
+                                     const std::vector<std::string_view>& segments,
+                                     PathParams& params) {
+  std::vector<const Route*> rows;
+  for (const Route& route : table) {
+    if (!rows.empty() && route.shape != rows.front()->shape) continue;
+    if (ShapeMatches(route.shape, segments, params)) rows.push_back(&route);
+  }
+  return rows;
+}
+
+// AWS's key-administration actions on an existing key: a token's "manage" is a key administrator's
+// right, so an explicit Deny of any of them to the Vault caller refuses every "manage" request on
+// the key (create of an existing name, config, rotate, delete).
+constexpr std::string_view kManageActions[] = {
+    "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",  "kms:RotateKeyOnDemand",
+    "kms:EnableKeyRotation",   "kms:DisableKeyRotation", "kms:UpdateKeyDescription",
+    "kms:PutKeyPolicy",        "kms:EnableKey",          "kms:DisableKey",
+    "kms:CreateAlias",         "kms:UpdateAlias",        "kms:DeleteAlias",
+    "kms:TagResource",         "kms:UntagResource",
+};
+
+// The KMS actions a Vault operation on `key` performs (docs/vault-door.md's table).
+std::vector<std::string_view> KmsActions(Actions actions,
+                                         const firmware::transit::TransitKeyRef& key,
+                                         std::string_view arg) {
+  switch (actions) {
+    case Actions::kNone:
+      return {};
+    case Actions::kEncrypt:
+      return {"kms:Encrypt"};
+    case Actions::kDecrypt:
+      return {"kms:Decrypt"};
+    case Actions::kReEncrypt:
+      // Vault's rewrap decrypts and encrypts again under the same key: both halves of ReEncrypt.
+      return {"kms:ReEncryptFrom", "kms:ReEncryptTo"};
+    case Actions::kDataKey:
+      // The wrapped variant never shows the plaintext key, as GenerateDataKeyWithoutPlaintext.
+      if (arg == "wrapped") return {"kms:GenerateDataKeyWithoutPlaintext"};
+      return {"kms:GenerateDataKey"};
+    case Actions::kMac:
+      return {"kms:GenerateMac"};
+    case Actions::kSign:
+      return {"kms:Sign"};
+    case Actions::kVerify:
+      // verify checks HMACs on hmac keys and signatures on the others.
+      if (key.key_usage == firmware::KeyUsage::kGenerateVerifyMac) return {"kms:VerifyMac"};
+      return {"kms:Verify"};
+    case Actions::kRead:
+      // A read of an asymmetric key answers its public keys.
+      if (key.key_usage == firmware::KeyUsage::kSignVerify) {
+        return {"kms:DescribeKey", "kms:GetPublicKey"};
+      }
+      return {"kms:DescribeKey"};
+    case Actions::kManage:
+      return {std::begin(kManageActions), std::end(kManageActions)};
+  }
+  return {};
+}
+
+// Whether a token's scope allows `operation` (for token-self and administrator, what they mean).
+bool ScopeAllows(const firmware::VaultTokenInfo& token, std::string_view operation,
+                 std::string_view mount, std::string_view key_name) {
+  if (operation == kOpTokenSelf) return true;
+  if (operation == kOpAdministrator) return token.administrator;
+  return firmware::VaultTokenRegistry::Permits(token, operation, mount, key_name).ok();
+}
+
+std::string_view AllowBasis(const firmware::VaultTokenInfo& token) {
+  return token.administrator ? internal::decision::kAllowAdministrator
+                             : internal::decision::kAllowTokenScope;
+}
+
+// The Vault caller as key policies see it (docs/vault-door.md): a principal of the appliance's
+// account under the path "vault-token/", named by the token's display name, so "*" and the
+// account root match it, a Principal can name it, and aws:PrincipalArn "...:user/vault-token/*"
+// matches every Vault caller. No IAM user can have this ARN (user names hold no '/').
+firmware::authz::Caller VaultCaller(const firmware::authz::AccessControl& access,
+                                    const firmware::VaultTokenInfo& token) {
+  firmware::authz::Caller caller;
+  caller.principal_arn =
+      "arn:aws:iam::" + access.config().account_id + ":user/vault-token/" + token.display_name;
+  caller.user_name = token.display_name;
+  caller.administrator = token.administrator;
+  return caller;
+}
+
 }  // namespace
+
+namespace internal {
+
+// The only code that makes Decisions (endpoint.h): a request reaches its endpoint with one, or is
+// refused with the reply and the decision the audit record carries.
+class Decider {
+ public:
+  struct Refusal {
+    Reply reply;
+    std::string_view basis;
+    std::string key_arn;  // the key the refused request named, when it exists
+  };
+
+  static Decision Public(const Route& route) {
+    Decision d;
+    d.operation_ = std::string(route.operation);
+    d.basis_ = std::string(decision::kAllowPublic);
+    return d;
+  }
+
+  // Decides `route` for `token` on `mount` (and the key `params.name` of `keyring`, when the route
+  // names one): the key's key-service key (for the audit record of any answer, refusals included),
+  // the token's scope, an explicit Deny in that key's policy, then encrypt's upsert.
+  static std::expected<Decision, Refusal> Decide(const Route& route,
+                                                 const firmware::VaultTokenInfo& token,
+                                                 std::string_view mount, const PathParams& params,
+                                                 firmware::transit::TransitKeyring* keyring,
+                                                 firmware::authz::AccessControl* access) {
+    Decision d;
+    d.operation_ = std::string(route.operation);
+    d.mount_ = std::string(mount);
+    d.key_name_ = std::string(params.name);
+    d.token_ = token;
+    const bool keyed = !params.name.empty() && keyring != nullptr;
+    std::optional<firmware::transit::TransitKeyRef> key;
+    if (keyed) {
+      auto located = keyring->Locate(params.name);
+      if (located) {
+        key = std::move(*located);
+        d.key_exists_ = true;
+        d.key_arn_ = key->arn;
+      } else if (located.error().code() == StatusCode::kInvalidArgument) {
+        return std::unexpected(
+            Refusal{StatusReply(located.error()), decision::kRefusedInvalidRequest, {}});
+      } else if (located.error().code() != StatusCode::kNotFound) {
+        return std::unexpected(
+            Refusal{StatusReply(located.error()), decision::kRefusedInternal, {}});
+      }
+    }
+    if (!ScopeAllows(token, route.operation, mount, params.name)) {
+      return std::unexpected(
+          Refusal{ErrorReply(403, "permission denied"), decision::kDenyTokenScope, d.key_arn_});
+    }
+    d.basis_ = std::string(AllowBasis(token));
+    if (!keyed) return d;
+    if (!key) {
+      // A missing key has no key policy; the endpoint answers Vault's "not found" (or upserts).
+      if (route.effect == Effect::kUpsert) {
+        d.create_allowed_ = ScopeAllows(token, "manage", mount, params.name);
+        d.create_basis_ =
+            std::string(d.create_allowed_ ? AllowBasis(token) : decision::kDenyTokenScope);
+      }
+      return d;
+    }
+    if (access == nullptr) return d;
+    const firmware::authz::Caller caller = VaultCaller(*access, token);
+    const firmware::authz::KeyRef ref{key->key_id, key->arn};
+    firmware::authz::ConditionValues conditions;
+    conditions.Set("kms:RequestAlias", key->alias);
+    conditions.Set("kms:KeySpec", std::string(firmware::KeySpecName(key->key_spec)));
+    conditions.Set("kms:KeyUsage", std::string(firmware::KeyUsageName(key->key_usage)));
+    conditions.Set("kms:KeyOrigin", "AWS_KMS");
+    for (const std::string_view action : KmsActions(route.actions, *key, params.arg)) {
+      auto denied = access->ExplicitlyDenies(caller, action, ref, conditions);
+      if (!denied) {
+        return std::unexpected(
+            Refusal{StatusReply(denied.error()), decision::kRefusedInternal, d.key_arn_});
+      }
+      if (*denied) {
+        return std::unexpected(
+            Refusal{ErrorReply(403, "permission denied"), decision::kDenyExplicit, d.key_arn_});
+      }
+    }
+    return d;
+  }
+
+  // Whether the request commits a change, so its intent must be recorded before the endpoint runs.
+  static bool ChangesState(const Route& route, const Decision& d) {
+    if (route.effect == Effect::kChangesState) return true;
+    return route.effect == Effect::kUpsert && !d.key_exists_ && d.create_allowed_;
+  }
+};
+
+}  // namespace internal
 
 VaultDoor::VaultDoor(VaultDoorConfig config, firmware::VaultTokenRegistry& tokens,
                      std::vector<firmware::transit::TransitKeyring*> keyrings)
@@ -251,7 +532,15 @@ http::HttpResponse VaultDoor::FaultResponse(http::ServerFault fault, std::string
 
 http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
                                        const std::string& request_id, std::int64_t now_ms,
-                                       internal::TokenSeen& seen) const {
+                                       internal::AuditNote& note) const {
+  namespace decision = internal::decision;
+  // Every answer below names its decision (or the stage that refused the request) for the audit
+  // record: there is no way out of here without one.
+  auto answer = [&](Reply reply, std::string_view basis) {
+    note.decision = std::string(basis);
+    return Render(std::move(reply), request_id);
+  };
+
   const std::string_view query = request.Query();
   Verb verb;
   const std::string& m = request.method;
@@ -266,112 +555,164 @@ http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
   } else if (m == "HEAD") {
     verb = Verb::kHead;
   } else {
-    return Render(internal::EmptyErrorReply(405), request_id);
+    return answer(internal::EmptyErrorReply(405), decision::kRefusedInvalidRequest);
   }
 
   std::string_view path = request.Path();
-  if (!path.starts_with("/v1/"))
-    return Render(internal::ErrorReply(404, NoRoute(path)), request_id);
+  if (!path.starts_with("/v1/")) {
+    return answer(internal::ErrorReply(404, NoRoute(path)), decision::kRefusedNotFound);
+  }
   path.remove_prefix(4);
   // A LIST from the CLI ends in '/'; Vault routes "keys" and "keys/" alike.
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
 
-  static const json::object kEmpty;
-  internal::Call call{verb, {}, tokens_, nullptr, kEmpty, query, {}, {}, {}, config_, now_ms};
-  call.seen = &seen;
-
-  // Unauthenticated, and answered sealed too: load balancers and `vault status` poll them.
-  if (path == "sys/health") return Render(internal::PathSysHealth(call), request_id);
-  if (path == "sys/seal-status") return Render(internal::PathSysSealStatus(call), request_id);
-  if (path == "sys/unseal") {
-    json::object unseal_body;
-    if (!request.body.empty()) {
-      boost::system::error_code ec;
-      json::value parsed = json::parse(request.body, ec);
-      if (ec || !parsed.is_object()) {
-        return Render(
-            internal::ErrorReply(
-                400, "failed to parse JSON input: " +
-                         (ec ? ec.message() : std::string("the body must be a JSON object"))),
-            request_id);
-      }
-      unseal_body = std::move(parsed.get_object());
+  // The route: a path outside the mounts, or one under the longest configured mount.
+  PathParams params;
+  std::vector<const Route*> rows;
+  firmware::transit::TransitKeyring* keyring = nullptr;
+  std::string_view mount;
+  std::optional<Reply> unimplemented;
+  const auto segments = Split(path);
+  if (std::none_of(segments.begin(), segments.end(), [](auto s) { return s.empty(); })) {
+    rows = MatchShape(kFixedRoutes, segments, params);
+    for (const auto& [mount_path, mount_keyring] : mounts_) {
+      if (!rows.empty()) break;
+      if (!path.starts_with(mount_path)) continue;
+      if (path.size() != mount_path.size() && path[mount_path.size()] != '/') continue;
+      if (path.size() <= mount_path.size() + 1) break;  // the mount itself: no endpoint
+      const auto rest = Split(path.substr(mount_path.size() + 1));
+      unimplemented = UnimplementedTransit(rest);
+      if (!unimplemented) rows = MatchShape(kTransitRoutes, rest, params);
+      keyring = mount_keyring;
+      mount = mount_path;
+      break;
     }
-    internal::Call unseal{verb, {}, tokens_, nullptr, unseal_body, query,
-                          {},   {}, {},      config_, now_ms};
-    Reply reply = internal::PathSysUnseal(unseal);
-    internal::WipeSensitiveMembers(unseal_body);
-    return Render(std::move(reply), request_id);
   }
-
-  const VaultHealth health = config_.health ? config_.health() : VaultHealth{};
-  if (tokens_ == nullptr || !health.initialized || health.sealed) {
-    return Render(internal::ErrorReply(503, "Vault is sealed"), request_id);
+  const Route* route = nullptr;
+  for (const Route* row : rows) {
+    if (row->verb == verb) route = row;
   }
-
-  call.token = PresentedToken(request);
-  if (call.token.empty()) return Render(internal::ErrorReply(403, "permission denied"), request_id);
-  // For answers that name no key (404, 501, 400 for a bad body): the token must still be live, so a
-  // caller without one learns nothing about routes.
-  auto live_or = [&](Reply reply) {
-    auto info = internal::LookupToken(call);
-    return Render(info ? std::move(reply) : internal::StatusReply(info.error()), request_id);
-  };
 
   json::object body;
-  if (verb == Verb::kWrite && !request.body.empty()) {
-    boost::system::error_code ec;
-    json::value parsed = json::parse(request.body, ec);
-    if (ec || !parsed.is_object()) {
-      return live_or(internal::ErrorReply(
-          400, "failed to parse JSON input: " +
-                   (ec ? ec.message() : std::string("the body must be a JSON object"))));
-    }
-    body = std::move(parsed.get_object());
-  }
   // Endpoints read the body by reference; its plaintext members are wiped on every way out.
   struct Wiper {
     json::object& o;
     ~Wiper() { internal::WipeSensitiveMembers(o); }
   } wiper{body};
-  internal::Call routed{verb, call.token, tokens_, nullptr, body,  query,
-                        {},   {},         {},      config_, now_ms};
-  routed.seen = &seen;
+  // The body of a write: a JSON object, {} when empty. Ignored on GET, LIST and DELETE, as Vault.
+  auto parse_body = [&]() -> std::optional<Reply> {
+    if (verb != Verb::kWrite || request.body.empty()) return std::nullopt;
+    boost::system::error_code ec;
+    json::value parsed = json::parse(request.body, ec);
+    if (ec || !parsed.is_object()) {
+      return internal::ErrorReply(
+          400, "failed to parse JSON input: " +
+                   (ec ? ec.message() : std::string("the body must be a JSON object")));
+    }
+    body = std::move(parsed.get_object());
+    return std::nullopt;
+  };
 
-  if (path == "sys/seal") return Render(internal::PathSysSeal(routed), request_id);
-  if (path.starts_with("auth/")) {
-    if (path == "auth/token/lookup-self") {
-      return Render(internal::PathTokenLookupSelf(routed), request_id);
+  // Unauthenticated, and answered sealed too: load balancers and `vault status` poll them.
+  if (!rows.empty() && rows.front()->operation == kOpPublic) {
+    // No token here, so no lookup before the 405 either.
+    if (route == nullptr) {
+      return answer(internal::ErrorReply(405, "unsupported operation"),
+                    decision::kRefusedInvalidRequest);
     }
-    if (path == "auth/token/renew-self") {
-      return Render(internal::PathTokenRenewSelf(routed), request_id);
-    }
-    if (path == "auth/token/revoke-self") {
-      return Render(internal::PathTokenRevokeSelf(routed), request_id);
-    }
+    if (auto bad = parse_body()) return answer(std::move(*bad), decision::kRefusedInvalidRequest);
+    const internal::Decision d = internal::Decider::Public(*route);
+    note.decision = std::string(d.basis());
+    const internal::Call call{verb,  {},         tokens_,     nullptr, body,
+                              query, params.arg, params.arg2, config_, now_ms};
+    return Render(route->endpoint(call, d), request_id);
+  }
+
+  const VaultHealth health = config_.health ? config_.health() : VaultHealth{};
+  if (tokens_ == nullptr || !health.initialized || health.sealed) {
+    return answer(internal::ErrorReply(503, "Vault is sealed"), decision::kRefusedSealed);
+  }
+
+  // The token before the path is even looked at (as Vault): a caller without a live token learns
+  // nothing about routes, methods or bodies.
+  const std::string_view token = PresentedToken(request);
+  if (token.empty()) {
+    return answer(internal::ErrorReply(403, "permission denied"),
+                  decision::kRefusedUnauthenticated);
+  }
+  auto info = tokens_->Lookup(token);
+  note.looked_up = true;
+  if (!info) {
+    const bool denied = info.error().code() == StatusCode::kPermissionDenied;
+    return answer(internal::StatusReply(info.error()),
+                  denied ? decision::kRefusedUnauthenticated : decision::kRefusedInternal);
+  }
+  note.accessor = info->accessor;
+  note.display_name = info->display_name;
+
+  if (rows.empty()) {
+    if (unimplemented) return answer(std::move(*unimplemented), decision::kRefusedNotFound);
     if (path.starts_with("auth/token/")) {
-      return live_or(NotImplemented(
-          path, ": tokens are created, looked up and revoked by operators (kmsctl, admin API)"));
+      return answer(
+          NotImplemented(
+              path, ": tokens are created, looked up and revoked by operators (kmsctl, admin API)"),
+          decision::kRefusedNotFound);
     }
-    return live_or(internal::ErrorReply(404, NoRoute(path)));
+    return answer(internal::ErrorReply(404, NoRoute(path)), decision::kRefusedNotFound);
+  }
+  if (route == nullptr) {
+    return answer(internal::ErrorReply(405, "unsupported operation"),
+                  decision::kRefusedInvalidRequest);
+  }
+  if (auto bad = parse_body()) return answer(std::move(*bad), decision::kRefusedInvalidRequest);
+
+  auto decided = internal::Decider::Decide(*route, *info, mount, params, keyring, config_.access);
+  if (!decided) {
+    note.key_arn = std::move(decided.error().key_arn);
+    return answer(std::move(decided.error().reply), decided.error().basis);
+  }
+  const internal::Decision& d = *decided;
+  note.decision = std::string(d.basis());
+  note.key_arn = d.key_arn();
+
+  // A change is committed only once its intent is on record: a failing audit log then refuses
+  // the request before anything changed, and a final record that fails still leaves the intent.
+  if (internal::Decider::ChangesState(*route, d) && config_.observers.audit != nullptr &&
+      !Audit(request, request_id, note, "started", 0).ok()) {
+    return Render(internal::ErrorReply(500, "internal error: the audit log cannot be written"),
+                  request_id);
   }
 
-  for (const auto& [mount, keyring] : mounts_) {
-    if (!path.starts_with(mount)) continue;
-    if (path.size() != mount.size() && path[mount.size()] != '/') continue;
-    if (path.size() <= mount.size() + 1) break;  // the mount itself: no endpoint
-    const auto segments = Split(path.substr(mount.size() + 1));
-    if (std::any_of(segments.begin(), segments.end(), [](auto s) { return s.empty(); })) break;
-    if (auto unimplemented = UnimplementedTransit(segments)) {
-      return live_or(std::move(*unimplemented));
-    }
-    routed.keyring = keyring;
-    if (Endpoint endpoint = RouteTransit(segments, routed)) {
-      return Render(endpoint(routed), request_id);
-    }
-    break;
+  const internal::Call call{verb,  token,      tokens_,     keyring, body,
+                            query, params.arg, params.arg2, config_, now_ms};
+  Reply reply = route->endpoint(call, d);
+  note.decision = std::string(d.audit_basis());
+  // A key this request created (keys/<name> write, encrypt's upsert): its ARN for the record.
+  if (note.key_arn.empty() && !d.key_name().empty() && route->effect != Effect::kReadOnly &&
+      reply.status < 300) {
+    if (auto created = keyring->Locate(d.key_name())) note.key_arn = created->arn;
   }
-  return live_or(internal::ErrorReply(404, NoRoute(path)));
+  return Render(std::move(reply), request_id);
+}
+
+Status VaultDoor::Audit(const http::HttpRequest& request, std::string_view request_id,
+                        const internal::AuditNote& note, std::string_view outcome,
+                        unsigned status) const {
+  // Who called: the token's accessor and display name, never the token.
+  const std::string principal =
+      note.accessor.empty() ? std::string() : "vault-token:" + note.display_name;
+  http::AuditedRequest record;
+  record.door = "vault";
+  record.operation = MetricOperation(request.Path());
+  record.request_id = request_id;
+  record.principal = principal;
+  record.credential_id = note.accessor;
+  record.source_address = request.remote_address;
+  record.key_arn = note.key_arn;
+  record.outcome = outcome;
+  record.status = status;
+  record.decision = note.decision;
+  return config_.observers.audit->Record(record);
 }
 
 std::string_view VaultDoor::MetricOperation(std::string_view path) const {
@@ -408,54 +749,45 @@ http::HttpResponse VaultDoor::Handle(const http::HttpRequest& request) const {
   const auto started = std::chrono::steady_clock::now();
   std::string request_id;
   http::HttpResponse response;
-  internal::TokenSeen seen;
+  internal::AuditNote note;
   try {
     request_id = config_.request_id ? config_.request_id() : aws::NewRequestId();
     static const firmware::SystemClock kSystemClock;
     const firmware::Clock& clock = config_.clock ? *config_.clock : kSystemClock;
     if (config_.observers.audit != nullptr && !config_.observers.audit->Ready()) {
       // The audit log failed its last write: perform nothing it could not record.
-      response = Render(internal::ErrorReply(500, "internal error: the audit log cannot be written"),
-                        request_id);
+      response = Render(
+          internal::ErrorReply(500, "internal error: the audit log cannot be written"), request_id);
+      note.decision = std::string(internal::decision::kRefusedAudit);
     } else {
-      response = Dispatch(request, request_id, clock.NowMs(), seen);
+      response = Dispatch(request, request_id, clock.NowMs(), note);
     }
   } catch (...) {
     // Boundary catch (CONVENTIONS.md "Errors"): nothing escapes to the server.
     response = Render(internal::ErrorReply(500, "internal error"), request_id);
+    if (note.decision.empty()) note.decision = std::string(internal::decision::kRefusedInternal);
   }
   bool ok = response.status >= 200 && response.status < 300;
   std::string outcome = ok ? std::string("ok") : std::to_string(response.status);
-  if (http::RequestAuditor* audit = config_.observers.audit; audit != nullptr) {
-    // Who called: the token's accessor and display name (never the token), as the endpoint's
-    // own lookup found them. Only answers that never looked the token up (sys/health with a token,
-    // a refusal while the log is failing) look it up here, so every answer names its caller when
-    // it had a live token, at one store read per request.
-    if (!seen.looked_up && tokens_ != nullptr) {
+  if (config_.observers.audit != nullptr) {
+    // Only answers that never looked the token up (sys/health with a token, a refusal while the
+    // log is failing) look it up here, so every answer names its caller when it had a live token,
+    // at one store read per request.
+    if (!note.looked_up && tokens_ != nullptr) {
       if (const std::string token(PresentedToken(request)); !token.empty()) {
         if (auto info = tokens_->Lookup(token)) {
-          seen = internal::TokenSeen{true, info->accessor, info->display_name};
+          note.accessor = info->accessor;
+          note.display_name = info->display_name;
         }
       }
     }
-    const std::string& accessor = seen.accessor;
-    const std::string principal =
-        seen.accessor.empty() ? std::string() : "vault-token:" + seen.display_name;
-    const std::string path(request.Path());
-    http::AuditedRequest record;
-    record.door = "vault";
-    record.operation = MetricOperation(path);
-    record.request_id = request_id;
-    record.principal = principal;
-    record.credential_id = accessor;
-    record.source_address = request.remote_address;
-    record.outcome = outcome;
-    record.status = response.status;
-    if (!audit->Record(record).ok()) {
+    // The contract: never an empty decision (every path above names one; this is the backstop).
+    if (note.decision.empty()) note.decision = std::string(internal::decision::kRefusedInternal);
+    if (!Audit(request, request_id, note, outcome, response.status).ok()) {
       // No record, no answer (fail closed), as Vault refuses requests it cannot audit.
       WipeString(response.body);
-      response = Render(internal::ErrorReply(500, "internal error: the audit log cannot be written"),
-                        request_id);
+      response = Render(
+          internal::ErrorReply(500, "internal error: the audit log cannot be written"), request_id);
       ok = false;
       outcome = "500";
     }

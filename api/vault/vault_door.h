@@ -1,10 +1,11 @@
-// The Vault door: a Vault-compatible HTTP API under "/v1/" (reference/vault.md §0, §1, §2.2) over
-// the appliance's transit keyrings and Vault tokens, so Vault's and OpenBao's `seal "transit"` and
+// The Vault door: a Vault-compatible HTTP API under "/v1/" (docs/vault-door.md) over the
+// appliance's transit keyrings and Vault tokens, so Vault's and OpenBao's `seal "transit"` and
 // apps written for Vault transit can use the appliance unchanged.
 //
 //   kms::api::vault::VaultDoorConfig vcfg;
 //   vcfg.mounts = {"transit"};                                  // one TransitKeyring per mount
 //   vcfg.health = [&] { return kms::api::vault::VaultHealth{true, false, false, "kms 0.6"}; };
+//   vcfg.access = &access_control;                              // key policies' explicit Deny
 //   kms::firmware::transit::TransitKeyring transit(service, store, clock, "transit");
 //   kms::firmware::VaultTokenRegistry tokens(hsm, store, clock);
 //   auto vault = std::make_shared<kms::api::vault::VaultDoor>(vcfg, tokens,
@@ -16,32 +17,47 @@
 //   2. the verb: GET read (GET ?list=true and the custom LIST verb are list), PUT and POST are both
 //      write (the Go client always sends PUT), DELETE, HEAD (sys/health only); any other method is
 //      405 {"errors":[]};
-//   3. unauthenticated paths: sys/health (GET/HEAD) and sys/seal-status (GET) answer even sealed;
-//   4. sealed (the health callback says so): 503 {"errors":["Vault is sealed"]};
-//   5. the token, from `X-Vault-Token` or else `Authorization: Bearer`; missing, unknown, revoked
-//   or
-//      expired -> 403 {"errors":["permission denied"]} before the path is even looked at (as Vault:
-//      nothing about routes leaks to a caller without a token). The endpoint then authorizes its
-//      own operation on its key (firmware/vault_tokens.h) and refuses with the same 403;
-//   6. the path: "auth/token/{lookup-self,renew-self,revoke-self}", or "<mount>/<endpoint>" for the
-//      longest configured mount (mounts may contain '/'); an unknown path is 404 `no handler for
-//      route
-//      "<path>". route entry not found.`; a Vault endpoint this appliance does not implement
-//      (export, backup, restore, import, trim, wrapping_key, cache-config, byok-export, csr, ...)
-//      is 501 with the reason;
-//   7. the body: JSON object, no Content-Type required, empty = {}; malformed -> 400
-//      "failed to parse JSON input: ...". Ignored on GET, LIST and DELETE, as Vault does.
+//   3. the route, from one table (vault_door.cc): (path shape, verb) -> (endpoint, the token
+//      operation it needs, where its key name comes from, whether it changes state). Paths are
+//      "sys/...", "auth/token/{lookup-self,renew-self,revoke-self}", or "<mount>/<endpoint>" for
+//      the longest configured mount (mounts may contain '/');
+//   4. unauthenticated routes: sys/health (GET/HEAD), sys/seal-status (GET) and sys/unseal
+//      (write) answer even sealed; the decision is "allow:public";
+//   5. sealed (the health callback says so): 503 {"errors":["Vault is sealed"]};
+//   6. the token, from `X-Vault-Token` or else `Authorization: Bearer`; missing, unknown, revoked
+//      or expired -> 403 {"errors":["permission denied"]} before the path is even looked at (as
+//      Vault: nothing about routes leaks to a caller without a token);
+//   7. an unknown path is 404 `no handler for route "<path>". route entry not found.`; a Vault
+//      endpoint this appliance does not implement (export, backup, restore, import, trim,
+//      wrapping_key, cache-config, byok-export, csr, ...) is 501 with the reason; a known path with
+//      another verb is 405 "unsupported operation";
+//   8. the body: JSON object, no Content-Type required, empty = {}; malformed -> 400
+//      "failed to parse JSON input: ...". Ignored on GET, LIST and DELETE, as Vault does;
+//   9. the decision, made here and nowhere else (internal/endpoint.h `Decision`): the key's
+//      key-service key is found (its ARN goes to the audit record, refusals included; a malformed
+//      name is 400); the token's scope must allow the route's operation on the route's key of
+//      this mount (firmware/vault_tokens.h), else 403 "permission denied"; an explicit Deny in that
+//      key's policy for the Vault caller and the operation's KMS actions (`config.access`,
+//      docs/vault-door.md) is 403 "permission denied" too; encrypt to a missing key decides
+//      "manage" for its upsert as well. The endpoint runs with the Decision and takes its key name
+//      from it;
+//  10. a route that changes state (keys create/delete/config/rotate, encrypt creating its key,
+//      renew-self, revoke-self, sys/seal) first writes an intent record (outcome "started", status
+//      0) through the auditor; if that fails, 500 "internal error: the audit log cannot be
+//      written" and the endpoint never runs.
 // Success is 200 `{"request_id","lease_id":"","renewable":false,"lease_duration":0,"data":{...},
 // "wrap_info":null,"warnings":null,"auth":null,"mount_type":"transit"}` or 204 with no body (key
 // delete, revoke-self); errors are `{"errors":[...]}` with Vault's texts from the firmware. Every
 // response carries Content-Type application/json and Cache-Control no-store. A throw anywhere below
-// becomes 500 {"errors":["internal error"]}; nothing escapes to the server.
+// becomes 500 {"errors":["internal error"]}; nothing escapes to the server. Status codes a caller
+// chooses (sys/health's activecode and the like, a batch's partial_failure_response_code) are taken
+// only when they can carry the body: 200..599 but 204, 205 and 304.
 //
 // Ignored on purpose: `X-Vault-Request` (a CSRF marker the Go client always sends) and
 // `X-Vault-Namespace` (Vault Enterprise/OpenBao namespaces; the appliance has one flat namespace,
 // so "ns1/" plus "transit" is just "transit"), `X-Vault-Wrap-TTL` (no response wrapping).
-// Plaintexts, tokens and data keys never appear in an error or a log; their JSON copies are wiped
-// once used.
+// Plaintexts, tokens and data keys never appear in an error, a log or an audit record; their JSON
+// copies are wiped once used.
 //
 // `FaultResponse` is the door's http::FaultResponder (413/431/400/503/500 as {"errors":[...]}); a
 // server that carries both doors answers the faults of /v1/ requests with it and the others with
@@ -51,10 +67,17 @@
 // for 5xx answers or every request), with the envelope's request_id: door "vault", operation the
 // endpoint ("encrypt", "keys/rotate", "sys/health",
 // "auth/token/renew-self", ...; "unknown" for any other path, so callers cannot mint label values),
-// outcome "ok" for a 2xx answer and the status code otherwise ("403", "400").
+// outcome "ok" for a 2xx answer and the status code otherwise ("403", "400"). The audit record
+// (api/http/request_audit.h) adds the caller (token accessor and display name, never the token),
+// the key-service key's ARN when the request names an existing transit key (or one it created),
+// and the decision, never empty: "allow:token-scope", "allow:administrator", "allow:public",
+// "deny:token-scope", "deny:explicit", or the stage that refused the request before a decision:
+// "refused:unauthenticated", "refused:invalid-request" (method, body, key name), "refused:sealed",
+// "refused:audit", "refused:not-found" (unknown or unimplemented path), "refused:internal" (a store
+// or HSM failure, or a throw, before the decision was complete).
 //
-// Lifetime: the registry and the keyrings must outlive the door. Thread-safety: immutable after
-// construction; Handle runs concurrently on the server's worker pool.
+// Lifetime: the registry, the keyrings and `config.access` must outlive the door. Thread-safety:
+// immutable after construction; Handle runs concurrently on the server's worker pool.
 #ifndef KMS_API_VAULT_VAULT_DOOR_H_
 #define KMS_API_VAULT_VAULT_DOOR_H_
 
@@ -73,8 +96,12 @@
 #include "firmware/transit_keyring.h"
 #include "firmware/vault_tokens.h"
 
+namespace kms::firmware::authz {
+class AccessControl;
+}  // namespace kms::firmware::authz
+
 namespace kms::api::vault::internal {
-struct TokenSeen;
+struct AuditNote;
 }  // namespace kms::api::vault::internal
 
 namespace kms::api::vault {
@@ -117,6 +144,10 @@ struct VaultDoorConfig {
   // sys/seal (PUT/POST, administrator tokens): seals the appliance once the answer is sent. Unset:
   // 400, the appliance cannot be sealed (dev mode).
   std::function<Status()> seal;
+  // Key policies: an explicit Deny for the Vault caller in the policy of the key-service key behind
+  // a transit key refuses the request (docs/vault-door.md). Null: no key policy is consulted (a
+  // door alone in tests). Must outlive the door.
+  firmware::authz::AccessControl* access = nullptr;
   // The request body limit is the server's (http::ServerConfig::body_limit; Vault's default
   // max_request_size is 32 MiB, kVaultMaxRequestBytes).
 };
@@ -142,9 +173,12 @@ class VaultDoor {
   const VaultDoorConfig& config() const { return config_; }
 
  private:
-  // `seen` gets the token the endpoint looked up, for the audit record.
+  // `note` gets the caller, the decision and the key, for the audit records.
   http::HttpResponse Dispatch(const http::HttpRequest& request, const std::string& request_id,
-                              std::int64_t now_ms, internal::TokenSeen& seen) const;
+                              std::int64_t now_ms, internal::AuditNote& note) const;
+  // One audit record of `request` (the intent record: outcome "started", status 0).
+  Status Audit(const http::HttpRequest& request, std::string_view request_id,
+               const internal::AuditNote& note, std::string_view outcome, unsigned status) const;
   // The endpoint's name for the metrics, from a bounded set.
   std::string_view MetricOperation(std::string_view target_path) const;
 

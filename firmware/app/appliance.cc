@@ -198,8 +198,18 @@ StatusOr<std::unique_ptr<Appliance>> Appliance::Open(ApplianceOptions options) {
       std::make_unique<firmware::AccessKeyRegistry>(*a->metered_, *o.store, a->clock_);
   a->access_key_store_ =
       std::make_unique<api::aws::RegistryAccessKeyStore>(*a->access_keys_, config.account_id);
-  a->vault_tokens_ =
-      std::make_unique<firmware::VaultTokenRegistry>(*a->metered_, *o.store, a->clock_);
+  firmware::VaultTokenOptions token_options;
+  token_options.max_ttl_ms =
+      static_cast<std::int64_t>(config.vault_token_max_ttl_hours) * 3'600'000;
+  a->vault_tokens_ = std::make_unique<firmware::VaultTokenRegistry>(*a->metered_, *o.store,
+                                                                    a->clock_, token_options);
+  // Tokens stored before key patterns named their mount reached every mount: bind each such
+  // pattern to the mounts configured now, before the door serves (firmware/vault_tokens.h).
+  auto rebound = a->vault_tokens_->BindMountlessPatterns(config.vault_mounts);
+  if (!rebound.has_value()) return Step("vault token patterns", rebound.error());
+  if (*rebound > 0) {
+    logs.Info("vault tokens bound to the configured mounts", {{"tokens", *rebound}});
+  }
   std::vector<firmware::transit::TransitKeyring*> keyrings;
   for (const std::string& mount : config.vault_mounts) {
     a->keyrings_.push_back(std::make_unique<firmware::transit::TransitKeyring>(
@@ -238,6 +248,7 @@ StatusOr<std::unique_ptr<Appliance>> Appliance::Open(ApplianceOptions options) {
   vault.health = [health = o.vault_health] { return health; };
   vault.unseal = o.unseal;
   vault.seal = o.seal;
+  vault.access = a->access_control_.get();
   a->vault_door_ = std::make_unique<api::vault::VaultDoor>(vault, *a->vault_tokens_, keyrings);
 
   // 5. Routes.

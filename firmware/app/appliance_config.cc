@@ -38,7 +38,7 @@ const std::vector<TableSchema>& Schema() {
       {"account", {"region", "id"}},
       {"hsm", {"module", "token_label", "token_serial", "domain_key_label", "sessions"}},
       {"store", {"path"}},
-      {"vault", {"mounts"}},
+      {"vault", {"mounts", "token_max_ttl_hours"}},
       {"log", {"level", "requests"}},
       {"dev", {"state_dir"}},
       {"seal", {"auto_unseal_file"}},
@@ -443,6 +443,8 @@ StatusOr<ApplianceConfig> ParseConfig(std::string_view text, std::string_view so
 
   KMS_ASSIGN_OR_RETURN(const toml::table* vault, r.Table(root, "", "vault"));
   KMS_RETURN_IF_ERROR(r.Strings(vault, "vault", "mounts", config.vault_mounts));
+  KMS_RETURN_IF_ERROR(r.Size(vault, "vault", "token_max_ttl_hours", 1, 100 * 8784,
+                             config.vault_token_max_ttl_hours));
 
   KMS_ASSIGN_OR_RETURN(const toml::table* audit, r.Table(root, "", "audit"));
   KMS_RETURN_IF_ERROR(r.String(audit, "audit", "dir", config.audit_dir));

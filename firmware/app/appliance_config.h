@@ -10,7 +10,7 @@
 //   "/usr/lib/softhsm/libsofthsm2.so", token_label = "kms", token_serial = "",
 //              domain_key_label = "kms-domain-key", sessions = 2
 //   [store]    path = "/var/lib/kms/kms.db"
-//   [vault]    mounts = ["transit"]
+//   [vault]    mounts = ["transit"], token_max_ttl_hours = 768
 //   [log]      level = "info", requests = false
 //   [dev]      state_dir = ".state"
 //   [seal]     auto_unseal_file = "/etc/kms/unseal.shares"   # production; weaker, see below
@@ -83,6 +83,9 @@ struct ApplianceConfig {
 
   // [vault]
   std::vector<std::string> vault_mounts{"transit"};
+  // The longest a renewable Vault token lives without an explicit max ttl (Vault's max_lease_ttl,
+  // 768 h = 32 days by default), 1 h .. 100 years.
+  std::size_t vault_token_max_ttl_hours = 768;
 
   // [audit]: the hash-chained audit log's folder ("" = "<dev.state_dir>/audit" in dev mode, the
   // store's folder + "/audit" in production) and records between signed checkpoints.

@@ -93,7 +93,7 @@ StatusOr<kms::SecretBytes> FreshDevToken(kms::firmware::VaultTokenRegistry& toke
   }
   kms::firmware::VaultTokenSpec spec;
   spec.display_name = std::string(kDevTokenName);
-  spec.key_patterns = {"*"};
+  spec.key_patterns = {"*/*"};  // every key of every mount (an administrator matches all anyway)
   spec.operations = {"*"};
   spec.administrator = true;
   spec.ttl_ms = 0;  // never expires, as Vault's dev root token

@@ -283,6 +283,18 @@ StatusOr<AccessDecision> AccessControl::Decide(const Caller& caller, const Acces
   return d;
 }
 
+StatusOr<bool> AccessControl::ExplicitlyDenies(const Caller& caller, std::string_view action,
+                                               const KeyRef& key,
+                                               const ConditionValues& conditions) {
+  KMS_ASSIGN_OR_RETURN(auto authz, LoadKey(key.key_id));
+  AccessRequest request;
+  request.action = std::string(action);
+  request.key = &key;
+  request.conditions = conditions;
+  const PolicyRequest preq = MakePolicyRequest(caller, request);
+  return authz->policy != nullptr && authz->policy->Evaluate(preq).explicit_deny;
+}
+
 // ---- key policies -----------------------------------------------------------------------------------
 
 StatusOr<std::shared_ptr<const CompiledPolicy>> AccessControl::CheckKeyPolicy(

@@ -158,6 +158,15 @@ class AccessControl {
 
   StatusOr<AccessDecision> Decide(const Caller& caller, const AccessRequest& request);
 
+  // Whether the key policy of `key` explicitly denies `caller` the `action`: a Deny statement
+  // matches its principal ("*", the account root, or its ARN), action, resource and conditions
+  // (`conditions` plus the standard keys Decide sets). For callers whose rights come from outside
+  // this class (the Vault door's tokens): only the key policy's Deny is consulted, never its
+  // Allows, identity policies or grants. Reads the policy through the per-key cache; store
+  // failures pass through.
+  StatusOr<bool> ExplicitlyDenies(const Caller& caller, std::string_view action, const KeyRef& key,
+                                  const ConditionValues& conditions = {});
+
   // ---- key policies ----
   // Parses a policy for `key`: MalformedPolicy (with the parser's message) or LimitExceeded-free
   // InvalidArgument for oversize. With `check_lockout`, also refuses a policy that would not let

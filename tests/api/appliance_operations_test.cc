@@ -394,7 +394,8 @@ TEST_CASE("appliance: CreateVaultToken answers a working token once", "[unit]") 
   const std::string accessor(t.at("Accessor").as_string());
   CHECK(accessor.starts_with("acc."));
   CHECK(t.at("DisplayName").as_string() == "transit seal");
-  CHECK(t.at("KeyPatterns").as_array() == json::array{"autounseal", "app-*"});
+  // Patterns without a mount are the default mount's, and answered saying so.
+  CHECK(t.at("KeyPatterns").as_array() == json::array{"transit/autounseal", "transit/app-*"});
   CHECK(t.at("Operations").as_array() == json::array{"encrypt", "decrypt"});
   CHECK(t.at("Policies").as_array() == json::array{"default"});
   CHECK(t.at("Administrator").as_bool() == false);
@@ -404,7 +405,7 @@ TEST_CASE("appliance: CreateVaultToken answers a working token once", "[unit]") 
   CHECK(t.at("ExplicitMaxTtlSeconds").as_int64() == 172800);
   CHECK(t.at("ExpireDate").as_int64() == firmware::testing::kStartMs / 1000 + 86400);
   // The token works at the registry the Vault door asks.
-  auto info = f.tokens.Authorize(token, "encrypt", "app-billing");
+  auto info = f.tokens.Authorize(token, "encrypt", "transit", "app-billing");
   REQUIRE(info.has_value());
   CHECK(info->accessor == accessor);
 

@@ -12,6 +12,8 @@
 
 #include "api/http/request_audit.h"
 #include "base/encoding.h"
+#include "firmware/authz/access_control.h"
+#include "firmware/authz/principals.h"
 #include "firmware/transit_keyring.h"
 #include "firmware/vault_tokens.h"
 #include "tests/firmware/key_service_fixture.h"
@@ -31,6 +33,8 @@ struct VaultFixture {
   std::unique_ptr<firmware::transit::TransitKeyring> transit;
   std::unique_ptr<firmware::transit::TransitKeyring> nested;
   std::unique_ptr<firmware::VaultTokenRegistry> tokens;
+  std::unique_ptr<firmware::authz::PrincipalRegistry> principals;
+  std::unique_ptr<firmware::authz::AccessControl> access;
   metrics::MetricsRegistry registry;
   std::unique_ptr<VaultDoor> door;
   VaultHealth health{true, false, false, "1.0.0-kms"};
@@ -43,7 +47,12 @@ struct VaultFixture {
                                                                  service.clock, "apps/transit");
     tokens = std::make_unique<firmware::VaultTokenRegistry>(service.Hsm(), *service.store,
                                                             service.clock);
+    principals = std::make_unique<firmware::authz::PrincipalRegistry>(*service.store, service.clock,
+                                                                      "111122223333");
+    access = std::make_unique<firmware::authz::AccessControl>(service.Hsm(), *service.store,
+                                                              *principals, service.clock);
     VaultDoorConfig config;
+    config.access = access.get();
     config.mounts = {"transit", "/apps/transit/"};
     config.clock = &service.clock;
     config.health = [this] { return health; };
@@ -57,9 +66,10 @@ struct VaultFixture {
   }
 
   std::string NewToken(std::vector<std::string> patterns, std::vector<std::string> operations,
-                       bool administrator = false, std::int64_t ttl_ms = 0) {
+                       bool administrator = false, std::int64_t ttl_ms = 0,
+                       std::string display_name = "test") {
     firmware::VaultTokenSpec spec;
-    spec.display_name = "test";
+    spec.display_name = std::move(display_name);
     spec.key_patterns = std::move(patterns);
     spec.operations = std::move(operations);
     spec.administrator = administrator;
@@ -283,21 +293,25 @@ TEST_CASE("vault door: tokens: missing, wrong, scope, revoke", "[unit]") {
         Errors({"permission denied"}));
 }
 
-// What the door hands its RequestAuditor, copied; `fail` makes Record fail (a full disk).
+// What the door hands its RequestAuditor, copied; `fail` makes Record fail (a full disk), and
+// `fail_at` only the Record call of that index (counting from 0, `entries` included).
 struct RecordingAuditor final : http::RequestAuditor {
   struct Entry {
-    std::string operation, principal, credential_id, outcome;
+    std::string operation, principal, credential_id, outcome, key_arn, decision;
     unsigned status;
   };
   std::vector<Entry> entries;
   bool fail = false;
+  int fail_at = -1;
   bool ready = true;
   bool Ready() const override { return ready; }
   Status Record(const http::AuditedRequest& r) override {
     entries.push_back({std::string(r.operation), std::string(r.principal),
-                       std::string(r.credential_id), std::string(r.outcome), r.status});
+                       std::string(r.credential_id), std::string(r.outcome), std::string(r.key_arn),
+                       std::string(r.decision), r.status});
+    const bool failing = fail || static_cast<int>(entries.size()) - 1 == fail_at;
     if (fail) ready = false;
-    return fail ? UnavailableError("audit log: No space left on device") : Status::Ok();
+    return failing ? UnavailableError("audit log: No space left on device") : Status::Ok();
   }
 };
 
@@ -316,8 +330,8 @@ TEST_CASE("vault door: every answer is audited with the token's accessor, never 
   AttachAuditor(f, auditor);
   f.CreateKey("app-1");
   const std::string scoped = f.NewToken({"app-*"}, {"encrypt"});
-  const auto accessor =
-      std::string(f.Data("GET", "/v1/auth/token/lookup-self", {}, scoped).at("accessor").as_string());
+  const auto accessor = std::string(
+      f.Data("GET", "/v1/auth/token/lookup-self", {}, scoped).at("accessor").as_string());
   auditor.entries.clear();
 
   f.Encrypt("app-1", "audited");  // the admin token
@@ -327,7 +341,8 @@ TEST_CASE("vault door: every answer is audited with the token's accessor, never 
         "hvs.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
   f.Err(404, "GET", "/v1/no/such/path", {}, scoped);
   f.Raw("PUT", "/v1/auth/token/revoke-self", "", scoped);
-  REQUIRE(auditor.entries.size() == 6);
+  // revoke-self changes state: its intent record, then its final record.
+  REQUIRE(auditor.entries.size() == 7);
   const auto& e = auditor.entries;
   CHECK(e[0].operation == "encrypt");
   CHECK(e[0].principal == "vault-token:test");
@@ -348,7 +363,11 @@ TEST_CASE("vault door: every answer is audited with the token's accessor, never 
   CHECK(e[3].status == 403);
   CHECK(e[5].operation == "auth/token/revoke-self");
   CHECK(e[5].credential_id == accessor);
-  CHECK(e[5].status == 204);
+  CHECK(e[5].outcome == "started");
+  CHECK(e[5].status == 0);
+  CHECK(e[6].operation == "auth/token/revoke-self");
+  CHECK(e[6].credential_id == accessor);
+  CHECK(e[6].status == 204);
   for (const auto& entry : e) {
     CHECK(entry.credential_id.find("hvs.") == std::string::npos);
     CHECK(entry.principal.find(scoped) == std::string::npos);
@@ -856,7 +875,7 @@ TEST_CASE("vault door: sys/health and sys/seal-status, sealed", "[unit]") {
   CHECK(b.at("version").as_string() == "1.0.0-kms");
   CHECK(b.at("cluster_name").as_string() == "kms-appliance");
   CHECK(b.at("cluster_id").as_string() == "cluster-1");
-  CHECK(health("GET", "?activecode=204").status == 204);
+  CHECK(health("GET", "?activecode=299").status == 299);
   auto head = health("HEAD");
   CHECK(head.status == 200);
   CHECK(head.body.empty());
@@ -1042,6 +1061,621 @@ TEST_CASE("vault door: sys/seal needs an administrator token and seals through t
   CHECK(dev.status == 400);
   CHECK(json::parse(dev.body) ==
         Errors({"this appliance cannot be sealed: dev mode unseals itself at start"}));
+}
+
+// ---- decisions, key ARNs, key policies, mounts, status codes, intent records ----------------
+
+// A door with `auditor` attached, as AttachAuditor, and the ARN of a transit key.
+std::string ArnOf(VaultFixture& f, std::string_view name,
+                  firmware::transit::TransitKeyring* keyring = nullptr) {
+  auto key = (keyring ? keyring : f.transit.get())->Locate(name);
+  REQUIRE(key.has_value());
+  return key->arn;
+}
+
+// The last record's decision, key and status (the final record of the last request).
+struct LastRecord {
+  std::string decision, key_arn;
+  unsigned status;
+};
+LastRecord Last(const RecordingAuditor& auditor) {
+  REQUIRE_FALSE(auditor.entries.empty());
+  const auto& e = auditor.entries.back();
+  return {e.decision, e.key_arn, e.status};
+}
+
+TEST_CASE("vault door: every answer's audit record names its decision, never empty", "[unit]") {
+  VaultFixture f;
+  RecordingAuditor auditor;
+  AttachAuditor(f, auditor);
+  f.CreateKey("k");
+  const std::string arn = ArnOf(f, "k");
+  const std::string scoped = f.NewToken({"k"}, {"encrypt"});
+  const json::object body{{"plaintext", "YQ=="}};
+  auto decided = [&](std::string_view decision, std::string_view key_arn = "") {
+    const LastRecord last = Last(auditor);
+    CHECK(last.decision == decision);
+    CHECK(last.key_arn == key_arn);
+  };
+
+  // Allowed: by the token's scope, as an administrator, or a public route.
+  f.Data("PUT", "/v1/transit/encrypt/k", body, scoped);
+  decided("allow:token-scope", arn);
+  f.Data("PUT", "/v1/transit/encrypt/k", body);
+  decided("allow:administrator", arn);
+  f.Raw("GET", "/v1/sys/health", "", "");
+  decided("allow:public");
+  f.Raw("GET", "/v1/sys/seal-status", "", "");
+  decided("allow:public");
+  // An allowed request that then fails keeps its decision; the outcome tells the rest.
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/decrypt/k", {{"ciphertext", "x"}}) ==
+        "invalid ciphertext: no prefix");
+  decided("allow:administrator", arn);
+  // Denied by the scope: operation, key, listing, administrator-only (still naming the key).
+  CHECK(f.Err(403, "PUT", "/v1/transit/decrypt/k", {{"ciphertext", "x"}}, scoped) ==
+        Errors({"permission denied"}));
+  decided("deny:token-scope", arn);
+  CHECK(f.Err(403, "PUT", "/v1/transit/encrypt/other", body, scoped) ==
+        Errors({"permission denied"}));
+  decided("deny:token-scope");
+  CHECK(f.Err(403, "LIST", "/v1/transit/keys", {}, scoped) == Errors({"permission denied"}));
+  decided("deny:token-scope");
+  CHECK(f.Err(403, "PUT", "/v1/sys/seal", {}, scoped) == Errors({"permission denied"}));
+  decided("deny:token-scope");
+  // Refused before any decision, by stage.
+  CHECK(f.Err(403, "PUT", "/v1/transit/encrypt/k", body, "") == Errors({"permission denied"}));
+  decided("refused:unauthenticated");
+  CHECK(f.Err(403, "PUT", "/v1/transit/encrypt/k", body, "hvs.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA") ==
+        Errors({"permission denied"}));
+  decided("refused:unauthenticated");
+  CHECK(f.Raw("PUT", "/v1/transit/encrypt/k", "{\"plaintext\":", scoped).status == 400);
+  decided("refused:invalid-request");
+  CHECK(f.ErrMsg(405, "GET", "/v1/transit/encrypt/k", {}, scoped) == "unsupported operation");
+  decided("refused:invalid-request");
+  CHECK(f.Err(405, "PATCH", "/v1/transit/keys/k") == json::parse(R"({"errors":[]})"));
+  decided("refused:invalid-request");
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/encrypt/bad.name", body) == "invalid key name");
+  decided("refused:invalid-request");
+  CHECK(f.ErrMsg(404, "GET", "/v1/transit/nothing/here") ==
+        "no handler for route \"transit/nothing/here\". route entry not found.");
+  decided("refused:not-found");
+  CHECK(f.Raw("GET", "/v1/transit/export/encryption-key/k").status == 501);
+  decided("refused:not-found");
+  CHECK(f.Raw("POST", "/v1/auth/token/create", "{}").status == 501);
+  decided("refused:not-found");
+  f.health.sealed = true;
+  CHECK(f.Err(503, "PUT", "/v1/transit/encrypt/k", body) == Errors({"Vault is sealed"}));
+  decided("refused:sealed");
+  f.health.sealed = false;
+  auditor.ready = false;
+  CHECK(f.Err(500, "PUT", "/v1/transit/encrypt/k", body) ==
+        Errors({"internal error: the audit log cannot be written"}));
+  decided("refused:audit");
+  for (const auto& e : auditor.entries) CHECK_FALSE(e.decision.empty());
+}
+
+TEST_CASE("vault door: every route is decided before its endpoint runs", "[unit]") {
+  VaultFixture f;
+  RecordingAuditor auditor;
+  AttachAuditor(f, auditor);
+  f.CreateKey("k");
+  f.CreateKey("ec", {{"type", "ecdsa-p256"}});
+  f.CreateKey("mac", {{"type", "hmac"}});
+  const std::string ct = f.Encrypt("k", "secret-canary");
+  const std::string k = ArnOf(f, "k"), ec = ArnOf(f, "ec"), mac = ArnOf(f, "mac");
+  auditor.entries.clear();
+  // Every operation on key "other" only: no route reaches its endpoint for the keys above, and
+  // nothing changes. The refusals still name the key they were about.
+  const std::string outsider = f.NewToken({"other"}, {"*"});
+  const std::string b64 = B64("x");
+  struct Case {
+    std::string method, path;
+    json::object body;
+    std::string arn;
+  };
+  const std::vector<Case> cases = {
+      {"GET", "/v1/transit/keys/k", {}, k},
+      {"POST", "/v1/transit/keys/k", {}, k},
+      {"POST", "/v1/transit/keys/new", {}, ""},
+      {"DELETE", "/v1/transit/keys/k", {}, k},
+      {"POST", "/v1/transit/keys/k/config", {{"deletion_allowed", true}}, k},
+      {"POST", "/v1/transit/keys/k/rotate", {}, k},
+      {"PUT", "/v1/transit/encrypt/k", {{"plaintext", b64}}, k},
+      {"PUT", "/v1/transit/encrypt/upserted", {{"plaintext", b64}}, ""},
+      {"PUT", "/v1/transit/decrypt/k", {{"ciphertext", ct}}, k},
+      {"PUT", "/v1/transit/rewrap/k", {{"ciphertext", ct}}, k},
+      {"PUT", "/v1/transit/datakey/plaintext/k", {}, k},
+      {"PUT", "/v1/transit/datakey/wrapped/k", {}, k},
+      {"PUT", "/v1/transit/hmac/mac", {{"input", b64}}, mac},
+      {"PUT", "/v1/transit/hmac/mac/sha2-256", {{"input", b64}}, mac},
+      {"PUT", "/v1/transit/sign/ec", {{"input", b64}}, ec},
+      {"PUT", "/v1/transit/sign/ec/sha2-256", {{"input", b64}}, ec},
+      {"PUT", "/v1/transit/verify/ec", {{"input", b64}, {"signature", "vault:v1:AA=="}}, ec},
+      {"PUT",
+       "/v1/transit/verify/ec/sha2-256",
+       {{"input", b64}, {"signature", "vault:v1:AA=="}},
+       ec},
+      {"PUT", "/v1/sys/seal", {}, ""},
+  };
+  for (const auto& c : cases) {
+    INFO(c.method << " " << c.path);
+    CHECK(f.Err(403, c.method, c.path, c.body, outsider) == Errors({"permission denied"}));
+    CHECK(Last(auditor).decision == "deny:token-scope");
+    CHECK(Last(auditor).key_arn == c.arn);
+  }
+  // Without the operation: random and hash have no key, and are decided on the operation alone.
+  const std::string no_ops = f.NewToken({"*/*"}, {"read"});
+  for (const char* path :
+       {"/v1/transit/random", "/v1/transit/random/16", "/v1/transit/random/platform/8",
+        "/v1/transit/hash", "/v1/transit/hash/sha2-256"}) {
+    INFO(path);
+    CHECK(f.Err(403, "PUT", path, {{"input", b64}}, no_ops) == Errors({"permission denied"}));
+    CHECK(Last(auditor).decision == "deny:token-scope");
+  }
+  // Nothing changed: no key created, rotated, reconfigured or deleted.
+  CHECK(f.Data("LIST", "/v1/transit/keys").at("keys") == json::array{"ec", "k", "mac"});
+  const auto key = f.Data("GET", "/v1/transit/keys/k");
+  CHECK(key.at("latest_version").as_int64() == 1);
+  CHECK(key.at("deletion_allowed").as_bool() == false);
+  // Denied requests never get an intent record: every record above is a final one.
+  for (const auto& e : auditor.entries) CHECK(e.outcome != "started");
+}
+
+TEST_CASE("vault door: audit records carry the key-service key's ARN", "[unit]") {
+  VaultFixture f;
+  RecordingAuditor auditor;
+  AttachAuditor(f, auditor);
+  f.CreateKey("k");
+  f.CreateKey("ec", {{"type", "ecdsa-p256"}});
+  f.CreateKey("mac", {{"type", "hmac"}});
+  const std::string k = ArnOf(f, "k"), ec = ArnOf(f, "ec"), mac = ArnOf(f, "mac");
+  CHECK(k != ec);
+  // The ARN is the key service's: the AWS door names the same key.
+  CHECK(k == f.Data("GET", "/v1/transit/keys/k").at("kms_key_arn").as_string());
+  const std::string ct = f.Encrypt("k", "x");
+  CHECK(Last(auditor).key_arn == k);
+  const std::string b64 = B64("x");
+  struct Case {
+    std::string method, path;
+    json::object body;
+    std::string arn;
+  };
+  const std::string sig(
+      f.Data("PUT", "/v1/transit/sign/ec", {{"input", b64}}).at("signature").as_string());
+  const std::vector<Case> cases = {
+      {"PUT", "/v1/transit/decrypt/k", {{"ciphertext", ct}}, k},
+      {"PUT", "/v1/transit/rewrap/k", {{"ciphertext", ct}}, k},
+      {"PUT", "/v1/transit/datakey/wrapped/k", {}, k},
+      {"PUT", "/v1/transit/hmac/mac", {{"input", b64}}, mac},
+      {"PUT", "/v1/transit/sign/ec", {{"input", b64}}, ec},
+      {"PUT", "/v1/transit/verify/ec", {{"input", b64}, {"signature", sig}}, ec},
+      {"GET", "/v1/transit/keys/k", {}, k},
+      {"POST", "/v1/transit/keys/k/rotate", {}, k},
+      {"POST", "/v1/transit/keys/k/config", {{"deletion_allowed", true}}, k},
+      {"PUT", "/v1/transit/random", {}, ""},
+      {"PUT", "/v1/transit/hash", {{"input", b64}}, ""},
+      {"LIST", "/v1/transit/keys", {}, ""},
+  };
+  for (const auto& c : cases) {
+    INFO(c.method << " " << c.path);
+    f.Ok(c.method, c.path, c.body);
+    CHECK(Last(auditor).key_arn == c.arn);
+  }
+  // A key that does not exist: no ARN (the operation names the endpoint).
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/decrypt/missing", {{"ciphertext", ct}}) ==
+        "encryption key not found");
+  CHECK(Last(auditor).key_arn.empty());
+  // A key the request created: the intent record has none yet, the final record the new key's.
+  auditor.entries.clear();
+  f.Data("POST", "/v1/transit/keys/made");
+  REQUIRE(auditor.entries.size() == 2);
+  CHECK(auditor.entries[0].outcome == "started");
+  CHECK(auditor.entries[0].key_arn.empty());
+  CHECK(auditor.entries[1].key_arn == ArnOf(f, "made"));
+  auditor.entries.clear();
+  f.Encrypt("upserted", "x");
+  REQUIRE(auditor.entries.size() == 2);
+  CHECK(auditor.entries[0].key_arn.empty());
+  CHECK(auditor.entries[1].key_arn == ArnOf(f, "upserted"));
+  // A deleted key: the ARN of the key that was unbound, in both records.
+  auditor.entries.clear();
+  CHECK(f.Raw("DELETE", "/v1/transit/keys/k").status == 204);
+  REQUIRE(auditor.entries.size() == 2);
+  CHECK(auditor.entries[0].key_arn == k);
+  CHECK(auditor.entries[1].key_arn == k);
+  // Nested mounts: the mount's own key.
+  f.Data("POST", "/v1/apps/transit/keys/k");
+  const std::string nested = ArnOf(f, "k", f.nested.get());
+  f.Data("PUT", "/v1/apps/transit/encrypt/k", {{"plaintext", b64}});
+  CHECK(Last(auditor).key_arn == nested);
+  // No record holds a secret: the plaintext's base64, the token.
+  for (const auto& e : auditor.entries) {
+    for (const std::string* field :
+         {&e.operation, &e.principal, &e.credential_id, &e.outcome, &e.key_arn, &e.decision}) {
+      CHECK(field->find(b64) == std::string::npos);
+      CHECK(field->find(f.admin) == std::string::npos);
+    }
+  }
+}
+
+// A key policy for the tests below: the default's account delegation plus `deny` statements.
+std::string PolicyWithDenies(std::string_view deny_statements) {
+  return std::string(R"({"Version":"2012-10-17","Statement":[
+    {"Sid":"Enable IAM User Permissions","Effect":"Allow",
+     "Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},)") +
+         std::string(deny_statements) + "]}";
+}
+
+void PutPolicy(VaultFixture& f, std::string_view name, const std::string& policy,
+               firmware::transit::TransitKeyring* keyring = nullptr) {
+  auto key = (keyring ? keyring : f.transit.get())->Locate(name);
+  REQUIRE(key.has_value());
+  firmware::authz::Caller admin;
+  admin.principal_arn = "arn:aws:iam::111122223333:user/admin";
+  admin.user_name = "admin";
+  admin.administrator = true;
+  const Status put = f.access->PutKeyPolicy(admin, {key->key_id, key->arn}, policy, true);
+  INFO(put.ToString());
+  REQUIRE(put.ok());
+}
+
+TEST_CASE("vault door: an explicit Deny in the key policy refuses the Vault caller", "[unit]") {
+  VaultFixture f;
+  RecordingAuditor auditor;
+  AttachAuditor(f, auditor);
+  f.CreateKey("k");
+  f.CreateKey("free");
+  const std::string ct = f.Encrypt("k", "x");
+  const std::string free_ct = f.Encrypt("free", "x");
+  // No Vault caller may decrypt with k (any token: matched by the path every Vault caller's ARN
+  // has), whatever the token's scope says, the administrator's included.
+  PutPolicy(f, "k", PolicyWithDenies(R"(
+    {"Sid":"NoVaultDecrypt","Effect":"Deny","Principal":"*","Action":"kms:Decrypt",
+     "Resource":"*","Condition":{"ArnLike":{"aws:PrincipalArn":
+       "arn:aws:iam::111122223333:user/vault-token/*"}}})"));
+  const std::string scoped = f.NewToken({"k", "free"}, {"encrypt", "decrypt"});
+  for (const std::string& token : {scoped, f.admin}) {
+    CHECK(f.Err(403, "PUT", "/v1/transit/decrypt/k", {{"ciphertext", ct}}, token) ==
+          Errors({"permission denied"}));
+    const LastRecord last = Last(auditor);
+    CHECK(last.decision == "deny:explicit");
+    CHECK(last.key_arn == ArnOf(f, "k"));
+    // Another action on the key, and the same action on another key, are not denied.
+    CHECK(f.Data("PUT", "/v1/transit/encrypt/k", {{"plaintext", "YQ=="}}, token)
+              .at("ciphertext")
+              .as_string()
+              .starts_with("vault:v1:"));
+    CHECK(Unb64(f.Data("PUT", "/v1/transit/decrypt/free", {{"ciphertext", free_ct}}, token)
+                    .at("plaintext")) == "x");
+  }
+  // A batch on the denied key: refused whole, before any item.
+  CHECK(f.Err(403, "PUT", "/v1/transit/decrypt/k",
+              {{"batch_input", json::array{json::object{{"ciphertext", ct}}}}}) ==
+        Errors({"permission denied"}));
+}
+
+TEST_CASE(
+    "vault door: a Deny names Vault callers by display name and Vault's operations by "
+    "their KMS actions",
+    "[unit]") {
+  VaultFixture f;
+  RecordingAuditor auditor;
+  AttachAuditor(f, auditor);
+  f.CreateKey("k");
+  f.CreateKey("ec", {{"type", "ecdsa-p256"}});
+  f.CreateKey("mac", {{"type", "hmac"}});
+  const std::string ct = f.Encrypt("k", "x");
+  const std::string seal = f.NewToken({"*"}, {"*"}, false, 0, "seal");
+  const std::string other = f.NewToken({"*"}, {"*"}, false, 0, "other");
+  const json::value denied = Errors({"permission denied"});
+  // The principal "arn:aws:iam::<account>:user/vault-token/<display name>".
+  PutPolicy(f, "k", PolicyWithDenies(R"(
+    {"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::111122223333:user/vault-token/seal"},
+     "Action":["kms:Encrypt","kms:ReEncrypt*","kms:GenerateDataKeyWithoutPlaintext",
+               "kms:DescribeKey","kms:ScheduleKeyDeletion"],"Resource":"*"})"));
+  CHECK(f.Err(403, "PUT", "/v1/transit/encrypt/k", {{"plaintext", "YQ=="}}, seal) == denied);
+  CHECK(Last(auditor).decision == "deny:explicit");
+  f.Data("PUT", "/v1/transit/encrypt/k", {{"plaintext", "YQ=="}}, other);
+  CHECK(Last(auditor).decision == "allow:token-scope");
+  // rewrap is kms:ReEncryptFrom and kms:ReEncryptTo; datakey/wrapped is
+  // kms:GenerateDataKeyWithoutPlaintext (datakey/plaintext is kms:GenerateDataKey); keys/<name>
+  // reads are kms:DescribeKey; every "manage" request is a key administrator's action.
+  CHECK(f.Err(403, "PUT", "/v1/transit/rewrap/k", {{"ciphertext", ct}}, seal) == denied);
+  CHECK(f.Err(403, "PUT", "/v1/transit/datakey/wrapped/k", {}, seal) == denied);
+  f.Data("PUT", "/v1/transit/datakey/plaintext/k", {}, seal);
+  CHECK(f.Err(403, "GET", "/v1/transit/keys/k", {}, seal) == denied);
+  CHECK(f.Err(403, "POST", "/v1/transit/keys/k/rotate", {}, seal) == denied);
+  CHECK(f.Err(403, "POST", "/v1/transit/keys/k/config", {{"deletion_allowed", true}}, seal) ==
+        denied);
+  CHECK(f.Err(403, "POST", "/v1/transit/keys/k", {}, seal) == denied);
+  CHECK(f.Data("GET", "/v1/transit/keys/k", {}, other).at("latest_version").as_int64() ==
+        1);  // nothing rotated
+  CHECK(Unb64(f.Data("PUT", "/v1/transit/decrypt/k", {{"ciphertext", ct}}, seal).at("plaintext")) ==
+        "x");
+
+  // verify is kms:Verify on signing keys and kms:VerifyMac on hmac keys; hmac is kms:GenerateMac;
+  // sign kms:Sign; a read of an asymmetric key also kms:GetPublicKey.
+  PutPolicy(f, "ec", PolicyWithDenies(R"(
+    {"Effect":"Deny","Principal":"*","Action":["kms:Verify","kms:GetPublicKey"],"Resource":"*"})"));
+  PutPolicy(f, "mac", PolicyWithDenies(R"(
+    {"Effect":"Deny","Principal":"*","Action":"kms:GenerateMac","Resource":"*"})"));
+  const std::string b64 = B64("m");
+  const std::string sig(
+      f.Data("PUT", "/v1/transit/sign/ec", {{"input", b64}}, other).at("signature").as_string());
+  CHECK(f.Err(403, "PUT", "/v1/transit/verify/ec", {{"input", b64}, {"signature", sig}}, other) ==
+        denied);
+  CHECK(f.Err(403, "GET", "/v1/transit/keys/ec", {}, other) == denied);
+  CHECK(f.Err(403, "PUT", "/v1/transit/hmac/mac", {{"input", b64}}, other) == denied);
+  CHECK(f.Data("PUT", "/v1/transit/verify/mac", {{"input", b64}, {"hmac", "vault:v1:AAAA"}}, other)
+            .at("valid")
+            .as_bool() == false);
+  PutPolicy(f, "mac", PolicyWithDenies(R"(
+    {"Effect":"Deny","Principal":"*","Action":"kms:VerifyMac","Resource":"*"})"));
+  CHECK(f.Err(403, "PUT", "/v1/transit/verify/mac", {{"input", b64}, {"hmac", "vault:v1:AAAA"}},
+              other) == denied);
+
+  // Conditions see the alias the transit key is reached through (kms:RequestAlias), and a Deny
+  // of the account root covers every caller of the account, Vault callers included.
+  f.CreateKey("aliased");
+  PutPolicy(f, "aliased", PolicyWithDenies(R"(
+    {"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:Encrypt",
+     "Resource":"*",
+     "Condition":{"StringEquals":{"kms:RequestAlias":"alias/vault/transit/aliased"}}})"));
+  CHECK(f.Err(403, "PUT", "/v1/transit/encrypt/aliased", {{"plaintext", "YQ=="}}, other) == denied);
+  CHECK(f.Err(403, "PUT", "/v1/transit/encrypt/aliased", {{"plaintext", "YQ=="}}) == denied);
+  // Denied upsert targets do not exist yet; a Deny for "manage" on an existing key stops delete.
+  PutPolicy(f, "k", PolicyWithDenies(R"(
+    {"Effect":"Deny","Principal":"*","Action":"kms:ScheduleKeyDeletion","Resource":"*"})"));
+  f.Data("POST", "/v1/transit/keys/free");
+  CHECK(f.Err(403, "DELETE", "/v1/transit/keys/k") == denied);
+  CHECK(f.Data("GET", "/v1/transit/keys/k").at("name").as_string() == "k");
+}
+
+TEST_CASE("vault door: token key patterns are mount-aware", "[unit]") {
+  VaultFixture f;
+  f.Data("POST", "/v1/transit/keys/app-1");
+  f.Data("POST", "/v1/apps/transit/keys/app-1");
+  f.Data("POST", "/v1/apps/transit/keys/app-2");
+  const json::object body{{"plaintext", "YQ=="}};
+  const json::value denied = Errors({"permission denied"});
+  // "app-*" names the default mount only: the same name under another mount is another key.
+  const std::string plain = f.NewToken({"app-*"}, {"encrypt", "read"});
+  f.Data("PUT", "/v1/transit/encrypt/app-1", body, plain);
+  CHECK(f.Err(403, "PUT", "/v1/apps/transit/encrypt/app-1", body, plain) == denied);
+  CHECK(f.Err(403, "GET", "/v1/apps/transit/keys/app-1", {}, plain) == denied);
+  // Listing on a mount shows only what the patterns reach on that mount.
+  CHECK(f.Data("LIST", "/v1/transit/keys", {}, plain).at("keys") == json::array{"app-1"});
+  CHECK(f.Err(404, "LIST", "/v1/apps/transit/keys", {}, plain) == json::parse(R"({"errors":[]})"));
+  // "<mount>/<pattern>" names that mount; "*/<pattern>" every mount.
+  const std::string nested = f.NewToken({"apps/transit/app-1"}, {"encrypt", "read"});
+  f.Data("PUT", "/v1/apps/transit/encrypt/app-1", body, nested);
+  CHECK(f.Err(403, "PUT", "/v1/transit/encrypt/app-1", body, nested) == denied);
+  CHECK(f.Err(403, "PUT", "/v1/apps/transit/encrypt/app-2", body, nested) == denied);
+  CHECK(f.Data("LIST", "/v1/apps/transit/keys", {}, nested).at("keys") == json::array{"app-1"});
+  const std::string everywhere = f.NewToken({"*/app-*"}, {"encrypt"});
+  f.Data("PUT", "/v1/transit/encrypt/app-1", body, everywhere);
+  f.Data("PUT", "/v1/apps/transit/encrypt/app-2", body, everywhere);
+  // lookup-self shows the stored, explicit form.
+  CHECK(f.Data("GET", "/v1/auth/token/lookup-self", {}, plain).contains("id"));
+  CHECK(f.tokens->Lookup(plain)->key_patterns == std::vector<std::string>{"transit/app-*"});
+}
+
+TEST_CASE("vault door: caller-chosen status codes must be able to carry the body", "[unit]") {
+  VaultFixture f;
+  const json::value vault_400 = json::parse(R"({"errors":[]})");
+  for (const char* param :
+       {"activecode", "standbycode", "sealedcode", "uninitcode", "performancestandbycode",
+        "drsecondarycode", "removedcode", "haunhealthycode"}) {
+    for (const char* code :
+         {"101", "100", "199", "204", "205", "304", "600", "0", "-200", "1000", "20x", ""}) {
+      const std::string target = "/v1/sys/health?" + std::string(param) + "=" + code;
+      INFO(target);
+      const auto get = f.Raw("GET", target, "", "");
+      CHECK(get.status == 400);
+      CHECK(json::parse(get.body) == vault_400);
+      const auto head = f.Raw("HEAD", target, "", "");
+      CHECK(head.status == 400);
+      CHECK(head.body.empty());
+    }
+  }
+  for (const char* param : {"standbyok", "perfstandbyok"}) {
+    const auto r = f.Raw("GET", "/v1/sys/health?" + std::string(param) + "=maybe", "", "");
+    CHECK(r.status == 400);
+    CHECK(json::parse(r.body) == vault_400);
+  }
+  // The edges that carry a body are taken.
+  CHECK(f.Raw("GET", "/v1/sys/health?activecode=200", "", "").status == 200);
+  CHECK(f.Raw("GET", "/v1/sys/health?activecode=206", "", "").status == 206);
+  CHECK(f.Raw("GET", "/v1/sys/health?activecode=599", "", "").status == 599);
+  CHECK(f.Raw("GET", "/v1/sys/health?standbyok=true&perfstandbyok=f", "", "").status == 200);
+  f.health.sealed = true;
+  CHECK(f.Raw("GET", "/v1/sys/health?sealedcode=299", "", "").status == 299);
+  f.health.sealed = false;
+
+  // A batch's partial_failure_response_code: Vault's warning and the failure code instead.
+  f.CreateKey("k");
+  json::object body{{"batch_input", json::array{json::object{{"plaintext", B64("one")}},
+                                                json::object{{"plaintext", "%%%"}}}}};
+  for (const int code : {101, 100, 199, 204, 205, 304, 600, 0, -1}) {
+    INFO(code);
+    body["partial_failure_response_code"] = code;
+    const auto r = f.Raw("POST", "/v1/transit/encrypt/k", json::serialize(body));
+    CHECK(r.status == 400);
+    const json::object answer = json::parse(r.body).as_object();
+    CHECK(answer.at("warnings") ==
+          json::array{"invalid HTTP response code override from partial_failure_response_code, "
+                      "reverting to 400"});
+    CHECK(answer.at("data").at("batch_results").as_array().size() == 2);
+  }
+  for (const int code : {200, 207, 299, 422, 599}) {
+    INFO(code);
+    body["partial_failure_response_code"] = code;
+    CHECK(f.Raw("POST", "/v1/transit/encrypt/k", json::serialize(body)).status ==
+          static_cast<unsigned>(code));
+  }
+}
+
+TEST_CASE("vault door: state changes are recorded as intents before they commit", "[unit]") {
+  VaultFixture f;
+  RecordingAuditor auditor;
+  AttachAuditor(f, auditor);
+  int sealed = 0;
+  {
+    VaultDoorConfig config = f.door->config();
+    config.seal = [&sealed] {
+      ++sealed;
+      return Status();
+    };
+    f.door = std::make_unique<VaultDoor>(
+        config, *f.tokens,
+        std::vector<firmware::transit::TransitKeyring*>{f.transit.get(), f.nested.get()});
+  }
+  f.CreateKey("k");
+  const std::string renewable = f.NewToken({"k"}, {"encrypt"}, false, 3'600'000);
+  const std::string ct = f.Encrypt("k", "x");
+
+  // Read-only and pure cryptography: one record each, no intent.
+  auditor.entries.clear();
+  f.Encrypt("k", "x");
+  f.Data("PUT", "/v1/transit/decrypt/k", {{"ciphertext", ct}});
+  f.Data("GET", "/v1/transit/keys/k");
+  f.Data("PUT", "/v1/transit/random");
+  f.Data("GET", "/v1/auth/token/lookup-self");
+  CHECK(auditor.entries.size() == 5);
+  for (const auto& e : auditor.entries) CHECK(e.outcome == "ok");
+
+  // Each state change: the intent (outcome "started", status 0, caller, key and decision filled),
+  // then the final record.
+  struct Change {
+    std::string method, path;
+    json::object body;
+    std::string token;
+  };
+  const std::vector<Change> changes = {
+      {"POST", "/v1/transit/keys/new", {}, f.admin},
+      {"POST", "/v1/transit/keys/k/config", {{"deletion_allowed", true}}, f.admin},
+      {"POST", "/v1/transit/keys/k/rotate", {}, f.admin},
+      {"PUT", "/v1/transit/encrypt/upserted", {{"plaintext", "YQ=="}}, f.admin},
+      {"PUT", "/v1/auth/token/renew-self", {{"increment", 0}}, renewable},
+      {"DELETE", "/v1/transit/keys/k", {}, f.admin},
+      {"PUT", "/v1/auth/token/revoke-self", {}, renewable},
+      {"PUT", "/v1/sys/seal", {}, f.admin},
+  };
+  for (const auto& c : changes) {
+    INFO(c.method << " " << c.path);
+    auditor.entries.clear();
+    const auto r = f.Raw(c.method, c.path, json::serialize(c.body), c.token);
+    CHECK(r.status < 300);
+    REQUIRE(auditor.entries.size() == 2);
+    const auto& intent = auditor.entries[0];
+    CHECK(intent.outcome == "started");
+    CHECK(intent.status == 0);
+    CHECK_FALSE(intent.credential_id.empty());
+    CHECK(intent.principal == "vault-token:test");
+    CHECK(intent.decision == (c.token == f.admin ? "allow:administrator" : "allow:token-scope"));
+    CHECK(intent.operation == auditor.entries[1].operation);
+    CHECK(auditor.entries[1].outcome == "ok");
+  }
+  CHECK(sealed == 1);
+}
+
+TEST_CASE("vault door: nothing changes when the intent record cannot be written", "[unit]") {
+  VaultFixture f;
+  RecordingAuditor auditor;
+  AttachAuditor(f, auditor);
+  int sealed = 0;
+  {
+    VaultDoorConfig config = f.door->config();
+    config.seal = [&sealed] {
+      ++sealed;
+      return Status();
+    };
+    f.door = std::make_unique<VaultDoor>(
+        config, *f.tokens,
+        std::vector<firmware::transit::TransitKeyring*>{f.transit.get(), f.nested.get()});
+  }
+  f.CreateKey("k");
+  f.Data("POST", "/v1/transit/keys/k/config", {{"deletion_allowed", true}});
+  const std::string renewable = f.NewToken({"k"}, {"encrypt"}, false, 3'600'000);
+  f.service.clock.Advance(600'000);
+  auditor.entries.clear();
+  const json::value refused = Errors({"internal error: the audit log cannot be written"});
+  // The next Record call (the intent) fails; the log is back for the final record.
+  auto fail_next = [&] { auditor.fail_at = static_cast<int>(auditor.entries.size()); };
+
+  fail_next();
+  CHECK(f.Err(500, "POST", "/v1/transit/keys/new") == refused);
+  fail_next();
+  CHECK(f.Err(500, "PUT", "/v1/transit/encrypt/upserted", {{"plaintext", "YQ=="}}) == refused);
+  fail_next();
+  CHECK(f.Err(500, "POST", "/v1/transit/keys/k/rotate") == refused);
+  fail_next();
+  CHECK(f.Err(500, "POST", "/v1/transit/keys/k/config",
+              {{"min_decryption_version", 1}, {"deletion_allowed", false}}) == refused);
+  fail_next();
+  CHECK(f.Err(500, "DELETE", "/v1/transit/keys/k") == refused);
+  fail_next();
+  CHECK(f.Err(500, "PUT", "/v1/auth/token/renew-self", {{"increment", 0}}, renewable) == refused);
+  fail_next();
+  CHECK(f.Err(500, "PUT", "/v1/auth/token/revoke-self", {}, renewable) == refused);
+  fail_next();
+  CHECK(f.Err(500, "PUT", "/v1/sys/seal") == refused);
+  auditor.fail_at = -1;
+
+  // Nothing happened: no key made, k not rotated, reconfigured or deleted, the token neither
+  // renewed nor revoked, the appliance not sealed.
+  CHECK(f.Data("LIST", "/v1/transit/keys").at("keys") == json::array{"k"});
+  const auto k = f.Data("GET", "/v1/transit/keys/k");
+  CHECK(k.at("latest_version").as_int64() == 1);
+  CHECK(k.at("deletion_allowed").as_bool());
+  const auto self = f.Data("GET", "/v1/auth/token/lookup-self", {}, renewable);
+  CHECK(self.at("ttl").as_int64() == 3000);
+  CHECK(sealed == 0);
+  // Each refused request left its failed intent and its final 500 record, nothing else.
+  std::size_t started = 0;
+  for (const auto& e : auditor.entries) {
+    if (e.outcome == "started") ++started;
+  }
+  CHECK(started == 8);
+
+  // A change whose final record fails: committed, its intent on record, the answer a 500.
+  auditor.entries.clear();
+  auditor.fail_at = 1;
+  CHECK(f.Err(500, "POST", "/v1/transit/keys/late") == refused);
+  REQUIRE(auditor.entries.size() == 2);
+  CHECK(auditor.entries[0].outcome == "started");
+  CHECK(auditor.entries[0].decision == "allow:administrator");
+  CHECK(auditor.entries[1].outcome == "ok");  // what was being recorded when the write failed
+  CHECK(f.transit->Locate("late").has_value());
+}
+
+TEST_CASE("vault door: encrypt's upsert is decided before the work and recorded", "[unit]") {
+  VaultFixture f;
+  RecordingAuditor auditor;
+  AttachAuditor(f, auditor);
+  const json::object body{{"plaintext", "YQ=="}};
+  // encrypt without manage: the missing key is not created (Vault's 400), and the record says the
+  // create the request needed was denied by the scope.
+  const std::string encrypt_only = f.NewToken({"svc-*"}, {"encrypt"});
+  auditor.entries.clear();
+  CHECK(f.ErrMsg(400, "PUT", "/v1/transit/encrypt/svc-1", body, encrypt_only) ==
+        "encryption key not found");
+  REQUIRE(auditor.entries.size() == 1);  // no intent: nothing will change
+  CHECK(auditor.entries[0].decision == "deny:token-scope");
+  CHECK_FALSE(f.transit->Locate("svc-1").has_value());
+  // With manage: intent, creation, final record with the new key.
+  const std::string manager = f.NewToken({"svc-*"}, {"encrypt", "manage"});
+  auditor.entries.clear();
+  f.Data("PUT", "/v1/transit/encrypt/svc-1", body, manager);
+  REQUIRE(auditor.entries.size() == 2);
+  CHECK(auditor.entries[0].outcome == "started");
+  CHECK(auditor.entries[1].decision == "allow:token-scope");
+  CHECK(auditor.entries[1].key_arn == ArnOf(f, "svc-1"));
+  // The key exists now: the encrypt-only token encrypts with it, no create involved.
+  auditor.entries.clear();
+  f.Data("PUT", "/v1/transit/encrypt/svc-1", body, encrypt_only);
+  REQUIRE(auditor.entries.size() == 1);
+  CHECK(auditor.entries[0].decision == "allow:token-scope");
 }
 
 }  // namespace

@@ -2,10 +2,12 @@
 """A broader pass over the transit endpoints of kmsd's Vault door (reference/vault.md §1.5) with a
 Vault-style client (vault_lib.py: the Go client's headers, PUT, no Content-Type): LIST and
 ?list=true, batch encrypt/decrypt of 100 items, datakey, hmac, ecdsa-p256 sign/verify checked
-independently with `cryptography` (DER over SHA-256 of the input), hash, random, and the exact
-errors of §1.2."""
+independently with `cryptography` (DER over SHA-256 of the input), hash, random, the exact
+errors of §1.2, a key policy Deny put through the AWS door refusing the Vault door, mount-aware
+token patterns, and caller-chosen status codes that could not carry a body refused."""
 import base64
 import hashlib
+import json
 import os
 import uuid
 
@@ -13,8 +15,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from e2e_lib import canary, check, ok, run
-from vault_lib import Vault, expect_data, expect_error, ok_200_or_204
+from e2e_lib import canary, check, client, ok, run
+from vault_lib import Vault, create_vault_token, expect_data, expect_error, ok_200_or_204
 
 TAG = uuid.uuid4().hex[:8]
 v = Vault()
@@ -159,8 +161,65 @@ def errors(aes):
     ok("a plaintext that is not base64 -> 400 naming the field, not the value")
 
 
+def key_policy_deny():
+    """One key store, two doors: a Deny in the key policy of the key behind a transit key, put
+    through the AWS door, refuses Vault callers (every token, the administrator's too)."""
+    name = f"deny-{TAG}"
+    ok_200_or_204(v.write(f"transit/keys/{name}", {}), "create the key to deny")
+    ct = expect_data(v.write(f"transit/encrypt/{name}", {"plaintext": b64(b"deny")}), "encrypt")
+    ct = ct["ciphertext"]
+    kms = client()
+    meta = kms.describe_key(KeyId=f"alias/vault/transit/{name}")["KeyMetadata"]
+    account = meta["AWSAccountId"]
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+         "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"},
+        {"Sid": "NoVaultDecrypt", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt",
+         "Resource": "*", "Condition": {"ArnLike": {
+             "aws:PrincipalArn": f"arn:aws:iam::{account}:user/vault-token/*"}}}]}
+    # PutKeyPolicy takes a key id or ARN, not an alias (as AWS).
+    kms.put_key_policy(KeyId=meta["KeyId"], PolicyName="default",
+                       Policy=json.dumps(policy))
+    expect_error(v.write(f"transit/decrypt/{name}", {"ciphertext": ct}), 403,
+                 "decrypt under an explicit Deny", ["permission denied"])
+    expect_data(v.write(f"transit/encrypt/{name}", {"plaintext": b64(b"x")}), "encrypt, not denied")
+    ok("a key policy Deny of kms:Decrypt put through the AWS door -> the Vault door's decrypt 403, "
+       "encrypt still allowed")
+
+
+def mount_aware_patterns(aes):
+    """A token for "<name>" on the default mount; a pattern naming a mount that does not hold the
+    key reaches nothing."""
+    here = Vault(token=create_vault_token(f"here-{TAG}", [aes], ["encrypt"]))
+    expect_data(here.write(f"transit/encrypt/{aes}", {"plaintext": b64(b"m")}), "default mount")
+    there = Vault(token=create_vault_token(f"there-{TAG}", [f"other/{aes}"], ["encrypt"]))
+    expect_error(there.write(f"transit/encrypt/{aes}", {"plaintext": b64(b"m")}), 403,
+                 "a pattern of another mount", ["permission denied"])
+    here.close()
+    there.close()
+    ok("key patterns name their mount: transit/<key> reaches it, other/<key> does not")
+
+
+def status_codes(aes):
+    for query in ("activecode=101", "activecode=204", "activecode=304", "standbycode=100",
+                  "sealedcode=600", "standbyok=maybe"):
+        r = v.read(f"sys/health?{query}")
+        check(r.status == 400 and r.json == {"errors": []}, f"sys/health?{query}: {r}")
+    check(v.read("sys/health?activecode=299").status == 299, "sys/health?activecode=299")
+    ok("sys/health codes that cannot carry the body -> 400 {\"errors\":[]}; 299 is taken")
+    r = v.write(f"transit/encrypt/{aes}", {"partial_failure_response_code": 204, "batch_input": [
+        {"plaintext": b64(b"a")}, {"plaintext": "%%%"}]})
+    check(r.status == 400 and isinstance(r.json, dict) and r.json.get("warnings") == [
+        "invalid HTTP response code override from partial_failure_response_code, reverting to 400"],
+        f"partial_failure_response_code 204: {r}")
+    ok("partial_failure_response_code 204 -> Vault's warning, 400 with the batch results")
+
+
 def main():
     aes, ec_key, hk = keys_and_list()
+    key_policy_deny()
+    mount_aware_patterns(aes)
+    status_codes(aes)
     batch(aes)
     datakey(aes)
     hmac(hk)

@@ -287,6 +287,19 @@ TEST_CASE("config: the audit table sets the folder and checkpoint interval", "[u
   REQUIRE_FALSE(zero.has_value());
 }
 
+TEST_CASE("config: vault.token_max_ttl_hours bounds renewable Vault tokens", "[unit]") {
+  auto defaults = ParseConfig("", "kmsd.toml");
+  REQUIRE(defaults.has_value());
+  CHECK(defaults->vault_token_max_ttl_hours == 768);  // Vault's max_lease_ttl, 32 days
+  auto config = ParseConfig("[vault]\ntoken_max_ttl_hours = 24\n", "kmsd.toml");
+  REQUIRE(config.has_value());
+  CHECK(config->vault_token_max_ttl_hours == 24);
+  auto zero = ParseConfig("[vault]\ntoken_max_ttl_hours = 0\n", "kmsd.toml");
+  REQUIRE_FALSE(zero.has_value());
+  CHECK(zero.error().message() ==
+        "kmsd.toml:2:23: vault.token_max_ttl_hours: must be 1 to 878400, got 0");
+}
+
 TEST_CASE("config: seal.auto_unseal_file is for production and must be the owner's alone",
           "[unit]") {
   TempDir dir;

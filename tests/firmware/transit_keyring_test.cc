@@ -136,6 +136,39 @@ TEST_CASE("transit: create every type, read it back, list, and the AWS side sees
   CHECK(f.svc().DescribeKey(DescribeKeyRequest{"alias/vault/team/a/aes"}).has_value());
 }
 
+TEST_CASE("transit: Locate names the key-service key behind a transit key") {
+  Transit f;
+  const std::pair<const char*, TransitKeyType> types[] = {{"aes", TransitKeyType::kAes256Gcm96},
+                                                          {"p256", TransitKeyType::kEcdsaP256},
+                                                          {"r2048", TransitKeyType::kRsa2048},
+                                                          {"mac", TransitKeyType::kHmac}};
+  for (const auto& [name, type] : types) {
+    const TransitKeyInfo info = f.Create(name, type);
+    auto ref = f.keyring.Locate(name);
+    REQUIRE(ref.has_value());
+    CHECK(ref->key_id == info.key_id);
+    CHECK(ref->arn == info.arn);
+    CHECK(ref->type == type);
+    CHECK(ref->alias == "alias/vault/transit/" + std::string(name));
+    auto described = f.svc().DescribeKey(DescribeKeyRequest{ref->alias});
+    REQUIRE(described.has_value());
+    CHECK(described->key_metadata.arn == ref->arn);
+    CHECK(described->key_metadata.key_spec == ref->key_spec);
+    CHECK(described->key_metadata.key_usage == ref->key_usage);
+  }
+  RequireError(f.keyring.Locate("missing"), StatusCode::kNotFound, "key not found");
+  RequireError(f.keyring.Locate("bad.name"), StatusCode::kInvalidArgument, "invalid key name");
+  // The name is rebound after a delete and a create: Locate follows the binding.
+  TransitKeyConfigUpdate u;
+  u.deletion_allowed = true;
+  REQUIRE(f.keyring.UpdateConfig("aes", u).has_value());
+  const std::string before = f.keyring.Locate("aes")->key_id;
+  REQUIRE(f.keyring.DeleteKey("aes").ok());
+  RequireError(f.keyring.Locate("aes"), StatusCode::kNotFound, "key not found");
+  f.Create("aes");
+  CHECK(f.keyring.Locate("aes")->key_id != before);
+}
+
 TEST_CASE("transit: names, mounts and unsupported options are refused with Vault-style messages") {
   Transit f;
   RequireError(f.keyring.CreateKey("bad.name", {}), StatusCode::kInvalidArgument,

@@ -141,7 +141,8 @@ TEST_CASE("vault tokens: created tokens have Vault's shape and look up", "[unit]
   KMS_REQUIRE_OK(info);
   CHECK(info->accessor == made.accessor);
   CHECK(info->display_name == "transit seal");
-  CHECK(info->key_patterns == std::vector<std::string>{"autounseal", "app-*"});
+  // Patterns without a mount name the default mount, and are stored saying so.
+  CHECK(info->key_patterns == std::vector<std::string>{"transit/autounseal", "transit/app-*"});
   CHECK(info->operations == std::vector<std::string>{"encrypt", "decrypt"});
   CHECK(info->policies == std::vector<std::string>{"seal", "default"});
   CHECK_FALSE(info->administrator);
@@ -232,7 +233,8 @@ TEST_CASE("vault tokens: unknown and malformed tokens are denied with one messag
   CheckDenied(f.registry->Lookup(""));
   CheckDenied(f.registry->Lookup("s.legacy"));
   CheckDenied(f.registry->Lookup("hvs.AAAA!AAAAAAAAAAAAAAAAAAAAAAAAAAA"));
-  CheckDenied(f.registry->Authorize("hvs.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "encrypt", "k"));
+  CheckDenied(
+      f.registry->Authorize("hvs.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "encrypt", "transit", "k"));
   CheckDenied(f.registry->Renew("hvs.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 0));
   CheckDenied(f.registry->Revoke("hvs.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
 }
@@ -242,29 +244,29 @@ TEST_CASE("vault tokens: authorization by key pattern and operation", "[unit][va
   const std::string scoped =
       Text(f.Create({"autounseal", "app-*"}, {"encrypt", "decrypt", "random"}).token);
 
-  KMS_REQUIRE_OK(f.registry->Authorize(scoped, "encrypt", "autounseal"));
-  KMS_REQUIRE_OK(f.registry->Authorize(scoped, "decrypt", "app-"));
-  KMS_REQUIRE_OK(f.registry->Authorize(scoped, "decrypt", "app-billing"));
+  KMS_REQUIRE_OK(f.registry->Authorize(scoped, "encrypt", "transit", "autounseal"));
+  KMS_REQUIRE_OK(f.registry->Authorize(scoped, "decrypt", "transit", "app-"));
+  KMS_REQUIRE_OK(f.registry->Authorize(scoped, "decrypt", "transit", "app-billing"));
   // An operation without a key needs only the operation.
-  KMS_REQUIRE_OK(f.registry->Authorize(scoped, "random", ""));
-  CheckDenied(f.registry->Authorize(scoped, "hash", ""));
+  KMS_REQUIRE_OK(f.registry->Authorize(scoped, "random", "transit", ""));
+  CheckDenied(f.registry->Authorize(scoped, "hash", "transit", ""));
   // Exact means exact; a prefix is a prefix.
-  CheckDenied(f.registry->Authorize(scoped, "encrypt", "autounseal2"));
-  CheckDenied(f.registry->Authorize(scoped, "encrypt", "autounsea"));
-  CheckDenied(f.registry->Authorize(scoped, "encrypt", "ap"));
-  CheckDenied(f.registry->Authorize(scoped, "encrypt", "other"));
+  CheckDenied(f.registry->Authorize(scoped, "encrypt", "transit", "autounseal2"));
+  CheckDenied(f.registry->Authorize(scoped, "encrypt", "transit", "autounsea"));
+  CheckDenied(f.registry->Authorize(scoped, "encrypt", "transit", "ap"));
+  CheckDenied(f.registry->Authorize(scoped, "encrypt", "transit", "other"));
   // Right key, wrong operation.
-  CheckDenied(f.registry->Authorize(scoped, "sign", "autounseal"));
-  CheckDenied(f.registry->Authorize(scoped, "manage", "app-billing"));
+  CheckDenied(f.registry->Authorize(scoped, "sign", "transit", "autounseal"));
+  CheckDenied(f.registry->Authorize(scoped, "manage", "transit", "app-billing"));
 
   const std::string every_key = Text(f.Create({"*"}, {"read"}).token);
-  KMS_REQUIRE_OK(f.registry->Authorize(every_key, "read", "anything"));
-  CheckDenied(f.registry->Authorize(every_key, "encrypt", "anything"));
+  KMS_REQUIRE_OK(f.registry->Authorize(every_key, "read", "transit", "anything"));
+  CheckDenied(f.registry->Authorize(every_key, "encrypt", "transit", "anything"));
 
   const std::string every_op = Text(f.Create({"k1"}, {"*"}).token);
-  KMS_REQUIRE_OK(f.registry->Authorize(every_op, "manage", "k1"));
-  KMS_REQUIRE_OK(f.registry->Authorize(every_op, "hmac", "k1"));
-  CheckDenied(f.registry->Authorize(every_op, "hmac", "k2"));
+  KMS_REQUIRE_OK(f.registry->Authorize(every_op, "manage", "transit", "k1"));
+  KMS_REQUIRE_OK(f.registry->Authorize(every_op, "hmac", "transit", "k1"));
+  CheckDenied(f.registry->Authorize(every_op, "hmac", "transit", "k2"));
 
   VaultTokenSpec admin;
   admin.display_name = "admin";
@@ -272,15 +274,183 @@ TEST_CASE("vault tokens: authorization by key pattern and operation", "[unit][va
   admin.operations = {"read"};
   admin.administrator = true;
   const std::string root = Text(f.Create(admin).token);
-  KMS_REQUIRE_OK(f.registry->Authorize(root, "manage", "whatever"));
-  KMS_REQUIRE_OK(f.registry->Authorize(root, "hash", ""));
+  KMS_REQUIRE_OK(f.registry->Authorize(root, "manage", "transit", "whatever"));
+  KMS_REQUIRE_OK(f.registry->Authorize(root, "hash", "transit", ""));
 
-  CHECK(VaultKeyPatternMatches("*", ""));
-  CHECK(VaultKeyPatternMatches("*", "x"));
-  CHECK(VaultKeyPatternMatches("a*", "a"));
-  CHECK_FALSE(VaultKeyPatternMatches("a*", "ba"));
-  CHECK(VaultKeyPatternMatches("abc", "abc"));
-  CHECK_FALSE(VaultKeyPatternMatches("abc", "ab"));
+  CHECK(VaultKeyPatternMatches("transit/*", "transit", ""));
+  CHECK(VaultKeyPatternMatches("transit/*", "transit", "x"));
+  CHECK(VaultKeyPatternMatches("transit/a*", "transit", "a"));
+  CHECK_FALSE(VaultKeyPatternMatches("transit/a*", "transit", "ba"));
+  CHECK(VaultKeyPatternMatches("transit/abc", "transit", "abc"));
+  CHECK_FALSE(VaultKeyPatternMatches("transit/abc", "transit", "ab"));
+}
+
+TEST_CASE("vault tokens: key patterns name their mount", "[unit][vault_tokens]") {
+  Fixture f;
+  // A pattern without a mount is the default mount's; "<mount>/..." names one mount (nested mounts
+  // hold '/'); "*/..." every mount.
+  const std::string plain = Text(f.Create({"app-*"}, {"encrypt"}).token);
+  KMS_REQUIRE_OK(f.registry->Authorize(plain, "encrypt", "transit", "app-1"));
+  CheckDenied(f.registry->Authorize(plain, "encrypt", "apps/transit", "app-1"));
+  CheckDenied(f.registry->Authorize(plain, "encrypt", "other", "app-1"));
+
+  const std::string nested = Text(f.Create({"apps/transit/app-*"}, {"encrypt"}).token);
+  KMS_REQUIRE_OK(f.registry->Authorize(nested, "encrypt", "apps/transit", "app-1"));
+  CheckDenied(f.registry->Authorize(nested, "encrypt", "transit", "app-1"));
+  CheckDenied(f.registry->Authorize(nested, "encrypt", "apps", "app-1"));
+  CheckDenied(f.registry->Authorize(nested, "encrypt", "transit/app-1", "x"));
+
+  const std::string anywhere = Text(f.Create({"*/app-*"}, {"encrypt"}).token);
+  KMS_REQUIRE_OK(f.registry->Authorize(anywhere, "encrypt", "transit", "app-1"));
+  KMS_REQUIRE_OK(f.registry->Authorize(anywhere, "encrypt", "apps/transit", "app-2"));
+  CheckDenied(f.registry->Authorize(anywhere, "encrypt", "apps/transit", "other"));
+
+  auto info = f.registry->Lookup(nested);
+  KMS_REQUIRE_OK(info);
+  CHECK(info->key_patterns == std::vector<std::string>{"apps/transit/app-*"});
+  auto everywhere = f.registry->Lookup(anywhere);
+  KMS_REQUIRE_OK(everywhere);
+  CHECK(everywhere->key_patterns == std::vector<std::string>{"*/app-*"});
+
+  CHECK(VaultKeyPatternMatches("*/*", "any/mount", "k"));
+  CHECK_FALSE(VaultKeyPatternMatches("transit/*", "transit2", "k"));
+  // A stored pattern without a mount (a record not yet bound) reaches the default mount only.
+  CHECK(VaultKeyPatternMatches("k", "transit", "k"));
+  CHECK_FALSE(VaultKeyPatternMatches("k", "apps/transit", "k"));
+
+  // The one refusal text for a malformed pattern.
+  VaultTokenSpec bad;
+  bad.display_name = "bad";
+  bad.key_patterns = {"apps//transit/k"};
+  bad.operations = {"encrypt"};
+  auto refused = f.registry->Create(bad);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().message() ==
+        "key pattern must be [<mount>/]<key>: <mount> a mount path or \"*\" (every mount; without "
+        "one, \"transit\"), <key> \"*\", a key name, or a key-name prefix ending in \"*\" (A-Z "
+        "a-z 0-9 _ -)");
+}
+
+TEST_CASE("vault tokens: stored patterns without a mount are bound to the configured mounts",
+          "[unit][vault_tokens]") {
+  Fixture f;
+  CreatedVaultToken legacy = f.Create({"app-*", "transit/k"}, {"encrypt"}, kHourMs);
+  const std::string token = Text(legacy.token);
+  CreatedVaultToken current = f.Create({"apps/transit/x"}, {"encrypt"});
+  // Rewrite the first record as firmware that ignored mounts wrote it: a pattern without a mount.
+  {
+    auto txn = f.store->Begin(store::TransactionMode::kReadWrite);
+    REQUIRE(txn.has_value());
+    auto page = (*txn)->ListMeta("vault.token.", "", store::kMaxPageLimit);
+    REQUIRE(page.has_value());
+    bool found = false;
+    for (const auto& [name, value] : page->items) {
+      records::VaultTokenRecord r;
+      REQUIRE(r.ParseFromString(value));
+      if (r.accessor() != legacy.accessor) continue;
+      r.clear_key_patterns();
+      r.add_key_patterns("app-*");
+      r.add_key_patterns("transit/k");
+      KMS_REQUIRE_OK((*txn)->PutMeta(name, r.SerializeAsString()));
+      found = true;
+    }
+    REQUIRE(found);
+    KMS_REQUIRE_OK((*txn)->Commit());
+  }
+  // Not yet bound: the default mount only.
+  KMS_REQUIRE_OK(f.registry->Authorize(token, "encrypt", "transit", "app-1"));
+  CheckDenied(f.registry->Authorize(token, "encrypt", "apps/transit", "app-1"));
+
+  auto bad = f.registry->BindMountlessPatterns({});
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().code() == StatusCode::kInvalidArgument);
+
+  auto bound = f.registry->BindMountlessPatterns({"transit", "/apps/transit/"});
+  KMS_REQUIRE_OK(bound);
+  CHECK(*bound == 1);  // only the record that had a pattern without a mount
+  auto info = f.registry->Lookup(token);
+  KMS_REQUIRE_OK(info);
+  CHECK(info->key_patterns ==
+        std::vector<std::string>{"transit/app-*", "apps/transit/app-*", "transit/k"});
+  // What it reached before patterns named mounts, on the mounts that exist; the rest unchanged.
+  KMS_REQUIRE_OK(f.registry->Authorize(token, "encrypt", "transit", "app-1"));
+  KMS_REQUIRE_OK(f.registry->Authorize(token, "encrypt", "apps/transit", "app-1"));
+  CheckDenied(f.registry->Authorize(token, "encrypt", "later/mount", "app-1"));
+  CheckDenied(f.registry->Authorize(token, "encrypt", "apps/transit", "k"));
+  CHECK(info->expire_time_ms == kStartMs + kHourMs);  // nothing else of the record changed
+  CHECK(f.registry->Lookup(Text(current.token))->key_patterns ==
+        std::vector<std::string>{"apps/transit/x"});
+  // Done once: a second run rewrites nothing.
+  auto again = f.registry->BindMountlessPatterns({"transit", "apps/transit"});
+  KMS_REQUIRE_OK(again);
+  CHECK(*again == 0);
+}
+
+TEST_CASE("vault tokens: renewal without an explicit max ttl stops at the max ttl",
+          "[unit][vault_tokens]") {
+  Fixture f;
+  // Renewed on time forever, a renewable token without an explicit max would never expire: its
+  // lifetime is bounded by the registry's max ttl (Vault's 768 h default).
+  const std::string token = Text(f.Create({"*"}, {"*"}, kHourMs).token);
+  std::int64_t renewals = 0;
+  while (f.clock.NowMs() + kHourMs / 2 < kStartMs + kVaultDefaultMaxTtlMs) {
+    f.clock.Advance(kHourMs / 2);
+    auto renewed = f.registry->Renew(token, 0);
+    KMS_REQUIRE_OK(renewed);
+    ++renewals;
+  }
+  CHECK(renewals > 1000);
+  auto last = f.registry->Renew(token, 0);
+  KMS_REQUIRE_OK(last);
+  CHECK(last->expire_time_ms == kStartMs + kVaultDefaultMaxTtlMs);
+  f.clock.Set(kStartMs + kVaultDefaultMaxTtlMs);
+  CheckDenied(f.registry->Renew(token, 0));
+  CheckDenied(f.registry->Lookup(token));
+
+  // A configured max ttl; an explicit max ttl overrides it (both ways), as in Vault.
+  VaultTokenOptions options;
+  options.max_ttl_ms = 3 * kHourMs;
+  VaultTokenRegistry short_lived(*f.hsm, *f.store, f.clock, options);
+  auto made = short_lived.Create([] {
+    VaultTokenSpec spec;
+    spec.display_name = "short";
+    spec.key_patterns = {"*"};
+    spec.operations = {"*"};
+    spec.ttl_ms = 2 * kHourMs;
+    return spec;
+  }());
+  KMS_REQUIRE_OK(made);
+  const std::int64_t created = f.clock.NowMs();
+  f.clock.Advance(2 * kHourMs - 1);
+  auto capped = short_lived.Renew(Text(made->token), 0);
+  KMS_REQUIRE_OK(capped);
+  CHECK(capped->expire_time_ms == created + 3 * kHourMs);
+  // A lease granted under a larger max ttl is kept (lowering the max takes nothing back), and not
+  // extended past it.
+  const std::string earlier = Text(f.Create({"*"}, {"*"}, 100 * kHourMs).token);
+  const std::int64_t earlier_created = f.clock.NowMs();
+  f.clock.Advance(50 * kHourMs);
+  auto kept = short_lived.Renew(earlier, 0);
+  KMS_REQUIRE_OK(kept);
+  CHECK(kept->expire_time_ms == earlier_created + 100 * kHourMs);
+
+  VaultTokenSpec longer;
+  longer.display_name = "longer";
+  longer.key_patterns = {"*"};
+  longer.operations = {"*"};
+  longer.ttl_ms = 4 * kHourMs;
+  auto refused = short_lived.Create(longer);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().code() == StatusCode::kInvalidArgument);
+  CHECK(refused.error().message() ==
+        "token ttl must not exceed the max ttl (3h) unless the token has an explicit max ttl");
+  longer.explicit_max_ttl_ms = 10 * kHourMs;
+  auto explicit_max = short_lived.Create(longer);
+  KMS_REQUIRE_OK(explicit_max);
+  f.clock.Advance(3 * kHourMs);
+  auto past_system_max = short_lived.Renew(Text(explicit_max->token), 0);
+  KMS_REQUIRE_OK(past_system_max);
+  CHECK(past_system_max->expire_time_ms == f.clock.NowMs() + 4 * kHourMs);
 }
 
 TEST_CASE("vault tokens: expiry denies and deletes", "[unit][vault_tokens]") {
@@ -505,7 +675,14 @@ TEST_CASE("vault tokens: invalid specs", "[unit][vault_tokens]") {
   add("empty pattern", [](VaultTokenSpec& s) { s.key_patterns = {""}; });
   add("star inside", [](VaultTokenSpec& s) { s.key_patterns = {"a*b"}; });
   add("double star", [](VaultTokenSpec& s) { s.key_patterns = {"a**"}; });
-  add("slash", [](VaultTokenSpec& s) { s.key_patterns = {"a/b"}; });
+  add("empty mount", [](VaultTokenSpec& s) { s.key_patterns = {"/b"}; });
+  add("empty key after a mount", [](VaultTokenSpec& s) { s.key_patterns = {"transit/"}; });
+  add("doubled slash", [](VaultTokenSpec& s) { s.key_patterns = {"apps//transit/k"}; });
+  add("star inside a mount", [](VaultTokenSpec& s) { s.key_patterns = {"apps*/k"}; });
+  add("bad mount character", [](VaultTokenSpec& s) { s.key_patterns = {"tr.ansit/k"}; });
+  add("long mount", [](VaultTokenSpec& s) { s.key_patterns = {std::string(65, 'm') + "/k"}; });
+  add("ttl above the max ttl without an explicit max",
+      [](VaultTokenSpec& s) { s.ttl_ms = kVaultDefaultMaxTtlMs + 1000; });
   add("long pattern", [](VaultTokenSpec& s) { s.key_patterns = {std::string(129, 'k')}; });
   add("no operations", [](VaultTokenSpec& s) { s.operations.clear(); });
   add("unknown operation", [](VaultTokenSpec& s) { s.operations = {"encrypt", "delete"}; });

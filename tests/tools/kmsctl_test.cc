@@ -292,7 +292,8 @@ TEST_CASE("kmsctl: Vault tokens created, listed, used and revoked", "[e2e]") {
   const auto at = created.output.find("# accessor acc.");
   REQUIRE(at != std::string::npos);
   const std::string accessor = created.output.substr(at + 11, 28);
-  CHECK(created.output.find("keys autounseal,app-*; operations encrypt,decrypt") !=
+  // Patterns without a mount name the default mount, and are shown so.
+  CHECK(created.output.find("keys transit/autounseal,transit/app-*; operations encrypt,decrypt") !=
         std::string::npos);
   CHECK(created.output.find("shown only this once") != std::string::npos);
 
@@ -307,7 +308,8 @@ TEST_CASE("kmsctl: Vault tokens created, listed, used and revoked", "[e2e]") {
   CHECK(listed.output.find("ACCESSOR") != std::string::npos);
   CHECK(listed.output.find(accessor) != std::string::npos);
   CHECK(listed.output.find("seal") != std::string::npos);
-  CHECK(listed.output.find("autounseal,app-* / encrypt,decrypt") != std::string::npos);
+  CHECK(listed.output.find("transit/autounseal,transit/app-* / encrypt,decrypt") !=
+        std::string::npos);
   CHECK(listed.output.find(token.substr(4)) == std::string::npos);
 
   const Run revoked = Admin(kmsd, "vault-token revoke " + accessor);

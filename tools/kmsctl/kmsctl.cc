@@ -326,8 +326,9 @@ int main(int argc, char** argv) {
   auto* vt_create = vt->add_subcommand("create", "new X-Vault-Token; prints it once");
   vt_create->add_option("--name", vt_name, "display name")->required();
   vt_create->add_option("--key", vt_keys,
-                        "transit key pattern: a name, a prefix ending in *, or * (repeatable; "
-                        "default *)");
+                        "transit key pattern [<mount>/]<key>: <key> a name, a prefix ending in *, "
+                        "or *; <mount> a mount path or * for every mount, default transit "
+                        "(repeatable; default transit/*)");
   vt_create->add_option("--operation", vt_operations,
                         "encrypt, decrypt, rewrap, datakey, hmac, sign, verify, read, manage, "
                         "random, hash or * (repeatable; default *)");

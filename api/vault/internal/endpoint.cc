@@ -1,5 +1,6 @@
 #include "api/vault/internal/endpoint.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <ctime>
@@ -48,13 +49,24 @@ Reply DataReply(json::object data) {
   return r;
 }
 
-std::optional<Reply> RequireVerb(const Call& call, std::initializer_list<Verb> allowed) {
-  for (Verb v : allowed) {
-    if (v == call.verb) return std::nullopt;
-  }
-  if (call.token.empty()) return ErrorReply(403, std::string(kPermissionDenied));
-  if (auto info = LookupToken(call); !info) return StatusReply(info.error());
-  return ErrorReply(405, "unsupported operation");
+// ---- Decision ----
+
+bool Decision::MayCreateKey() const {
+  create_asked_ = true;
+  return create_allowed_;
+}
+
+bool Decision::Covers(std::string_view key_name) const {
+  if (!token_) return false;
+  if (token_->administrator) return true;
+  return std::any_of(
+      token_->key_patterns.begin(), token_->key_patterns.end(),
+      [&](const std::string& p) { return firmware::VaultKeyPatternMatches(p, mount_, key_name); });
+}
+
+std::string_view Decision::audit_basis() const {
+  if (create_asked_ && !create_allowed_ && !create_basis_.empty()) return create_basis_;
+  return basis_;
 }
 
 unsigned HttpStatusFor(const Status& status) {
@@ -94,29 +106,6 @@ std::string ClientMessage(const Status& status) {
 
 Reply StatusReply(const Status& status) {
   return ErrorReply(HttpStatusFor(status), ClientMessage(status));
-}
-
-StatusOr<firmware::VaultTokenInfo> LookupToken(const Call& call) {
-  auto info = call.tokens->Lookup(call.token);
-  if (call.seen != nullptr) {
-    call.seen->looked_up = true;
-    if (info) {
-      call.seen->accessor = info->accessor;
-      call.seen->display_name = info->display_name;
-    }
-  }
-  return info;
-}
-
-std::optional<Reply> Authorize(const Call& call, std::string_view operation,
-                               std::string_view key_name) {
-  if (call.token.empty()) return ErrorReply(403, std::string(kPermissionDenied));
-  auto info = LookupToken(call);
-  if (!info) return StatusReply(info.error());
-  if (Status s = firmware::VaultTokenRegistry::Permits(*info, operation, key_name); !s.ok()) {
-    return StatusReply(s);
-  }
-  return std::nullopt;
 }
 
 // ---- FieldReader ----
@@ -303,7 +292,9 @@ Reply RunItems(const json::object& body, bool batch_allowed, const ItemHandler& 
     FieldReader fields(body);
     auto code = fields.Int("partial_failure_response_code");
     if (code && success) {
-      if (*code < 1 || *code > 599) {
+      // Vault takes 1..599; a 1xx, 204, 205 or 304 with the batch body would be broken HTTP
+      // framing, so only statuses that carry a body are taken.
+      if (!IsBodyStatus(*code)) {
         reply.warnings.push_back(
             "invalid HTTP response code override from partial_failure_response_code, reverting "
             "to " +
@@ -314,6 +305,10 @@ Reply RunItems(const json::object& body, bool batch_allowed, const ItemHandler& 
     }
   }
   return reply;
+}
+
+bool IsBodyStatus(std::int64_t code) {
+  return code >= 200 && code <= 599 && code != 204 && code != 205 && code != 304;
 }
 
 // ---- texts ----
@@ -419,8 +414,8 @@ json::object KeyInfoData(const firmware::transit::TransitKeyInfo& info) {
 
 void WipeSensitiveMembers(json::object& o) {
   // "key": a custodian share given to sys/unseal.
-  static constexpr std::string_view kSensitive[] = {"plaintext", "input", "random_bytes",
-                                                    "client_token", "id", "key"};
+  static constexpr std::string_view kSensitive[] = {"plaintext",    "input", "random_bytes",
+                                                    "client_token", "id",    "key"};
   for (const auto name : kSensitive) {
     if (json::value* v = o.if_contains(name); v && v->is_string()) {
       json::string& s = v->get_string();

@@ -1,12 +1,21 @@
 // What the Vault door's endpoint files (api/vault/path_*.cc) share, and nothing outside api/vault/
-// includes: the parsed call an endpoint receives, the reply it returns, a typed reader for Vault's
-// loosely typed request fields, the one table from kms::Status to Vault's HTTP status, and the
-// batch runner of reference/vault.md §1.5 "Batch semantics".
+// includes: the parsed call an endpoint receives, the decision that let it run, the reply it
+// returns, a typed reader for Vault's loosely typed request fields, the one table from kms::Status
+// to Vault's HTTP status, and the batch runner of Vault's batch semantics (docs/vault-door.md).
 //
-// An endpoint is a plain function `Reply F(const Call&)`. The door (vault_door.cc) has already
-// parsed the path, the verb, the JSON body and the presented token (but authorized nothing: each
-// endpoint calls Authorize for its own operation and key, because only it knows them). Endpoints
-// never throw on purpose; the door catches at its boundary.
+// An endpoint is a plain function `Reply F(const Call&, const Decision&)`, reached only through the
+// door's route table (vault_door.cc), which maps (path shape, verb) to (endpoint, token operation,
+// where the key name comes from, whether it changes state). Before any endpoint runs the door has
+// parsed the path, the verb and the JSON body, looked the token up and decided the route's
+// operation on the route's key: the token's scope (mount-aware, firmware/vault_tokens.h) and an
+// explicit Deny in the key policy of the key-service key behind the transit key
+// (firmware/authz/access_control.h). A Decision can only be made by that deciding code (its
+// constructor is private to `Decider`) and only for an allowed request, so holding one is proof
+// the request was allowed; an endpoint takes its key name from the Decision, never from the path.
+// Decisions a request needs beyond its main one are made by the door before the work too: encrypt's
+// upsert ("manage" on a missing key), rewrap's two KMS actions, and one decision for every item of
+// a batch (all items act on the route's one key). Endpoints never throw on purpose; the door
+// catches at its boundary.
 //
 // Fields: Vault's framework converts weakly (TypeInt accepts 5 and "5", TypeBool accepts true and
 // "true", TypeDurationSecond accepts 3600 and "1h"); OpenBao's client sends key_version as a
@@ -16,7 +25,8 @@
 // Secrets: base64 fields that carry plaintext (plaintext, input) decode into SecretBytes; the door
 // wipes the JSON copies of such members in the request and in the reply after serialising.
 //
-// Thread-safety: a Call and a FieldReader belong to one request; the functions are pure.
+// Thread-safety: a Call, a Decision and a FieldReader belong to one request; the functions are
+// pure.
 #ifndef KMS_API_VAULT_INTERNAL_ENDPOINT_H_
 #define KMS_API_VAULT_INTERNAL_ENDPOINT_H_
 
@@ -47,29 +57,96 @@ namespace json = boost::json;
 // Vault's logical operations (PUT and POST are both kWrite; GET ?list=true and LIST are kList).
 enum class Verb { kRead, kWrite, kList, kDelete, kHead };
 
-// The token a request presented, as the endpoint's lookup found it: for the audit record, so the
-// door does not read the token a second time per request. Never holds the token itself.
-struct TokenSeen {
-  bool looked_up = false;  // a lookup ran (and failed when accessor is empty)
+// The decision vocabulary of the audit record's `decision` (shared with the AWS door): an allow and
+// its basis, a deny and its basis, or the stage where a request was refused before any decision.
+namespace decision {
+inline constexpr std::string_view kAllowTokenScope = "allow:token-scope";
+inline constexpr std::string_view kAllowAdministrator = "allow:administrator";
+inline constexpr std::string_view kAllowPublic = "allow:public";
+inline constexpr std::string_view kDenyTokenScope = "deny:token-scope";
+inline constexpr std::string_view kDenyExplicit = "deny:explicit";
+inline constexpr std::string_view kRefusedUnauthenticated = "refused:unauthenticated";
+inline constexpr std::string_view kRefusedInvalidRequest = "refused:invalid-request";
+inline constexpr std::string_view kRefusedSealed = "refused:sealed";
+inline constexpr std::string_view kRefusedAudit = "refused:audit";
+inline constexpr std::string_view kRefusedNotFound = "refused:not-found";
+// The appliance itself failed (a store or HSM error, a throw) before the decision was complete.
+inline constexpr std::string_view kRefusedInternal = "refused:internal";
+}  // namespace decision
+
+// What the door learned about a request, for its audit records: the caller (never the token), the
+// decision (never empty once answered) and the key-service key acted on.
+struct AuditNote {
+  bool looked_up = false;  // a token lookup ran (and failed when accessor is empty)
   std::string accessor;
   std::string display_name;
+  std::string decision;
+  std::string key_arn;  // "" for no key, or a transit key that does not exist
+};
+
+class Decider;  // vault_door.cc: the only code that makes Decisions
+
+// The door's decision that a request may run its endpoint.
+class Decision {
+ public:
+  Decision(const Decision&) = delete;
+  Decision& operator=(const Decision&) = delete;
+  Decision(Decision&&) = default;
+
+  // The token operation decided ("encrypt", "manage", ...; "token-self", "administrator" and
+  // "public" for the auth/ and sys/ routes).
+  std::string_view operation() const { return operation_; }
+  // The transit key decided on ("" for routes on no key: LIST keys, random, hash, auth/, sys/).
+  std::string_view key_name() const { return key_name_; }
+  // Whether that key existed when decided, and its key-service key then.
+  bool key_exists() const { return key_exists_; }
+  const std::string& key_arn() const { return key_arn_; }
+  // The live token (null on public routes).
+  const firmware::VaultTokenInfo* token() const { return token_ ? &*token_ : nullptr; }
+  std::string_view basis() const { return basis_; }
+
+  // encrypt's upsert: whether this request may create its missing key (the token's "manage" on the
+  // name, decided before the endpoint ran). Asking records that the request needed it, so the
+  // audit record carries that decision.
+  bool MayCreateKey() const;
+  // LIST keys: whether the token's scope covers `key_name` of this mount for the decided
+  // operation (a filter on what is shown; the listing itself was decided).
+  bool Covers(std::string_view key_name) const;
+
+  // The decision for the audit record: the create decision when the endpoint needed one that was
+  // refused, else `basis()`.
+  std::string_view audit_basis() const;
+
+ private:
+  friend class Decider;
+  Decision() = default;
+
+  std::string operation_;
+  std::string mount_;
+  std::string key_name_;
+  bool key_exists_ = false;
+  std::string key_arn_;
+  std::optional<firmware::VaultTokenInfo> token_;
+  std::string basis_;
+  bool create_allowed_ = false;
+  std::string create_basis_;
+  mutable bool create_asked_ = false;
 };
 
 struct Call {
   Verb verb = Verb::kRead;
-  std::string_view
-      token;  // as presented; empty when none (never logged or echoed, except renew-self)
+  // As presented; empty when none. Never logged or echoed, except by lookup-self and renew-self.
+  std::string_view token;
   firmware::VaultTokenRegistry* tokens;  // null only for sys/ paths of a sealed door
   firmware::transit::TransitKeyring* keyring = nullptr;  // the mount's; null for auth/ and sys/
   const json::object& body;                              // {} for an empty body
   std::string_view query;                                // raw, without '?'
-  // Path parameters after the endpoint's fixed part (e.g. hmac/<name>/<algorithm>: name, arg).
-  std::string_view name;
+  // Path parameters other than the key name (e.g. hmac/<name>/<algorithm>: arg). The key name is
+  // the Decision's.
   std::string_view arg;
   std::string_view arg2;
   const VaultDoorConfig& config;
   std::int64_t now_ms = 0;
-  TokenSeen* seen = nullptr;  // filled by LookupToken; null = nobody asks
 };
 
 struct Reply {
@@ -91,13 +168,6 @@ Reply ErrorReply(unsigned status, std::string message);
 Reply EmptyErrorReply(unsigned status);  // {"errors":[]}: Vault's 404 for a missing item
 Reply NoContent();                       // 204
 Reply DataReply(json::object data);
-// 405 "unsupported operation" when the call's verb is not one of `allowed` (403 instead when the
-// token is not live, so a caller without one learns nothing), else nullopt.
-std::optional<Reply> RequireVerb(const Call& call, std::initializer_list<Verb> allowed);
-// Writes only (PUT/POST): the verbs of every transit crypto endpoint.
-inline std::optional<Reply> RequireWrite(const Call& call) {
-  return RequireVerb(call, {Verb::kWrite});
-}
 
 // The one table (CONVENTIONS.md "Errors") from a Status to the HTTP status Vault gives its class:
 // InvalidArgument, FailedPrecondition, AlreadyExists, OutOfRange and NotFound -> 400 (transit
@@ -110,12 +180,6 @@ unsigned HttpStatusFor(const Status& status);
 // other 503s, so no internal detail leaks (the detail belongs in the log).
 std::string ClientMessage(const Status& status);
 Reply StatusReply(const Status& status);
-
-// The call's live token (tokens->Lookup), noted in call.seen.
-StatusOr<firmware::VaultTokenInfo> LookupToken(const Call& call);
-// Authorize `operation` on `key_name` for the call's token; an error Reply (403) when refused.
-std::optional<Reply> Authorize(const Call& call, std::string_view operation,
-                               std::string_view key_name);
 
 class FieldReader {
  public:
@@ -154,10 +218,16 @@ using ItemHandler = std::function<StatusOr<json::object>(const json::object& ite
 // Vault's semantics: single -> data is the result, an error is the status's reply; batch -> data is
 // {"batch_results": [...]} in order, each result carrying `reference` (echoed, "" when absent) and
 // failed items {"error": msg, "reference": r}; the status is 400 if any item failed with a user
-// error, else 500 if any failed internally, else 200, and `partial_failure_response_code` replaces
-// a failure code when at least one item succeeded. `batch_input` that is not an array of objects,
-// or is empty, fails the whole request (400).
+// error, else 500 if any failed internally, else 200. `partial_failure_response_code` replaces a
+// failure code when at least one item succeeded, if it is a status that may carry the batch body
+// (IsBodyStatus); any other value is ignored with Vault's warning ("invalid HTTP response code
+// override from partial_failure_response_code, reverting to <code>"). `batch_input` that is not
+// an array of objects, or is empty, fails the whole request (400).
 Reply RunItems(const json::object& body, bool batch_allowed, const ItemHandler& handle);
+
+// An HTTP status an answer with a body may carry: 200..599 except 204 and 205 (no content
+// allowed) and 304 (no content, RFC 9110 §15). 1xx are interim answers, never a final one.
+bool IsBodyStatus(std::int64_t code);
 
 // Time texts: RFC 3339 UTC ("2026-01-01T00:00:00Z"), as Vault's creation_time and expire_time.
 std::string Rfc3339(std::int64_t epoch_ms);
@@ -171,26 +241,30 @@ json::object KeyInfoData(const firmware::transit::TransitKeyInfo& info);
 // Members whose JSON copies held plaintext, random bytes or data keys; wiped once serialised.
 void WipeSensitiveMembers(json::object& o);
 
-// ---- endpoints (one file each, as Vault's path_*.go) ----
-Reply PathKeys(const Call& call);     // LIST keys, keys/<name> GET/write/DELETE
-Reply PathConfig(const Call& call);   // keys/<name>/config
-Reply PathRotate(const Call& call);   // keys/<name>/rotate
-Reply PathEncrypt(const Call& call);  // encrypt/<name>
-Reply PathDecrypt(const Call& call);  // decrypt/<name>
-Reply PathRewrap(const Call& call);   // rewrap/<name>
-Reply PathDatakey(const Call& call);  // datakey/<arg: plaintext|wrapped>/<name>
-Reply PathHmac(const Call& call);     // hmac/<name>(/<arg: algorithm>)
-Reply PathSign(const Call& call);     // sign/<name>(/<arg: hash>)
-Reply PathVerify(const Call& call);   // verify/<name>(/<arg: hash>)
-Reply PathRandom(const Call& call);   // random(/<arg>)(/<arg2>)
-Reply PathHash(const Call& call);     // hash(/<arg: algorithm>)
-Reply PathTokenLookupSelf(const Call& call);
-Reply PathTokenRenewSelf(const Call& call);
-Reply PathTokenRevokeSelf(const Call& call);
-Reply PathSysHealth(const Call& call);
-Reply PathSysSealStatus(const Call& call);
-Reply PathSysUnseal(const Call& call);
-Reply PathSysSeal(const Call& call);
+// ---- endpoints (one file each, as Vault's path_*.go), reached only through the door's route
+// table with the decision it names ----
+Reply PathKeysList(const Call& call, const Decision& d);    // LIST keys (read, no key)
+Reply PathKeysRead(const Call& call, const Decision& d);    // GET keys/<name> (read)
+Reply PathKeysCreate(const Call& call, const Decision& d);  // write keys/<name> (manage)
+Reply PathKeysDelete(const Call& call, const Decision& d);  // DELETE keys/<name> (manage)
+Reply PathConfig(const Call& call, const Decision& d);      // keys/<name>/config (manage)
+Reply PathRotate(const Call& call, const Decision& d);      // keys/<name>/rotate (manage)
+Reply PathEncrypt(const Call& call, const Decision& d);     // encrypt/<name>
+Reply PathDecrypt(const Call& call, const Decision& d);     // decrypt/<name>
+Reply PathRewrap(const Call& call, const Decision& d);      // rewrap/<name>
+Reply PathDatakey(const Call& call, const Decision& d);  // datakey/<arg: plaintext|wrapped>/<name>
+Reply PathHmac(const Call& call, const Decision& d);     // hmac/<name>(/<arg: algorithm>)
+Reply PathSign(const Call& call, const Decision& d);     // sign/<name>(/<arg: hash>)
+Reply PathVerify(const Call& call, const Decision& d);   // verify/<name>(/<arg: hash>)
+Reply PathRandom(const Call& call, const Decision& d);   // random(/<arg>)(/<arg2>)
+Reply PathHash(const Call& call, const Decision& d);     // hash(/<arg: algorithm>)
+Reply PathTokenLookupSelf(const Call& call, const Decision& d);
+Reply PathTokenRenewSelf(const Call& call, const Decision& d);
+Reply PathTokenRevokeSelf(const Call& call, const Decision& d);
+Reply PathSysHealth(const Call& call, const Decision& d);
+Reply PathSysSealStatus(const Call& call, const Decision& d);
+Reply PathSysUnseal(const Call& call, const Decision& d);
+Reply PathSysSeal(const Call& call, const Decision& d);
 
 }  // namespace kms::api::vault::internal
 
