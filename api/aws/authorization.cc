@@ -8,6 +8,7 @@
 
 #include "api/aws/error_table.h"
 #include "api/aws/internal/operation_support.h"
+#include "base/encoding.h"
 #include "firmware/authz/access_control.h"
 #include "firmware/ciphertext_blob.h"
 #include "firmware/key_service.h"
@@ -200,6 +201,32 @@ AwsResult<Authorization> KeyAuthorizer::Authorize(std::string_view operation,
     out.decision_ = d.decision();
     return std::move(out);
   };
+  // A request refused for a malformed member before its key was identified still names the key
+  // in its audit record when the body names one that exists (best effort: only on this path).
+  auto fail_read = [&](AwsError e) -> AwsResult<Authorization> {
+    RequestNote* n = d.note();
+    if (n == nullptr || !n->key_arn.empty()) return std::unexpected(std::move(e));
+    for (std::string_view member : {rule.key_member, std::string_view("KeyId"),
+                                    std::string_view("SourceKeyId"), std::string_view("AliasName")}) {
+      if (member.empty()) continue;
+      if (auto given = ConditionMember(body, member)) {
+        if (auto key = d.Identify(*given, true)) {
+          n->key_arn = key->arn;
+          return std::unexpected(std::move(e));
+        }
+      }
+    }
+    if (auto text = ConditionMember(body, "CiphertextBlob")) {
+      if (auto blob = Base64Decode(*text)) {
+        if (auto parsed = firmware::ParseCiphertextBlob(*blob)) {
+          if (auto key = d.Identify(firmware::FormatKeyId(parsed->key_id), false)) {
+            n->key_arn = key->arn;
+          }
+        }
+      }
+    }
+    return std::unexpected(std::move(e));
+  };
 
   // The members every decision of this operation reads, validated first.
   RequestReader& r = d.reader();
@@ -207,7 +234,7 @@ AwsResult<Authorization> KeyAuthorizer::Authorize(std::string_view operation,
   if (!rule.grant_operation.empty()) tokens = internal::ReadGrantTokens(r);
   firmware::EncryptionContext context;
   if (!rule.context_member.empty()) context = r.StringMap(rule.context_member);
-  if (auto e = d.ReadError()) return fail(*e);
+  if (auto e = d.ReadError()) return fail_read(*e);
   if (RequestNote* n = d.note()) n->encryption_context = context;
 
   switch (rule.source) {
@@ -243,7 +270,7 @@ AwsResult<Authorization> KeyAuthorizer::Authorize(std::string_view operation,
     case KeySource::kAnyForm:
     case KeySource::kKeyOnly: {
       const std::string given = r.RequiredString(rule.key_member, 1, 2048);
-      if (auto e = d.ReadError()) return fail(*e);
+      if (auto e = d.ReadError()) return fail_read(*e);
       auto key = d.Identify(given, rule.source == KeySource::kAnyForm);
       if (!key) return fail(key.error());
       const KeyRef ref = RefOf(*key);
@@ -269,7 +296,7 @@ AwsResult<Authorization> KeyAuthorizer::Authorize(std::string_view operation,
         destination = r.RequiredString("DestinationKeyId", 1, 2048);
         destination_context = r.StringMap("DestinationEncryptionContext");
       }
-      if (auto e = d.ReadError()) return fail(*e);
+      if (auto e = d.ReadError()) return fail_read(*e);
       if (!reencrypt) source_context = context;
       // The key that decrypts: KeyId when given (RSA ciphertexts name their key only there, and a
       // symmetric blob of another key is then IncorrectKeyException), else the blob's own key.
@@ -321,7 +348,7 @@ AwsResult<Authorization> KeyAuthorizer::Authorize(std::string_view operation,
       const std::string alias = r.RequiredString("AliasName", 1, 256);
       std::string target;
       if (rule.source != KeySource::kAliasDelete) target = r.RequiredString("TargetKeyId", 1, 2048);
-      if (auto e = d.ReadError()) return fail(*e);
+      if (auto e = d.ReadError()) return fail_read(*e);
       if (Status valid = firmware::KeyService::CheckAliasName(
               alias, /*writable=*/rule.source != KeySource::kAliasDelete);
           !valid.ok()) {
@@ -379,7 +406,7 @@ AwsResult<Authorization> KeyAuthorizer::Authorize(std::string_view operation,
       const auto token = r.String("GrantToken", 1, 8192);
       const auto key_id = r.String("KeyId", 1, 2048);
       const auto grant_id = r.String("GrantId", 1, 128);
-      if (auto e = d.ReadError()) return fail(*e);
+      if (auto e = d.ReadError()) return fail_read(*e);
       if (!token && !(key_id && grant_id)) {
         return fail(ValidationError("RetireGrant needs a GrantToken, or both KeyId and GrantId"));
       }
