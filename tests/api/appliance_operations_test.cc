@@ -554,7 +554,8 @@ TEST_CASE("appliance: Vault token ops are for administrators, and absent without
   }
 }
 
-TEST_CASE("appliance: AwsServer serves the admin API over loopback with a registry", "[unit]") {
+TEST_CASE("appliance: AwsServer serves the admin API over loopback with a registry",
+          "[unit][concurrency]") {
   firmware::testing::ServiceFixture service;
   testing::DoorAuthz authz(service);
   firmware::AccessKeyRegistry registry(service.Hsm(), *service.store, service.clock);

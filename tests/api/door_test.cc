@@ -162,7 +162,8 @@ TEST_CASE("door: the aws-cli capture of reference §1.2(a) verifies verbatim", "
               "documentation for details.");
 }
 
-TEST_CASE("door: the JS v3 capture of reference §1.2(c) computes the recorded signature", "[unit]") {
+TEST_CASE("door: the JS v3 capture of reference §1.2(c) computes the recorded signature",
+          "[unit]") {
   // Ten signed headers including amz-sdk-request with an inner space; session token present.
   http::HeaderList headers = {
       {"content-type", "application/x-amz-json-1.1"},
@@ -569,7 +570,8 @@ TEST_CASE("error table: every core status maps to the AWS exception and status",
         "The service is temporarily unavailable; retry the request.");
 }
 
-TEST_CASE("door: server faults speak AWS JSON (413 body limit, throttling)", "[unit]") {
+TEST_CASE("door: server faults speak AWS JSON (413 body limit, throttling)",
+          "[unit][concurrency]") {
   DoorFixture f;
   http::ServerConfig cfg;
   cfg.body_limit = 64 * 1024;
@@ -683,7 +685,7 @@ TEST_CASE("door: a 5xx answer is logged with the request id the client saw, othe
   }
 }
 
-TEST_CASE("door: signed requests over a real socket", "[unit]") {
+TEST_CASE("door: signed requests over a real socket", "[unit][concurrency]") {
   DoorFixture f;
   auto server = http::Server::Create(
       {}, [&](const http::HttpRequest& r) { return f.door->Handle(r); }, AwsDoor::FaultResponse);

@@ -56,7 +56,8 @@ void ExpectNextAnswered(RawClient& c) {
 
 // ---- Host -------------------------------------------------------------------------------------------
 
-TEST_CASE("server: an HTTP/1.1 request without Host, or with two, is 400 and closes", "[unit]") {
+TEST_CASE("server: an HTTP/1.1 request without Host, or with two, is 400 and closes",
+          "[unit][concurrency]") {
   std::atomic<int> calls{0};
   auto server = StartServer({}, [&](const HttpRequest& r) {
     ++calls;
@@ -77,7 +78,7 @@ TEST_CASE("server: an HTTP/1.1 request without Host, or with two, is 400 and clo
   CHECK(calls == 0);
 }
 
-TEST_CASE("server: HTTP/1.0 may omit Host, and an empty Host is a Host", "[unit]") {
+TEST_CASE("server: HTTP/1.0 may omit Host, and an empty Host is a Host", "[unit][concurrency]") {
   auto server = StartServer({}, Echo);
   RawClient old(server->port());
   auto r = old.RoundTrip("GET /a HTTP/1.0\r\n\r\n");
@@ -95,7 +96,7 @@ TEST_CASE("server: HTTP/1.0 may omit Host, and an empty Host is a Host", "[unit]
 
 TEST_CASE("server: a Transfer-Encoding other than chunked alone is 400, closes, and its body never "
           "runs as a request",
-          "[unit]") {
+          "[unit][concurrency]") {
   std::atomic<int> calls{0};
   auto server = StartServer({}, [&](const HttpRequest& r) {
     ++calls;
@@ -137,7 +138,7 @@ TEST_CASE("server: a Transfer-Encoding other than chunked alone is 400, closes, 
 }
 
 TEST_CASE("server: Content-Length with Transfer-Encoding is 400 and closes, in either order",
-          "[unit]") {
+          "[unit][concurrency]") {
   std::atomic<int> calls{0};
   auto server = StartServer({}, [&](const HttpRequest& r) {
     ++calls;
@@ -165,7 +166,7 @@ TEST_CASE("server: Content-Length with Transfer-Encoding is 400 and closes, in e
   CHECK(calls == 0);
 }
 
-TEST_CASE("server: chunked, in any letter case, is read to its last chunk", "[unit]") {
+TEST_CASE("server: chunked, in any letter case, is read to its last chunk", "[unit][concurrency]") {
   auto server = StartServer({}, Echo);
   RawClient c(server->port());
   REQUIRE(c.Send("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ChUnKeD\r\n\r\n"
@@ -179,7 +180,8 @@ TEST_CASE("server: chunked, in any letter case, is read to its last chunk", "[un
 
 // ---- Expect: 100-continue ---------------------------------------------------------------------------
 
-TEST_CASE("server: Expect: 100-continue gets 100 before any body byte is sent", "[unit]") {
+TEST_CASE("server: Expect: 100-continue gets 100 before any body byte is sent",
+          "[unit][concurrency]") {
   auto server = StartServer({}, Echo);
   RawClient c(server->port());
   REQUIRE(c.Send(
@@ -207,7 +209,8 @@ TEST_CASE("server: Expect: 100-continue gets 100 before any body byte is sent", 
   }
 }
 
-TEST_CASE("server: Expect: 100-continue over a limit gets the final answer and no 100", "[unit]") {
+TEST_CASE("server: Expect: 100-continue over a limit gets the final answer and no 100",
+          "[unit][concurrency]") {
   ServerConfig cfg;
   cfg.body_limit = 1024;
   auto server = StartServer(cfg, Echo);
@@ -220,7 +223,8 @@ TEST_CASE("server: Expect: 100-continue over a limit gets the final answer and n
   CHECK(c.WaitForClose());
 }
 
-TEST_CASE("server: no 100 when there is no body to wait for, or for HTTP/1.0", "[unit]") {
+TEST_CASE("server: no 100 when there is no body to wait for, or for HTTP/1.0",
+          "[unit][concurrency]") {
   auto server = StartServer({}, Echo);
   RawClient c(server->port());
   // Nothing to send: the final answer comes at once (RFC 9110 §10.1.1).
@@ -240,7 +244,7 @@ TEST_CASE("server: no 100 when there is no body to wait for, or for HTTP/1.0", "
 
 TEST_CASE(
     "server: HEAD never gets a body, its Content-Length is that of the body the handler built",
-    "[unit]") {
+    "[unit][concurrency]") {
   auto server = StartServer({}, Echo);
   RawClient c(server->port());
   REQUIRE(c.Send("HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n" + kNext));
@@ -282,7 +286,8 @@ TEST_CASE(
 
 // ---- what a handler may return ----------------------------------------------------------------------
 
-TEST_CASE("server: 204 and 304 from a handler go out without a body or Content-Length", "[unit]") {
+TEST_CASE("server: 204 and 304 from a handler go out without a body or Content-Length",
+          "[unit][concurrency]") {
   auto server = StartServer({}, [](const HttpRequest& req) {
     if (req.target == "/next") return Echo(req);
     HttpResponse r;
@@ -305,7 +310,8 @@ TEST_CASE("server: 204 and 304 from a handler go out without a body or Content-L
   }
 }
 
-TEST_CASE("server: a status outside 200-599 from a handler becomes 500, logged", "[unit]") {
+TEST_CASE("server: a status outside 200-599 from a handler becomes 500, logged",
+          "[unit][concurrency]") {
   std::FILE* log_file = std::tmpfile();
   const log::Logger logs(log_file);
   ServerConfig cfg;
@@ -337,7 +343,7 @@ TEST_CASE("server: a status outside 200-599 from a handler becomes 500, logged",
 }
 
 TEST_CASE("server: a handler header that would split the response becomes 500, logged",
-          "[unit]") {
+          "[unit][concurrency]") {
   std::FILE* log_file = std::tmpfile();
   const log::Logger logs(log_file);
   ServerConfig cfg;

@@ -97,7 +97,8 @@ const std::string kChunkedHead =
 
 // ---- input buffers ----------------------------------------------------------------------------------
 
-TEST_CASE("server: a header sent a line at a time is bounded by header_limit in all", "[unit]") {
+TEST_CASE("server: a header sent a line at a time is bounded by header_limit in all",
+          "[unit][concurrency]") {
   ServerConfig cfg;
   cfg.header_limit = 1024;
   std::atomic<int> calls{0};
@@ -127,7 +128,8 @@ TEST_CASE("server: a header sent a line at a time is bounded by header_limit in 
   CHECK(calls == 0);
 }
 
-TEST_CASE("server: a chunk-size line longer than the limit is 400 and closes", "[unit]") {
+TEST_CASE("server: a chunk-size line longer than the limit is 400 and closes",
+          "[unit][concurrency]") {
   auto server = StartServer({}, Echo);
   for (const std::string& line : {"1;" + std::string(8000, 'e'),             // a chunk extension
                                  std::string(8000, '0') + "1",               // a chunk size
@@ -143,7 +145,8 @@ TEST_CASE("server: a chunk-size line longer than the limit is 400 and closes", "
   }
 }
 
-TEST_CASE("server: a chunk line that never ends is not buffered without bound", "[unit]") {
+TEST_CASE("server: a chunk line that never ends is not buffered without bound",
+          "[unit][concurrency]") {
   auto server = StartServer({}, Echo);
   RawClient c(server->port());
   REQUIRE(c.Send(kChunkedHead + "1;"));
@@ -153,7 +156,8 @@ TEST_CASE("server: a chunk line that never ends is not buffered without bound", 
   CHECK(c.SendUntilRefused(flood, 2000) < flood.size());
 }
 
-TEST_CASE("server: a chunked body is bounded by body_limit across all its chunks", "[unit]") {
+TEST_CASE("server: a chunked body is bounded by body_limit across all its chunks",
+          "[unit][concurrency]") {
   ServerConfig cfg;
   cfg.body_limit = 100;
   auto server = StartServer(cfg, Echo);
@@ -183,7 +187,8 @@ std::vector<std::unique_ptr<RawClient>> Admitted(std::uint16_t port, int n,
   return clients;
 }
 
-TEST_CASE("server: one peer gets at most 64 connections by default, loopback included", "[unit]") {
+TEST_CASE("server: one peer gets at most 64 connections by default, loopback included",
+          "[unit][concurrency]") {
   auto server = StartServer({}, Echo);
   auto held = Admitted(server->port(), 64);
   RawClient refused(server->port(), 3000);
@@ -196,7 +201,8 @@ TEST_CASE("server: one peer gets at most 64 connections by default, loopback inc
   CHECK(r->status == 200);
 }
 
-TEST_CASE("server: max_connections_per_peer is per remote address and configurable", "[unit]") {
+TEST_CASE("server: max_connections_per_peer is per remote address and configurable",
+          "[unit][concurrency]") {
   ServerConfig cfg;
   cfg.max_connections_per_peer = 2;
   auto server = StartServer(cfg, Echo);
@@ -255,7 +261,8 @@ bool InProcessMemory(const std::vector<char>& masked_needle) {
   return found;
 }
 
-TEST_CASE("server: request bytes are wiped once used, while the connection stays open", "[unit]") {
+TEST_CASE("server: request bytes are wiped once used, while the connection stays open",
+          "[unit][concurrency]") {
   constexpr char kMask = 0x5a;
   // A 48-character base64-like canary, held only masked by the test.
   std::vector<char> masked(48);
@@ -304,7 +311,8 @@ struct Blocker {
   std::shared_future<void> gate = release.get_future().share();
 };
 
-TEST_CASE("server: /livez answers while every worker is blocked in a handler", "[unit]") {
+TEST_CASE("server: /livez answers while every worker is blocked in a handler",
+          "[unit][concurrency]") {
   ServerConfig cfg;
   cfg.worker_threads = 2;
   Blocker blocker(2);
@@ -333,7 +341,7 @@ TEST_CASE("server: /livez answers while every worker is blocked in a handler", "
   REQUIRE(b.Read().has_value());
 }
 
-TEST_CASE("server: probes are not refused by max_in_flight", "[unit]") {
+TEST_CASE("server: probes are not refused by max_in_flight", "[unit][concurrency]") {
   ServerConfig cfg;
   cfg.max_in_flight = 1;
   cfg.worker_threads = 2;
@@ -378,7 +386,8 @@ HttpResponse TargetEcho(ServerFault fault, std::string_view detail, std::string_
   return r;
 }
 
-TEST_CASE("server: the fault responder is given the request target once it has arrived", "[unit]") {
+TEST_CASE("server: the fault responder is given the request target once it has arrived",
+          "[unit][concurrency]") {
   ServerConfig cfg;
   cfg.header_limit = 1024;
   cfg.body_limit = 10;

@@ -34,7 +34,7 @@ std::unique_ptr<Server> StartServer(ServerConfig cfg, Handler h) {
   return std::move(*server);
 }
 
-TEST_CASE("server: port 0, keep-alive and one response per request", "[unit]") {
+TEST_CASE("server: port 0, keep-alive and one response per request", "[unit][concurrency]") {
   auto server = StartServer({}, Echo);
   RawClient c(server->port());
   REQUIRE(c.connected());
@@ -50,7 +50,7 @@ TEST_CASE("server: port 0, keep-alive and one response per request", "[unit]") {
   CHECK(server->connection_count() == 1);
 }
 
-TEST_CASE("server: pipelined requests are answered in order", "[unit]") {
+TEST_CASE("server: pipelined requests are answered in order", "[unit][concurrency]") {
   auto server = StartServer({}, Echo);
   RawClient c(server->port());
   REQUIRE(c.Send(PostRequest("one") + PostRequest("two")));
@@ -62,7 +62,7 @@ TEST_CASE("server: pipelined requests are answered in order", "[unit]") {
   CHECK(b->body == "POST /echo two");
 }
 
-TEST_CASE("server: Connection: close is honoured", "[unit]") {
+TEST_CASE("server: Connection: close is honoured", "[unit][concurrency]") {
   auto server = StartServer({}, Echo);
   RawClient c(server->port());
   auto r = c.RoundTrip(PostRequest("x", "Connection: close\r\n"));
@@ -71,7 +71,7 @@ TEST_CASE("server: Connection: close is honoured", "[unit]") {
   CHECK(c.WaitForClose());
 }
 
-TEST_CASE("server: body over the limit is 413 before the body is read", "[unit]") {
+TEST_CASE("server: body over the limit is 413 before the body is read", "[unit][concurrency]") {
   ServerConfig cfg;
   cfg.body_limit = 1024;
   auto server = StartServer(cfg, Echo);
@@ -89,7 +89,7 @@ TEST_CASE("server: body over the limit is 413 before the body is read", "[unit]"
   CHECK(fine->status == 200);
 }
 
-TEST_CASE("server: chunked body over the limit is 413", "[unit]") {
+TEST_CASE("server: chunked body over the limit is 413", "[unit][concurrency]") {
   ServerConfig cfg;
   cfg.body_limit = 100;
   auto server = StartServer(cfg, Echo);
@@ -101,7 +101,7 @@ TEST_CASE("server: chunked body over the limit is 413", "[unit]") {
   CHECK(r->status == 413);
 }
 
-TEST_CASE("server: header over the limit is 431", "[unit]") {
+TEST_CASE("server: header over the limit is 431", "[unit][concurrency]") {
   ServerConfig cfg;
   cfg.header_limit = 1024;
   auto server = StartServer(cfg, Echo);
@@ -113,7 +113,7 @@ TEST_CASE("server: header over the limit is 431", "[unit]") {
   CHECK(c.WaitForClose());
 }
 
-TEST_CASE("server: malformed HTTP is 400 and closes", "[unit]") {
+TEST_CASE("server: malformed HTTP is 400 and closes", "[unit][concurrency]") {
   auto server = StartServer({}, Echo);
   RawClient c(server->port());
   auto r = c.RoundTrip("THIS IS NOT HTTP\r\n\r\n");
@@ -122,7 +122,8 @@ TEST_CASE("server: malformed HTTP is 400 and closes", "[unit]") {
   CHECK(c.WaitForClose());
 }
 
-TEST_CASE("server: a slow client is cut off by the header and body timeouts", "[unit]") {
+TEST_CASE("server: a slow client is cut off by the header and body timeouts",
+          "[unit][concurrency]") {
   ServerConfig cfg;
   cfg.header_timeout = 200ms;
   cfg.body_timeout = 200ms;
@@ -144,7 +145,7 @@ TEST_CASE("server: a slow client is cut off by the header and body timeouts", "[
 }
 
 TEST_CASE("server: each request restarts the idle timeout and an idle keep-alive connection closes",
-          "[unit]") {
+          "[unit][concurrency]") {
   ServerConfig cfg;
   cfg.header_timeout = 300ms;
   auto server = StartServer(cfg, Echo);
@@ -162,7 +163,7 @@ TEST_CASE("server: each request restarts the idle timeout and an idle keep-alive
   CHECK(std::chrono::steady_clock::now() - idle_from < 2s);
 }
 
-TEST_CASE("server: blocking handlers run off the network threads", "[unit]") {
+TEST_CASE("server: blocking handlers run off the network threads", "[unit][concurrency]") {
   ServerConfig cfg;
   cfg.network_threads = 1;
   cfg.worker_threads = 2;
@@ -186,7 +187,8 @@ TEST_CASE("server: blocking handlers run off the network threads", "[unit]") {
   CHECK(b->body == "POST /echo block");
 }
 
-TEST_CASE("server: requests beyond max_in_flight get the overload response", "[unit]") {
+TEST_CASE("server: requests beyond max_in_flight get the overload response",
+          "[unit][concurrency]") {
   ServerConfig cfg;
   cfg.max_in_flight = 1;
   std::promise<void> release;
@@ -209,7 +211,7 @@ TEST_CASE("server: requests beyond max_in_flight get the overload response", "[u
   CHECK(again->status == 200);
 }
 
-TEST_CASE("server: connections beyond max_connections are refused", "[unit]") {
+TEST_CASE("server: connections beyond max_connections are refused", "[unit][concurrency]") {
   ServerConfig cfg;
   cfg.max_connections = 1;
   auto server = StartServer(cfg, Echo);
@@ -222,7 +224,7 @@ TEST_CASE("server: connections beyond max_connections are refused", "[unit]") {
   CHECK(still->status == 200);
 }
 
-TEST_CASE("server: a throwing handler gives 500, the server survives", "[unit]") {
+TEST_CASE("server: a throwing handler gives 500, the server survives", "[unit][concurrency]") {
   auto server = StartServer({}, [](const HttpRequest& req) -> HttpResponse {
     if (req.body == "throw") throw std::runtime_error("boom");
     return Echo(req);
@@ -236,7 +238,8 @@ TEST_CASE("server: a throwing handler gives 500, the server survives", "[unit]")
   CHECK(ok->status == 200);
 }
 
-TEST_CASE("server: Stop drains in-flight requests, closes idle ones, refuses new ones", "[unit]") {
+TEST_CASE("server: Stop drains in-flight requests, closes idle ones, refuses new ones",
+          "[unit][concurrency]") {
   std::atomic<bool> entered{false};
   auto server = StartServer({}, [&](const HttpRequest& req) {
     entered = true;
@@ -260,7 +263,7 @@ TEST_CASE("server: Stop drains in-flight requests, closes idle ones, refuses new
   server->Stop();  // idempotent
 }
 
-TEST_CASE("server: bind failures and bad config are reported", "[unit]") {
+TEST_CASE("server: bind failures and bad config are reported", "[unit][concurrency]") {
   auto first = StartServer({}, Echo);
   ServerConfig same;
   same.port = first->port();

@@ -54,7 +54,8 @@ bool Ready() {
   return true;
 }
 
-TEST_CASE("tls: TLS 1.2 handshake with an ECDHE-AES-GCM suite, keep-alive requests", "[unit]") {
+TEST_CASE("tls: TLS 1.2 handshake with an ECDHE-AES-GCM suite, keep-alive requests",
+          "[unit][concurrency]") {
   if (!Ready()) return;
   auto server = StartTlsServer({Pki().Path("server.pem"), Pki().Path("server.key"), ""});
   // 40 KiB bodies span several TLS records in both directions.
@@ -65,7 +66,7 @@ TEST_CASE("tls: TLS 1.2 handshake with an ECDHE-AES-GCM suite, keep-alive reques
   CHECK(run.output.find("200 40000\n200 40000\n200 40000\n") != std::string::npos);
 }
 
-TEST_CASE("tls: TLS 1.3-only clients are refused", "[unit]") {
+TEST_CASE("tls: TLS 1.3-only clients are refused", "[unit][concurrency]") {
   if (!Ready()) return;
   auto server = StartTlsServer({Pki().Path("server.pem"), Pki().Path("server.key"), ""});
   const auto run = RunClient(server->port(), "--tls13");
@@ -73,7 +74,7 @@ TEST_CASE("tls: TLS 1.3-only clients are refused", "[unit]") {
   CHECK(run.exit_code == 2);
 }
 
-TEST_CASE("tls: suites other than ECDHE with AES-GCM are refused", "[unit]") {
+TEST_CASE("tls: suites other than ECDHE with AES-GCM are refused", "[unit][concurrency]") {
   if (!Ready()) return;
   auto server = StartTlsServer({Pki().Path("server.pem"), Pki().Path("server.key"), ""});
   for (const char* suite :
@@ -88,7 +89,8 @@ TEST_CASE("tls: suites other than ECDHE with AES-GCM are refused", "[unit]") {
   CHECK(gcm.output.starts_with("TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256\n"));
 }
 
-TEST_CASE("tls: client certificates are required and verified when a client CA is set", "[unit]") {
+TEST_CASE("tls: client certificates are required and verified when a client CA is set",
+          "[unit][concurrency]") {
   if (!Ready()) return;
   auto server =
       StartTlsServer({Pki().Path("server.pem"), Pki().Path("server.key"), Pki().Path("ca.pem")});
@@ -106,7 +108,7 @@ TEST_CASE("tls: client certificates are required and verified when a client CA i
   CHECK(good.output.find("200 5\n") != std::string::npos);
 }
 
-TEST_CASE("tls: a client that never starts the handshake is cut off", "[unit]") {
+TEST_CASE("tls: a client that never starts the handshake is cut off", "[unit][concurrency]") {
   if (!Ready()) return;
   http::ServerConfig cfg;
   cfg.header_timeout = 200ms;
@@ -119,7 +121,7 @@ TEST_CASE("tls: a client that never starts the handshake is cut off", "[unit]") 
   CHECK(garbage.WaitForClose());
 }
 
-TEST_CASE("tls: configuration errors are reported by Create", "[unit]") {
+TEST_CASE("tls: configuration errors are reported by Create", "[unit][concurrency]") {
   if (!Ready()) return;
   CHECK(TlsContext::Create({"", "", ""}).error().code() == StatusCode::kInvalidArgument);
   CHECK(TlsContext::Create({"/nonexistent.pem", Pki().Path("server.key"), ""}).error().code() ==

@@ -111,7 +111,8 @@ TEST_CASE("metrics: names follow Prometheus' grammar", "[unit]") {
   CHECK_FALSE(kms::metrics::IsValidLabelName("0a"));
 }
 
-TEST_CASE("metrics: concurrent increments and observations are all counted", "[unit]") {
+TEST_CASE("metrics: concurrent increments and observations are all counted",
+          "[unit][concurrency]") {
   MetricsRegistry registry;
   auto& c = registry.AddCounter("kms_n_total", "N.", {"t"});
   auto& h = registry.AddHistogram("kms_h_seconds", "H.", {});

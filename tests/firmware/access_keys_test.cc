@@ -492,7 +492,7 @@ TEST_CASE("access keys: the secret cache is bounded and serves repeat lookups",
 }
 
 TEST_CASE("access keys: concurrent lookups, evictions and status changes in one process",
-          "[unit][access_keys]") {
+          "[unit][access_keys][concurrency]") {
   Fixture f(AccessKeyRegistryOptions{.secret_cache_capacity = 2});
   std::vector<CreatedAccessKey> keys;
   for (int i = 0; i < 3; ++i) keys.push_back(f.Create("user" + std::to_string(i)));
@@ -525,7 +525,7 @@ TEST_CASE("access keys: concurrent lookups, evictions and status changes in one 
 }
 
 TEST_CASE("access keys: two processes using a new store at once make one sealing key",
-          "[unit][access_keys]") {
+          "[unit][access_keys][concurrency]") {
   TempDir dir;
   ManualClock clock(kStartMs);
   auto hsm1 = kms::testing::NewFakeHsm();

@@ -504,7 +504,7 @@ TEST_CASE("audit log: a rotation target that cannot be created fails Append unti
 
 // ---- concurrency -------------------------------------------------------------------------------
 
-TEST_CASE("audit log: 8 concurrent appenders make one valid chain", "[unit][audit]") {
+TEST_CASE("audit log: 8 concurrent appenders make one valid chain", "[unit][audit][concurrency]") {
   TempDir dir;
   SignerFixture s(dir.File("kms.db"));
   const std::string folder = dir.File("audit");

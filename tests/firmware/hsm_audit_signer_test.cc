@@ -107,7 +107,8 @@ TEST_CASE("audit signer: an ECDSA P-256 key made once, stored only wrapped", "[u
   CHECK(refused.error().message() == "audit signer: the digest must be 32 bytes (SHA-256)");
 }
 
-TEST_CASE("audit signer: a stale handle is reloaded and HSM failures pass through", "[unit][audit]") {
+TEST_CASE("audit signer: a stale handle is reloaded and HSM failures pass through",
+          "[unit][audit]") {
   TempDir dir;
   auto hsm = kms::testing::NewFakeHsm();
   auto s = OpenStore(dir.File("kms.db"));
@@ -125,7 +126,8 @@ TEST_CASE("audit signer: a stale handle is reloaded and HSM failures pass throug
   CHECK(failed.error().message() == "device gone");
 }
 
-TEST_CASE("audit signer: two processes opening a new store at once make one key", "[unit][audit]") {
+TEST_CASE("audit signer: two processes opening a new store at once make one key",
+          "[unit][audit][concurrency]") {
   TempDir dir;
   auto hsm1 = kms::testing::NewFakeHsm();
   auto hsm2 = hsm1->NewSibling();

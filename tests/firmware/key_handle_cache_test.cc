@@ -50,7 +50,7 @@ TEST_CASE("a zero-capacity cache caches nothing", "[unit]") {
   CHECK(cache.Get("k", 1) == nullptr);
 }
 
-TEST_CASE("the cache stays bounded under concurrent use", "[unit]") {
+TEST_CASE("the cache stays bounded under concurrent use", "[unit][concurrency]") {
   KeyHandleCache cache(16);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {

@@ -1123,7 +1123,8 @@ TEST_CASE(KMS_SUITE_PREFIX "deletion destroys the key when its window ends, also
   CHECK(after_restart.RunDue()->keys_deleted == 0);
 }
 
-TEST_CASE(KMS_SUITE_PREFIX "the scheduler thread performs due work", KMS_SUITE_TAG) {
+TEST_CASE(KMS_SUITE_PREFIX "the scheduler thread performs due work",
+          KMS_SUITE_TAG "[concurrency]") {
   ServiceFixture f;
   KeyMetadata doomed = f.Create();
   REQUIRE(f.svc().ScheduleKeyDeletion({doomed.key_id, 7}).has_value());
@@ -1522,7 +1523,7 @@ namespace kms::firmware {
 namespace {
 
 TEST_CASE(KMS_SUITE_PREFIX "concurrent callers never exceed the GCM bound and every blob decrypts",
-          KMS_SUITE_TAG) {
+          KMS_SUITE_TAG "[concurrency]") {
   KeyServiceConfig config;
   config.gcm_invocation_limit = 10;
   config.gcm_reservation_batch = 3;

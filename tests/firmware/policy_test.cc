@@ -1253,7 +1253,7 @@ TEST_CASE("A ten-statement policy is evaluated statement by statement", "[policy
   CHECK(Decide(policy.get(), identity.get(), backup) == Decision::kImplicitDeny);
 }
 
-TEST_CASE("Evaluate is deterministic across threads", "[policy]") {
+TEST_CASE("Evaluate is deterministic across threads", "[policy][concurrency]") {
   const auto policy = MustParse(kTenStatements);
   const std::vector<Case> cases = TenStatementCases();
   std::vector<PolicyRequest> requests;

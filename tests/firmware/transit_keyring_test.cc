@@ -668,7 +668,7 @@ TEST_CASE("transit: the GCM bound rotates the latest version but refuses a spent
   CHECK(pinned.error().code() == StatusCode::kFailedPrecondition);
 }
 
-TEST_CASE("transit: concurrent creators of one name converge on one key") {
+TEST_CASE("transit: concurrent creators of one name converge on one key", "[concurrency]") {
   Transit f;
   constexpr int kThreads = 4;
   std::vector<std::string> ids(kThreads);

@@ -1038,7 +1038,7 @@ TEST_CASE(KMS_HSM_CASE("Token data: labels of 1..64 bytes and values of 1..1024 
 }
 
 TEST_CASE(KMS_HSM_CASE("Token data: concurrent writers of a new label leave one value"),
-          "[hal][contract]") {
+          "[hal][contract][concurrency]") {
   Hsm& hsm = TestHsm();
   const std::string label = FreshLabel("raced");
   std::vector<std::thread> threads;
@@ -1061,7 +1061,7 @@ TEST_CASE(KMS_HSM_CASE("Token data: concurrent writers of a new label leave one 
   CHECK(ToString(ReadBack(label)) == "after");
 }
 
-TEST_CASE(KMS_HSM_CASE("The HSM serves concurrent callers"), "[hal][contract]") {
+TEST_CASE(KMS_HSM_CASE("The HSM serves concurrent callers"), "[hal][contract][concurrency]") {
   Hsm& hsm = TestHsm();
   KeyHandle aes = GeneratedKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt);
   KeyHandle ec = GeneratedKey(KeyAlgorithm::kEcP256, KeyPurpose::kSignVerify);

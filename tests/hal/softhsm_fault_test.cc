@@ -237,7 +237,7 @@ TEST_CASE("a module that stays down reports Unavailable until it comes back", "[
 }
 
 TEST_CASE("device errors while several threads work: errors are Unavailable and work resumes",
-          "[softhsm][faults]") {
+          "[softhsm][faults][concurrency]") {
   auto fx = MakeFixture({.session_pool_size = kPool, .inject_faults = true});
   hal::Hsm& hsm = fx->hsm();
   FaultInjector& faults = *fx->faults();

@@ -316,7 +316,7 @@ TEST_CASE("opening fails loudly on a wrong token or serial or PIN or module", "[
   MustOk(by_path->CheckHealth());
 }
 
-TEST_CASE("the session pool serves many threads on few sessions", "[softhsm][hal]") {
+TEST_CASE("the session pool serves many threads on few sessions", "[softhsm][hal][concurrency]") {
   auto fx = MakeFixture({.session_pool_size = 2, .inject_faults = true});
   hal::Hsm& hsm = fx->hsm();
   auto key = Must(hsm.GenerateKey(KeyAlgorithm::kAes256, KeyPurpose::kEncryptDecrypt));

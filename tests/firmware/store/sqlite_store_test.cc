@@ -593,7 +593,7 @@ TEST_CASE("store: ListMeta pages settings under a prefix", "[unit][store]") {
 }
 
 TEST_CASE("store: transactions roll back on drop, commit is visible, snapshots isolate",
-          "[unit][store]") {
+          "[unit][store][concurrency]") {
   TempDir dir;
   auto store = OpenOrDie(dir.File("kms.db"), std::chrono::milliseconds(200));
 
@@ -686,7 +686,8 @@ TEST_CASE("store: transactions roll back on drop, commit is visible, snapshots i
   }
 }
 
-TEST_CASE("store: concurrent writers serialise without losing updates", "[unit][store]") {
+TEST_CASE("store: concurrent writers serialise without losing updates",
+          "[unit][store][concurrency]") {
   TempDir dir;
   auto store = OpenOrDie(dir.File("kms.db"));
   constexpr int kThreads = 4;
