@@ -799,7 +799,15 @@ class KeyService::Impl {
     {
       KMS_ASSIGN_OR_RETURN(auto tx, s_.store_.Begin(TransactionMode::kReadWrite));
       KMS_ASSIGN_OR_RETURN(key, tx->GetKey(key_id));
-      if (expected_current != 0 && key.current_version() != expected_current) return Status();
+      if (expected_current != 0 && key.current_version() != expected_current) {
+        // Another rotation got there first, and the caller's view of the key is stale: drop the
+        // record cache, or a caller that reloads through it (SealSymmetric's GCM-bound loop) gets
+        // the spent version back until the entry expires. A stale entry is normal: cached before
+        // another process rotated, or by a reader of this one between a rotation's commit and its
+        // thread dropping the cache.
+        InvalidateRecords();
+        return Status();
+      }
       IntentRecord intent;
       intent.set_intent_id(intent_id);
       intent.set_kind(records::INTENT_KIND_ROTATE_KEY);

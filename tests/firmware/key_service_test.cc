@@ -1516,6 +1516,37 @@ TEST_CASE(KMS_SUITE_PREFIX "record cache off: every call reads the store", KMS_S
   CHECK(ErrorOf(DoDecrypt(f.svc(), blob)).reason() == Reason::kKeyDisabled);
 }
 
+// The GCM bound's retry loop (spent version -> rotate -> reload) must not reload this process's
+// cached view of a version the store has already moved past: when the store says another rotation
+// got there first, the cache is stale, and reading it again retries the same spent version until
+// the loop gives up. Another process rotating is the plain case; in one process the same happens
+// while the thread that committed a rotation has not yet dropped the cache.
+TEST_CASE(KMS_SUITE_PREFIX "record cache: a version another process spent and rotated is left",
+          KMS_SUITE_TAG) {
+  KeyServiceConfig config;
+  config.gcm_invocation_limit = 4;
+  config.gcm_reservation_batch = 1;
+  config.record_cache_ttl_ms = 600'000;  // this process's view stays cached for the whole test
+  ServiceFixture f(config);
+  KeyMetadata m = f.Create();
+  auto other = KeyService::Open(f.Hsm(), *f.store, f.clock, config);
+  REQUIRE(other.has_value());
+  CHECK(BlobVersion(MustEncrypt(f.svc(), m.key_id, "caches version 1").ciphertext_blob) == 1);
+  // The other process takes the rest of version 1 and rotates past it.
+  for (int i = 0; i < 3; ++i) MustEncrypt(**other, m.key_id, "spends version 1");
+  CHECK(BlobVersion(MustEncrypt(**other, m.key_id, "rotates").ciphertext_blob) == 2);
+  // This process still holds version 1 as current: it finds version 2, and rotates no further.
+  EncryptRequest r;
+  r.key_id = m.key_id;
+  r.plaintext = Secret("after");
+  auto out = f.svc().Encrypt(r);
+  if (!out) FAIL(out.error().ToString());
+  CHECK(BlobVersion(out->ciphertext_blob) == 2);
+  auto tx = f.store->Begin(store::TransactionMode::kReadOnly);
+  REQUIRE(tx.has_value());
+  CHECK((*tx)->GetKey(m.key_id)->current_version() == 2u);
+}
+
 }  // namespace
 }  // namespace kms::firmware
 
