@@ -13,35 +13,19 @@
 
 #include "api/http/server.h"
 #include "tests/api/http_client.h"
+#include "tests/api/test_server.h"
 
 namespace kms::api::http {
 namespace {
 
 using testing::PostRequest;
 using testing::RawClient;
+using testing::Echo;
+using testing::StartServer;
+using testing::ReadAll;
 
-HttpResponse Echo(const HttpRequest& req) {
-  HttpResponse r;
-  r.headers.emplace_back("Content-Type", "text/plain");
-  r.body = req.method + " " + req.target + " " + req.body;
-  return r;
-}
 
-std::unique_ptr<Server> StartServer(ServerConfig cfg, Handler h) {
-  auto server = Server::Create(std::move(cfg), std::move(h));
-  REQUIRE(server.has_value());
-  REQUIRE((*server)->Start().ok());
-  return std::move(*server);
-}
 
-std::string ReadAll(std::FILE* f) {
-  std::fflush(f);
-  std::rewind(f);
-  std::string out;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
-  return out;
-}
 
 // A request that follows the one under test on the same connection: its answer must parse as the
 // next response, so no stray body byte was left between the two.
