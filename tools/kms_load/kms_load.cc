@@ -364,8 +364,9 @@ int main(int argc, char** argv) {
       work = {"TrentService.GenerateDataKey",
               json::serialize(json::object{{"KeyId", id}, {"KeySpec", "AES_256"}}), ""};
     } else {
-      // The key management pairs: the writes put back what is already there, so every request
-      // commits a store transaction and the key (and the reads' answers) stay the same.
+      // The key management pairs: the writes send the same values every time, so every request
+      // commits a store transaction and, from the first on, the key (and the reads' answers) stay
+      // the same.
       const json::array tags{json::object{{"TagKey", "kms-load"}, {"TagValue", "1"}}};
       if (op == "tag-resource") {
         work = {"TrentService.TagResource",
