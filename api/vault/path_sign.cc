@@ -48,7 +48,7 @@ Reply PathSign(const Call& call, const Decision& d) {
     FieldReader f(item);
     SecretBytes input = f.SecretBase64("input");
     if (f.error()) return InvalidArgumentError(*f.error());
-    auto signature = call.keyring->Sign(d.key_name(), input, *options);
+    auto signature = call.keyring->Sign(d.key(), input, *options);
     if (!signature) return signature.error();
     return json::object{{"signature", signature->signature},
                         {"key_version", signature->key_version}};
@@ -83,8 +83,8 @@ Reply PathVerify(const Call& call, const Decision& d) {
       return InvalidArgumentError("neither a 'signature' nor an 'hmac' were given to verify");
     }
     StatusOr<bool> valid =
-        hmac.empty() ? call.keyring->Verify(d.key_name(), input, signature, *options)
-                     : call.keyring->VerifyHmac(d.key_name(), input, hmac, options->hash_algorithm);
+        hmac.empty() ? call.keyring->Verify(d.key(), input, signature, *options)
+                     : call.keyring->VerifyHmac(d.key(), input, hmac, options->hash_algorithm);
     if (!valid) return valid.error();
     return json::object{{"valid", *valid}};
   });

@@ -427,6 +427,7 @@ class Decider {
       if (located) {
         key = std::move(*located);
         d.key_exists_ = true;
+        d.key_id_ = key->key_id;
         d.key_arn_ = key->arn;
       } else if (located.error().code() == StatusCode::kInvalidArgument) {
         return std::unexpected(

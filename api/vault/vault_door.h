@@ -39,8 +39,10 @@
 //      this mount (firmware/vault_tokens.h), else 403 "permission denied"; an explicit Deny in that
 //      key's policy for the Vault caller and the operation's KMS actions (`config.access`,
 //      docs/vault-door.md) is 403 "permission denied" too; encrypt to a missing key decides
-//      "manage" for its upsert as well. The endpoint runs with the Decision and takes its key name
-//      from it;
+//      "manage" for its upsert as well. The endpoint runs with the Decision and acts on the key it
+//      names: the key-service key decided, never a key the name was bound to since (that is 400
+//      "the key name ... was bound to another key while this request ran; retry the request",
+//      firmware/transit_keyring.h "Bindings");
 //  10. a route that changes state (keys create/delete/config/rotate, encrypt creating its key,
 //      renew-self, revoke-self, sys/seal) first writes an intent record (outcome "started", status
 //      0) through the auditor; if that fails, 500 "internal error: the audit log cannot be
