@@ -6,6 +6,7 @@
 #include <chrono>
 #include <expected>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "api/aws/door.h"  // NewRequestId: the same UUID v4 the AWS door uses
@@ -197,6 +198,104 @@ enum class Actions {
 
 using Endpoint = Reply (*)(const internal::Call&, const internal::Decision&);
 
+// The request members a route reads (the body of a write), Vault's path fields, with their types.
+// Members of batch_input items are the items' business (RunItems).
+enum class MemberType {
+  kString,    // TypeString: a string, a number or a boolean
+  kSecret,    // base64 of caller data (plaintext, input): a string
+  kInt,       // TypeInt
+  kBool,      // TypeBool
+  kDuration,  // TypeDurationSecond
+  kSlice,     // batch_input: an array
+  kEndpoint,  // checked by the endpoint alone: refused by name, or sys/unseal's own decoding
+};
+struct Member {
+  std::string_view name;
+  MemberType type;
+};
+using Members = std::span<const Member>;
+using enum MemberType;
+constexpr Member kCreateMembers[] = {
+    {"type", kString},
+    {"derived", kBool},
+    {"convergent_encryption", kBool},
+    {"exportable", kBool},
+    {"allow_plaintext_backup", kBool},
+    {"auto_rotate_period", kDuration},
+    {"key_size", kInt},
+    // Refused by name (path_keys.cc): recognised, so never "ignored".
+    {"managed_key_name", kEndpoint},
+    {"managed_key_id", kEndpoint},
+    {"parameter_set", kEndpoint},
+    {"hybrid_key_type_pqc", kEndpoint},
+    {"hybrid_key_type_ec", kEndpoint},
+    {"external_key_ref", kEndpoint}};
+constexpr Member kConfigMembers[] = {
+    {"min_decryption_version", kInt},  {"min_encryption_version", kInt},
+    {"deletion_allowed", kBool},       {"exportable", kBool},
+    {"allow_plaintext_backup", kBool}, {"auto_rotate_period", kDuration}};
+constexpr Member kRotateMembers[] = {{"managed_key_name", kEndpoint},
+                                     {"managed_key_id", kEndpoint},
+                                     {"external_key_ref", kEndpoint}};
+constexpr Member kEncryptMembers[] = {{"plaintext", kSecret},
+                                      {"context", kString},
+                                      {"associated_data", kString},
+                                      {"key_version", kInt},
+                                      {"nonce", kString},
+                                      {"type", kString},
+                                      {"convergent_encryption", kBool},
+                                      {"padding_scheme", kString},
+                                      {"batch_input", kSlice},
+                                      {"partial_failure_response_code", kInt}};
+constexpr Member kDecryptMembers[] = {
+    {"ciphertext", kString}, {"context", kString},    {"associated_data", kString},
+    {"nonce", kString},      {"batch_input", kSlice}, {"partial_failure_response_code", kInt}};
+constexpr Member kRewrapMembers[] = {{"ciphertext", kString},
+                                     {"context", kString},
+                                     {"associated_data", kString},
+                                     {"key_version", kInt},
+                                     {"nonce", kString},
+                                     {"batch_input", kSlice},
+                                     {"partial_failure_response_code", kInt}};
+constexpr Member kDatakeyMembers[] = {{"nonce", kString},
+                                      {"bits", kInt},
+                                      {"context", kString},
+                                      {"associated_data", kString},
+                                      {"key_version", kInt}};
+constexpr Member kHmacMembers[] = {{"input", kSecret},
+                                   {"algorithm", kString},
+                                   {"key_version", kInt},
+                                   {"batch_input", kSlice},
+                                   {"partial_failure_response_code", kInt}};
+constexpr Member kSignMembers[] = {{"input", kSecret},
+                                   {"hash_algorithm", kString},
+                                   {"algorithm", kString},
+                                   {"prehashed", kBool},
+                                   {"signature_algorithm", kString},
+                                   {"marshaling_algorithm", kString},
+                                   {"salt_length", kString},
+                                   {"key_version", kInt},
+                                   {"batch_input", kSlice},
+                                   {"partial_failure_response_code", kInt}};
+constexpr Member kVerifyMembers[] = {{"input", kSecret},
+                                     {"signature", kString},
+                                     {"hmac", kString},
+                                     {"hash_algorithm", kString},
+                                     {"algorithm", kString},
+                                     {"prehashed", kBool},
+                                     {"signature_algorithm", kString},
+                                     {"marshaling_algorithm", kString},
+                                     {"salt_length", kString},
+                                     {"key_version", kInt},
+                                     {"batch_input", kSlice},
+                                     {"partial_failure_response_code", kInt}};
+constexpr Member kRandomMembers[] = {{"bytes", kInt}, {"format", kString}, {"source", kString}};
+constexpr Member kHashMembers[] = {{"input", kSecret}, {"algorithm", kString}, {"format", kString}};
+constexpr Member kRenewMembers[] = {{"increment", kDuration}};
+// sys/unseal decodes its body itself (path_sys.cc), as Vault's handler does.
+constexpr Member kUnsealMembers[] = {
+    {"key", kEndpoint}, {"reset", kEndpoint}, {"migrate", kEndpoint}};
+
 struct Route {
   std::string_view shape;
   Verb verb;
@@ -204,28 +303,32 @@ struct Route {
   std::string_view operation;
   Effect effect;
   Actions actions;
+  Members members = {};
+  // Whether Vault's framework serves the path (transit, auth/token), or a sys/ handler that
+  // decodes its body itself.
+  bool framework = true;
 };
 
 // Paths outside any mount.
 constexpr Route kFixedRoutes[] = {
     {"sys/health", Verb::kRead, internal::PathSysHealth, kOpPublic, Effect::kReadOnly,
-     Actions::kNone},
+     Actions::kNone, {}, false},
     {"sys/health", Verb::kHead, internal::PathSysHealth, kOpPublic, Effect::kReadOnly,
-     Actions::kNone},
+     Actions::kNone, {}, false},
     {"sys/seal-status", Verb::kRead, internal::PathSysSealStatus, kOpPublic, Effect::kReadOnly,
-     Actions::kNone},
+     Actions::kNone, {}, false},
     // Unauthenticated as in Vault; it hands a custodian share to the appliance (config.unseal),
     // which keeps its own record of shares. The sealed appliance has no audit log yet.
     {"sys/unseal", Verb::kWrite, internal::PathSysUnseal, kOpPublic, Effect::kReadOnly,
-     Actions::kNone},
+     Actions::kNone, kUnsealMembers, false},
     {"sys/seal", Verb::kWrite, internal::PathSysSeal, kOpAdministrator, Effect::kChangesState,
-     Actions::kNone},
+     Actions::kNone, {}, false},
     {"auth/token/lookup-self", Verb::kRead, internal::PathTokenLookupSelf, kOpTokenSelf,
      Effect::kReadOnly, Actions::kNone},
     {"auth/token/lookup-self", Verb::kWrite, internal::PathTokenLookupSelf, kOpTokenSelf,
      Effect::kReadOnly, Actions::kNone},
     {"auth/token/renew-self", Verb::kWrite, internal::PathTokenRenewSelf, kOpTokenSelf,
-     Effect::kChangesState, Actions::kNone},
+     Effect::kChangesState, Actions::kNone, kRenewMembers},
     {"auth/token/revoke-self", Verb::kWrite, internal::PathTokenRevokeSelf, kOpTokenSelf,
      Effect::kChangesState, Actions::kNone},
 };
@@ -235,39 +338,60 @@ constexpr Route kTransitRoutes[] = {
     {"keys", Verb::kList, internal::PathKeysList, "read", Effect::kReadOnly, Actions::kNone},
     {"keys/{name}", Verb::kRead, internal::PathKeysRead, "read", Effect::kReadOnly, Actions::kRead},
     {"keys/{name}", Verb::kWrite, internal::PathKeysCreate, "manage", Effect::kChangesState,
-     Actions::kManage},
+     Actions::kManage, kCreateMembers},
     {"keys/{name}", Verb::kDelete, internal::PathKeysDelete, "manage", Effect::kChangesState,
      Actions::kManage},
     {"keys/{name}/config", Verb::kWrite, internal::PathConfig, "manage", Effect::kChangesState,
-     Actions::kManage},
+     Actions::kManage, kConfigMembers},
     {"keys/{name}/rotate", Verb::kWrite, internal::PathRotate, "manage", Effect::kChangesState,
-     Actions::kManage},
+     Actions::kManage, kRotateMembers},
     {"encrypt/{name}", Verb::kWrite, internal::PathEncrypt, "encrypt", Effect::kUpsert,
-     Actions::kEncrypt},
+     Actions::kEncrypt, kEncryptMembers},
     {"decrypt/{name}", Verb::kWrite, internal::PathDecrypt, "decrypt", Effect::kReadOnly,
-     Actions::kDecrypt},
+     Actions::kDecrypt, kDecryptMembers},
     {"rewrap/{name}", Verb::kWrite, internal::PathRewrap, "rewrap", Effect::kReadOnly,
-     Actions::kReEncrypt},
+     Actions::kReEncrypt, kRewrapMembers},
     {"datakey/{arg}/{name}", Verb::kWrite, internal::PathDatakey, "datakey", Effect::kReadOnly,
-     Actions::kDataKey},
-    {"hmac/{name}", Verb::kWrite, internal::PathHmac, "hmac", Effect::kReadOnly, Actions::kMac},
+     Actions::kDataKey, kDatakeyMembers},
+    {"hmac/{name}", Verb::kWrite, internal::PathHmac, "hmac", Effect::kReadOnly, Actions::kMac,
+     kHmacMembers},
     {"hmac/{name}/{arg}", Verb::kWrite, internal::PathHmac, "hmac", Effect::kReadOnly,
-     Actions::kMac},
-    {"sign/{name}", Verb::kWrite, internal::PathSign, "sign", Effect::kReadOnly, Actions::kSign},
+     Actions::kMac, kHmacMembers},
+    {"sign/{name}", Verb::kWrite, internal::PathSign, "sign", Effect::kReadOnly, Actions::kSign,
+     kSignMembers},
     {"sign/{name}/{arg}", Verb::kWrite, internal::PathSign, "sign", Effect::kReadOnly,
-     Actions::kSign},
+     Actions::kSign, kSignMembers},
     {"verify/{name}", Verb::kWrite, internal::PathVerify, "verify", Effect::kReadOnly,
-     Actions::kVerify},
+     Actions::kVerify, kVerifyMembers},
     {"verify/{name}/{arg}", Verb::kWrite, internal::PathVerify, "verify", Effect::kReadOnly,
-     Actions::kVerify},
-    {"random", Verb::kWrite, internal::PathRandom, "random", Effect::kReadOnly, Actions::kNone},
+     Actions::kVerify, kVerifyMembers},
+    {"random", Verb::kWrite, internal::PathRandom, "random", Effect::kReadOnly, Actions::kNone,
+     kRandomMembers},
     {"random/{arg}", Verb::kWrite, internal::PathRandom, "random", Effect::kReadOnly,
-     Actions::kNone},
+     Actions::kNone, kRandomMembers},
     {"random/{arg}/{arg2}", Verb::kWrite, internal::PathRandom, "random", Effect::kReadOnly,
-     Actions::kNone},
-    {"hash", Verb::kWrite, internal::PathHash, "hash", Effect::kReadOnly, Actions::kNone},
-    {"hash/{arg}", Verb::kWrite, internal::PathHash, "hash", Effect::kReadOnly, Actions::kNone},
+     Actions::kNone, kRandomMembers},
+    {"hash", Verb::kWrite, internal::PathHash, "hash", Effect::kReadOnly, Actions::kNone,
+     kHashMembers},
+    {"hash/{arg}", Verb::kWrite, internal::PathHash, "hash", Effect::kReadOnly, Actions::kNone,
+     kHashMembers},
 };
+
+std::string_view VerbName(Verb verb) {
+  switch (verb) {
+    case Verb::kRead:
+      return "read";
+    case Verb::kWrite:
+      return "write";
+    case Verb::kList:
+      return "list";
+    case Verb::kDelete:
+      return "delete";
+    case Verb::kHead:
+      return "head";
+  }
+  return "";
+}
 
 // The path parameters a shape matched.
 struct PathParams {
@@ -714,6 +838,18 @@ Status VaultDoor::Audit(const http::HttpRequest& request, std::string_view reque
   record.status = status;
   record.decision = note.decision;
   return config_.observers.audit->Record(record);
+}
+
+std::vector<VaultRouteInfo> VaultDoor::Routes() {
+  std::vector<VaultRouteInfo> out;
+  auto add = [&](const Route& r, bool under_mount) {
+    std::vector<std::string_view> members;
+    for (const Member& m : r.members) members.push_back(m.name);
+    out.push_back({r.shape, under_mount, VerbName(r.verb), r.operation, std::move(members)});
+  };
+  for (const Route& r : kFixedRoutes) add(r, false);
+  for (const Route& r : kTransitRoutes) add(r, true);
+  return out;
 }
 
 std::string_view VaultDoor::MetricOperation(std::string_view path) const {

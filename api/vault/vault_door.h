@@ -156,6 +156,19 @@ struct VaultDoorConfig {
 
 inline constexpr std::size_t kVaultMaxRequestBytes = 32u << 20;
 
+// One row of the door's route table (vault_door.cc), as tests and docs see it: the path shape
+// ("sys/health", "auth/token/renew-self", or after a transit mount "encrypt/{name}",
+// "datakey/{arg}/{name}"), whether it is under a mount, the Vault verb ("read", "write", "list",
+// "delete", "head"), the token operation decided ("encrypt", "manage", ...; "public",
+// "token-self", "administrator"), and the request members it reads.
+struct VaultRouteInfo {
+  std::string_view shape;
+  bool under_mount = false;
+  std::string_view verb;
+  std::string_view operation;
+  std::vector<std::string_view> members;
+};
+
 class VaultDoor {
  public:
   // `keyrings`: one per configured mount, matched by TransitKeyring::mount(); a configured mount
@@ -173,6 +186,8 @@ class VaultDoor {
                                            std::string_view target = {});
 
   const VaultDoorConfig& config() const { return config_; }
+  // Every route the door serves, in table order.
+  static std::vector<VaultRouteInfo> Routes();
 
  private:
   // `note` gets the caller, the decision and the key, for the audit records.
