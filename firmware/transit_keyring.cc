@@ -21,6 +21,11 @@ using records::TransitKeyRecord;
 
 constexpr std::int64_t kHourMs = 3'600'000;
 constexpr std::size_t kMaxCryptoInput = 4096;  // KeyService's plaintext / MAC message bound
+// KeyService's bound on a signature or MAC to verify: a longer one cannot verify.
+constexpr std::size_t kMaxSignatureOrMac = 6144;
+// What the key service's 8192-byte encryption context holds of context and associated_data
+// (base64, with their labels): 6000 bytes together fit whatever their split.
+constexpr std::size_t kMaxBoundBytes = 6000;
 constexpr std::int64_t kMaxRandomBytes = 131072;
 constexpr std::size_t kRandomChunk = 1024;  // KeyService::GenerateRandom's per-call bound
 constexpr std::int64_t kDeletionWindowDays = 7;
@@ -356,6 +361,19 @@ EncryptionContext ContextOf(const TransitKeyRecord& record, const Bytes& context
   if (record.derived()) ec["vault:context"] = Base64Encode(context);
   if (!associated_data.empty()) ec["vault:associated_data"] = Base64Encode(associated_data);
   return ec;
+}
+
+// The bytes ContextOf binds must fit the key service's encryption context; said here in the
+// request's own terms, never in the key service's (an AWS validation text).
+Status CheckBoundSize(const TransitKeyRecord& record, const Bytes& context,
+                      const Bytes& associated_data) {
+  const std::size_t bound = (record.derived() ? context.size() : 0) + associated_data.size();
+  if (bound > kMaxBoundBytes) {
+    return InvalidArgumentError("context and associated_data must be at most " +
+                                std::to_string(kMaxBoundBytes) +
+                                " bytes together on this appliance");
+  }
+  return Status();
 }
 
 Status CheckAutoRotatePeriod(std::int64_t period_ms) {
@@ -826,6 +844,7 @@ StatusOr<TransitCiphertext> TransitKeyring::Encrypt(const KeyBinding& key,
                        ReadRecord(store_, mount_, key, "encryption key not found"));
   KMS_RETURN_IF_ERROR(CheckEncryptionType(r, "encryption"));
   KMS_RETURN_IF_ERROR(CheckContext(r, input.context));
+  KMS_RETURN_IF_ERROR(CheckBoundSize(r, input.context, input.associated_data));
   if (input.plaintext.empty() || input.plaintext.size() > kMaxCryptoInput) {
     return InvalidArgumentError("plaintext must be 1 to 4096 bytes on this appliance");
   }
@@ -848,6 +867,7 @@ StatusOr<SecretBytes> TransitKeyring::Decrypt(const KeyBinding& key, const Decry
                        ReadRecord(store_, mount_, key, "encryption key not found"));
   KMS_RETURN_IF_ERROR(CheckEncryptionType(r, "decryption"));
   KMS_RETURN_IF_ERROR(CheckContext(r, input.context));
+  KMS_RETURN_IF_ERROR(CheckBoundSize(r, input.context, input.associated_data));
   KMS_ASSIGN_OR_RETURN(VersionedValue value, ParseVersioned(input.ciphertext, "ciphertext"));
   KMS_ASSIGN_OR_RETURN(std::uint32_t latest, LatestVersion(service_, r));
   KMS_RETURN_IF_ERROR(CheckReadableVersion(value.version, latest, r, "ciphertext"));
@@ -895,6 +915,7 @@ StatusOr<TransitDataKey> TransitKeyring::GenerateDataKey(const KeyBinding& key, 
   if (bits != 128 && bits != 256 && bits != 512) return InvalidArgumentError("invalid bits value");
   KMS_RETURN_IF_ERROR(CheckEncryptionType(r, "encryption"));
   KMS_RETURN_IF_ERROR(CheckContext(r, context));
+  KMS_RETURN_IF_ERROR(CheckBoundSize(r, context, associated_data));
   KMS_ASSIGN_OR_RETURN(auto version, EncryptionVersion(service_, r, key_version, "encryption"));
   GenerateDataKeyRequest req;
   req.key_id = r.key_id();
@@ -971,7 +992,7 @@ StatusOr<bool> TransitKeyring::VerifyHmac(const KeyBinding& key, const SecretByt
   KMS_RETURN_IF_ERROR(CheckReadableVersion(value.version, latest, r, "HMAC"));
   auto mac = Base64Decode(value.payload);
   if (!mac) return InvalidArgumentError("invalid HMAC: could not decode base64");
-  if (mac->empty()) return false;
+  if (mac->empty() || mac->size() > kMaxSignatureOrMac) return false;
   VerifyMacRequest req;
   req.key_id = r.key_id();
   req.message = input.Clone();
@@ -1044,7 +1065,7 @@ StatusOr<bool> TransitKeyring::Verify(const KeyBinding& key, const SecretBytes& 
     if (!der) return false;
     sig = std::move(*der);
   }
-  if (sig.empty()) return false;
+  if (sig.empty() || sig.size() > kMaxSignatureOrMac) return false;
   VerifyRequest req;
   req.key_id = r.key_id();
   req.message = std::move(plan.digest);

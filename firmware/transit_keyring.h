@@ -37,7 +37,11 @@
 //  * Sizes: encrypt plaintexts and hmac inputs are 1..4096 bytes (the key service's bound;
 //    InvalidArgument naming it). Sign/verify inputs are unbounded: the digest is computed here
 //    (mbedTLS; hashing guards no key) and signed as a DIGEST. `prehashed` input must be exactly the
-//    hash's digest length.
+//    hash's digest length. context (derived keys) and associated_data are bound in the key
+//    service's encryption context, which holds at most 6000 of their bytes together
+//    (InvalidArgument "context and associated_data must be at most 6000 bytes together on this
+//    appliance", never the key service's own validation text). A signature or HMAC longer than
+//    the key service verifies (6144 bytes) is `false`.
 //  * Context: a `derived` key requires a non-empty `context` on every encrypt, decrypt, rewrap and
 //    datakey call (Vault's "missing 'context' for key derivation; ..." text), and the ciphertext is
 //    bound to it. Vault derives a key per context (HKDF); here the context is bound as an
@@ -76,16 +80,16 @@
 //    well-formed HMAC or signature that does not verify is `false`.
 //  * Bindings: every per-key method takes a KeyBinding. By name (a plain name converts to one:
 //    operators' tools, scheduled work) it acts on whatever key-service key the name is bound to
-//    when it runs. As decided (KeyBinding::Decided, what the Vault door's decision names) it acts on
-//    the key-service key the name was bound to when the request was authorized, or on none, and
-//    only on that: a name unbound since is the path's NotFound (as if the request had come after
-//    the delete); a name bound to another key since (deleted and created again, or created by
-//    another request after a decision on the unbound name) is FailedPrecondition "the key name
-//    "<name>" was bound to another key while this request ran; retry the request", checked in the
-//    same transaction as the change for changes. CreateKey decided on a key is a no-op when the
-//    name still names it and creates when the name is unbound; decided on no key it creates, and
-//    losing the creation race to another creator is that FailedPrecondition (its own key-service
-//    key is scheduled for deletion, as for any loser). By name, racing creators converge.
+//    when it runs. As decided (KeyBinding::Decided, what the Vault door's decision names) it acts
+//    on the key-service key the name was bound to when the request was authorized, or on none,
+//    and only on that: a name unbound since is the path's NotFound (as if the request had come
+//    after the delete); a name bound to another key since (deleted and created again, or created
+//    by another request after a decision on the unbound name) is FailedPrecondition "the key name
+//    "<name>" was bound to another key while this request ran; retry the request", checked in
+//    the same transaction as the change for changes. CreateKey decided on a key is a no-op when
+//    the name still names it and creates when the name is unbound; decided on no key it creates,
+//    and losing the creation race to another creator is that FailedPrecondition (its own
+//    key-service key is scheduled for deletion, as for any loser). By name, racers converge.
 //  * Thread-safety: every method may be called concurrently (the keyring keeps no mutable state).
 //    Lifetime: the KeyService, store and clock must outlive the keyring.
 #ifndef KMS_FIRMWARE_TRANSIT_KEYRING_H_

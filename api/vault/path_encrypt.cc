@@ -59,8 +59,10 @@ StatusOr<std::string> Upsert(const Call& call, const Decision& d, const json::ar
 
 Reply PathEncrypt(const Call& call, const Decision& d) {
   {
+    // The door checked the members' types; "" is Vault's unset.
     FieldReader top(call.body);
-    if (auto padding = top.String("padding_scheme"); padding && *padding != "oaep") {
+    if (auto padding = top.String("padding_scheme");
+        padding && !padding->empty() && *padding != "oaep") {
       return ErrorReply(400, "padding_scheme " + *padding + " is not supported by this appliance");
     }
   }

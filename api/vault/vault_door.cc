@@ -158,6 +158,20 @@ std::optional<Reply> UnimplementedTransit(const std::vector<std::string_view>& s
   return std::nullopt;
 }
 
+// Vault's token store paths (vault/token_store.go) this appliance does not serve: 501 naming why.
+// Any other auth/token/ path is no Vault path at all (404).
+bool IsVaultTokenPath(std::string_view path) {
+  if (!path.starts_with("auth/token/")) return false;
+  const auto s = Split(path.substr(11));
+  constexpr std::string_view kOne[] = {
+      "create", "create-orphan",   "lookup",        "lookup-accessor", "renew", "renew-accessor",
+      "revoke", "revoke-accessor", "revoke-orphan", "roles",           "tidy"};
+  if (s.size() == 1) return std::find(std::begin(kOne), std::end(kOne), s[0]) != std::end(kOne);
+  // create/<role>, roles/<role>, and the accessor/token forms of lookup, renew and revoke.
+  constexpr std::string_view kTwo[] = {"create", "roles", "lookup", "renew", "revoke"};
+  return s.size() == 2 && std::find(std::begin(kTwo), std::end(kTwo), s[0]) != std::end(kTwo);
+}
+
 std::string NoRoute(std::string_view path) {
   return "no handler for route \"" + std::string(path) + "\". route entry not found.";
 }
@@ -199,7 +213,12 @@ enum class Actions {
 using Endpoint = Reply (*)(const internal::Call&, const internal::Decision&);
 
 // The request members a route reads (the body of a write), Vault's path fields, with their types.
-// Members of batch_input items are the items' business (RunItems).
+// As Vault's framework (FieldData.Validate) does before a handler runs, a member present with a
+// value its type cannot take refuses the whole request (400, FieldReader's message) before the
+// endpoint runs, even when the endpoint would not have looked at it in this request (encrypt's
+// `type` on an existing key, a body `algorithm` the path overrides). A member outside the list is
+// ignored, and a success answer says so with Vault's warning "Endpoint ignored these unrecognized
+// parameters: [...]". Members of batch_input items are the items' business (RunItems).
 enum class MemberType {
   kString,    // TypeString: a string, a number or a boolean
   kSecret,    // base64 of caller data (plaintext, input): a string
@@ -277,6 +296,7 @@ constexpr Member kSignMembers[] = {{"input", kSecret},
                                    {"key_version", kInt},
                                    {"batch_input", kSlice},
                                    {"partial_failure_response_code", kInt}};
+// Vault's verify takes no key_version: the signature names its version.
 constexpr Member kVerifyMembers[] = {{"input", kSecret},
                                      {"signature", kString},
                                      {"hmac", kString},
@@ -286,7 +306,6 @@ constexpr Member kVerifyMembers[] = {{"input", kSecret},
                                      {"signature_algorithm", kString},
                                      {"marshaling_algorithm", kString},
                                      {"salt_length", kString},
-                                     {"key_version", kInt},
                                      {"batch_input", kSlice},
                                      {"partial_failure_response_code", kInt}};
 constexpr Member kRandomMembers[] = {{"bytes", kInt}, {"format", kString}, {"source", kString}};
@@ -304,9 +323,9 @@ struct Route {
   Effect effect;
   Actions actions;
   Members members = {};
-  // Whether Vault's framework serves the path (transit, auth/token), or a sys/ handler that
-  // decodes its body itself.
-  bool framework = true;
+  // Whether a success warns of ignored members: Vault's framework paths do (transit, auth/token),
+  // its sys/ handlers do not.
+  bool warns_ignored = true;
 };
 
 // Paths outside any mount.
@@ -391,6 +410,64 @@ std::string_view VerbName(Verb verb) {
       return "head";
   }
   return "";
+}
+
+bool Declares(const Route& route, std::string_view name) {
+  return std::any_of(route.members.begin(), route.members.end(),
+                     [&](const Member& m) { return m.name == name; });
+}
+
+// Vault's FieldData.Validate: the first member of the body whose value its type cannot take.
+std::optional<std::string> InvalidMember(const Route& route, const json::object& body) {
+  internal::FieldReader f(body);
+  for (const Member& m : route.members) {
+    const json::value* v = body.if_contains(m.name);
+    if (v == nullptr || v->is_null()) continue;
+    switch (m.type) {
+      case MemberType::kString:
+        (void)f.String(m.name);
+        break;
+      case MemberType::kSecret:
+        if (!v->is_string())
+          f.Fail("field \"" + std::string(m.name) + "\" must be a base64 string");
+        break;
+      case MemberType::kInt:
+        (void)f.Int(m.name);
+        break;
+      case MemberType::kBool:
+        (void)f.Bool(m.name);
+        break;
+      case MemberType::kDuration:
+        (void)f.DurationMs(m.name);
+        break;
+      case MemberType::kSlice:
+        if (!v->is_array()) f.Fail("failed to parse batch input: expected an array");
+        break;
+      case MemberType::kEndpoint:
+        break;
+    }
+    if (f.error()) return f.error();
+  }
+  return std::nullopt;
+}
+
+// Vault's warning for members outside the route's (sdk/framework/backend.go): sorted, as Go's
+// "%v" prints a []string.
+std::optional<std::string> IgnoredMembersWarning(const Route& route, const json::object& body) {
+  if (!route.warns_ignored) return std::nullopt;
+  std::vector<std::string_view> ignored;
+  for (const auto& member : body) {
+    const std::string_view key = member.key();
+    if (!Declares(route, key)) ignored.push_back(key);
+  }
+  if (ignored.empty()) return std::nullopt;
+  std::sort(ignored.begin(), ignored.end());
+  std::string warning = "Endpoint ignored these unrecognized parameters: [";
+  for (std::size_t i = 0; i < ignored.size(); ++i) {
+    if (i != 0) warning += ' ';
+    warning += ignored[i];
+  }
+  return warning + "]";
 }
 
 // The path parameters a shape matched.
@@ -546,6 +623,7 @@ class Decider {
     d.token_ = token;
     const bool keyed = !params.name.empty() && keyring != nullptr;
     std::optional<firmware::transit::TransitKeyRef> key;
+    std::optional<Status> malformed_name;
     if (keyed) {
       auto located = keyring->Locate(params.name);
       if (located) {
@@ -554,16 +632,21 @@ class Decider {
         d.key_id_ = key->key_id;
         d.key_arn_ = key->arn;
       } else if (located.error().code() == StatusCode::kInvalidArgument) {
-        return std::unexpected(
-            Refusal{StatusReply(located.error()), decision::kRefusedInvalidRequest, {}});
+        malformed_name = located.error();
       } else if (located.error().code() != StatusCode::kNotFound) {
         return std::unexpected(
             Refusal{StatusReply(located.error()), decision::kRefusedInternal, {}});
       }
     }
+    // The scope before the name's syntax, as Vault's ACLs come before its handlers: a caller
+    // whose token does not reach the name is refused the same way whatever the name looks like.
     if (!ScopeAllows(token, route.operation, mount, params.name)) {
       return std::unexpected(
           Refusal{ErrorReply(403, "permission denied"), decision::kDenyTokenScope, d.key_arn_});
+    }
+    if (malformed_name) {
+      return std::unexpected(
+          Refusal{StatusReply(*malformed_name), decision::kRefusedInvalidRequest, {}});
     }
     d.basis_ = std::string(AllowBasis(token));
     if (!keyed) return d;
@@ -776,8 +859,14 @@ http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
   note.display_name = info->display_name;
 
   if (rows.empty()) {
+    // As Vault's ACLs, which refuse a path no policy of the token names before any handler is
+    // looked for: no scope of a token that is not an administrator covers a path without a route,
+    // so it learns nothing of which paths exist or are implemented.
+    if (!info->administrator) {
+      return answer(internal::ErrorReply(403, "permission denied"), decision::kDenyTokenScope);
+    }
     if (unimplemented) return answer(std::move(*unimplemented), decision::kRefusedNotFound);
-    if (path.starts_with("auth/token/")) {
+    if (IsVaultTokenPath(path)) {
       return answer(
           NotImplemented(
               path, ": tokens are created, looked up and revoked by operators (kmsctl, admin API)"),
@@ -799,6 +888,11 @@ http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
   const internal::Decision& d = *decided;
   note.decision = std::string(d.basis());
   note.key_arn = d.key_arn();
+  // The members' types, after the decision (a caller without rights learns nothing of the body's
+  // rules) and before anything is recorded or changed, as Vault's framework.
+  if (auto invalid = InvalidMember(*route, body)) {
+    return Render(internal::ErrorReply(400, std::move(*invalid)), request_id);
+  }
 
   // A change is committed only once its intent is on record: a failing audit log then refuses
   // the request before anything changed, and a final record that fails still leaves the intent.
@@ -812,6 +906,15 @@ http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
                             query, params.arg, params.arg2, config_, now_ms};
   Reply reply = route->endpoint(call, d);
   note.decision = std::string(d.audit_basis());
+  // An answer in the envelope (a success, or a batch whose items failed) names the members it
+  // ignored, after the endpoint's own warnings, as Vault does; an error answer carries none.
+  const bool envelope = !reply.bare && !reply.no_body && reply.status != 204 &&
+                        (reply.status < 400 || reply.data.has_value());
+  if (envelope) {
+    if (auto warning = IgnoredMembersWarning(*route, body)) {
+      reply.warnings.push_back(std::move(*warning));
+    }
+  }
   // A key this request created (keys/<name> write, encrypt's upsert): its ARN for the record.
   if (note.key_arn.empty() && !d.key_name().empty() && route->effect != Effect::kReadOnly &&
       reply.status < 300) {

@@ -698,6 +698,37 @@ TEST_CASE("transit: concurrent creators of one name converge on one key") {
   CHECK(live == 1);
 }
 
+TEST_CASE("transit: bound bytes and signatures past the key service's bounds, in transit's words") {
+  Transit f;
+  f.Create("d", TransitKeyType::kAes256Gcm96, /*derived=*/true);
+  f.Create("plain");
+  const std::string too_large =
+      "context and associated_data must be at most 6000 bytes together on this appliance";
+  const Bytes half(3000, 0x61);
+  const Bytes over(3001, 0x62);
+  // 6000 bytes together fit (the largest split a derived key binds), one more does not; a
+  // non-derived key binds no context, so only its associated_data counts.
+  const std::string sealed = f.Seal("d", "x", half, half);
+  CHECK(Text(*f.Open("d", sealed, half, half)) == "x");
+  EncryptInput in;
+  in.plaintext = Secret("x");
+  in.context = half;
+  in.associated_data = over;
+  RequireError(f.keyring.Encrypt("d", in), StatusCode::kInvalidArgument, too_large);
+  RequireError(f.Open("d", sealed, half, over), StatusCode::kInvalidArgument, too_large);
+  RequireError(f.keyring.GenerateDataKey("d", 256, half, over, std::nullopt, false),
+               StatusCode::kInvalidArgument, too_large);
+  CHECK(f.keyring.Encrypt("plain", in).has_value());
+  in.associated_data = Bytes(6001, 0x63);
+  RequireError(f.keyring.Encrypt("plain", in), StatusCode::kInvalidArgument, too_large);
+  // A signature or HMAC longer than the key service verifies does not verify.
+  f.Create("ec", TransitKeyType::kEcdsaP256);
+  f.Create("mac", TransitKeyType::kHmac);
+  const std::string long_value = "vault:v1:" + Base64Encode(Bytes(6145, 0x30));
+  CHECK(*f.keyring.Verify("ec", Secret("m"), long_value, {}) == false);
+  CHECK(*f.keyring.VerifyHmac("mac", Secret("m"), long_value, "") == false);
+}
+
 TEST_CASE("transit: an operation decided on a key acts on that key only") {
   Transit f;
   const std::string rebound =
