@@ -1,7 +1,7 @@
-// HookedStore: a MetadataStore that forwards to a real one and runs a test's callback once, when the
-// next transaction begins. A test hands it to one component (say the AccessControl a door consults)
-// while the rest of the code under test keeps the real store, and so runs its own code at an exact
-// point inside another component's work: between a decision and the action it allowed, for
+// HookedStore: a MetadataStore that forwards to a real one and runs a test's callback once, when
+// the next transaction begins. A test hands it to one component (say the AccessControl a door
+// consults) while the rest of the code under test keeps the real store, and so runs its own code at
+// an exact point inside another component's work: between a decision and the action it allowed, for
 // instance, to re-create a key there. Deterministic: no threads, no timing.
 //
 // The callback runs once per `ArmOnce` and may use the real store (never this one: it would not
