@@ -52,7 +52,7 @@ TEST_CASE("server from memory: pipelined requests are answered in order, then th
                   .ok());
       CHECK(WithoutDates(log->written) ==
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 7\r\n\r\nGET /a "
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nPOST /b abc");
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nPOST /b abc");
       CHECK(log->eof_delivered);
       CHECK(log->closed);
       CHECK(log->misuse == 0);

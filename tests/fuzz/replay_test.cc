@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -28,8 +27,10 @@ TEST_CASE("fuzz corpus replay: every committed input keeps the target's invarian
   REQUIRE(!files.empty());
   for (const auto& file : files) {
     INFO(file.string());
+    std::string bytes(static_cast<std::size_t>(std::filesystem::file_size(file)), '\0');
     std::ifstream in(file, std::ios::binary);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    REQUIRE(in.gcount() == static_cast<std::streamsize>(bytes.size()));
     CHECK(LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()) ==
           0);
   }
