@@ -23,7 +23,7 @@ std::uint8_t GfMul(std::uint8_t a, std::uint8_t b) {
   for (int i = 0; i < 8; ++i) {
     product ^= static_cast<std::uint8_t>(-(b & 1u)) & a;
     const auto carry = static_cast<std::uint8_t>(-(a >> 7));
-    a = static_cast<std::uint8_t>((a << 1) ^ (carry & 0x1du));
+    a = static_cast<std::uint8_t>((static_cast<unsigned>(a) << 1) ^ (carry & 0x1du));
     b >>= 1;
   }
   return product;

@@ -11,6 +11,7 @@
 
 #include "api/aws/door.h"  // NewRequestId: the same UUID v4 the AWS door uses
 #include "api/vault/internal/endpoint.h"
+#include "base/encoding.h"
 #include "base/secret_bytes.h"
 #include "firmware/authz/access_control.h"
 #include "firmware/key_spec.h"
@@ -79,8 +80,10 @@ http::HttpResponse Render(Reply reply, const std::string& request_id) {
   }
   // A failed batch (400/500 or partial_failure_response_code) still answers the full envelope.
   if (reply.status >= 400 && !reply.data) {
+    // Messages may echo the request's bytes (its path, a key name), which need not be UTF-8;
+    // JSON must be, or a client's decoder fails on the whole answer.
     json::array errors;
-    for (auto& e : reply.errors) errors.emplace_back(e);
+    for (auto& e : reply.errors) errors.emplace_back(PrintableUtf8(e));
     return JsonResponse(reply.status, json::serialize(json::object{{"errors", std::move(errors)}}));
   }
   if (reply.status == 204) return JsonResponse(204, {});
@@ -95,7 +98,7 @@ http::HttpResponse Render(Reply reply, const std::string& request_id) {
     env["warnings"] = nullptr;
   } else {
     json::array w;
-    for (auto& s : reply.warnings) w.emplace_back(s);
+    for (auto& s : reply.warnings) w.emplace_back(PrintableUtf8(s));
     env["warnings"] = std::move(w);
   }
   env["auth"] = reply.auth ? json::value(std::move(*reply.auth)) : json::value(nullptr);
