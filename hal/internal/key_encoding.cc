@@ -318,9 +318,11 @@ StatusOr<Bytes> RsaSpki(ByteView modulus, ByteView public_exponent) {
     return InternalError("mbedTLS pk setup failed");
   }
   mbedtls_rsa_context* rsa = mbedtls_pk_rsa(pk.ctx);
+  // mbedtls_rsa_check_pubkey is what ParseSpki's parser applies (a modulus of 128+ bits, an odd
+  // exponent > 1): a key the reader would refuse is not written, so every SPKI this writes parses.
   if (mbedtls_rsa_import_raw(rsa, modulus.data(), modulus.size(), nullptr, 0, nullptr, 0, nullptr,
                              0, public_exponent.data(), public_exponent.size()) != 0 ||
-      mbedtls_rsa_complete(rsa) != 0) {
+      mbedtls_rsa_complete(rsa) != 0 || mbedtls_rsa_check_pubkey(rsa) != 0) {
     return InvalidArgumentError("malformed RSA public key");
   }
   Bytes buf(2048);

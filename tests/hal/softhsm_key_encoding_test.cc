@@ -87,5 +87,25 @@ TEST_CASE("SubjectPublicKeyInfo parsing refuses junk", "[softhsm][der]") {
   CHECK(!ParseSpki(Hex("3003020101")).has_value());
 }
 
+TEST_CASE("RsaSpki writes only keys ParseSpki reads back", "[softhsm][der]") {
+  // What a module could hand back as CKA_MODULUS / CKA_PUBLIC_EXPONENT: a 6-bit modulus, an even
+  // exponent. mbedTLS's SPKI reader refuses both, so the writer must not make them.
+  const Status kMalformed = InvalidArgumentError("malformed RSA public key");
+  auto tiny = RsaSpki(Hex("2d"), Hex("0a0a"));
+  REQUIRE_FALSE(tiny.has_value());
+  CHECK(tiny.error() == kMalformed);
+  const Bytes modulus = Hex("c5" + std::string(254, 'a') + "b1");  // 1024 bits, odd
+  auto even = RsaSpki(modulus, Hex("02"));
+  REQUIRE_FALSE(even.has_value());
+  CHECK(even.error() == kMalformed);
+  auto der = RsaSpki(modulus, Hex("010001"));
+  REQUIRE(der.has_value());
+  auto parts = ParseSpki(*der);
+  REQUIRE(parts.has_value());
+  CHECK(parts->rsa);
+  CHECK(parts->modulus == modulus);
+  CHECK(parts->public_exponent == Hex("010001"));
+}
+
 }  // namespace
 }  // namespace kms::hal::internal
