@@ -27,7 +27,9 @@ StatusOr<VersionedValue> ParseVersioned(std::string_view value, std::string_view
     return InvalidArgumentError("invalid " + noun + ": wrong number of fields");
   }
   std::string_view digits = value.substr(0, colon);
-  if (!digits.empty() && digits.front() == '+') digits.remove_prefix(1);  // Go's Atoi takes a sign
+  // Go's Atoi takes one optional sign, '+' or '-'; from_chars takes only '-', so a '+' is dropped
+  // first, unless a second sign follows it ("+-1" is no number to Go either).
+  if (digits.starts_with('+') && !digits.substr(1).starts_with('-')) digits.remove_prefix(1);
   std::int64_t version = 0;
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), version);
   if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) {
