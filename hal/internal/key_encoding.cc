@@ -360,7 +360,16 @@ StatusOr<PublicKeyParts> ParseSpki(ByteView der) {
   }
   // mbedTLS accepts PEM too; a DER key starts with a SEQUENCE tag.
   if (der[0] != 0x30) return InvalidArgumentError("SubjectPublicKeyInfo must be DER");
-  return PartsOf(pk.ctx);
+  KMS_ASSIGN_OR_RETURN(PublicKeyParts parts, PartsOf(pk.ctx));
+  // mbedTLS's reader is not strict: it takes long-form lengths that fit the short form, and an
+  // INTEGER with its sign bit set as a positive number. DER has one encoding per key, so the key
+  // written again must be the input byte for byte.
+  auto canonical = parts.rsa ? RsaSpki(parts.modulus, parts.public_exponent)
+                             : EcSpki(*parts.curve, parts.point);
+  if (!canonical.has_value() || *canonical != Bytes(der.begin(), der.end())) {
+    return InvalidArgumentError("SubjectPublicKeyInfo must be DER");
+  }
+  return parts;
 }
 
 StatusOr<PrivateKeyParts> ParsePkcs8(const SecretBytes& der) {

@@ -107,5 +107,30 @@ TEST_CASE("RsaSpki writes only keys ParseSpki reads back", "[softhsm][der]") {
   CHECK(parts->public_exponent == Hex("010001"));
 }
 
+TEST_CASE("SubjectPublicKeyInfo parsing takes DER only", "[softhsm][der]") {
+  // A 128-bit RSA key (the smallest mbedTLS reads) with exponent 0x810001, whose INTEGER needs a
+  // leading zero byte in DER.
+  const std::string modulus = "c5aaaaaaaaaaaaaaaaaaaaaaaaaaaab1";
+  const std::string algorithm = "300d06092a864886f70d0101010500";
+  const std::string canonical =
+      "302d" + algorithm + "031c00" + "3019" + "021100" + modulus + "020400810001";
+  REQUIRE(*RsaSpki(Hex(modulus), Hex("810001")) == Hex(canonical));
+  REQUIRE(ParseSpki(Hex(canonical)).has_value());
+  const Status kNotDer = InvalidArgumentError("SubjectPublicKeyInfo must be DER");
+  // The exponent without its zero byte: a negative INTEGER, which mbedTLS reads as 0x810001.
+  auto negative = ParseSpki(Hex("302c" + algorithm + "031b00" + "3018" + "021100" + modulus +
+                                "0203810001"));
+  REQUIRE_FALSE(negative.has_value());
+  CHECK(negative.error() == kNotDer);
+  // A long-form length that fits the short form.
+  auto long_form = ParseSpki(Hex("30812d" + canonical.substr(4)));
+  REQUIRE_FALSE(long_form.has_value());
+  CHECK(long_form.error() == kNotDer);
+  // A byte after the key (mbedTLS's reader refuses that one itself).
+  auto trailing = ParseSpki(Hex(canonical + "00"));
+  REQUIRE_FALSE(trailing.has_value());
+  CHECK(trailing.error() == InvalidArgumentError("malformed SubjectPublicKeyInfo"));
+}
+
 }  // namespace
 }  // namespace kms::hal::internal
