@@ -273,21 +273,32 @@ struct RefPolicy {
   std::vector<RefStatement> statements;
 };
 
+// An entry of `vocab`, mostly a valid one: invalid entries are drawn one time in sixteen, so that
+// policies of several statements are often valid as a whole and reach the evaluator.
+template <typename Entry, std::size_t N, typename IsValid>
+const Entry& PickMostlyValid(kms::fuzz::ByteReader& in, const Entry (&vocab)[N], IsValid is_valid) {
+  std::vector<const Entry*> valid, invalid;
+  for (const Entry& e : vocab) (is_valid(e) ? valid : invalid).push_back(&e);
+  const bool bad = !invalid.empty() && in.Pick(16) == 0;
+  const auto& from = bad ? invalid : valid;
+  return *from[in.Pick(from.size())];
+}
+
 json::value ParseValue(const char* text) { return json::parse(text); }
 
 // A string or an array of 1..3 strings (sometimes empty: invalid).
-template <typename Entry, std::size_t N>
-json::value StringOrList(kms::fuzz::ByteReader& in, const Entry (&vocab)[N],
+template <typename Entry, std::size_t N, typename IsValid>
+json::value StringOrList(kms::fuzz::ByteReader& in, const Entry (&vocab)[N], IsValid is_valid,
                          std::vector<const Entry*>& picked, bool& valid) {
   if (in.Pick(3) == 0) {
-    picked.push_back(&vocab[in.Pick(N)]);
+    picked.push_back(&PickMostlyValid(in, vocab, is_valid));
     return json::value(picked.back()->text);
   }
   json::array a;
   const std::size_t n = in.Pick(12) == 0 ? 0 : in.Range(1, 3);
   if (n == 0) valid = false;
   for (std::size_t i = 0; i < n; ++i) {
-    picked.push_back(&vocab[in.Pick(N)]);
+    picked.push_back(&PickMostlyValid(in, vocab, is_valid));
     a.emplace_back(picked.back()->text);
   }
   return a;
@@ -304,7 +315,7 @@ void GenerateStatement(kms::fuzz::ByteReader& in, RefPolicy& policy, bool variab
       s["Sid"] = "";
       break;
     default: {
-      r.sid = "s" + std::to_string(in.Range(0, 3));
+      r.sid = "s" + std::to_string(in.Range(0, 9));
       if (!sids.insert(r.sid).second) policy.valid = false;  // "must be unique"
       s["Sid"] = r.sid;
       break;
@@ -335,7 +346,7 @@ void GenerateStatement(kms::fuzz::ByteReader& in, RefPolicy& policy, bool variab
     if (!key_policy) policy.valid = false;  // forbidden in identity policies
     r.not_principal = in.Pick(5) == 0;
     json::value v;
-    switch (in.Pick(6)) {
+    switch (in.Pick(16)) {
       case 0:
         v = "*";
         r.principals.push_back(&kAwsPrincipals[0]);
@@ -355,14 +366,19 @@ void GenerateStatement(kms::fuzz::ByteReader& in, RefPolicy& policy, bool variab
           const std::size_t type = in.Pick(8);
           if (type < 6 && !o.contains("AWS")) {
             std::vector<const PrincipalEntry*> picked;
-            o["AWS"] = StringOrList(in, kAwsPrincipals, picked, policy.valid);
+            o["AWS"] = StringOrList(
+                in, kAwsPrincipals,
+                [](const PrincipalEntry& e) { return e.kind != PrincipalKind::kInvalid; }, picked,
+                policy.valid);
             for (const PrincipalEntry* p : picked) {
               if (p->kind == PrincipalKind::kInvalid) policy.valid = false;
               r.principals.push_back(p);
             }
           } else if (type < 7 && !o.contains("Service")) {
             std::vector<const ServiceEntry*> picked;
-            o["Service"] = StringOrList(in, kServices, picked, policy.valid);
+            o["Service"] = StringOrList(
+                in, kServices, [](const ServiceEntry& e) { return e.valid; }, picked,
+                policy.valid);
             for (const ServiceEntry* p : picked) policy.valid = policy.valid && p->valid;
           } else if (!o.contains("Federated")) {
             o["Federated"] = "cognito-identity.amazonaws.com";
@@ -391,15 +407,23 @@ void GenerateStatement(kms::fuzz::ByteReader& in, RefPolicy& policy, bool variab
     is_not = in.Pick(5) == 0;
     std::vector<const TextEntry*> picked;
     json::value v;
+    auto pick = [&]() -> const TextEntry* {
+      const bool bad = in.Pick(16) == 0;
+      std::vector<const TextEntry*> from;
+      for (std::size_t i = 0; i < n; ++i) {
+        if (vocab[i].valid != bad) from.push_back(&vocab[i]);
+      }
+      return from[in.Pick(from.size())];
+    };
     if (in.Pick(3) == 0) {
-      picked.push_back(&vocab[in.Pick(n)]);
+      picked.push_back(pick());
       v = picked.back()->text;
     } else {
       json::array a;
       const std::size_t count = in.Pick(12) == 0 ? 0 : in.Range(1, 3);
       if (count == 0) policy.valid = false;
       for (std::size_t i = 0; i < count; ++i) {
-        picked.push_back(&vocab[in.Pick(n)]);
+        picked.push_back(pick());
         a.emplace_back(picked.back()->text);
       }
       v = std::move(a);
@@ -455,7 +479,8 @@ void GenerateStatement(kms::fuzz::ByteReader& in, RefPolicy& policy, bool variab
       json::object keys;
       const std::size_t key_count = in.Pick(16) == 0 ? 0 : in.Range(1, 2);
       for (std::size_t k = 0; k < key_count; ++k) {
-        const KeyEntry& key = in.PickFrom(kPolicyKeys);
+        const KeyEntry& key =
+            PickMostlyValid(in, kPolicyKeys, [](const KeyEntry& e) { return e.valid; });
         if (keys.contains(key.text)) continue;
         RefClause clause = prototype;
         clause.key = key.text;
@@ -467,11 +492,23 @@ void GenerateStatement(kms::fuzz::ByteReader& in, RefPolicy& policy, bool variab
           policy.valid = false;  // AWS KMS's OverlyPermissiveCondition
         }
         json::value values;
-        const std::size_t count = in.Pick(3) == 0 ? 1 : in.Range(0, 3);
+        const std::size_t count = in.Pick(16) == 0 ? 0 : in.Range(1, 3);
         const bool scalar = count == 1 && in.Bool();
         json::array a;
+        // Values of the operator's type, but one time in sixteen any value.
+        std::vector<const ValueEntry*> fitting;
+        for (const ValueEntry& v : kValues) {
+          const bool fits = bad_operator ? true
+                            : clause.type == OpType::kNumeric ? v.number.has_value()
+                            : clause.type == OpType::kDate    ? v.date_ms.has_value()
+                            : (clause.type == OpType::kBool || clause.type == OpType::kNull)
+                                ? v.boolean.has_value()
+                                : true;
+          if (fits) fitting.push_back(&v);
+        }
         for (std::size_t i = 0; i < count; ++i) {
-          const ValueEntry& v = kValues[in.Pick(std::size(kValues))];
+          const ValueEntry& v = in.Pick(16) == 0 ? kValues[in.Pick(std::size(kValues))]
+                                                 : *fitting[in.Pick(fitting.size())];
           clause.values.push_back(&v);
           a.push_back(ParseValue(v.json));
           if (bad_operator) continue;
