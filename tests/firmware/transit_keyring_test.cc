@@ -367,6 +367,12 @@ TEST_CASE("transit: every decrypt format error, exactly") {
                "invalid ciphertext: wrong number of fields");
   RequireError(f.Open("k", "vault:vx:" + payload), StatusCode::kInvalidArgument,
                "invalid ciphertext: version number could not be decoded");
+  // Go's Atoi takes one sign: "+1" is 1, "+-1" is no number (not version -1, "too old").
+  CHECK(Text(*f.Open("k", "vault:v+1:" + payload)) == "hello");
+  RequireError(f.Open("k", "vault:v+-1:" + payload), StatusCode::kInvalidArgument,
+               "invalid ciphertext: version number could not be decoded");
+  RequireError(f.Open("k", "vault:v++1:" + payload), StatusCode::kInvalidArgument,
+               "invalid ciphertext: version number could not be decoded");
   RequireError(f.Open("k", "vault:v2:" + payload), StatusCode::kInvalidArgument,
                "invalid ciphertext: version is too new");
   RequireError(f.Open("k", "vault:v1:%%%"), StatusCode::kInvalidArgument,
