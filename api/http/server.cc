@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 #include <limits>
 #include <list>
 #include <map>
@@ -491,7 +492,15 @@ class Session : public std::enable_shared_from_this<Session> {
       if (ec) return Fault(ec);
       if (used == 0) break;
     }
-    if (parser_->is_done()) return Dispatch();
+    if (parser_->is_done()) {
+      // Beast adds a chunked body's trailer fields to the header's, where the handler would take
+      // them for header fields the client signed (a second Host, an X-Amz-Target). No client of
+      // these doors sends trailers, and RFC 9110 §6.5.1 lets a recipient refuse them.
+      if (FieldCount() != header_fields_) {
+        return Fault(ServerFault::kBadRequest, "Trailer fields are not accepted.");
+      }
+      return Dispatch();
+    }
     // In the body, Beast holds back only an unfinished chunk-size line (with its extensions) or
     // the trailer section, asking for more without limit: bound them here.
     if (input_.size() > config.chunk_header_limit) {
@@ -544,7 +553,13 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     // RFC 9110 §10.1.1: an HTTP/1.0 client's 100-continue is ignored.
     expect_continue_ = expect_continue && http11;
+    header_fields_ = FieldCount();
     return true;
+  }
+
+  std::size_t FieldCount() const {
+    const auto& msg = parser_->get();
+    return static_cast<std::size_t>(std::distance(msg.begin(), msg.end()));
   }
 
   void SendContinue() {
@@ -695,6 +710,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<RequestParser> parser_;
   Phase phase_ = Phase::kHeader;
   std::size_t header_bytes_ = 0;  // header bytes the parser has taken for this request
+  std::size_t header_fields_ = 0;  // fields in the header, before any trailer adds its own
   std::string outbuf_;
   const std::string remote_address_;  // peer IP, for logs and audit
   bool head_request_ = false;         // the answer being built is to a HEAD request

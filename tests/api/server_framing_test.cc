@@ -161,6 +161,29 @@ TEST_CASE("server: chunked, in any letter case, is read to its last chunk", "[un
   ExpectNextAnswered(c);
 }
 
+TEST_CASE("server: a chunked request with trailer fields is 400 and closes, and no handler sees "
+          "them as header fields",
+          "[unit]") {
+  std::atomic<int> calls{0};
+  auto server = StartServer({}, [&](const HttpRequest& r) {
+    ++calls;
+    return Echo(r);
+  });
+  for (const std::string trailer : {"Host: y\r\n", "X-Amz-Target: TrentService.Decrypt\r\n",
+                                    "Trailer: \xff\xff\r\nX-Other: 1\r\n"}) {
+    INFO(trailer);
+    RawClient c(server->port());
+    auto r = c.RoundTrip("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "3\r\nabc\r\n0\r\n" + trailer + "\r\n" + kNext);
+    REQUIRE(r.has_value());
+    CHECK(r->status == 400);
+    CHECK(r->body == "Trailer fields are not accepted.\n");
+    CHECK(r->HasHeader("Connection: close"));
+    CHECK(c.WaitForClose());
+  }
+  CHECK(calls == 0);
+}
+
 // ---- Expect: 100-continue ---------------------------------------------------------------------------
 
 TEST_CASE("server: Expect: 100-continue gets 100 before any body byte is sent", "[unit]") {
