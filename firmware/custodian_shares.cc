@@ -23,7 +23,7 @@ std::uint8_t GfMul(std::uint8_t a, std::uint8_t b) {
   for (int i = 0; i < 8; ++i) {
     product ^= static_cast<std::uint8_t>(-(b & 1u)) & a;
     const auto carry = static_cast<std::uint8_t>(-(a >> 7));
-    a = static_cast<std::uint8_t>((a << 1) ^ (carry & 0x1du));
+    a = static_cast<std::uint8_t>((static_cast<unsigned>(a) << 1) ^ (carry & 0x1du));
     b >>= 1;
   }
   return product;
@@ -186,9 +186,12 @@ SecretBytes FormatShare(const CustodianShare& share) {
 StatusOr<CustodianShare> ParseShare(std::string_view text) {
   while (!text.empty() && IsSeparator(text.front())) text.remove_prefix(1);
   while (!text.empty() && IsSeparator(text.back())) text.remove_suffix(1);
+  // The prefix in either case: only ASCII letters are folded ('1' | 0x20 is '1', but so is
+  // 0x11 | 0x20, which is no '1').
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
   if (text.size() < kTextPrefix.size() ||
       !std::equal(kTextPrefix.begin(), kTextPrefix.end(), text.begin(),
-                  [](char a, char b) { return a == (b | 0x20); })) {
+                  [&lower](char a, char b) { return a == lower(b); })) {
     return InvalidArgumentError("not a custodian share: a share starts with 'kms1-'");
   }
   text.remove_prefix(kTextPrefix.size());

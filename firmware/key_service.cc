@@ -1297,8 +1297,11 @@ StatusOr<DecryptResponse> KeyService::Decrypt(const DecryptRequest& request) {
   KMS_RETURN_IF_ERROR(CheckEncryptionContext(request.encryption_context, "encryptionContext"));
   std::optional<Impl::Key> named;
   if (request.key_id) {
-    KMS_ASSIGN_OR_RETURN(auto tx, store_.Begin(TransactionMode::kReadOnly));
-    KMS_ASSIGN_OR_RETURN(named, impl_->Resolve(*tx, *request.key_id, IdForms::kAny));
+    // Through the record cache, as every other cryptographic call: the AWS door names the key it
+    // authorized on every Decrypt, so a store snapshot here would be paid on every request
+    // (docs/performance.md), and would read newer records than the decision did.
+    KMS_ASSIGN_OR_RETURN(auto kv, impl_->LoadRecords(*request.key_id, IdForms::kAny));
+    named = std::move(kv.key);
     KMS_RETURN_IF_ERROR(Impl::CheckUsable(*named));
     if (named->usage() != KeyUsage::kEncryptDecrypt) return Impl::WrongUsage(*named, "Decrypt");
     if (named->spec() != KeySpec::kSymmetricDefault) {
@@ -1313,9 +1316,7 @@ StatusOr<DecryptResponse> KeyService::Decrypt(const DecryptRequest& request) {
       if (!request.encryption_context.empty()) {
         return Validation("EncryptionContext is not supported with asymmetric KMS keys.");
       }
-      KMS_ASSIGN_OR_RETURN(KeyVersionRecord v,
-                           tx->GetKeyVersion(named->id(), named->record.current_version()));
-      KMS_RETURN_IF_ERROR(CheckRecord(v));
+      const KeyVersionRecord& v = kv.version;  // the current version, checked by LoadRecords
       if (request.dry_run) return DryRunError();
       auto plain = impl_->WithKey(v, false, [&](const hal::KeyHandle& h) {
         return hsm_.DecryptRsaOaep(h, *hash, request.ciphertext_blob);

@@ -25,13 +25,18 @@ SecretBytes DeriveFromSecret(const SecretBytes& secret, std::string_view label) 
   return out;
 }
 
-StatusOr<unsigned> Field(std::string_view text, std::string_view name) {
+// The raw value of the field `name` (" name=<value>", ended by a space or the text's end).
+StatusOr<std::string_view> RawField(std::string_view text, std::string_view name) {
   const std::string key = " " + std::string(name) + "=";
   const auto at = text.find(key);
   if (at == std::string_view::npos)
     return DataLossError("seal descriptor lacks " + std::string(name));
   std::string_view value = text.substr(at + key.size());
-  value = value.substr(0, value.find(' '));
+  return value.substr(0, value.find(' '));
+}
+
+StatusOr<unsigned> Field(std::string_view text, std::string_view name) {
+  KMS_ASSIGN_OR_RETURN(std::string_view value, RawField(text, name));
   unsigned out = 0;
   if (value.empty() || value.size() > 3 ||
       !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
@@ -44,12 +49,7 @@ StatusOr<unsigned> Field(std::string_view text, std::string_view name) {
 // The fixed-size hex field `name` (" name=<2*N hex>", ended by a space or the text's end).
 template <std::size_t N>
 StatusOr<std::array<std::uint8_t, N>> HexField(std::string_view text, std::string_view name) {
-  const std::string key = " " + std::string(name) + "=";
-  const auto at = text.find(key);
-  if (at == std::string_view::npos)
-    return DataLossError("seal descriptor lacks " + std::string(name));
-  std::string_view value = text.substr(at + key.size());
-  value = value.substr(0, value.find(' '));
+  KMS_ASSIGN_OR_RETURN(std::string_view value, RawField(text, name));
   auto bytes = HexDecode(value);
   if (value.size() != 2 * N || !bytes.has_value() || bytes->size() != N) {
     return DataLossError("seal descriptor has a malformed " + std::string(name));

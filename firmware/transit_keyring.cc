@@ -1,17 +1,14 @@
 #include "firmware/transit_keyring.h"
 
-#include <mbedtls/asn1.h>
-#include <mbedtls/asn1write.h>
-#include <mbedtls/bignum.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/sha512.h>
 
 #include <algorithm>
-#include <charconv>
 #include <utility>
 
 #include "base/encoding.h"
 #include "firmware/ciphertext_blob.h"
+#include "firmware/transit_wire.h"
 
 namespace kms::firmware::transit {
 
@@ -21,6 +18,11 @@ using records::TransitKeyRecord;
 
 constexpr std::int64_t kHourMs = 3'600'000;
 constexpr std::size_t kMaxCryptoInput = 4096;  // KeyService's plaintext / MAC message bound
+// KeyService's bound on a signature or MAC to verify: a longer one cannot verify.
+constexpr std::size_t kMaxSignatureOrMac = 6144;
+// What the key service's 8192-byte encryption context holds of context and associated_data
+// (base64, with their labels): 6000 bytes together fit whatever their split.
+constexpr std::size_t kMaxBoundBytes = 6000;
 constexpr std::int64_t kMaxRandomBytes = 131072;
 constexpr std::size_t kRandomChunk = 1024;  // KeyService::GenerateRandom's per-call bound
 constexpr std::int64_t kDeletionWindowDays = 7;
@@ -99,38 +101,6 @@ Status RsaEncryptionRefused(TransitKeyType t) {
       TypeName(t) + " sign and verify only");
 }
 
-// ---- "vault:v<N>:<payload>" (reference/vault.md §1.2) ----
-std::string VersionPrefix(std::uint32_t version) {
-  return "vault:v" + std::to_string(version) + ":";
-}
-
-struct VersionedValue {
-  std::int64_t version = 0;
-  std::string_view payload;  // still base64
-};
-
-// Vault's policy.Decrypt parse: strip "vault:v", split once on ':', Atoi (v0 means v1). `what` is
-// "ciphertext", "signature" or "HMAC" for the messages.
-StatusOr<VersionedValue> ParseVersioned(std::string_view value, std::string_view what) {
-  constexpr std::string_view kPrefix = "vault:v";
-  const std::string noun(what);
-  if (!value.starts_with(kPrefix)) return InvalidArgumentError("invalid " + noun + ": no prefix");
-  value.remove_prefix(kPrefix.size());
-  const std::size_t colon = value.find(':');
-  if (colon == std::string_view::npos) {
-    return InvalidArgumentError("invalid " + noun + ": wrong number of fields");
-  }
-  std::string_view digits = value.substr(0, colon);
-  if (!digits.empty() && digits.front() == '+') digits.remove_prefix(1);  // Go's Atoi takes a sign
-  std::int64_t version = 0;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), version);
-  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) {
-    return InvalidArgumentError("invalid " + noun + ": version number could not be decoded");
-  }
-  if (version == 0) version = 1;
-  return VersionedValue{version, value.substr(colon + 1)};
-}
-
 // Version window checks shared by decrypt and verify.
 Status CheckReadableVersion(std::int64_t version, std::uint32_t latest,
                             const TransitKeyRecord& record, std::string_view what) {
@@ -141,28 +111,6 @@ Status CheckReadableVersion(std::int64_t version, std::uint32_t latest,
     return InvalidArgumentError(std::string(kTooOld));
   }
   return Status();
-}
-
-// RFC 4648 §5 without padding (Vault's jws marshaling).
-std::string Base64UrlEncode(ByteView bytes) {
-  std::string s = Base64Encode(bytes);
-  while (!s.empty() && s.back() == '=') s.pop_back();
-  for (char& c : s) {
-    if (c == '+') c = '-';
-    if (c == '/') c = '_';
-  }
-  return s;
-}
-StatusOr<Bytes> Base64UrlDecode(std::string_view text) {
-  std::string s(text);
-  for (char& c : s) {
-    if (c == '+' || c == '/' || c == '=') return InvalidArgumentError("invalid base64url");
-    if (c == '-') c = '+';
-    if (c == '_') c = '/';
-  }
-  if (s.size() % 4 == 1) return InvalidArgumentError("invalid base64url");
-  while (s.size() % 4 != 0) s.push_back('=');
-  return Base64Decode(s);
 }
 
 // ECDSA signature encodings: DER SEQUENCE { r INTEGER, s INTEGER } (what the key service returns,
@@ -176,68 +124,6 @@ std::size_t EcdsaFieldSize(TransitKeyType t) {
     default:
       return 66;
   }
-}
-
-StatusOr<Bytes> DerToRaw(ByteView der, std::size_t n) {
-  // mbedTLS 2.28's parsers take a non-const cursor but only read through it.
-  unsigned char* p = const_cast<unsigned char*>(der.data());
-  const unsigned char* end = der.data() + der.size();
-  std::size_t len = 0;
-  mbedtls_mpi r, s;
-  mbedtls_mpi_init(&r);
-  mbedtls_mpi_init(&s);
-  Bytes out(2 * n);
-  int rc = mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE);
-  if (rc == 0 && p + len != end) rc = -1;
-  if (rc == 0) rc = mbedtls_asn1_get_mpi(&p, end, &r);
-  if (rc == 0) rc = mbedtls_asn1_get_mpi(&p, end, &s);
-  if (rc == 0 && p != end) rc = -1;
-  if (rc == 0) rc = mbedtls_mpi_write_binary(&r, out.data(), n);
-  if (rc == 0) rc = mbedtls_mpi_write_binary(&s, out.data() + n, n);
-  mbedtls_mpi_free(&r);
-  mbedtls_mpi_free(&s);
-  if (rc != 0) return InternalError("the HSM returned a malformed ECDSA signature");
-  return out;
-}
-
-// nullopt: not a raw signature of this curve's width (the signature simply does not verify).
-std::optional<Bytes> RawToDer(ByteView raw, std::size_t n) {
-  if (raw.size() != 2 * n) return std::nullopt;
-  mbedtls_mpi r, s;
-  mbedtls_mpi_init(&r);
-  mbedtls_mpi_init(&s);
-  unsigned char buf[2 * (66 + 4) + 8];
-  unsigned char* p = buf + sizeof(buf);
-  int rc = mbedtls_mpi_read_binary(&r, raw.data(), n);
-  if (rc == 0) rc = mbedtls_mpi_read_binary(&s, raw.data() + n, n);
-  std::size_t total = 0;
-  int w = 0;
-  if (rc == 0) rc = w = mbedtls_asn1_write_mpi(&p, buf, &s);
-  if (rc >= 0) total += static_cast<std::size_t>(w);
-  if (rc >= 0) rc = w = mbedtls_asn1_write_mpi(&p, buf, &r);
-  if (rc >= 0) total += static_cast<std::size_t>(w);
-  if (rc >= 0) rc = w = mbedtls_asn1_write_len(&p, buf, total);
-  if (rc >= 0) total += static_cast<std::size_t>(w);
-  if (rc >= 0) {
-    rc = w = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE);
-  }
-  if (rc >= 0) total += static_cast<std::size_t>(w);
-  mbedtls_mpi_free(&r);
-  mbedtls_mpi_free(&s);
-  if (rc < 0) return std::nullopt;
-  return Bytes(p, p + total);
-}
-
-// RFC 7468 §13: SubjectPublicKeyInfo as "PUBLIC KEY", base64 in 64-character lines.
-std::string PublicKeyPem(ByteView der) {
-  const std::string b64 = Base64Encode(der);
-  std::string pem = "-----BEGIN PUBLIC KEY-----\n";
-  for (std::size_t i = 0; i < b64.size(); i += 64) {
-    pem += b64.substr(i, 64);
-    pem += '\n';
-  }
-  pem += "-----END PUBLIC KEY-----\n";
-  return pem;
 }
 
 // Vault hash names the key service signs with.
@@ -358,6 +244,19 @@ EncryptionContext ContextOf(const TransitKeyRecord& record, const Bytes& context
   return ec;
 }
 
+// The bytes ContextOf binds must fit the key service's encryption context; said here in the
+// request's own terms, never in the key service's (an AWS validation text).
+Status CheckBoundSize(const TransitKeyRecord& record, const Bytes& context,
+                      const Bytes& associated_data) {
+  const std::size_t bound = (record.derived() ? context.size() : 0) + associated_data.size();
+  if (bound > kMaxBoundBytes) {
+    return InvalidArgumentError("context and associated_data must be at most " +
+                                std::to_string(kMaxBoundBytes) +
+                                " bytes together on this appliance");
+  }
+  return Status();
+}
+
 Status CheckAutoRotatePeriod(std::int64_t period_ms) {
   if (period_ms != 0 && period_ms < kHourMs) {
     return InvalidArgumentError("auto rotate period must be 0 to disable or at least an hour");
@@ -426,19 +325,43 @@ StatusOr<TransitKeyRecord> ParseRecord(const std::string& value) {
   return r;
 }
 
-// The record of `name`; NotFound carries `not_found` (Vault's text differs per path).
-StatusOr<TransitKeyRecord> ReadRecord(store::MetadataStore& store, std::string_view mount,
-                                      std::string_view name, std::string_view not_found) {
-  KMS_RETURN_IF_ERROR(CheckMount(mount));
-  KMS_RETURN_IF_ERROR(CheckName(name));
-  KMS_ASSIGN_OR_RETURN(auto tx, store.Begin(store::TransactionMode::kReadOnly));
-  auto value = tx->GetMeta(KeyPrefix(mount) + std::string(name));
+Status Rebound(std::string_view name) {
+  return FailedPreconditionError("the key name \"" + std::string(name) +
+                                 "\" was bound to another key while this request ran; retry the "
+                                 "request");
+}
+
+// Whether `key_id`, the key-service key the name is bound to now, is the one `key` acts on (the
+// header's "Bindings"): any key by name, else exactly the decided one.
+Status CheckBinding(const KeyBinding& key, std::string_view key_id) {
+  const auto& decided = key.decided_key_id();
+  if (decided && *decided != key_id) return Rebound(key.name());
+  return Status();
+}
+
+// The record `key` acts on, read in `tx`; NotFound carries `not_found` (Vault's text differs per
+// path).
+StatusOr<TransitKeyRecord> ReadRecordIn(store::Transaction& tx, std::string_view mount,
+                                        const KeyBinding& key, std::string_view not_found) {
+  auto value = tx.GetMeta(KeyPrefix(mount) + std::string(key.name()));
   if (!value) {
     if (value.error().code() == StatusCode::kNotFound) return NotFoundError(std::string(not_found));
     return value.error();
   }
+  KMS_ASSIGN_OR_RETURN(TransitKeyRecord r, ParseRecord(*value));
+  KMS_RETURN_IF_ERROR(CheckBinding(key, r.key_id()));
+  return r;
+}
+
+// The record `key` acts on, in a transaction of its own.
+StatusOr<TransitKeyRecord> ReadRecord(store::MetadataStore& store, std::string_view mount,
+                                      const KeyBinding& key, std::string_view not_found) {
+  KMS_RETURN_IF_ERROR(CheckMount(mount));
+  KMS_RETURN_IF_ERROR(CheckName(key.name()));
+  KMS_ASSIGN_OR_RETURN(auto tx, store.Begin(store::TransactionMode::kReadOnly));
+  KMS_ASSIGN_OR_RETURN(TransitKeyRecord r, ReadRecordIn(*tx, mount, key, not_found));
   KMS_RETURN_IF_ERROR(tx->Commit());
-  return ParseRecord(*value);
+  return r;
 }
 
 TransitKeyType TypeOf(const TransitKeyRecord& r) {
@@ -534,8 +457,9 @@ StatusOr<TransitKeyInfo> Info(KeyService& service, const TransitKeyRecord& r) {
 }  // namespace
 
 // ---- keys -------------------------------------------------------------------------------------
-StatusOr<TransitKeyInfo> TransitKeyring::CreateKey(std::string_view name,
+StatusOr<TransitKeyInfo> TransitKeyring::CreateKey(const KeyBinding& key,
                                                    const CreateTransitKeyOptions& options) {
+  const std::string_view name = key.name();
   KMS_RETURN_IF_ERROR(CheckMount(mount_));
   KMS_RETURN_IF_ERROR(CheckName(name));
   const std::string type = TypeName(options.type);
@@ -569,8 +493,9 @@ StatusOr<TransitKeyInfo> TransitKeyring::CreateKey(std::string_view name,
     return InvalidArgumentError("auto rotation is not supported for keys of type " + type +
                                 ": only aes256-gcm96 keys rotate on this appliance");
   }
-  // Vault answers an existing name with the existing key, whatever the options.
-  auto existing = ReadRecord(store_, mount_, name, "key not found");
+  // Vault answers an existing name with the existing key, whatever the options (decided: only the
+  // key that was decided; another one is the binding error).
+  auto existing = ReadRecord(store_, mount_, key, "key not found");
   if (existing) return Info(service_, *existing);
   if (existing.error().code() != StatusCode::kNotFound) return existing.error();
 
@@ -625,12 +550,14 @@ StatusOr<TransitKeyInfo> TransitKeyring::CreateKey(std::string_view name,
     del.key_id = key_id;
     del.pending_window_in_days = kDeletionWindowDays;
     (void)service_.ScheduleKeyDeletion(del);
+    // Decided: the winner's key is not the one this request was decided on.
+    KMS_RETURN_IF_ERROR(CheckBinding(key, record.key_id()));
   }
   return Info(service_, record);
 }
 
-StatusOr<TransitKeyInfo> TransitKeyring::ReadKey(std::string_view name) {
-  KMS_ASSIGN_OR_RETURN(TransitKeyRecord r, ReadRecord(store_, mount_, name, "key not found"));
+StatusOr<TransitKeyInfo> TransitKeyring::ReadKey(const KeyBinding& key) {
+  KMS_ASSIGN_OR_RETURN(TransitKeyRecord r, ReadRecord(store_, mount_, key, "key not found"));
   return Info(service_, r);
 }
 
@@ -662,22 +589,18 @@ StatusOr<std::vector<std::string>> TransitKeyring::ListKeys() {
   return names;
 }
 
-Status TransitKeyring::DeleteKey(std::string_view name) {
+Status TransitKeyring::DeleteKey(const KeyBinding& key) {
+  const std::string_view name = key.name();
   KMS_RETURN_IF_ERROR(CheckMount(mount_));
   KMS_RETURN_IF_ERROR(CheckName(name));
   TransitKeyRecord record;
   {
-    // Checked and unbound in one transaction, so a concurrent config change cannot slip between.
+    // Checked and unbound in one transaction, so a concurrent config change or re-creation cannot
+    // slip between.
     KMS_ASSIGN_OR_RETURN(auto tx, store_.Begin(store::TransactionMode::kReadWrite));
     const std::string meta = KeyPrefix(mount_) + std::string(name);
-    auto value = tx->GetMeta(meta);
-    if (!value) {
-      if (value.error().code() == StatusCode::kNotFound) {
-        return NotFoundError("could not delete key; not found");
-      }
-      return value.error();
-    }
-    KMS_ASSIGN_OR_RETURN(record, ParseRecord(*value));
+    KMS_ASSIGN_OR_RETURN(record,
+                         ReadRecordIn(*tx, mount_, key, "could not delete key; not found"));
     if (!record.deletion_allowed()) {
       return FailedPreconditionError("deletion is not allowed for this key");
     }
@@ -702,10 +625,11 @@ Status TransitKeyring::DeleteKey(std::string_view name) {
   return Status();
 }
 
-StatusOr<TransitKeyInfo> TransitKeyring::UpdateConfig(std::string_view name,
+StatusOr<TransitKeyInfo> TransitKeyring::UpdateConfig(const KeyBinding& key,
                                                       const TransitKeyConfigUpdate& update) {
+  const std::string_view name = key.name();
   const std::string not_found = "no existing key named " + std::string(name) + " could be found";
-  KMS_ASSIGN_OR_RETURN(TransitKeyRecord before, ReadRecord(store_, mount_, name, not_found));
+  KMS_ASSIGN_OR_RETURN(TransitKeyRecord before, ReadRecord(store_, mount_, key, not_found));
   if (update.exportable.value_or(false)) {
     return InvalidArgumentError(
         "exportable keys are not supported by this appliance: key material never leaves the HSM");
@@ -728,12 +652,9 @@ StatusOr<TransitKeyInfo> TransitKeyring::UpdateConfig(std::string_view name,
   {
     KMS_ASSIGN_OR_RETURN(auto tx, store_.Begin(store::TransactionMode::kReadWrite));
     const std::string meta = KeyPrefix(mount_) + std::string(name);
-    auto value = tx->GetMeta(meta);
-    if (!value) {
-      if (value.error().code() == StatusCode::kNotFound) return NotFoundError(not_found);
-      return value.error();
-    }
-    KMS_ASSIGN_OR_RETURN(r, ParseRecord(*value));
+    // The key checked above (its `latest`), whichever way `key` binds.
+    KMS_ASSIGN_OR_RETURN(
+        r, ReadRecordIn(*tx, mount_, KeyBinding::Decided(name, before.key_id()), not_found));
     // Vault's path_config.go, in its order and with its texts.
     if (update.min_decryption_version) {
       std::int64_t v = *update.min_decryption_version;
@@ -772,8 +693,9 @@ StatusOr<TransitKeyInfo> TransitKeyring::UpdateConfig(std::string_view name,
   return Info(service_, r);
 }
 
-StatusOr<TransitKeyInfo> TransitKeyring::Rotate(std::string_view name) {
-  KMS_ASSIGN_OR_RETURN(TransitKeyRecord r, ReadRecord(store_, mount_, name, "key not found"));
+StatusOr<TransitKeyInfo> TransitKeyring::Rotate(const KeyBinding& key) {
+  const std::string_view name = key.name();
+  KMS_ASSIGN_OR_RETURN(TransitKeyRecord r, ReadRecord(store_, mount_, key, "key not found"));
   if (TypeOf(r) != TransitKeyType::kAes256Gcm96) {
     return InvalidArgumentError("rotation is not supported for keys of type " +
                                 TypeName(TypeOf(r)) +
@@ -784,29 +706,26 @@ StatusOr<TransitKeyInfo> TransitKeyring::Rotate(std::string_view name) {
   {
     KMS_ASSIGN_OR_RETURN(auto tx, store_.Begin(store::TransactionMode::kReadWrite));
     const std::string meta = KeyPrefix(mount_) + std::string(name);
-    auto value = tx->GetMeta(meta);
-    if (value) {
-      KMS_ASSIGN_OR_RETURN(r, ParseRecord(*value));
-      r.set_last_rotation_time_ms(std::max(r.last_rotation_time_ms(), now));
-      r.set_record_version(store::kRecordVersion);
-      KMS_RETURN_IF_ERROR(tx->PutMeta(meta, r.SerializeAsString()));
-      KMS_RETURN_IF_ERROR(tx->Commit());
-    } else if (value.error().code() == StatusCode::kNotFound) {
-      return NotFoundError("key not found");  // deleted meanwhile
-    } else {
-      return value.error();
-    }
+    // The record of the key just rotated: deleted meanwhile is "key not found", and a name bound
+    // to another key since keeps that key's record untouched.
+    KMS_ASSIGN_OR_RETURN(
+        r, ReadRecordIn(*tx, mount_, KeyBinding::Decided(name, r.key_id()), "key not found"));
+    r.set_last_rotation_time_ms(std::max(r.last_rotation_time_ms(), now));
+    r.set_record_version(store::kRecordVersion);
+    KMS_RETURN_IF_ERROR(tx->PutMeta(meta, r.SerializeAsString()));
+    KMS_RETURN_IF_ERROR(tx->Commit());
   }
   return Info(service_, r);
 }
 
 // ---- cryptography ---------------------------------------------------------------------------
-StatusOr<TransitCiphertext> TransitKeyring::Encrypt(std::string_view name,
+StatusOr<TransitCiphertext> TransitKeyring::Encrypt(const KeyBinding& key,
                                                     const EncryptInput& input) {
   KMS_ASSIGN_OR_RETURN(TransitKeyRecord r,
-                       ReadRecord(store_, mount_, name, "encryption key not found"));
+                       ReadRecord(store_, mount_, key, "encryption key not found"));
   KMS_RETURN_IF_ERROR(CheckEncryptionType(r, "encryption"));
   KMS_RETURN_IF_ERROR(CheckContext(r, input.context));
+  KMS_RETURN_IF_ERROR(CheckBoundSize(r, input.context, input.associated_data));
   if (input.plaintext.empty() || input.plaintext.size() > kMaxCryptoInput) {
     return InvalidArgumentError("plaintext must be 1 to 4096 bytes on this appliance");
   }
@@ -824,11 +743,12 @@ StatusOr<TransitCiphertext> TransitKeyring::Encrypt(std::string_view name,
   return TransitCiphertext{VersionPrefix(used) + Base64Encode(out.ciphertext_blob), used};
 }
 
-StatusOr<SecretBytes> TransitKeyring::Decrypt(std::string_view name, const DecryptInput& input) {
+StatusOr<SecretBytes> TransitKeyring::Decrypt(const KeyBinding& key, const DecryptInput& input) {
   KMS_ASSIGN_OR_RETURN(TransitKeyRecord r,
-                       ReadRecord(store_, mount_, name, "encryption key not found"));
+                       ReadRecord(store_, mount_, key, "encryption key not found"));
   KMS_RETURN_IF_ERROR(CheckEncryptionType(r, "decryption"));
   KMS_RETURN_IF_ERROR(CheckContext(r, input.context));
+  KMS_RETURN_IF_ERROR(CheckBoundSize(r, input.context, input.associated_data));
   KMS_ASSIGN_OR_RETURN(VersionedValue value, ParseVersioned(input.ciphertext, "ciphertext"));
   KMS_ASSIGN_OR_RETURN(std::uint32_t latest, LatestVersion(service_, r));
   KMS_RETURN_IF_ERROR(CheckReadableVersion(value.version, latest, r, "ciphertext"));
@@ -855,27 +775,28 @@ StatusOr<SecretBytes> TransitKeyring::Decrypt(std::string_view name, const Decry
   return std::move(out->plaintext);
 }
 
-StatusOr<TransitCiphertext> TransitKeyring::Rewrap(std::string_view name, const DecryptInput& input,
+StatusOr<TransitCiphertext> TransitKeyring::Rewrap(const KeyBinding& key, const DecryptInput& input,
                                                    std::optional<std::int64_t> key_version) {
-  KMS_ASSIGN_OR_RETURN(SecretBytes plaintext, Decrypt(name, input));
+  KMS_ASSIGN_OR_RETURN(SecretBytes plaintext, Decrypt(key, input));
   EncryptInput again;
   again.plaintext = std::move(plaintext);
   again.context = input.context;
   again.associated_data = input.associated_data;
   again.key_version = key_version;
-  return Encrypt(name, again);
+  return Encrypt(key, again);
 }
 
-StatusOr<TransitDataKey> TransitKeyring::GenerateDataKey(std::string_view name, std::int64_t bits,
+StatusOr<TransitDataKey> TransitKeyring::GenerateDataKey(const KeyBinding& key, std::int64_t bits,
                                                          const Bytes& context,
                                                          const Bytes& associated_data,
                                                          std::optional<std::int64_t> key_version,
                                                          bool with_plaintext) {
   KMS_ASSIGN_OR_RETURN(TransitKeyRecord r,
-                       ReadRecord(store_, mount_, name, "encryption key not found"));
+                       ReadRecord(store_, mount_, key, "encryption key not found"));
   if (bits != 128 && bits != 256 && bits != 512) return InvalidArgumentError("invalid bits value");
   KMS_RETURN_IF_ERROR(CheckEncryptionType(r, "encryption"));
   KMS_RETURN_IF_ERROR(CheckContext(r, context));
+  KMS_RETURN_IF_ERROR(CheckBoundSize(r, context, associated_data));
   KMS_ASSIGN_OR_RETURN(auto version, EncryptionVersion(service_, r, key_version, "encryption"));
   GenerateDataKeyRequest req;
   req.key_id = r.key_id();
@@ -921,11 +842,12 @@ Status CheckHmacRequest(const TransitKeyRecord& r, std::string_view name, const 
 }
 }  // namespace
 
-StatusOr<std::string> TransitKeyring::Hmac(std::string_view name, const SecretBytes& input,
+StatusOr<std::string> TransitKeyring::Hmac(const KeyBinding& key, const SecretBytes& input,
                                            std::string_view algorithm,
                                            std::optional<std::int64_t> key_version) {
+  const std::string_view name = key.name();
   KMS_ASSIGN_OR_RETURN(TransitKeyRecord r,
-                       ReadRecord(store_, mount_, name, "encryption key not found"));
+                       ReadRecord(store_, mount_, key, "encryption key not found"));
   KMS_RETURN_IF_ERROR(CheckHmacRequest(r, name, input, algorithm));
   KMS_ASSIGN_OR_RETURN(std::uint32_t latest, LatestVersion(service_, r));
   // hmac keys never rotate here, and the key service MACs with the current version only.
@@ -940,17 +862,18 @@ StatusOr<std::string> TransitKeyring::Hmac(std::string_view name, const SecretBy
   return VersionPrefix(latest) + Base64Encode(out.mac);
 }
 
-StatusOr<bool> TransitKeyring::VerifyHmac(std::string_view name, const SecretBytes& input,
+StatusOr<bool> TransitKeyring::VerifyHmac(const KeyBinding& key, const SecretBytes& input,
                                           std::string_view hmac, std::string_view algorithm) {
+  const std::string_view name = key.name();
   KMS_ASSIGN_OR_RETURN(TransitKeyRecord r,
-                       ReadRecord(store_, mount_, name, "encryption key not found"));
+                       ReadRecord(store_, mount_, key, "encryption key not found"));
   KMS_RETURN_IF_ERROR(CheckHmacRequest(r, name, input, algorithm));
   KMS_ASSIGN_OR_RETURN(VersionedValue value, ParseVersioned(hmac, "HMAC"));
   KMS_ASSIGN_OR_RETURN(std::uint32_t latest, LatestVersion(service_, r));
   KMS_RETURN_IF_ERROR(CheckReadableVersion(value.version, latest, r, "HMAC"));
   auto mac = Base64Decode(value.payload);
   if (!mac) return InvalidArgumentError("invalid HMAC: could not decode base64");
-  if (mac->empty()) return false;
+  if (mac->empty() || mac->size() > kMaxSignatureOrMac) return false;
   VerifyMacRequest req;
   req.key_id = r.key_id();
   req.message = input.Clone();
@@ -967,10 +890,10 @@ StatusOr<bool> TransitKeyring::VerifyHmac(std::string_view name, const SecretByt
   return true;
 }
 
-StatusOr<TransitSignature> TransitKeyring::Sign(std::string_view name, const SecretBytes& input,
+StatusOr<TransitSignature> TransitKeyring::Sign(const KeyBinding& key, const SecretBytes& input,
                                                 const SignOptions& options) {
   KMS_ASSIGN_OR_RETURN(TransitKeyRecord r,
-                       ReadRecord(store_, mount_, name, "signing key not found"));
+                       ReadRecord(store_, mount_, key, "signing key not found"));
   const TransitKeyType type = TypeOf(r);
   KMS_ASSIGN_OR_RETURN(SigningPlan plan, PlanSignature(type, input, options));
   KMS_ASSIGN_OR_RETURN(std::uint32_t latest, LatestVersion(service_, r));
@@ -1006,10 +929,10 @@ StatusOr<TransitSignature> TransitKeyring::Sign(std::string_view name, const Sec
   return TransitSignature{VersionPrefix(latest) + encoded, latest};
 }
 
-StatusOr<bool> TransitKeyring::Verify(std::string_view name, const SecretBytes& input,
+StatusOr<bool> TransitKeyring::Verify(const KeyBinding& key, const SecretBytes& input,
                                       std::string_view signature, const SignOptions& options) {
   KMS_ASSIGN_OR_RETURN(TransitKeyRecord r,
-                       ReadRecord(store_, mount_, name, "signature verification key not found"));
+                       ReadRecord(store_, mount_, key, "signature verification key not found"));
   const TransitKeyType type = TypeOf(r);
   KMS_ASSIGN_OR_RETURN(SigningPlan plan, PlanSignature(type, input, options));
   KMS_ASSIGN_OR_RETURN(VersionedValue value, ParseVersioned(signature, "signature"));
@@ -1023,7 +946,7 @@ StatusOr<bool> TransitKeyring::Verify(std::string_view name, const SecretBytes& 
     if (!der) return false;
     sig = std::move(*der);
   }
-  if (sig.empty()) return false;
+  if (sig.empty() || sig.size() > kMaxSignatureOrMac) return false;
   VerifyRequest req;
   req.key_id = r.key_id();
   req.message = std::move(plan.digest);

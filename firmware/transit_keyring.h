@@ -37,7 +37,11 @@
 //  * Sizes: encrypt plaintexts and hmac inputs are 1..4096 bytes (the key service's bound;
 //    InvalidArgument naming it). Sign/verify inputs are unbounded: the digest is computed here
 //    (mbedTLS; hashing guards no key) and signed as a DIGEST. `prehashed` input must be exactly the
-//    hash's digest length.
+//    hash's digest length. context (derived keys) and associated_data are bound in the key
+//    service's encryption context, which holds at most 6000 of their bytes together
+//    (InvalidArgument "context and associated_data must be at most 6000 bytes together on this
+//    appliance", never the key service's own validation text). A signature or HMAC longer than
+//    the key service verifies (6144 bytes) is `false`.
 //  * Context: a `derived` key requires a non-empty `context` on every encrypt, decrypt, rewrap and
 //    datakey call (Vault's "missing 'context' for key derivation; ..." text), and the ciphertext is
 //    bound to it. Vault derives a key per context (HKDF); here the context is bound as an
@@ -74,6 +78,18 @@
 //    HMACs and signatures parse the same way with "invalid HMAC: ..." / "invalid signature: ..."
 //    (base64: "invalid HMAC: could not decode base64", "invalid base64 signature value"). A
 //    well-formed HMAC or signature that does not verify is `false`.
+//  * Bindings: every per-key method takes a KeyBinding. By name (a plain name converts to one:
+//    operators' tools, scheduled work) it acts on whatever key-service key the name is bound to
+//    when it runs. As decided (KeyBinding::Decided, what the Vault door's decision names) it acts
+//    on the key-service key the name was bound to when the request was authorized, or on none,
+//    and only on that: a name unbound since is the path's NotFound (as if the request had come
+//    after the delete); a name bound to another key since (deleted and created again, or created
+//    by another request after a decision on the unbound name) is FailedPrecondition "the key name
+//    "<name>" was bound to another key while this request ran; retry the request", checked in
+//    the same transaction as the change for changes. CreateKey decided on a key is a no-op when
+//    the name still names it and creates when the name is unbound; decided on no key it creates,
+//    and losing the creation race to another creator is that FailedPrecondition (its own
+//    key-service key is scheduled for deletion, as for any loser). By name, racers converge.
 //  * Thread-safety: every method may be called concurrently (the keyring keeps no mutable state).
 //    Lifetime: the KeyService, store and clock must outlive the keyring.
 #ifndef KMS_FIRMWARE_TRANSIT_KEYRING_H_
@@ -94,6 +110,30 @@
 #include "firmware/store/metadata_store.h"
 
 namespace kms::firmware::transit {
+
+// Which key a per-key operation acts on (the contract's "Bindings"). Holds views: the strings it
+// was made from must outlive the call it is passed to.
+class KeyBinding {
+ public:
+  // By name: whatever key the name is bound to when the operation runs.
+  KeyBinding(std::string_view name) : name_(name) {}  // NOLINT(google-explicit-constructor)
+  KeyBinding(const char* name) : name_(name) {}       // NOLINT(google-explicit-constructor)
+  KeyBinding(const std::string& name) : name_(name) {}  // NOLINT(google-explicit-constructor)
+  // As decided: `key_id` is the key-service key the name was bound to then, "" for none.
+  static KeyBinding Decided(std::string_view name, std::string_view key_id) {
+    KeyBinding b(name);
+    b.decided_key_id_ = key_id;
+    return b;
+  }
+
+  std::string_view name() const { return name_; }
+  // nullopt: by name; "": decided on an unbound name; else the decided key-service key id.
+  const std::optional<std::string_view>& decided_key_id() const { return decided_key_id_; }
+
+ private:
+  std::string_view name_;
+  std::optional<std::string_view> decided_key_id_;
+};
 
 // Stable codes (stored in records::TransitKeyRecord::key_type).
 enum class TransitKeyType : std::uint32_t {
@@ -218,8 +258,8 @@ class TransitKeyring {
 
   // ---- keys ----
   // Creating a name that exists is OK and changes nothing (Vault answers the existing key).
-  StatusOr<TransitKeyInfo> CreateKey(std::string_view name, const CreateTransitKeyOptions& options);
-  StatusOr<TransitKeyInfo> ReadKey(std::string_view name);
+  StatusOr<TransitKeyInfo> CreateKey(const KeyBinding& key, const CreateTransitKeyOptions& options);
+  StatusOr<TransitKeyInfo> ReadKey(const KeyBinding& key);
   // The key-service key a name is bound to, from one store read (no HSM, no key-service call):
   // NotFound "key not found" for an unbound name, InvalidArgument for a malformed name or mount.
   StatusOr<TransitKeyRef> Locate(std::string_view name);
@@ -227,30 +267,30 @@ class TransitKeyring {
   StatusOr<std::vector<std::string>> ListKeys();
   // Needs deletion_allowed. Unbinds the name at once and schedules the KeyService key for deletion
   // after AWS's shortest window (7 days), which keeps a recovery window Vault does not have.
-  Status DeleteKey(std::string_view name);
-  StatusOr<TransitKeyInfo> UpdateConfig(std::string_view name, const TransitKeyConfigUpdate& update);
-  StatusOr<TransitKeyInfo> Rotate(std::string_view name);
+  Status DeleteKey(const KeyBinding& key);
+  StatusOr<TransitKeyInfo> UpdateConfig(const KeyBinding& key, const TransitKeyConfigUpdate& update);
+  StatusOr<TransitKeyInfo> Rotate(const KeyBinding& key);
 
   // ---- cryptography ----
-  StatusOr<TransitCiphertext> Encrypt(std::string_view name, const EncryptInput& input);
-  StatusOr<SecretBytes> Decrypt(std::string_view name, const DecryptInput& input);
+  StatusOr<TransitCiphertext> Encrypt(const KeyBinding& key, const EncryptInput& input);
+  StatusOr<SecretBytes> Decrypt(const KeyBinding& key, const DecryptInput& input);
   // Decrypt, then Encrypt with `key_version` (latest when absent), in one call.
-  StatusOr<TransitCiphertext> Rewrap(std::string_view name, const DecryptInput& input,
+  StatusOr<TransitCiphertext> Rewrap(const KeyBinding& key, const DecryptInput& input,
                                      std::optional<std::int64_t> key_version);
   // bits: 128, 256 or 512. with_plaintext: the "plaintext" variant of datakey/<type>/<name>.
-  StatusOr<TransitDataKey> GenerateDataKey(std::string_view name, std::int64_t bits,
+  StatusOr<TransitDataKey> GenerateDataKey(const KeyBinding& key, std::int64_t bits,
                                            const Bytes& context, const Bytes& associated_data,
                                            std::optional<std::int64_t> key_version,
                                            bool with_plaintext);
   // hmac keys only. algorithm: Vault's name (sha2-256 default); must be the key's.
-  StatusOr<std::string> Hmac(std::string_view name, const SecretBytes& input,
+  StatusOr<std::string> Hmac(const KeyBinding& key, const SecretBytes& input,
                              std::string_view algorithm, std::optional<std::int64_t> key_version);
-  StatusOr<bool> VerifyHmac(std::string_view name, const SecretBytes& input, std::string_view hmac,
+  StatusOr<bool> VerifyHmac(const KeyBinding& key, const SecretBytes& input, std::string_view hmac,
                             std::string_view algorithm);
-  StatusOr<TransitSignature> Sign(std::string_view name, const SecretBytes& input,
+  StatusOr<TransitSignature> Sign(const KeyBinding& key, const SecretBytes& input,
                                   const SignOptions& options);
   // A well-formed signature that does not verify is `false`, not an error.
-  StatusOr<bool> Verify(std::string_view name, const SecretBytes& input, std::string_view signature,
+  StatusOr<bool> Verify(const KeyBinding& key, const SecretBytes& input, std::string_view signature,
                         const SignOptions& options);
 
   // random: 1..131072 bytes from the HSM RNG.

@@ -1,5 +1,7 @@
 #include "pkcs11/session.h"
 
+#include <string>
+
 #include "pkcs11/rv.h"
 
 namespace kms::pkcs11 {
@@ -13,6 +15,11 @@ unsigned char* In(ByteView v) {
 }
 
 CK_ULONG Len(std::size_t n) { return static_cast<CK_ULONG>(n); }
+
+// The largest attribute value GetAttributes reads. Key attributes are far smaller (an RSA-4096
+// modulus is 512 bytes, a token data value 1024): a module that announces more is broken, and
+// allocating whatever it announces would let it exhaust the process's memory.
+constexpr CK_ULONG kMaxAttributeBytes = 64 * 1024;
 
 }  // namespace
 
@@ -131,10 +138,20 @@ StatusOr<std::vector<AttributeValue>> Session::GetAttributes(
       continue;
     }
     if (rv != CKR_OK) return RvToStatus(rv, "C_GetAttributeValue");
+    if (size.ulValueLen > kMaxAttributeBytes) {
+      return InternalError("C_GetAttributeValue: the module announces " +
+                           std::to_string(size.ulValueLen) + " bytes for attribute " +
+                           std::to_string(types[i]) + ", more than the " +
+                           std::to_string(kMaxAttributeBytes) + " any key attribute needs");
+    }
     values[i].value = SecretBytes(static_cast<std::size_t>(size.ulValueLen));
     CK_ATTRIBUTE fetch{types[i], values[i].value.ExposeSecretMutable().data(), size.ulValueLen};
     rv = f()->C_GetAttributeValue(handle_, object, &fetch, 1);
     if (rv != CKR_OK) return RvToStatus(rv, "C_GetAttributeValue");
+    // The module wrote into a buffer of the size it announced: a longer answer is a broken module.
+    if (fetch.ulValueLen > size.ulValueLen) {
+      return InternalError("C_GetAttributeValue: the module answered more bytes than it announced");
+    }
     values[i].present = true;
     values[i].value.resize(static_cast<std::size_t>(fetch.ulValueLen));
   }

@@ -65,7 +65,9 @@ class Session {
                                                       std::size_t max = 64);
   // Reads `types`, in one C_GetAttributeValue when each value fits 64 bytes (flags, sizes, OIDs,
   // mechanism lists). An attribute that is invalid for the object or sensitive
-  // comes back with present=false (CKR_ATTRIBUTE_TYPE_INVALID/SENSITIVE are not errors here).
+  // comes back with present=false (CKR_ATTRIBUTE_TYPE_INVALID/SENSITIVE are not errors here). A
+  // module that announces a value over 64 KiB, or answers more bytes than it announced, is broken:
+  // Internal, and nothing of that size is allocated.
   StatusOr<std::vector<AttributeValue>> GetAttributes(CK_OBJECT_HANDLE object,
                                                       std::span<const CK_ATTRIBUTE_TYPE> types);
   // One attribute; FailedPrecondition when it is unavailable.

@@ -6,7 +6,9 @@
 # key store, the AWS door's Encrypt and Decrypt (SigV4 per request) and the Vault door's transit
 # encrypt, decrypt and batch encrypt of 100 items (X-Vault-Token, dev.env's VAULT_TOKEN) with
 # kms_load (closed loop, keep-alive, 1 KiB plaintexts); prints a markdown table. Everything binds
-# 127.0.0.1 and every load is time-bounded.
+# 127.0.0.1 and every load is time-bounded. Each row also gives kmsd's CPU time per request (utime +
+# stime across the kms_load run, /proc/<pid>/stat, over the requests answered; includes kms_load's
+# setup, as tools/bench_door.sh says).
 #
 #   tools/bench_vault.sh [--build-dir DIR] [--seconds S] [--connections N] [--threads T]
 #                        [--workers W] [--hsm-sessions H] [--http-only]
@@ -74,24 +76,33 @@ start_kmsd() {  # $1 = state dir, rest = extra flags
 stop_kmsd() {
   kill -TERM "$KMSD_PID"; wait "$KMSD_PID" || true; KMSD_PID=""
 }
+CLK_TCK="$(getconf CLK_TCK)"
+kmsd_cpu_ticks() {  # utime + stime of kmsd's threads: fields 14 and 15 of /proc/<pid>/stat
+  sed 's/.*) //' "/proc/$KMSD_PID/stat" | awk '{print $12 + $13}'
+}
 
 ROWS=()
 FAILED=0
 run_load() {  # $1 = transport label, $2 = door label, $3 = op, rest = extra kms_load flags
   local label="$1" door="$2" op="$3"; shift 3
-  local line
+  local line ticks_before ticks_after
+  ticks_before="$(kmsd_cpu_ticks)"
   if ! line="$("$BUILD/tools/kms_load" --env-file "$WORK/state/dev.env" --op "$op" \
         --seconds "$SECONDS_PER_OP" --connections "$CONNECTIONS" --threads "$THREADS" "$@")"; then
     FAILED=1
   fi
+  ticks_after="$(kmsd_cpu_ticks)"
   echo "$label $line" >&2
-  local rps p50 p99 errors items
+  local rps p50 p99 errors items requests cpu_us
   rps="$(sed -n 's/.* rps=\([0-9]*\).*/\1/p' <<<"$line")"
   p50="$(sed -n 's/.* p50_ms=\([0-9.]*\).*/\1/p' <<<"$line")"
   p99="$(sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p' <<<"$line")"
   errors="$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$line")"
   items="$(sed -n 's/.* items_per_request=\([0-9]*\).*/\1/p' <<<"$line")"
-  ROWS+=("| $label | $door | $op | ${rps:-0} | $(( ${rps:-0} * ${items:-1} )) | $p50 | $p99 | $errors |")
+  requests="$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$line")"
+  cpu_us="$(awk -v t=$((ticks_after - ticks_before)) -v hz="$CLK_TCK" -v n="${requests:-0}" \
+    'BEGIN { if (n > 0) printf "%.0f", t * 1e6 / hz / n }')"
+  ROWS+=("| $label | $door | $op | ${rps:-0} | $(( ${rps:-0} * ${items:-1} )) | $p50 | $p99 | $cpu_us | $errors |")
 }
 
 run_all() {  # $1 = transport label, rest = extra kms_load flags
@@ -117,7 +128,7 @@ fi
 echo
 echo "kmsd --workers $WORKERS --hsm-sessions $HSM_SESSIONS; kms_load --connections $CONNECTIONS --threads $THREADS --seconds $SECONDS_PER_OP; 1 KiB plaintexts; $(nproc) cores shared by kmsd and kms_load"
 echo
-echo "| transport | door | operation | requests/s | items/s | p50 ms | p99 ms | errors |"
-echo "|---|---|---|---:|---:|---:|---:|---:|"
+echo "| transport | door | operation | requests/s | items/s | p50 ms | p99 ms | kmsd CPU µs/request | errors |"
+echo "|---|---|---|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${ROWS[@]}"
 exit "$FAILED"

@@ -100,7 +100,7 @@ http::HttpResponse AwsDoor::ErrorResponse(const AwsError& error, std::string_vie
   json::object body;
   body["__type"] = error.type;
   // Messages may echo header bytes (Authorization components, X-Amz-Date, the operation name),
-  // which are not necessarily UTF-8; JSON must be (found by tests/api/fuzz/aws_door_fuzz.cc).
+  // which are not necessarily UTF-8; JSON must be (found by fuzzing the door).
   body["message"] = PrintableUtf8(error.message);
   r.body = json::serialize(body);
   return r;

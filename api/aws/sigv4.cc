@@ -77,9 +77,10 @@ SecretBytes HmacSecret(ByteView key, std::string_view data) {
   return out;
 }
 
-// "YYYYMMDDTHHMMSSZ" -> seconds since the epoch; nullopt if malformed. In seconds, not in the
-// system clock's nanoseconds: a 64-bit count of nanoseconds ends in 2262, and a date past it
-// wrapped around to one that looked current.
+}  // namespace
+
+// In seconds, not in the system clock's nanoseconds: a 64-bit count of nanoseconds ends in 2262,
+// and a date past it wrapped around to one that looked current.
 std::optional<std::chrono::sys_seconds> ParseAmzDate(std::string_view s) {
   if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z' || !AllDigits(s.substr(0, 8)) ||
       !AllDigits(s.substr(9, 6))) {
@@ -98,8 +99,6 @@ std::optional<std::chrono::sys_seconds> ParseAmzDate(std::string_view s) {
   return std::chrono::sys_days(ymd) + std::chrono::hours(hh) + std::chrono::minutes(mm) +
          std::chrono::seconds(ss);
 }
-
-}  // namespace
 
 std::string FormatAmzDate(std::chrono::system_clock::time_point t) {
   const std::time_t tt = std::chrono::system_clock::to_time_t(t);

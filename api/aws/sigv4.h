@@ -37,6 +37,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -91,6 +92,9 @@ std::string SignatureHex(const SecretBytes& signing_key, std::string_view string
 
 // "20150830T123600Z" for a time point (UTC).
 std::string FormatAmzDate(std::chrono::system_clock::time_point t);
+// The time an X-Amz-Date ("YYYYMMDDTHHMMSSZ", UTC) names; nullopt if malformed (not that shape, or
+// not a calendar date and time; a leap second 60 is accepted).
+std::optional<std::chrono::sys_seconds> ParseAmzDate(std::string_view amz_date);
 
 struct VerifierConfig {
   std::string region = "us-east-1";

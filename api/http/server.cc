@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 #include <limits>
 #include <list>
 #include <map>
@@ -327,7 +328,12 @@ class Server::State : public std::enable_shared_from_this<Server::State> {
   Status Start();
   void Stop();
   void Accept();
-  void Admit(tcp::socket socket);
+  void Accepted(tcp::socket socket);
+  // Counts a connection from `peer` against max_connections and max_connections_per_peer; false
+  // (and nothing counted) when either is reached.
+  bool Admit(const asio::ip::address& peer);
+  // Starts the session of an admitted connection.
+  void Serve(std::unique_ptr<Transport> transport, const asio::ip::address& peer);
 
   void Register(const std::shared_ptr<Session>& s);
   void Unregister(const asio::ip::address& peer);
@@ -486,7 +492,15 @@ class Session : public std::enable_shared_from_this<Session> {
       if (ec) return Fault(ec);
       if (used == 0) break;
     }
-    if (parser_->is_done()) return Dispatch();
+    if (parser_->is_done()) {
+      // Beast adds a chunked body's trailer fields to the header's, where the handler would take
+      // them for header fields the client signed (a second Host, an X-Amz-Target). No client of
+      // these doors sends trailers, and RFC 9110 §6.5.1 lets a recipient refuse them.
+      if (FieldCount() != header_fields_) {
+        return Fault(ServerFault::kBadRequest, "Trailer fields are not accepted.");
+      }
+      return Dispatch();
+    }
     // In the body, Beast holds back only an unfinished chunk-size line (with its extensions) or
     // the trailer section, asking for more without limit: bound them here.
     if (input_.size() > config.chunk_header_limit) {
@@ -539,7 +553,13 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     // RFC 9110 §10.1.1: an HTTP/1.0 client's 100-continue is ignored.
     expect_continue_ = expect_continue && http11;
+    header_fields_ = FieldCount();
     return true;
+  }
+
+  std::size_t FieldCount() const {
+    const auto& msg = parser_->get();
+    return static_cast<std::size_t>(std::distance(msg.begin(), msg.end()));
   }
 
   void SendContinue() {
@@ -690,6 +710,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<RequestParser> parser_;
   Phase phase_ = Phase::kHeader;
   std::size_t header_bytes_ = 0;  // header bytes the parser has taken for this request
+  std::size_t header_fields_ = 0;  // fields in the header, before any trailer adds its own
   std::string outbuf_;
   const std::string remote_address_;  // peer IP, for logs and audit
   bool head_request_ = false;         // the answer being built is to a HEAD request
@@ -741,12 +762,24 @@ void Server::State::Accept() {
   acceptor_.async_accept(
       asio::make_strand(ioc_), [self = shared_from_this()](error_code ec, tcp::socket socket) {
         if (self->stopping_ || !self->acceptor_.is_open()) return;
-        if (!ec) self->Admit(std::move(socket));
+        if (!ec) self->Accepted(std::move(socket));
         self->Accept();
       });
 }
 
-void Server::State::Admit(tcp::socket socket) {
+bool Server::State::Admit(const asio::ip::address& peer) {
+  std::lock_guard lock(mu_);
+  const auto it = peers_.find(peer);
+  const std::size_t from_peer = it == peers_.end() ? 0 : it->second;
+  if (sessions_ >= config_.max_connections || from_peer >= config_.max_connections_per_peer) {
+    return false;
+  }
+  ++sessions_;
+  ++peers_[peer];
+  return true;
+}
+
+void Server::State::Accepted(tcp::socket socket) {
   error_code ec;
   const auto remote = socket.remote_endpoint(ec);
   if (ec) {  // the peer is gone already
@@ -754,18 +787,7 @@ void Server::State::Admit(tcp::socket socket) {
     return;
   }
   const asio::ip::address peer = remote.address();
-  bool admit = false;
-  {
-    std::lock_guard lock(mu_);
-    const auto it = peers_.find(peer);
-    const std::size_t from_peer = it == peers_.end() ? 0 : it->second;
-    if (sessions_ < config_.max_connections && from_peer < config_.max_connections_per_peer) {
-      ++sessions_;
-      ++peers_[peer];
-      admit = true;
-    }
-  }
-  if (!admit) {
+  if (!Admit(peer)) {
     // Beyond max_connections or the peer's share: refuse by closing at once, before a byte is
     // read or a TLS handshake is paid for.
     socket.close(ec);
@@ -778,6 +800,10 @@ void Server::State::Admit(tcp::socket socket) {
   } else {
     transport = std::make_unique<PlainTransport>(std::move(socket));
   }
+  Serve(std::move(transport), peer);
+}
+
+void Server::State::Serve(std::unique_ptr<Transport> transport, const asio::ip::address& peer) {
   auto session = std::make_shared<Session>(shared_from_this(), std::move(transport), peer);
   Register(session);
   session->Start();
@@ -872,5 +898,28 @@ std::size_t Server::connection_count() const {
   std::lock_guard lock(state_->mu_);
   return state_->sessions_;
 }
+
+Status Server::ServeConnection(std::unique_ptr<Transport> transport,
+                               const asio::ip::address& peer) {
+  State& state = *state_;
+  if (state.started_) return FailedPreconditionError("ServeConnection on a started server");
+  if (!state.Admit(peer)) {
+    transport->Close();
+    return Status::Ok();
+  }
+  // The session ends with its last pending operation; the guard keeps run_one waiting while a
+  // handler is away on the worker pool. The session may be released on a worker thread, after
+  // that thread's last post: the bounded wait notices it without a wake-up from there.
+  const auto guard = asio::make_work_guard(state.ioc_);
+  state.ioc_.restart();
+  state.Serve(std::move(transport), peer);
+  while (connection_count() > 0) state.ioc_.run_one_for(std::chrono::milliseconds(1));
+  // Completions of the closed session that hold nothing (cancelled waits) run now, not on a later
+  // connection's turn.
+  state.ioc_.poll();
+  return Status::Ok();
+}
+
+asio::any_io_executor Server::executor() const { return state_->ioc_.get_executor(); }
 
 }  // namespace kms::api::http

@@ -62,6 +62,11 @@
 // A handler must not throw; if it does, the server answers `kHandlerFailed` (500) and logs that it
 // did (never the exception's text, which may echo request bytes).
 //
+// Tests and fuzz targets can also drive a session without a listener: `ServeConnection` serves one
+// connection over a Transport they provide (an in-memory one, tests/support/memory_transport.h) on
+// the calling thread, through the same session code, limits and handler dispatch as a connection
+// the listener accepted.
+//
 // Lifetime: Create -> Start -> Stop. `Stop()` is graceful: stop accepting, close idle keep-alive
 // connections, let in-flight requests finish and their responses go out (with `Connection: close`),
 // wait up to `drain_timeout`, then close what is left and join every thread. It is idempotent and
@@ -81,6 +86,7 @@
 #include <string_view>
 
 #include "api/http/message.h"
+#include "api/http/transport.h"
 #include "api/tls/tls_context.h"
 #include "base/log.h"
 #include "base/status.h"
@@ -161,6 +167,16 @@ class Server {
   std::uint16_t port() const;
   // Open connections right now (for tests and /health).
   std::size_t connection_count() const;
+
+  // Serves one connection whose bytes come from `transport` instead of the listener, running the
+  // server's I/O on the calling thread, and returns once the connection has closed (its handlers
+  // still run where their Lane says). For tests and fuzz targets: no socket, no network thread.
+  // Only on a server that was never started (FailedPrecondition otherwise); `transport` must
+  // complete its operations on `executor()`. The connection counts against the limits like one
+  // the listener accepted from `peer` (a refused one is closed at once, and Ok is returned).
+  Status ServeConnection(std::unique_ptr<Transport> transport, const boost::asio::ip::address& peer);
+  // The executor of the server's I/O: what a transport given to ServeConnection must use.
+  boost::asio::any_io_executor executor() const;
 
   class State;
 

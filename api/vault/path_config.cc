@@ -13,7 +13,7 @@ Reply PathConfig(const Call& call, const Decision& d) {
   update.allow_plaintext_backup = f.Bool("allow_plaintext_backup");
   update.auto_rotate_period_ms = f.DurationMs("auto_rotate_period");
   if (f.error()) return ErrorReply(400, *f.error());
-  auto info = call.keyring->UpdateConfig(d.key_name(), update);
+  auto info = call.keyring->UpdateConfig(d.key(), update);
   if (!info) return StatusReply(info.error());
   // Current Vault answers the key as keys/<name> reads it (older releases: 204).
   return DataReply(KeyInfoData(*info));

@@ -21,7 +21,7 @@ Reply PathDatakey(const Call& call, const Decision& d) {
   const auto key_version = f.Int("key_version");
   if (f.error()) return ErrorReply(400, *f.error());
   const bool with_plaintext = call.arg == "plaintext";
-  auto key = call.keyring->GenerateDataKey(d.key_name(), bits, context, associated_data,
+  auto key = call.keyring->GenerateDataKey(d.key(), bits, context, associated_data,
                                            key_version, with_plaintext);
   if (!key) return StatusReply(key.error());
   json::object data{{"ciphertext", key->ciphertext}, {"key_version", key->key_version}};

@@ -20,7 +20,7 @@ Reply PathDecrypt(const Call& call, const Decision& d) {
     in.context = f.Base64("context");
     in.associated_data = f.Base64("associated_data");
     if (f.error()) return InvalidArgumentError(*f.error());
-    auto plaintext = call.keyring->Decrypt(d.key_name(), in);
+    auto plaintext = call.keyring->Decrypt(d.key(), in);
     if (!plaintext) return plaintext.error();
     // The base64 text is the plaintext in another spelling: wiped here, and its JSON copy by the
     // door once the response is serialised.

@@ -20,9 +20,10 @@ Status RefuseNonce(FieldReader& f) {
 // `convergent_encryption`, derived iff the (first) item carries a context. Vault lets it happen
 // with the ACL's `create` capability; here the door decided before this ran whether the token may
 // "manage" the name (Decision::MayCreateKey). Refused -> `missing` (Vault's 400 "encryption key not
-// found").
-Status Upsert(const Call& call, const Decision& d, const json::array* batch,
-              const Status& missing) {
+// found"). Returns the new key's key-service key id: the request encrypts with the key it created,
+// and a name another request bound meanwhile fails (firmware/transit_keyring.h, "Bindings").
+StatusOr<std::string> Upsert(const Call& call, const Decision& d, const json::array* batch,
+                             const Status& missing) {
   if (!d.MayCreateKey()) return missing;
   FieldReader top(call.body);
   firmware::transit::CreateTransitKeyOptions options;
@@ -49,17 +50,19 @@ Status Upsert(const Call& call, const Decision& d, const json::array* batch,
   } else {
     options.derived = has_context(call.body);
   }
-  auto created = call.keyring->CreateKey(d.key_name(), options);
+  auto created = call.keyring->CreateKey(d.key(), options);
   if (!created) return created.error();
-  return Status::Ok();
+  return created->key_id;
 }
 
 }  // namespace
 
 Reply PathEncrypt(const Call& call, const Decision& d) {
   {
+    // The door checked the members' types; "" is Vault's unset.
     FieldReader top(call.body);
-    if (auto padding = top.String("padding_scheme"); padding && *padding != "oaep") {
+    if (auto padding = top.String("padding_scheme");
+        padding && !padding->empty() && *padding != "oaep") {
       return ErrorReply(400, "padding_scheme " + *padding + " is not supported by this appliance");
     }
   }
@@ -69,6 +72,9 @@ Reply PathEncrypt(const Call& call, const Decision& d) {
           ? &batch_value->get_array()
           : nullptr;
   bool upsert_tried = false;
+  // The decided key, until the upsert creates one: then the key it created, for every item.
+  std::string created_key_id;
+  firmware::transit::KeyBinding key = d.key();
   // Vault upserts before it looks at any item, so a failed upsert fails the whole request.
   std::optional<Status> upsert_error;
   Reply reply = RunItems(call.body, true, [&](const json::object& item) -> StatusOr<json::object> {
@@ -81,14 +87,17 @@ Reply PathEncrypt(const Call& call, const Decision& d) {
     in.associated_data = f.Base64("associated_data");
     in.key_version = f.Int("key_version");
     if (f.error()) return InvalidArgumentError(*f.error());
-    auto out = call.keyring->Encrypt(d.key_name(), in);
+    auto out = call.keyring->Encrypt(key, in);
     if (!out && out.error().code() == StatusCode::kNotFound && !upsert_tried) {
       upsert_tried = true;
-      if (Status created = Upsert(call, d, batch, out.error()); !created.ok()) {
-        upsert_error = created;
-        return created;
+      auto created = Upsert(call, d, batch, out.error());
+      if (!created) {
+        upsert_error = created.error();
+        return created.error();
       }
-      out = call.keyring->Encrypt(d.key_name(), in);
+      created_key_id = std::move(*created);
+      key = firmware::transit::KeyBinding::Decided(d.key_name(), created_key_id);
+      out = call.keyring->Encrypt(key, in);
     }
     if (!out) return out.error();
     return json::object{{"ciphertext", out->ciphertext}, {"key_version", out->key_version}};

@@ -17,7 +17,7 @@ Reply PathHmac(const Call& call, const Decision& d) {
     SecretBytes input = f.SecretBase64("input");
     auto version = f.Int("key_version");
     if (f.error()) return InvalidArgumentError(*f.error());
-    auto mac = call.keyring->Hmac(d.key_name(), input, algorithm, version ? version : top_version);
+    auto mac = call.keyring->Hmac(d.key(), input, algorithm, version ? version : top_version);
     if (!mac) return mac.error();
     return json::object{{"hmac", *mac}};
   });

@@ -33,7 +33,7 @@ Reply PathKeysList(const Call& call, const Decision& d) {
 }
 
 Reply PathKeysRead(const Call& call, const Decision& d) {
-  auto info = call.keyring->ReadKey(d.key_name());
+  auto info = call.keyring->ReadKey(d.key());
   if (!info) {
     // Vault answers a read of a missing key with a bare 404.
     if (info.error().code() == StatusCode::kNotFound) return EmptyErrorReply(404);
@@ -62,13 +62,13 @@ Reply PathKeysCreate(const Call& call, const Decision& d) {
   options.auto_rotate_period_ms = f.DurationMs("auto_rotate_period").value_or(0);
   options.key_size = f.Int("key_size");
   if (f.error()) return ErrorReply(400, *f.error());
-  auto info = call.keyring->CreateKey(d.key_name(), options);
+  auto info = call.keyring->CreateKey(d.key(), options);
   if (!info) return StatusReply(info.error());
   return DataReply(KeyInfoData(*info));
 }
 
 Reply PathKeysDelete(const Call& call, const Decision& d) {
-  Status deleted = call.keyring->DeleteKey(d.key_name());
+  Status deleted = call.keyring->DeleteKey(d.key());
   if (!deleted.ok()) return StatusReply(deleted);
   return NoContent();
 }

@@ -7,9 +7,7 @@
 namespace kms::api::vault::internal {
 
 namespace {
-bool AllDigits(std::string_view s) {
-  return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
-}
+bool IsSource(std::string_view s) { return s == "platform" || s == "seal" || s == "all"; }
 }  // namespace
 
 Reply PathRandom(const Call& call, const Decision&) {
@@ -20,15 +18,16 @@ Reply PathRandom(const Call& call, const Decision&) {
   if (!call.arg2.empty()) {
     source = call.arg;
     url_bytes = call.arg2;
-  } else if (AllDigits(call.arg)) {
-    url_bytes = call.arg;
-  } else if (!call.arg.empty()) {
+  } else if (IsSource(call.arg)) {
     source = call.arg;
+  } else if (!call.arg.empty()) {
+    // Vault's order (sdk/helper/random): a known source, else a byte count.
+    url_bytes = call.arg;
   }
   if (source.empty()) source = "platform";
   // Every source is the HSM's RNG: "platform" is the appliance's own, and the HSM is also what
   // Vault Enterprise's "seal" entropy would come from here.
-  if (source != "platform" && source != "seal" && source != "all") {
+  if (!IsSource(source)) {
     return ErrorReply(400, "unsupported entropy source \"" + source +
                                "\"; must be \"platform\" or \"seal\", or \"all\"");
   }

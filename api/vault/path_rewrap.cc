@@ -25,7 +25,7 @@ Reply PathRewrap(const Call& call, const Decision& d) {
     // Per item since hashicorp/vault#10232; the top-level value otherwise.
     auto version = f.Int("key_version");
     if (f.error()) return InvalidArgumentError(*f.error());
-    auto out = call.keyring->Rewrap(d.key_name(), in, version ? version : top_version);
+    auto out = call.keyring->Rewrap(d.key(), in, version ? version : top_version);
     if (!out) return out.error();
     return json::object{{"ciphertext", out->ciphertext}, {"key_version", out->key_version}};
   });

@@ -10,7 +10,7 @@ Reply PathRotate(const Call& call, const Decision& d) {
       return ErrorReply(400, std::string(field) + " is not supported by this appliance");
     }
   }
-  auto info = call.keyring->Rotate(d.key_name());
+  auto info = call.keyring->Rotate(d.key());
   if (!info) return StatusReply(info.error());
   return DataReply(KeyInfoData(*info));
 }

@@ -7,7 +7,7 @@ namespace kms::api::vault::internal {
 namespace {
 
 // The options every item shares, from the path and the top-level body.
-StatusOr<firmware::transit::SignOptions> ReadSignOptions(const Call& call) {
+StatusOr<firmware::transit::SignOptions> ReadSignOptions(const Call& call, bool signing) {
   FieldReader f(call.body);
   firmware::transit::SignOptions options;
   // Path, then hash_algorithm, then the deprecated `algorithm`, as Vault.
@@ -30,11 +30,14 @@ StatusOr<firmware::transit::SignOptions> ReadSignOptions(const Call& call) {
   }
   if (auto m = f.String("marshaling_algorithm"); m && !m->empty())
     options.marshaling_algorithm = *m;
-  // The HSM's PSS salt is the hash length, which Vault's "auto" and "hash" both verify against.
-  if (auto salt = f.String("salt_length"); salt && *salt != "auto" && *salt != "hash") {
+  // The HSM's PSS salt is the hash length, which Vault's "auto" and "hash" both verify against;
+  // "" is Vault's unset.
+  if (auto salt = f.String("salt_length");
+      salt && !salt->empty() && *salt != "auto" && *salt != "hash") {
     return InvalidArgumentError("salt_length " + *salt + " is not supported by this appliance");
   }
-  options.key_version = f.Int("key_version");
+  // Vault's verify takes no key_version: the signature names its version.
+  if (signing) options.key_version = f.Int("key_version");
   if (f.error()) return InvalidArgumentError(*f.error());
   return options;
 }
@@ -42,13 +45,13 @@ StatusOr<firmware::transit::SignOptions> ReadSignOptions(const Call& call) {
 }  // namespace
 
 Reply PathSign(const Call& call, const Decision& d) {
-  auto options = ReadSignOptions(call);
+  auto options = ReadSignOptions(call, true);
   if (!options) return StatusReply(options.error());
   return RunItems(call.body, true, [&](const json::object& item) -> StatusOr<json::object> {
     FieldReader f(item);
     SecretBytes input = f.SecretBase64("input");
     if (f.error()) return InvalidArgumentError(*f.error());
-    auto signature = call.keyring->Sign(d.key_name(), input, *options);
+    auto signature = call.keyring->Sign(d.key(), input, *options);
     if (!signature) return signature.error();
     return json::object{{"signature", signature->signature},
                         {"key_version", signature->key_version}};
@@ -56,7 +59,7 @@ Reply PathSign(const Call& call, const Decision& d) {
 }
 
 Reply PathVerify(const Call& call, const Decision& d) {
-  auto options = ReadSignOptions(call);
+  auto options = ReadSignOptions(call, false);
   if (!options) return StatusReply(options.error());
   // Vault: batch items must all use `signature` or all use `hmac`.
   if (const json::value* b = call.body.if_contains("batch_input"); b && b->is_array()) {
@@ -83,8 +86,8 @@ Reply PathVerify(const Call& call, const Decision& d) {
       return InvalidArgumentError("neither a 'signature' nor an 'hmac' were given to verify");
     }
     StatusOr<bool> valid =
-        hmac.empty() ? call.keyring->Verify(d.key_name(), input, signature, *options)
-                     : call.keyring->VerifyHmac(d.key_name(), input, hmac, options->hash_algorithm);
+        hmac.empty() ? call.keyring->Verify(d.key(), input, signature, *options)
+                     : call.keyring->VerifyHmac(d.key(), input, hmac, options->hash_algorithm);
     if (!valid) return valid.error();
     return json::object{{"valid", *valid}};
   });

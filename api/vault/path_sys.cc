@@ -146,18 +146,25 @@ Reply PathSysSealStatus(const Call& call, const Decision&) {
 }
 
 Reply PathSysUnseal(const Call& call, const Decision&) {
+  // Vault decodes the body into a struct (http/sys_seal.go): a member of another type refuses the
+  // request, and null leaves the member unset, as Go's encoding/json does.
+  auto member = [&](std::string_view name) -> const json::value* {
+    const json::value* v = call.body.if_contains(name);
+    return v != nullptr && !v->is_null() ? v : nullptr;
+  };
   bool reset = false;
-  if (const json::value* v = call.body.if_contains("reset")) {
+  if (const json::value* v = member("reset")) {
     if (!v->is_bool()) return ErrorReply(400, "'reset' must be a boolean");
     reset = v->get_bool();
   }
   std::string_view key;
-  if (const json::value* v = call.body.if_contains("key")) {
+  if (const json::value* v = member("key")) {
     if (!v->is_string()) return ErrorReply(400, "'key' must be a string");
     key = v->get_string();
   }
-  if (const json::value* v = call.body.if_contains("migrate"); v && v->is_bool() && v->get_bool()) {
-    return ErrorReply(400, "seal migration is not supported by this appliance");
+  if (const json::value* v = member("migrate")) {
+    if (!v->is_bool()) return ErrorReply(400, "'migrate' must be a boolean");
+    if (v->get_bool()) return ErrorReply(400, "seal migration is not supported by this appliance");
   }
   // As Vault (http/sys_seal.go): without a key, only a reset is a valid request.
   if (key.empty() && !reset) {

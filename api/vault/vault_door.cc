@@ -6,10 +6,12 @@
 #include <chrono>
 #include <expected>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "api/aws/door.h"  // NewRequestId: the same UUID v4 the AWS door uses
 #include "api/vault/internal/endpoint.h"
+#include "base/encoding.h"
 #include "base/secret_bytes.h"
 #include "firmware/authz/access_control.h"
 #include "firmware/key_spec.h"
@@ -78,8 +80,10 @@ http::HttpResponse Render(Reply reply, const std::string& request_id) {
   }
   // A failed batch (400/500 or partial_failure_response_code) still answers the full envelope.
   if (reply.status >= 400 && !reply.data) {
+    // Messages may echo the request's bytes (its path, a key name), which need not be UTF-8;
+    // JSON must be, or a client's decoder fails on the whole answer.
     json::array errors;
-    for (auto& e : reply.errors) errors.emplace_back(e);
+    for (auto& e : reply.errors) errors.emplace_back(PrintableUtf8(e));
     return JsonResponse(reply.status, json::serialize(json::object{{"errors", std::move(errors)}}));
   }
   if (reply.status == 204) return JsonResponse(204, {});
@@ -94,7 +98,7 @@ http::HttpResponse Render(Reply reply, const std::string& request_id) {
     env["warnings"] = nullptr;
   } else {
     json::array w;
-    for (auto& s : reply.warnings) w.emplace_back(s);
+    for (auto& s : reply.warnings) w.emplace_back(PrintableUtf8(s));
     env["warnings"] = std::move(w);
   }
   env["auth"] = reply.auth ? json::value(std::move(*reply.auth)) : json::value(nullptr);
@@ -157,6 +161,20 @@ std::optional<Reply> UnimplementedTransit(const std::vector<std::string_view>& s
   return std::nullopt;
 }
 
+// Vault's token store paths (vault/token_store.go) this appliance does not serve: 501 naming why.
+// Any other auth/token/ path is no Vault path at all (404).
+bool IsVaultTokenPath(std::string_view path) {
+  if (!path.starts_with("auth/token/")) return false;
+  const auto s = Split(path.substr(11));
+  constexpr std::string_view kOne[] = {
+      "create", "create-orphan",   "lookup",        "lookup-accessor", "renew", "renew-accessor",
+      "revoke", "revoke-accessor", "revoke-orphan", "roles",           "tidy"};
+  if (s.size() == 1) return std::find(std::begin(kOne), std::end(kOne), s[0]) != std::end(kOne);
+  // create/<role>, roles/<role>, and the accessor/token forms of lookup, renew and revoke.
+  constexpr std::string_view kTwo[] = {"create", "roles", "lookup", "renew", "revoke"};
+  return s.size() == 2 && std::find(std::begin(kTwo), std::end(kTwo), s[0]) != std::end(kTwo);
+}
+
 std::string NoRoute(std::string_view path) {
   return "no handler for route \"" + std::string(path) + "\". route entry not found.";
 }
@@ -197,6 +215,109 @@ enum class Actions {
 
 using Endpoint = Reply (*)(const internal::Call&, const internal::Decision&);
 
+// The request members a route reads (the body of a write), Vault's path fields, with their types.
+// As Vault's framework (FieldData.Validate) does before a handler runs, a member present with a
+// value its type cannot take refuses the whole request (400, FieldReader's message) before the
+// endpoint runs, even when the endpoint would not have looked at it in this request (encrypt's
+// `type` on an existing key, a body `algorithm` the path overrides). A member outside the list is
+// ignored, and a success answer says so with Vault's warning "Endpoint ignored these unrecognized
+// parameters: [...]". Members of batch_input items are the items' business (RunItems).
+enum class MemberType {
+  kString,    // TypeString: a string, a number or a boolean
+  kSecret,    // base64 of caller data (plaintext, input): a string
+  kInt,       // TypeInt
+  kBool,      // TypeBool
+  kDuration,  // TypeDurationSecond
+  kSlice,     // batch_input: an array
+  kEndpoint,  // checked by the endpoint alone: refused by name, or sys/unseal's own decoding
+};
+struct Member {
+  std::string_view name;
+  MemberType type;
+};
+using Members = std::span<const Member>;
+using enum MemberType;
+constexpr Member kCreateMembers[] = {
+    {"type", kString},
+    {"derived", kBool},
+    {"convergent_encryption", kBool},
+    {"exportable", kBool},
+    {"allow_plaintext_backup", kBool},
+    {"auto_rotate_period", kDuration},
+    {"key_size", kInt},
+    // Refused by name (path_keys.cc): recognised, so never "ignored".
+    {"managed_key_name", kEndpoint},
+    {"managed_key_id", kEndpoint},
+    {"parameter_set", kEndpoint},
+    {"hybrid_key_type_pqc", kEndpoint},
+    {"hybrid_key_type_ec", kEndpoint},
+    {"external_key_ref", kEndpoint}};
+constexpr Member kConfigMembers[] = {
+    {"min_decryption_version", kInt},  {"min_encryption_version", kInt},
+    {"deletion_allowed", kBool},       {"exportable", kBool},
+    {"allow_plaintext_backup", kBool}, {"auto_rotate_period", kDuration}};
+constexpr Member kRotateMembers[] = {{"managed_key_name", kEndpoint},
+                                     {"managed_key_id", kEndpoint},
+                                     {"external_key_ref", kEndpoint}};
+constexpr Member kEncryptMembers[] = {{"plaintext", kSecret},
+                                      {"context", kString},
+                                      {"associated_data", kString},
+                                      {"key_version", kInt},
+                                      {"nonce", kString},
+                                      {"type", kString},
+                                      {"convergent_encryption", kBool},
+                                      {"padding_scheme", kString},
+                                      {"batch_input", kSlice},
+                                      {"partial_failure_response_code", kInt}};
+constexpr Member kDecryptMembers[] = {
+    {"ciphertext", kString}, {"context", kString},    {"associated_data", kString},
+    {"nonce", kString},      {"batch_input", kSlice}, {"partial_failure_response_code", kInt}};
+constexpr Member kRewrapMembers[] = {{"ciphertext", kString},
+                                     {"context", kString},
+                                     {"associated_data", kString},
+                                     {"key_version", kInt},
+                                     {"nonce", kString},
+                                     {"batch_input", kSlice},
+                                     {"partial_failure_response_code", kInt}};
+constexpr Member kDatakeyMembers[] = {{"nonce", kString},
+                                      {"bits", kInt},
+                                      {"context", kString},
+                                      {"associated_data", kString},
+                                      {"key_version", kInt}};
+constexpr Member kHmacMembers[] = {{"input", kSecret},
+                                   {"algorithm", kString},
+                                   {"key_version", kInt},
+                                   {"batch_input", kSlice},
+                                   {"partial_failure_response_code", kInt}};
+constexpr Member kSignMembers[] = {{"input", kSecret},
+                                   {"hash_algorithm", kString},
+                                   {"algorithm", kString},
+                                   {"prehashed", kBool},
+                                   {"signature_algorithm", kString},
+                                   {"marshaling_algorithm", kString},
+                                   {"salt_length", kString},
+                                   {"key_version", kInt},
+                                   {"batch_input", kSlice},
+                                   {"partial_failure_response_code", kInt}};
+// Vault's verify takes no key_version: the signature names its version.
+constexpr Member kVerifyMembers[] = {{"input", kSecret},
+                                     {"signature", kString},
+                                     {"hmac", kString},
+                                     {"hash_algorithm", kString},
+                                     {"algorithm", kString},
+                                     {"prehashed", kBool},
+                                     {"signature_algorithm", kString},
+                                     {"marshaling_algorithm", kString},
+                                     {"salt_length", kString},
+                                     {"batch_input", kSlice},
+                                     {"partial_failure_response_code", kInt}};
+constexpr Member kRandomMembers[] = {{"bytes", kInt}, {"format", kString}, {"source", kString}};
+constexpr Member kHashMembers[] = {{"input", kSecret}, {"algorithm", kString}, {"format", kString}};
+constexpr Member kRenewMembers[] = {{"increment", kDuration}};
+// sys/unseal decodes its body itself (path_sys.cc), as Vault's handler does.
+constexpr Member kUnsealMembers[] = {
+    {"key", kEndpoint}, {"reset", kEndpoint}, {"migrate", kEndpoint}};
+
 struct Route {
   std::string_view shape;
   Verb verb;
@@ -204,28 +325,32 @@ struct Route {
   std::string_view operation;
   Effect effect;
   Actions actions;
+  Members members = {};
+  // Whether a success warns of ignored members: Vault's framework paths do (transit, auth/token),
+  // its sys/ handlers do not.
+  bool warns_ignored = true;
 };
 
 // Paths outside any mount.
 constexpr Route kFixedRoutes[] = {
     {"sys/health", Verb::kRead, internal::PathSysHealth, kOpPublic, Effect::kReadOnly,
-     Actions::kNone},
+     Actions::kNone, {}, false},
     {"sys/health", Verb::kHead, internal::PathSysHealth, kOpPublic, Effect::kReadOnly,
-     Actions::kNone},
+     Actions::kNone, {}, false},
     {"sys/seal-status", Verb::kRead, internal::PathSysSealStatus, kOpPublic, Effect::kReadOnly,
-     Actions::kNone},
+     Actions::kNone, {}, false},
     // Unauthenticated as in Vault; it hands a custodian share to the appliance (config.unseal),
     // which keeps its own record of shares. The sealed appliance has no audit log yet.
     {"sys/unseal", Verb::kWrite, internal::PathSysUnseal, kOpPublic, Effect::kReadOnly,
-     Actions::kNone},
+     Actions::kNone, kUnsealMembers, false},
     {"sys/seal", Verb::kWrite, internal::PathSysSeal, kOpAdministrator, Effect::kChangesState,
-     Actions::kNone},
+     Actions::kNone, {}, false},
     {"auth/token/lookup-self", Verb::kRead, internal::PathTokenLookupSelf, kOpTokenSelf,
      Effect::kReadOnly, Actions::kNone},
     {"auth/token/lookup-self", Verb::kWrite, internal::PathTokenLookupSelf, kOpTokenSelf,
      Effect::kReadOnly, Actions::kNone},
     {"auth/token/renew-self", Verb::kWrite, internal::PathTokenRenewSelf, kOpTokenSelf,
-     Effect::kChangesState, Actions::kNone},
+     Effect::kChangesState, Actions::kNone, kRenewMembers},
     {"auth/token/revoke-self", Verb::kWrite, internal::PathTokenRevokeSelf, kOpTokenSelf,
      Effect::kChangesState, Actions::kNone},
 };
@@ -235,39 +360,118 @@ constexpr Route kTransitRoutes[] = {
     {"keys", Verb::kList, internal::PathKeysList, "read", Effect::kReadOnly, Actions::kNone},
     {"keys/{name}", Verb::kRead, internal::PathKeysRead, "read", Effect::kReadOnly, Actions::kRead},
     {"keys/{name}", Verb::kWrite, internal::PathKeysCreate, "manage", Effect::kChangesState,
-     Actions::kManage},
+     Actions::kManage, kCreateMembers},
     {"keys/{name}", Verb::kDelete, internal::PathKeysDelete, "manage", Effect::kChangesState,
      Actions::kManage},
     {"keys/{name}/config", Verb::kWrite, internal::PathConfig, "manage", Effect::kChangesState,
-     Actions::kManage},
+     Actions::kManage, kConfigMembers},
     {"keys/{name}/rotate", Verb::kWrite, internal::PathRotate, "manage", Effect::kChangesState,
-     Actions::kManage},
+     Actions::kManage, kRotateMembers},
     {"encrypt/{name}", Verb::kWrite, internal::PathEncrypt, "encrypt", Effect::kUpsert,
-     Actions::kEncrypt},
+     Actions::kEncrypt, kEncryptMembers},
     {"decrypt/{name}", Verb::kWrite, internal::PathDecrypt, "decrypt", Effect::kReadOnly,
-     Actions::kDecrypt},
+     Actions::kDecrypt, kDecryptMembers},
     {"rewrap/{name}", Verb::kWrite, internal::PathRewrap, "rewrap", Effect::kReadOnly,
-     Actions::kReEncrypt},
+     Actions::kReEncrypt, kRewrapMembers},
     {"datakey/{arg}/{name}", Verb::kWrite, internal::PathDatakey, "datakey", Effect::kReadOnly,
-     Actions::kDataKey},
-    {"hmac/{name}", Verb::kWrite, internal::PathHmac, "hmac", Effect::kReadOnly, Actions::kMac},
+     Actions::kDataKey, kDatakeyMembers},
+    {"hmac/{name}", Verb::kWrite, internal::PathHmac, "hmac", Effect::kReadOnly, Actions::kMac,
+     kHmacMembers},
     {"hmac/{name}/{arg}", Verb::kWrite, internal::PathHmac, "hmac", Effect::kReadOnly,
-     Actions::kMac},
-    {"sign/{name}", Verb::kWrite, internal::PathSign, "sign", Effect::kReadOnly, Actions::kSign},
+     Actions::kMac, kHmacMembers},
+    {"sign/{name}", Verb::kWrite, internal::PathSign, "sign", Effect::kReadOnly, Actions::kSign,
+     kSignMembers},
     {"sign/{name}/{arg}", Verb::kWrite, internal::PathSign, "sign", Effect::kReadOnly,
-     Actions::kSign},
+     Actions::kSign, kSignMembers},
     {"verify/{name}", Verb::kWrite, internal::PathVerify, "verify", Effect::kReadOnly,
-     Actions::kVerify},
+     Actions::kVerify, kVerifyMembers},
     {"verify/{name}/{arg}", Verb::kWrite, internal::PathVerify, "verify", Effect::kReadOnly,
-     Actions::kVerify},
-    {"random", Verb::kWrite, internal::PathRandom, "random", Effect::kReadOnly, Actions::kNone},
+     Actions::kVerify, kVerifyMembers},
+    {"random", Verb::kWrite, internal::PathRandom, "random", Effect::kReadOnly, Actions::kNone,
+     kRandomMembers},
     {"random/{arg}", Verb::kWrite, internal::PathRandom, "random", Effect::kReadOnly,
-     Actions::kNone},
+     Actions::kNone, kRandomMembers},
     {"random/{arg}/{arg2}", Verb::kWrite, internal::PathRandom, "random", Effect::kReadOnly,
-     Actions::kNone},
-    {"hash", Verb::kWrite, internal::PathHash, "hash", Effect::kReadOnly, Actions::kNone},
-    {"hash/{arg}", Verb::kWrite, internal::PathHash, "hash", Effect::kReadOnly, Actions::kNone},
+     Actions::kNone, kRandomMembers},
+    {"hash", Verb::kWrite, internal::PathHash, "hash", Effect::kReadOnly, Actions::kNone,
+     kHashMembers},
+    {"hash/{arg}", Verb::kWrite, internal::PathHash, "hash", Effect::kReadOnly, Actions::kNone,
+     kHashMembers},
 };
+
+std::string_view VerbName(Verb verb) {
+  switch (verb) {
+    case Verb::kRead:
+      return "read";
+    case Verb::kWrite:
+      return "write";
+    case Verb::kList:
+      return "list";
+    case Verb::kDelete:
+      return "delete";
+    case Verb::kHead:
+      return "head";
+  }
+  return "";
+}
+
+bool Declares(const Route& route, std::string_view name) {
+  return std::any_of(route.members.begin(), route.members.end(),
+                     [&](const Member& m) { return m.name == name; });
+}
+
+// Vault's FieldData.Validate: the first member of the body whose value its type cannot take.
+std::optional<std::string> InvalidMember(const Route& route, const json::object& body) {
+  internal::FieldReader f(body);
+  for (const Member& m : route.members) {
+    const json::value* v = body.if_contains(m.name);
+    if (v == nullptr || v->is_null()) continue;
+    switch (m.type) {
+      case MemberType::kString:
+        (void)f.String(m.name);
+        break;
+      case MemberType::kSecret:
+        if (!v->is_string())
+          f.Fail("field \"" + std::string(m.name) + "\" must be a base64 string");
+        break;
+      case MemberType::kInt:
+        (void)f.Int(m.name);
+        break;
+      case MemberType::kBool:
+        (void)f.Bool(m.name);
+        break;
+      case MemberType::kDuration:
+        (void)f.DurationMs(m.name);
+        break;
+      case MemberType::kSlice:
+        if (!v->is_array()) f.Fail("failed to parse batch input: expected an array");
+        break;
+      case MemberType::kEndpoint:
+        break;
+    }
+    if (f.error()) return f.error();
+  }
+  return std::nullopt;
+}
+
+// Vault's warning for members outside the route's (sdk/framework/backend.go): sorted, as Go's
+// "%v" prints a []string.
+std::optional<std::string> IgnoredMembersWarning(const Route& route, const json::object& body) {
+  if (!route.warns_ignored) return std::nullopt;
+  std::vector<std::string_view> ignored;
+  for (const auto& member : body) {
+    const std::string_view key = member.key();
+    if (!Declares(route, key)) ignored.push_back(key);
+  }
+  if (ignored.empty()) return std::nullopt;
+  std::sort(ignored.begin(), ignored.end());
+  std::string warning = "Endpoint ignored these unrecognized parameters: [";
+  for (std::size_t i = 0; i < ignored.size(); ++i) {
+    if (i != 0) warning += ' ';
+    warning += ignored[i];
+  }
+  return warning + "]";
+}
 
 // The path parameters a shape matched.
 struct PathParams {
@@ -422,23 +626,30 @@ class Decider {
     d.token_ = token;
     const bool keyed = !params.name.empty() && keyring != nullptr;
     std::optional<firmware::transit::TransitKeyRef> key;
+    std::optional<Status> malformed_name;
     if (keyed) {
       auto located = keyring->Locate(params.name);
       if (located) {
         key = std::move(*located);
         d.key_exists_ = true;
+        d.key_id_ = key->key_id;
         d.key_arn_ = key->arn;
       } else if (located.error().code() == StatusCode::kInvalidArgument) {
-        return std::unexpected(
-            Refusal{StatusReply(located.error()), decision::kRefusedInvalidRequest, {}});
+        malformed_name = located.error();
       } else if (located.error().code() != StatusCode::kNotFound) {
         return std::unexpected(
             Refusal{StatusReply(located.error()), decision::kRefusedInternal, {}});
       }
     }
+    // The scope before the name's syntax, as Vault's ACLs come before its handlers: a caller
+    // whose token does not reach the name is refused the same way whatever the name looks like.
     if (!ScopeAllows(token, route.operation, mount, params.name)) {
       return std::unexpected(
           Refusal{ErrorReply(403, "permission denied"), decision::kDenyTokenScope, d.key_arn_});
+    }
+    if (malformed_name) {
+      return std::unexpected(
+          Refusal{StatusReply(*malformed_name), decision::kRefusedInvalidRequest, {}});
     }
     d.basis_ = std::string(AllowBasis(token));
     if (!keyed) return d;
@@ -651,8 +862,14 @@ http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
   note.display_name = info->display_name;
 
   if (rows.empty()) {
+    // As Vault's ACLs, which refuse a path no policy of the token names before any handler is
+    // looked for: no scope of a token that is not an administrator covers a path without a route,
+    // so it learns nothing of which paths exist or are implemented.
+    if (!info->administrator) {
+      return answer(internal::ErrorReply(403, "permission denied"), decision::kDenyTokenScope);
+    }
     if (unimplemented) return answer(std::move(*unimplemented), decision::kRefusedNotFound);
-    if (path.starts_with("auth/token/")) {
+    if (IsVaultTokenPath(path)) {
       return answer(
           NotImplemented(
               path, ": tokens are created, looked up and revoked by operators (kmsctl, admin API)"),
@@ -674,6 +891,11 @@ http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
   const internal::Decision& d = *decided;
   note.decision = std::string(d.basis());
   note.key_arn = d.key_arn();
+  // The members' types, after the decision (a caller without rights learns nothing of the body's
+  // rules) and before anything is recorded or changed, as Vault's framework.
+  if (auto invalid = InvalidMember(*route, body)) {
+    return Render(internal::ErrorReply(400, std::move(*invalid)), request_id);
+  }
 
   // A change is committed only once its intent is on record: a failing audit log then refuses
   // the request before anything changed, and a final record that fails still leaves the intent.
@@ -687,6 +909,15 @@ http::HttpResponse VaultDoor::Dispatch(const http::HttpRequest& request,
                             query, params.arg, params.arg2, config_, now_ms};
   Reply reply = route->endpoint(call, d);
   note.decision = std::string(d.audit_basis());
+  // An answer in the envelope (a success, or a batch whose items failed) names the members it
+  // ignored, after the endpoint's own warnings, as Vault does; an error answer carries none.
+  const bool envelope = !reply.bare && !reply.no_body && reply.status != 204 &&
+                        (reply.status < 400 || reply.data.has_value());
+  if (envelope) {
+    if (auto warning = IgnoredMembersWarning(*route, body)) {
+      reply.warnings.push_back(std::move(*warning));
+    }
+  }
   // A key this request created (keys/<name> write, encrypt's upsert): its ARN for the record.
   if (note.key_arn.empty() && !d.key_name().empty() && route->effect != Effect::kReadOnly &&
       reply.status < 300) {
@@ -713,6 +944,18 @@ Status VaultDoor::Audit(const http::HttpRequest& request, std::string_view reque
   record.status = status;
   record.decision = note.decision;
   return config_.observers.audit->Record(record);
+}
+
+std::vector<VaultRouteInfo> VaultDoor::Routes() {
+  std::vector<VaultRouteInfo> out;
+  auto add = [&](const Route& r, bool under_mount) {
+    std::vector<std::string_view> members;
+    for (const Member& m : r.members) members.push_back(m.name);
+    out.push_back({r.shape, under_mount, VerbName(r.verb), r.operation, std::move(members)});
+  };
+  for (const Route& r : kFixedRoutes) add(r, false);
+  for (const Route& r : kTransitRoutes) add(r, true);
+  return out;
 }
 
 std::string_view VaultDoor::MetricOperation(std::string_view path) const {

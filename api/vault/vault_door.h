@@ -27,27 +27,39 @@
 //   6. the token, from `X-Vault-Token` or else `Authorization: Bearer`; missing, unknown, revoked
 //      or expired -> 403 {"errors":["permission denied"]} before the path is even looked at (as
 //      Vault: nothing about routes leaks to a caller without a token);
-//   7. an unknown path is 404 `no handler for route "<path>". route entry not found.`; a Vault
-//      endpoint this appliance does not implement (export, backup, restore, import, trim,
-//      wrapping_key, cache-config, byok-export, csr, ...) is 501 with the reason; a known path with
-//      another verb is 405 "unsupported operation";
+//   7. a path without a route is 403 "permission denied" for a token that is not an
+//      administrator (decision "deny:token-scope": as Vault's ACLs, which refuse a path no policy
+//      names before any handler is looked for, so scoped tokens learn nothing of which paths
+//      exist); for administrators an unknown path is 404 `no handler for route "<path>". route
+//      entry not found.`, and a Vault endpoint this appliance does not implement (export, backup,
+//      restore, import, trim, wrapping_key, cache-config, byok-export, csr, auth/token/create, ...)
+//      is 501 with the reason; a known path with another verb is 405 "unsupported operation";
 //   8. the body: JSON object, no Content-Type required, empty = {}; malformed -> 400
 //      "failed to parse JSON input: ...". Ignored on GET, LIST and DELETE, as Vault does;
 //   9. the decision, made here and nowhere else (internal/endpoint.h `Decision`): the key's
-//      key-service key is found (its ARN goes to the audit record, refusals included; a malformed
-//      name is 400); the token's scope must allow the route's operation on the route's key of
+//      key-service key is found (its ARN goes to the audit record, refusals included); the
+//      token's scope must allow the route's operation on the route's key of
 //      this mount (firmware/vault_tokens.h), else 403 "permission denied"; an explicit Deny in that
 //      key's policy for the Vault caller and the operation's KMS actions (`config.access`,
 //      docs/vault-door.md) is 403 "permission denied" too; encrypt to a missing key decides
-//      "manage" for its upsert as well. The endpoint runs with the Decision and takes its key name
-//      from it;
+//      "manage" for its upsert as well; a malformed key name is 400 "invalid key name" only once
+//      the scope allowed the request (403 before). Then the members' types (the route table's,
+//      as Vault's FieldData.Validate): a member present with a value its type cannot take is 400
+//      with FieldReader's message, whether or not the endpoint would read it in this request. The
+//      endpoint runs with the Decision and acts on the key it
+//      names: the key-service key decided, never a key the name was bound to since (that is 400
+//      "the key name ... was bound to another key while this request ran; retry the request",
+//      firmware/transit_keyring.h "Bindings");
 //  10. a route that changes state (keys create/delete/config/rotate, encrypt creating its key,
 //      renew-self, revoke-self, sys/seal) first writes an intent record (outcome "started", status
 //      0) through the auditor; if that fails, 500 "internal error: the audit log cannot be
 //      written" and the endpoint never runs.
 // Success is 200 `{"request_id","lease_id":"","renewable":false,"lease_duration":0,"data":{...},
 // "wrap_info":null,"warnings":null,"auth":null,"mount_type":"transit"}` or 204 with no body (key
-// delete, revoke-self); errors are `{"errors":[...]}` with Vault's texts from the firmware. Every
+// delete, revoke-self); errors are `{"errors":[...]}` with Vault's texts from the firmware. An
+// answer in the envelope to a body holding members the route does not read carries Vault's
+// warning "Endpoint ignored these unrecognized parameters: [a b]" (transit and auth/token routes;
+// sys/ routes decode their bodies themselves and ignore the rest silently, as Vault's). Every
 // response carries Content-Type application/json and Cache-Control no-store. A throw anywhere below
 // becomes 500 {"errors":["internal error"]}; nothing escapes to the server. Status codes a caller
 // chooses (sys/health's activecode and the like, a batch's partial_failure_response_code) are taken
@@ -73,7 +85,8 @@
 // and the decision, never empty: "allow:token-scope", "allow:administrator", "allow:public",
 // "deny:token-scope", "deny:explicit", or the stage that refused the request before a decision:
 // "refused:unauthenticated", "refused:invalid-request" (method, body, key name), "refused:sealed",
-// "refused:audit", "refused:not-found" (unknown or unimplemented path), "refused:internal" (a store
+// "refused:audit", "refused:not-found" (unknown or unimplemented path, administrators; other tokens
+// get "deny:token-scope"), "refused:internal" (a store
 // or HSM failure, or a throw, before the decision was complete).
 //
 // Lifetime: the registry, the keyrings and `config.access` must outlive the door. Thread-safety:
@@ -154,6 +167,19 @@ struct VaultDoorConfig {
 
 inline constexpr std::size_t kVaultMaxRequestBytes = 32u << 20;
 
+// One row of the door's route table (vault_door.cc), as tests and docs see it: the path shape
+// ("sys/health", "auth/token/renew-self", or after a transit mount "encrypt/{name}",
+// "datakey/{arg}/{name}"), whether it is under a mount, the Vault verb ("read", "write", "list",
+// "delete", "head"), the token operation decided ("encrypt", "manage", ...; "public",
+// "token-self", "administrator"), and the request members it reads.
+struct VaultRouteInfo {
+  std::string_view shape;
+  bool under_mount = false;
+  std::string_view verb;
+  std::string_view operation;
+  std::vector<std::string_view> members;
+};
+
 class VaultDoor {
  public:
   // `keyrings`: one per configured mount, matched by TransitKeyring::mount(); a configured mount
@@ -171,6 +197,8 @@ class VaultDoor {
                                            std::string_view target = {});
 
   const VaultDoorConfig& config() const { return config_; }
+  // Every route the door serves, in table order.
+  static std::vector<VaultRouteInfo> Routes();
 
  private:
   // `note` gets the caller, the decision and the key, for the audit records.

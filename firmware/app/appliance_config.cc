@@ -66,6 +66,111 @@ std::string Join(std::string_view table, std::string_view key) {
   return table.empty() ? std::string(key) : std::string(table) + "." + std::string(key);
 }
 
+// toml++ 3.3.0 (Debian 12's libtomlplusplus-dev) reaches __builtin_unreachable(), undefined
+// behaviour, when it asks whether some non-ASCII characters are whitespace: U+00A1..U+0499,
+// U+2C3E..U+3037 and U+FB06..U+FEFE, U+3000 excepted (its lookup covers U+00A0..U+FEFF in 64 blocks
+// of 0x3FA code points and forgets three of them; marzer/tomlplusplus#190, fixed upstream after
+// 3.3.0 by answering "not whitespace"). It asks wherever whitespace may stand, which for a hostile
+// file is almost anywhere. So the text toml++ reads has each of these characters moved to
+// kShieldBase + c, in the Supplementary Private Use Area, which toml++ classifies correctly as a
+// plain non-whitespace character (what the fixed version answers for the original), and every
+// string read back out is moved back. A file that already holds one of those private-use
+// characters is refused, so the move is exact both ways.
+constexpr char32_t kShieldBase = 0xF0000;
+
+bool TomlReaderMisreads(char32_t c) {
+  if (c < 0xA0 || c > 0xFEFF || c == 0xA0 || c == 0x3000 || c == 0xFEFF) return false;
+  const std::uint64_t block = (c - 0xA0) / 0x3FA;
+  if (((std::uint64_t{1} << block) & 0x7FFFFFFFFFFFF75Eull) != 0) return false;
+  return block != 5 && block != 7;  // the two blocks its lookup's switch handles
+}
+
+// The code point of the UTF-8 sequence at text[at], and its length; 0 when it is not valid UTF-8
+// (left to toml++, which reports it).
+std::size_t DecodeUtf8(std::string_view text, std::size_t at, char32_t& c) {
+  const auto b = static_cast<unsigned char>(text[at]);
+  const std::size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+  if (n == 0 || at + n > text.size()) return 0;
+  c = n == 1 ? b : n == 2 ? (b & 0x1Fu) : n == 3 ? (b & 0x0Fu) : (b & 0x07u);
+  for (std::size_t k = 1; k < n; ++k) {
+    const auto next = static_cast<unsigned char>(text[at + k]);
+    if ((next & 0xC0) != 0x80) return 0;
+    c = (c << 6) | (next & 0x3Fu);
+  }
+  return n;
+}
+
+void AppendUtf8(std::string& out, char32_t c) {
+  if (c < 0x80) {
+    out += static_cast<char>(c);
+  } else if (c < 0x800) {
+    out += static_cast<char>(0xC0 | (c >> 6));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  } else if (c < 0x10000) {
+    out += static_cast<char>(0xE0 | (c >> 12));
+    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (c >> 18));
+    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  }
+}
+
+// The text toml++ may read safely (see above).
+StatusOr<std::string> ShieldFromTomlReader(std::string_view text, const std::string& source) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t line = 1, column = 1;
+  for (std::size_t i = 0; i < text.size();) {
+    char32_t c = 0;
+    const std::size_t n = DecodeUtf8(text, i, c);
+    if (n == 0) {  // not UTF-8: copied for toml++ to refuse
+      out += text[i++];
+      ++column;
+      continue;
+    }
+    if (c >= kShieldBase && TomlReaderMisreads(c - kShieldBase)) {
+      char hex[16];
+      std::snprintf(hex, sizeof hex, "%05X", static_cast<unsigned>(c));
+      return InvalidArgumentError(source + ":" + std::to_string(line) + ":" +
+                                  std::to_string(column) + ": not valid TOML: private-use character U+" +
+                                  hex + " is not supported in this file");
+    }
+    if (TomlReaderMisreads(c)) {
+      AppendUtf8(out, kShieldBase + c);
+    } else {
+      out.append(text.substr(i, n));
+    }
+    i += n;
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return out;
+}
+
+// A string read out of the shielded text, as the file wrote it.
+std::string Unshield(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    char32_t c = 0;
+    const std::size_t n = DecodeUtf8(s, i, c);
+    if (n == 4 && c >= kShieldBase && TomlReaderMisreads(c - kShieldBase)) {
+      AppendUtf8(out, c - kShieldBase);
+    } else {
+      out.append(s.substr(i, n == 0 ? 1 : n));
+    }
+    i += n == 0 ? 1 : n;
+  }
+  return out;
+}
+
 class Reader {
  public:
   explicit Reader(std::string source) : source_(std::move(source)) {}
@@ -99,7 +204,7 @@ class Reader {
         }
       }
       if (!best.empty()) message += " (did you mean '" + Join(name, best) + "'?)";
-      return Problem(&node, Join(name, k), message);
+      return Problem(&node, Join(name, Unshield(k)), message);
     }
     return Status();
   }
@@ -123,7 +228,7 @@ class Reader {
     if (!node->is_string()) {
       return Problem(node, Join(table_name, key), "must be a string, got " + TypeName(*node));
     }
-    out = node->as_string()->get();
+    out = Unshield(node->as_string()->get());
     return Status();
   }
 
@@ -172,7 +277,7 @@ class Reader {
         return Problem(&item, name,
                        "must be an array of strings, got an element of type " + TypeName(item));
       }
-      values.push_back(item.as_string()->get());
+      values.push_back(Unshield(item.as_string()->get()));
     }
     out = std::move(values);
     return Status();
@@ -390,12 +495,13 @@ StatusOr<ApplianceConfig> ParseConfig(std::string_view text, std::string_view so
   config.source = std::string(source);
   const Reader r{std::string(source)};
 
-  toml::parse_result parsed = toml::parse(text, source);
+  KMS_ASSIGN_OR_RETURN(const std::string shielded, ShieldFromTomlReader(text, config.source));
+  toml::parse_result parsed = toml::parse(shielded, source);
   if (!parsed) {
     const toml::parse_error& error = parsed.error();
     return InvalidArgumentError(config.source + ":" + std::to_string(error.source().begin.line) +
                                 ":" + std::to_string(error.source().begin.column) +
-                                ": not valid TOML: " + std::string(error.description()));
+                                ": not valid TOML: " + Unshield(error.description()));
   }
   const toml::table& root = parsed.table();
   KMS_RETURN_IF_ERROR(r.CheckKeys(root, ""));

@@ -287,12 +287,15 @@ StatusOr<bool> AccessControl::ExplicitlyDenies(const Caller& caller, std::string
                                                const KeyRef& key,
                                                const ConditionValues& conditions) {
   KMS_ASSIGN_OR_RETURN(auto authz, LoadKey(key.key_id));
+  // Most keys' policies have no Deny at all (the default policy has none): answer without
+  // building the request, which costs more than the rest of the check.
+  if (authz->policy == nullptr || !authz->policy->has_deny()) return false;
   AccessRequest request;
   request.action = std::string(action);
   request.key = &key;
   request.conditions = conditions;
   const PolicyRequest preq = MakePolicyRequest(caller, request);
-  return authz->policy != nullptr && authz->policy->Evaluate(preq).explicit_deny;
+  return authz->policy->Evaluate(preq).explicit_deny;
 }
 
 // ---- key policies -----------------------------------------------------------------------------------

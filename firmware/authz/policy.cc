@@ -1125,6 +1125,11 @@ CompiledPolicy::~CompiledPolicy() = default;
 
 std::size_t CompiledPolicy::statement_count() const { return statements_.size(); }
 
+bool CompiledPolicy::has_deny() const {
+  return std::any_of(statements_.begin(), statements_.end(),
+                     [](const Statement& s) { return s.deny; });
+}
+
 StatusOr<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::Parse(std::string_view text,
                                                                       PolicyKind kind,
                                                                       std::string_view account_id) {

@@ -192,6 +192,9 @@ class CompiledPolicy {
   const std::string& text() const { return text_; }
   PolicyKind kind() const { return kind_; }
   std::size_t statement_count() const;
+  // Whether any statement's Effect is Deny: a policy without one can refuse nothing, so a caller
+  // asking only for explicit denials need not build a request for it.
+  bool has_deny() const;
 
  private:
   struct Statement;  // the precompiled form of one statement (policy.cc)

@@ -318,9 +318,11 @@ StatusOr<Bytes> RsaSpki(ByteView modulus, ByteView public_exponent) {
     return InternalError("mbedTLS pk setup failed");
   }
   mbedtls_rsa_context* rsa = mbedtls_pk_rsa(pk.ctx);
+  // mbedtls_rsa_check_pubkey is what ParseSpki's parser applies (a modulus of 128+ bits, an odd
+  // exponent > 1): a key the reader would refuse is not written, so every SPKI this writes parses.
   if (mbedtls_rsa_import_raw(rsa, modulus.data(), modulus.size(), nullptr, 0, nullptr, 0, nullptr,
                              0, public_exponent.data(), public_exponent.size()) != 0 ||
-      mbedtls_rsa_complete(rsa) != 0) {
+      mbedtls_rsa_complete(rsa) != 0 || mbedtls_rsa_check_pubkey(rsa) != 0) {
     return InvalidArgumentError("malformed RSA public key");
   }
   Bytes buf(2048);
@@ -358,7 +360,16 @@ StatusOr<PublicKeyParts> ParseSpki(ByteView der) {
   }
   // mbedTLS accepts PEM too; a DER key starts with a SEQUENCE tag.
   if (der[0] != 0x30) return InvalidArgumentError("SubjectPublicKeyInfo must be DER");
-  return PartsOf(pk.ctx);
+  KMS_ASSIGN_OR_RETURN(PublicKeyParts parts, PartsOf(pk.ctx));
+  // mbedTLS's reader is not strict: it takes long-form lengths that fit the short form, and an
+  // INTEGER with its sign bit set as a positive number. DER has one encoding per key, so the key
+  // written again must be the input byte for byte.
+  auto canonical = parts.rsa ? RsaSpki(parts.modulus, parts.public_exponent)
+                             : EcSpki(*parts.curve, parts.point);
+  if (!canonical.has_value() || *canonical != Bytes(der.begin(), der.end())) {
+    return InvalidArgumentError("SubjectPublicKeyInfo must be DER");
+  }
+  return parts;
 }
 
 StatusOr<PrivateKeyParts> ParsePkcs8(const SecretBytes& der) {

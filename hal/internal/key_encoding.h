@@ -56,8 +56,9 @@ struct PublicKeyParts {
   const CurveInfo* curve = nullptr;  // EC
   Bytes point;                       // EC, uncompressed 04||X||Y
 };
-// Parses a DER SubjectPublicKeyInfo (RSA or a curve of CurveOf). InvalidArgument when malformed or
-// of an unsupported type.
+// Parses a DER SubjectPublicKeyInfo (RSA or a curve of CurveOf). InvalidArgument when malformed, of
+// an unsupported type, or not the one DER encoding of its key (BER lengths, a negative or padded
+// INTEGER).
 StatusOr<PublicKeyParts> ParseSpki(ByteView der);
 
 struct PrivateKeyParts {

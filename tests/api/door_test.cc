@@ -13,10 +13,13 @@
 #include "api/http/server.h"
 #include "tests/api/door_authz_fixture.h"
 #include "tests/api/http_client.h"
+#include "tests/api/test_server.h"
 #include "tests/api/sign_request.h"
 
 namespace kms::api::aws {
 namespace {
+
+using testing::ReadAll;
 
 namespace json = boost::json;
 using namespace std::chrono_literals;
@@ -629,14 +632,6 @@ TEST_CASE("door: requests are counted by operation and outcome, and callers cann
 }
 
 // Reads everything written to `f` so far.
-std::string ReadAll(std::FILE* f) {
-  std::fflush(f);
-  std::rewind(f);
-  std::string out;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
-  return out;
-}
 
 TEST_CASE("door: a 5xx answer is logged with the request id the client saw, others only on request",
           "[unit]") {

@@ -13,35 +13,19 @@
 
 #include "api/http/server.h"
 #include "tests/api/http_client.h"
+#include "tests/api/test_server.h"
 
 namespace kms::api::http {
 namespace {
 
 using testing::PostRequest;
 using testing::RawClient;
+using testing::Echo;
+using testing::StartServer;
+using testing::ReadAll;
 
-HttpResponse Echo(const HttpRequest& req) {
-  HttpResponse r;
-  r.headers.emplace_back("Content-Type", "text/plain");
-  r.body = req.method + " " + req.target + " " + req.body;
-  return r;
-}
 
-std::unique_ptr<Server> StartServer(ServerConfig cfg, Handler h) {
-  auto server = Server::Create(std::move(cfg), std::move(h));
-  REQUIRE(server.has_value());
-  REQUIRE((*server)->Start().ok());
-  return std::move(*server);
-}
 
-std::string ReadAll(std::FILE* f) {
-  std::fflush(f);
-  std::rewind(f);
-  std::string out;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
-  return out;
-}
 
 // A request that follows the one under test on the same connection: its answer must parse as the
 // next response, so no stray body byte was left between the two.
@@ -176,6 +160,29 @@ TEST_CASE("server: chunked, in any letter case, is read to its last chunk", "[un
   CHECK(r->status == 200);
   CHECK(r->body == "POST /a abcde");
   ExpectNextAnswered(c);
+}
+
+TEST_CASE("server: a chunked request with trailer fields is 400 and closes, and no handler sees "
+          "them as header fields",
+          "[unit]") {
+  std::atomic<int> calls{0};
+  auto server = StartServer({}, [&](const HttpRequest& r) {
+    ++calls;
+    return Echo(r);
+  });
+  for (const std::string trailer : {"Host: y\r\n", "X-Amz-Target: TrentService.Decrypt\r\n",
+                                    "Trailer: \xff\xff\r\nX-Other: 1\r\n"}) {
+    INFO(trailer);
+    RawClient c(server->port());
+    auto r = c.RoundTrip("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "3\r\nabc\r\n0\r\n" + trailer + "\r\n" + kNext);
+    REQUIRE(r.has_value());
+    CHECK(r->status == 400);
+    CHECK(r->body == "Trailer fields are not accepted.\n");
+    CHECK(r->HasHeader("Connection: close"));
+    CHECK(c.WaitForClose());
+  }
+  CHECK(calls == 0);
 }
 
 // ---- Expect: 100-continue ---------------------------------------------------------------------------

@@ -26,19 +26,15 @@
 #include "api/http/server.h"
 #include "base/secret_bytes.h"
 #include "tests/api/http_client.h"
+#include "tests/api/test_server.h"
 
 namespace kms::api::http {
 namespace {
 
 using testing::PostRequest;
 using testing::RawClient;
+using testing::Echo;
 
-HttpResponse Echo(const HttpRequest& req) {
-  HttpResponse r;
-  r.headers.emplace_back("Content-Type", "text/plain");
-  r.body = req.method + " " + req.target + " " + req.body;
-  return r;
-}
 
 HttpResponse Text(std::string body) {
   HttpResponse r;

@@ -11,6 +11,7 @@
 
 #include "api/http/router.h"
 #include "tests/api/http_client.h"
+#include "tests/api/test_server.h"
 
 namespace kms::api::http {
 namespace {
@@ -18,21 +19,10 @@ namespace {
 using namespace std::chrono_literals;
 using testing::PostRequest;
 using testing::RawClient;
+using testing::Echo;
+using testing::StartServer;
 
-HttpResponse Echo(const HttpRequest& req) {
-  HttpResponse r;
-  r.headers.emplace_back("Content-Type", "text/plain");
-  r.body = req.method + " " + req.target + " " + req.body;
-  return r;
-}
 
-std::unique_ptr<Server> StartServer(ServerConfig cfg, Handler h) {
-  auto server = Server::Create(std::move(cfg), std::move(h));
-  REQUIRE(server.has_value());
-  REQUIRE((*server)->Start().ok());
-  REQUIRE((*server)->port() != 0);
-  return std::move(*server);
-}
 
 TEST_CASE("server: port 0, keep-alive and one response per request", "[unit][concurrency]") {
   auto server = StartServer({}, Echo);

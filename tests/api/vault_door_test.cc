@@ -6,6 +6,7 @@
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -17,6 +18,7 @@
 #include "firmware/transit_keyring.h"
 #include "firmware/vault_tokens.h"
 #include "tests/firmware/key_service_fixture.h"
+#include "tests/support/hooked_store.h"
 
 namespace kms::api::vault {
 namespace {
@@ -304,8 +306,12 @@ struct RecordingAuditor final : http::RequestAuditor {
   bool fail = false;
   int fail_at = -1;
   bool ready = true;
+  // Runs once, when the next intent record ("started") is written: between a request's decision
+  // and the change it was decided for.
+  std::function<void()> on_intent;
   bool Ready() const override { return ready; }
   Status Record(const http::AuditedRequest& r) override {
+    if (r.outcome == "started" && on_intent) std::exchange(on_intent, nullptr)();
     entries.push_back({std::string(r.operation), std::string(r.principal),
                        std::string(r.credential_id), std::string(r.outcome), std::string(r.key_arn),
                        std::string(r.decision), r.status});
@@ -339,7 +345,8 @@ TEST_CASE("vault door: every answer is audited with the token's accessor, never 
   f.Err(403, "PUT", "/v1/transit/decrypt/app-1", {{"ciphertext", "vault:v1:AAAA"}}, scoped);
   f.Err(403, "PUT", "/v1/transit/encrypt/app-1", {{"plaintext", "YQ=="}},
         "hvs.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-  f.Err(404, "GET", "/v1/no/such/path", {}, scoped);
+  // A path without a route: refused to a token that is not an administrator, as Vault's ACLs.
+  f.Err(403, "GET", "/v1/no/such/path", {}, scoped);
   f.Raw("PUT", "/v1/auth/token/revoke-self", "", scoped);
   // revoke-self changes state: its intent record, then its final record.
   REQUIRE(auditor.entries.size() == 7);
@@ -356,7 +363,7 @@ TEST_CASE("vault door: every answer is audited with the token's accessor, never 
   }
   CHECK(e[1].outcome == "ok");
   CHECK(e[2].outcome == "403");
-  CHECK(e[4].outcome == "404");
+  CHECK(e[4].outcome == "403");
   // A token that does not exist names nobody; revoke-self names the token it revoked.
   CHECK(e[3].principal.empty());
   CHECK(e[3].credential_id.empty());
@@ -1676,6 +1683,130 @@ TEST_CASE("vault door: encrypt's upsert is decided before the work and recorded"
   f.Data("PUT", "/v1/transit/encrypt/svc-1", body, encrypt_only);
   REQUIRE(auditor.entries.size() == 1);
   CHECK(auditor.entries[0].decision == "allow:token-scope");
+}
+
+// ---- a request acts on the key it was decided on ---------------------------------------------
+
+// A door whose key-policy checks read the store through `hooked`: a test runs its own code inside
+// the decision, after the name was resolved to its key-service key and before the endpoint acts.
+struct RebindFixture {
+  VaultFixture f;
+  kms::testing::HookedStore hooked{*f.service.store};
+  std::unique_ptr<firmware::authz::AccessControl> access;
+  RecordingAuditor auditor;
+
+  RebindFixture() {
+    // Uncached, so every decision on a key reads its policy (through `hooked`).
+    firmware::authz::AccessControlConfig config;
+    config.cache_ttl_ms = 0;
+    access = std::make_unique<firmware::authz::AccessControl>(
+        f.service.Hsm(), hooked, *f.principals, f.service.clock, config);
+    VaultDoorConfig door_config = f.door->config();
+    door_config.access = access.get();
+    door_config.observers.audit = &auditor;
+    f.door = std::make_unique<VaultDoor>(
+        door_config, *f.tokens,
+        std::vector<firmware::transit::TransitKeyring*>{f.transit.get(), f.nested.get()});
+  }
+
+  // What a caller with "manage" can do between a decision and its action: delete `name` and create
+  // it again, which binds it to a new key-service key. The new key allows deletion, so a DELETE
+  // that reached it would succeed. Returns the new key's id.
+  std::string Rebind(const std::string& name, firmware::transit::TransitKeyType type) {
+    REQUIRE(f.transit->DeleteKey(name).ok());
+    firmware::transit::CreateTransitKeyOptions options;
+    options.type = type;
+    auto made = f.transit->CreateKey(name, options);
+    REQUIRE(made.has_value());
+    firmware::transit::TransitKeyConfigUpdate update;
+    update.deletion_allowed = true;
+    REQUIRE(f.transit->UpdateConfig(name, update).has_value());
+    return made->key_id;
+  }
+};
+
+std::string RebindError(std::string_view name) {
+  return "the key name \"" + std::string(name) +
+         "\" was bound to another key while this request ran; retry the request";
+}
+
+TEST_CASE("vault door: a request acts on the key it was decided on, never on a name re-bound since",
+          "[unit]") {
+  RebindFixture r;
+  VaultFixture& f = r.f;
+  using firmware::transit::TransitKeyType;
+  struct Case {
+    std::string method, path, name;
+    TransitKeyType type;
+    // The body, given the name's key before the race (its ciphertext or signature).
+    std::function<json::object(const std::string& name)> body;
+  };
+  const std::string b64 = B64("race-canary");
+  auto none = [](const std::string&) { return json::object{}; };
+  auto input = [&](const std::string&) { return json::object{{"input", b64}}; };
+  auto ciphertext = [&](const std::string& n) {
+    return json::object{{"ciphertext", f.Encrypt(n, "race-canary")}};
+  };
+  auto signature = [&](const std::string& n) {
+    const auto sig = f.Data("PUT", "/v1/transit/sign/" + n, {{"input", b64}}).at("signature");
+    return json::object{{"input", b64}, {"signature", sig}};
+  };
+  const std::vector<Case> cases = {
+      {"GET", "keys/", "read", TransitKeyType::kAes256Gcm96, none},
+      {"POST", "keys/", "create", TransitKeyType::kAes256Gcm96, none},
+      {"DELETE", "keys/", "delete", TransitKeyType::kAes256Gcm96, none},
+      {"POST", "keys/{}/config", "config", TransitKeyType::kAes256Gcm96,
+       [](const std::string&) { return json::object{{"min_encryption_version", 1}}; }},
+      {"POST", "keys/{}/rotate", "rotate", TransitKeyType::kAes256Gcm96, none},
+      {"PUT", "encrypt/", "encrypt", TransitKeyType::kAes256Gcm96,
+       [&](const std::string&) { return json::object{{"plaintext", b64}}; }},
+      {"PUT", "decrypt/", "decrypt", TransitKeyType::kAes256Gcm96, ciphertext},
+      {"PUT", "rewrap/", "rewrap", TransitKeyType::kAes256Gcm96, ciphertext},
+      {"PUT", "datakey/plaintext/", "datakey", TransitKeyType::kAes256Gcm96, none},
+      {"PUT", "hmac/", "hmac", TransitKeyType::kHmac, input},
+      {"PUT", "sign/", "sign", TransitKeyType::kEcdsaP256, input},
+      {"PUT", "verify/", "verify", TransitKeyType::kEcdsaP256, signature},
+  };
+  for (const auto& c : cases) {
+    INFO(c.method << " " << c.path << " " << c.name);
+    f.CreateKey(c.name, {{"type", std::string(firmware::transit::TransitKeyTypeName(c.type))},
+                         {"deletion_allowed", true}});
+    f.Data("POST", "/v1/transit/keys/" + c.name + "/config", {{"deletion_allowed", true}});
+    const std::string decided_arn = ArnOf(f, c.name);
+    const json::object body = c.body(c.name);
+    std::string rebound;
+    r.hooked.ArmOnce([&] { rebound = r.Rebind(c.name, c.type); });
+    std::string path = c.path;
+    if (auto at = path.find("{}"); at != std::string::npos) {
+      path.replace(at, 2, c.name);
+    } else {
+      path += c.name;
+    }
+    CHECK(f.Err(400, c.method, "/v1/transit/" + path, body) == Errors({RebindError(c.name)}));
+    REQUIRE_FALSE(rebound.empty());  // the hook ran inside the decision
+    // The record names the key that was decided, and the new key is as it was made.
+    CHECK(Last(r.auditor).key_arn == decided_arn);
+    auto now = f.transit->ReadKey(c.name);
+    REQUIRE(now.has_value());
+    CHECK(now->key_id == rebound);
+    CHECK(now->latest_version == 1);
+    CHECK(now->min_encryption_version == 0);
+    CHECK(now->deletion_allowed);
+  }
+
+  // Decided on a name bound to no key (a create, encrypt's upsert) while another request creates
+  // it before the change: the request does not take over the other's key.
+  for (const auto& [path, body] : std::vector<std::pair<std::string, json::object>>{
+           {"keys/fresh-1", {}}, {"encrypt/fresh-2", {{"plaintext", b64}}}}) {
+    INFO(path);
+    const std::string name = path.substr(path.find('/') + 1);
+    std::string created;
+    r.auditor.on_intent = [&] { created = f.transit->CreateKey(name, {})->key_id; };
+    CHECK(f.Err(400, "POST", "/v1/transit/" + path, body) == Errors({RebindError(name)}));
+    REQUIRE_FALSE(created.empty());
+    CHECK(f.transit->Locate(name)->key_id == created);
+    CHECK(f.transit->ReadKey(name)->latest_version == 1);
+  }
 }
 
 }  // namespace

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,31 +25,18 @@ import time
 import urllib.error
 import urllib.request
 
+from production_lib import SOFTHSM_MODULE, free_port, own_softhsm, write
+
 KMSD = os.environ["KMS_E2E_KMSD"]
 KMSCTL = os.environ["KMS_E2E_KMSCTL"]
 PROVISION = os.environ["KMS_E2E_PROVISION"]
-MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+MODULE = SOFTHSM_MODULE
 
 WORK = tempfile.mkdtemp(prefix="kms-sealed-")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
 # --- The appliance's own SoftHSM2 and configuration ------------------------------------------------
-os.mkdir(os.path.join(WORK, "tokens"), 0o700)
-write(os.path.join(WORK, "softhsm2.conf"),
-      f"directories.tokendir = {WORK}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n"
-      "slots.removable = false\nlibrary.reset_on_fork = true\n")
-os.environ["SOFTHSM2_CONF"] = os.path.join(WORK, "softhsm2.conf")
+own_softhsm(WORK)
 PORT = free_port()
 CONFIG = os.path.join(WORK, "kmsd.toml")
 write(CONFIG, f"""mode = "production"

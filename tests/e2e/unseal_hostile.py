@@ -29,7 +29,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,10 +36,12 @@ import time
 import urllib.error
 import urllib.request
 
+from production_lib import SOFTHSM_MODULE, free_port, own_softhsm, write
+
 KMSD = os.environ["KMS_E2E_KMSD"]
 KMSCTL = os.environ["KMS_E2E_KMSCTL"]
 PROVISION = os.environ["KMS_E2E_PROVISION"]
-MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+MODULE = SOFTHSM_MODULE
 
 WORK = tempfile.mkdtemp(prefix="kms-unseal-hostile-")
 STORE = os.path.join(WORK, "kms.db")
@@ -54,22 +55,7 @@ LOGIN_REFUSED = ("unseal failed: the shares rebuilt the secret, but the applianc
                  "the HSM with it (the appliance log says why); enter the shares again")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
-os.mkdir(os.path.join(WORK, "tokens"), 0o700)
-write(os.path.join(WORK, "softhsm2.conf"),
-      f"directories.tokendir = {WORK}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n"
-      "slots.removable = false\nlibrary.reset_on_fork = true\n")
-os.environ["SOFTHSM2_CONF"] = os.path.join(WORK, "softhsm2.conf")
+own_softhsm(WORK)
 PORT = free_port()
 CONFIG = os.path.join(WORK, "kmsd.toml")
 BASE_CONFIG = f"""mode = "production"

@@ -124,6 +124,31 @@ TEST_CASE("config: a TOML syntax error names the line and column", "[unit]") {
   CHECK(ErrorOf("workers = = 2").rfind("kmsd.toml:1:", 0) == 0);
 }
 
+TEST_CASE("config: non-ASCII characters toml++ 3.3.0 cannot classify are read as written",
+          "[unit]") {
+  // U+00E9 is one of the characters whose whitespace test is undefined behaviour in toml++ 3.3.0;
+  // U+3000 and U+FEFF are ones it classifies. After a line-ending backslash the parser asks
+  // whether the next line's first character is whitespace.
+  auto config = ParseConfig("[dev]\nstate_dir = \"\"\"a\\\n  \xc3\xa9\"\"\"\n", "kmsd.toml");
+  REQUIRE(config.has_value());
+  CHECK(config->state_dir == "a\xc3\xa9");
+  config = ParseConfig("[dev]\nstate_dir = \"caf\xc3\xa9 \xe3\x80\x80 \xef\xbb\xbf\"\n", "kmsd.toml");
+  REQUIRE(config.has_value());
+  CHECK(config->state_dir == "caf\xc3\xa9 \xe3\x80\x80 \xef\xbb\xbf");
+  // Where whitespace may stand, such a character is a syntax error that names it.
+  CHECK(ErrorOf("mode = \"dev\" \xc3\xa9\n") ==
+        "kmsd.toml:1:14: not valid TOML: Error while parsing key-value pair: expected a comment "
+        "or whitespace, saw '\xc3\xa9'");
+  CHECK(ErrorOf("\xcf\xba") ==
+        "kmsd.toml:1:1: not valid TOML: Error while parsing root table: expected keys, tables, "
+        "whitespace or comments, saw '\xcf\xba'");
+  CHECK(ErrorOf("\"k\xc3\xa9y\" = 1\n") == "kmsd.toml:1:9: k\xc3\xa9y: unknown key");
+  // The private-use characters they are moved to while toml++ reads the text are refused.
+  CHECK(ErrorOf("[dev]\nstate_dir = \"\xf3\xb0\x83\xa9\"\n") ==
+        "kmsd.toml:2:14: not valid TOML: private-use character U+F00E9 is not supported in this "
+        "file");
+}
+
 TEST_CASE("config: an unknown key or table is refused with the nearest known key", "[unit]") {
   CHECK(ErrorOf("[server]\nworker = 2\n") ==
         "kmsd.toml:2:10: server.worker: unknown key (did you mean 'server.workers'?)");

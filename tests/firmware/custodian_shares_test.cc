@@ -160,6 +160,11 @@ TEST_CASE("shares: every single-character change to a share is caught before it 
   CHECK(ErrorOf(ParseShare("hvs.CAESIJ").error()) ==
         "not a custodian share: a share starts with 'kms1-'");
   CHECK(ErrorOf(ParseShare("").error()) == "not a custodian share: a share starts with 'kms1-'");
+  // The prefix ignores the case of its letters, and nothing else: a control character that differs
+  // from '1' by the case bit (0x11) is no '1'.
+  CHECK(ParseShare("KMS1" + good.substr(4)).has_value());
+  CHECK(ErrorOf(ParseShare("kms\x11" + good.substr(4)).error()) ==
+        "not a custodian share: a share starts with 'kms1-'");
 }
 
 TEST_CASE("shares: a damaged share entered mid-unseal is named and the good ones are kept",

@@ -1504,6 +1504,42 @@ TEST_CASE(KMS_SUITE_PREFIX "record cache: own writes take effect at once, anothe
   CHECK(ErrorOf(f.svc().Encrypt(r)).reason() == Reason::kKeyDisabled);
 }
 
+TEST_CASE(KMS_SUITE_PREFIX "record cache: Decrypt naming its KeyId reads the key as Decrypt without one does", KMS_SUITE_TAG) {
+  // The AWS door always names the key it authorized (from IdentifyKey, served by the cache), so a
+  // Decrypt with a KeyId is the common call: it must not take a store snapshot of its own per
+  // request, and it must see the same records as the decision and as a Decrypt without KeyId.
+  KeyServiceConfig config;
+  config.record_cache_ttl_ms = 600'000;  // no entry expires during the test
+  ServiceFixture f(config);
+  KeyMetadata m = f.Create();
+  auto other = KeyService::Open(f.Hsm(), *f.store, f.clock, config);
+  REQUIRE(other.has_value());
+  const Bytes blob = MustEncrypt(f.svc(), m.key_id, "x").ciphertext_blob;
+  REQUIRE(DoDecrypt(f.svc(), blob, {}, m.arn).has_value());
+  REQUIRE(DoDecrypt(f.svc(), blob, {}, m.key_id).has_value());
+  REQUIRE(f.svc().IdentifyKey(m.arn, true).has_value());
+  // Another process disables the key: this service sees it when its entries expire, whichever way
+  // the key is named (before, a KeyId read the store on every call and saw it at once).
+  REQUIRE((*other)->DisableKey({m.key_id}).ok());
+  CHECK(f.svc().IdentifyKey(m.arn, true)->key_state == KeyState::kEnabled);
+  CHECK(Text(DoDecrypt(f.svc(), blob)->plaintext) == "x");
+  auto by_arn = DoDecrypt(f.svc(), blob, {}, m.arn);
+  REQUIRE(by_arn.has_value());
+  CHECK(Text(by_arn->plaintext) == "x");
+  auto by_id = DoDecrypt(f.svc(), blob, {}, m.key_id);
+  REQUIRE(by_id.has_value());
+  CHECK(by_id->key_id == m.arn);
+  // Its own writes take effect at once on both ways.
+  REQUIRE(f.svc().DisableKey({m.key_id}).ok());
+  CHECK(ErrorOf(DoDecrypt(f.svc(), blob)).reason() == Reason::kKeyDisabled);
+  CHECK(ErrorOf(DoDecrypt(f.svc(), blob, {}, m.arn)).reason() == Reason::kKeyDisabled);
+  REQUIRE(f.svc().EnableKey({m.key_id}).ok());
+  // A KeyId naming another key is still IncorrectKeyException, from the cache as well.
+  KeyMetadata n = f.Create();
+  CHECK(ErrorOf(DoDecrypt(f.svc(), blob, {}, n.arn)).reason() == Reason::kIncorrectKey);
+  CHECK(ErrorOf(DoDecrypt(f.svc(), blob, {}, n.arn)).reason() == Reason::kIncorrectKey);
+}
+
 TEST_CASE(KMS_SUITE_PREFIX "record cache off: every call reads the store", KMS_SUITE_TAG) {
   KeyServiceConfig config;
   config.record_cache_ttl_ms = 0;

@@ -9,6 +9,7 @@
 
 #include "base/encoding.h"
 #include "tests/firmware/key_service_fixture.h"
+#include "tests/support/hooked_store.h"
 
 namespace kms::firmware::transit {
 namespace {
@@ -366,6 +367,12 @@ TEST_CASE("transit: every decrypt format error, exactly") {
                "invalid ciphertext: wrong number of fields");
   RequireError(f.Open("k", "vault:vx:" + payload), StatusCode::kInvalidArgument,
                "invalid ciphertext: version number could not be decoded");
+  // Go's Atoi takes one sign: "+1" is 1, "+-1" is no number (not version -1, "too old").
+  CHECK(Text(*f.Open("k", "vault:v+1:" + payload)) == "hello");
+  RequireError(f.Open("k", "vault:v+-1:" + payload), StatusCode::kInvalidArgument,
+               "invalid ciphertext: version number could not be decoded");
+  RequireError(f.Open("k", "vault:v++1:" + payload), StatusCode::kInvalidArgument,
+               "invalid ciphertext: version number could not be decoded");
   RequireError(f.Open("k", "vault:v2:" + payload), StatusCode::kInvalidArgument,
                "invalid ciphertext: version is too new");
   RequireError(f.Open("k", "vault:v1:%%%"), StatusCode::kInvalidArgument,
@@ -695,6 +702,139 @@ TEST_CASE("transit: concurrent creators of one name converge on one key", "[conc
     if (d->key_metadata.key_state != KeyState::kPendingDeletion) ++live;
   }
   CHECK(live == 1);
+}
+
+TEST_CASE("transit: bound bytes and signatures past the key service's bounds, in transit's words") {
+  Transit f;
+  f.Create("d", TransitKeyType::kAes256Gcm96, /*derived=*/true);
+  f.Create("plain");
+  const std::string too_large =
+      "context and associated_data must be at most 6000 bytes together on this appliance";
+  const Bytes half(3000, 0x61);
+  const Bytes over(3001, 0x62);
+  // 6000 bytes together fit (the largest split a derived key binds), one more does not; a
+  // non-derived key binds no context, so only its associated_data counts.
+  const std::string sealed = f.Seal("d", "x", half, half);
+  CHECK(Text(*f.Open("d", sealed, half, half)) == "x");
+  EncryptInput in;
+  in.plaintext = Secret("x");
+  in.context = half;
+  in.associated_data = over;
+  RequireError(f.keyring.Encrypt("d", in), StatusCode::kInvalidArgument, too_large);
+  RequireError(f.Open("d", sealed, half, over), StatusCode::kInvalidArgument, too_large);
+  RequireError(f.keyring.GenerateDataKey("d", 256, half, over, std::nullopt, false),
+               StatusCode::kInvalidArgument, too_large);
+  CHECK(f.keyring.Encrypt("plain", in).has_value());
+  in.associated_data = Bytes(6001, 0x63);
+  RequireError(f.keyring.Encrypt("plain", in), StatusCode::kInvalidArgument, too_large);
+  // A signature or HMAC longer than the key service verifies does not verify.
+  f.Create("ec", TransitKeyType::kEcdsaP256);
+  f.Create("mac", TransitKeyType::kHmac);
+  const std::string long_value = "vault:v1:" + Base64Encode(Bytes(6145, 0x30));
+  CHECK(*f.keyring.Verify("ec", Secret("m"), long_value, {}) == false);
+  CHECK(*f.keyring.VerifyHmac("mac", Secret("m"), long_value, "") == false);
+}
+
+TEST_CASE("transit: an operation decided on a key acts on that key only") {
+  Transit f;
+  const std::string rebound =
+      "the key name \"k\" was bound to another key while this request ran; retry the request";
+  // k was decided on as `a`; then deleted and created again as `b` (a new key-service key).
+  const std::string a = f.Create("k").key_id;
+  const std::string sealed = f.Seal("k", "decided");
+  TransitKeyConfigUpdate allow;
+  allow.deletion_allowed = true;
+  REQUIRE(f.keyring.UpdateConfig("k", allow).has_value());
+  REQUIRE(f.keyring.DeleteKey("k").ok());
+  const std::string b = f.Create("k").key_id;
+  REQUIRE(f.keyring.UpdateConfig("k", allow).has_value());
+  const KeyBinding stale = KeyBinding::Decided("k", a);
+  const KeyBinding unbound = KeyBinding::Decided("k", "");
+  EncryptInput in;
+  in.plaintext = Secret("x");
+  DecryptInput ct;
+  ct.ciphertext = sealed;
+  TransitKeyConfigUpdate update;
+  update.min_encryption_version = 1;
+  for (const KeyBinding* key : {&stale, &unbound}) {
+    INFO((key->decided_key_id()->empty() ? "decided unbound" : "decided on the old key"));
+    RequireError(f.keyring.ReadKey(*key), StatusCode::kFailedPrecondition, rebound);
+    RequireError(f.keyring.CreateKey(*key, {}), StatusCode::kFailedPrecondition, rebound);
+    RequireError(f.keyring.UpdateConfig(*key, update), StatusCode::kFailedPrecondition, rebound);
+    RequireError(f.keyring.Rotate(*key), StatusCode::kFailedPrecondition, rebound);
+    RequireError(f.keyring.DeleteKey(*key), StatusCode::kFailedPrecondition, rebound);
+    RequireError(f.keyring.Encrypt(*key, in), StatusCode::kFailedPrecondition, rebound);
+    RequireError(f.keyring.Decrypt(*key, ct), StatusCode::kFailedPrecondition, rebound);
+    RequireError(f.keyring.Rewrap(*key, ct, std::nullopt), StatusCode::kFailedPrecondition,
+                 rebound);
+    RequireError(f.keyring.GenerateDataKey(*key, 256, {}, {}, std::nullopt, true),
+                 StatusCode::kFailedPrecondition, rebound);
+    RequireError(f.keyring.Hmac(*key, Secret("x"), "", std::nullopt),
+                 StatusCode::kFailedPrecondition, rebound);
+    RequireError(f.keyring.VerifyHmac(*key, Secret("x"), "vault:v1:AA==", ""),
+                 StatusCode::kFailedPrecondition, rebound);
+    RequireError(f.keyring.Sign(*key, Secret("x"), {}), StatusCode::kFailedPrecondition, rebound);
+    RequireError(f.keyring.Verify(*key, Secret("x"), "vault:v1:AA==", {}),
+                 StatusCode::kFailedPrecondition, rebound);
+  }
+  // `b` is untouched, and decided on `b` the same calls act.
+  TransitKeyInfo now = *f.keyring.ReadKey("k");
+  CHECK(now.key_id == b);
+  CHECK(now.latest_version == 1);
+  CHECK(now.min_encryption_version == 0);
+  const KeyBinding current = KeyBinding::Decided("k", b);
+  CHECK(f.keyring.CreateKey(current, {})->key_id == b);
+  CHECK(f.keyring.Encrypt(current, in).has_value());
+  CHECK(f.keyring.Rotate(current)->latest_version == 2);
+
+  // Decided on a key whose name is unbound now: the path's own "not found", as if the request had
+  // come after the delete; a create then creates.
+  REQUIRE(f.keyring.DeleteKey(current).ok());
+  RequireError(f.keyring.Encrypt(current, in), StatusCode::kNotFound, "encryption key not found");
+  RequireError(f.keyring.ReadKey(current), StatusCode::kNotFound, "key not found");
+  RequireError(f.keyring.DeleteKey(current), StatusCode::kNotFound,
+               "could not delete key; not found");
+  RequireError(f.keyring.Sign(current, Secret("x"), {}), StatusCode::kNotFound,
+               "signing key not found");
+  auto made = f.keyring.CreateKey(current, {});
+  REQUIRE(made.has_value());
+  CHECK(made->key_id != b);
+}
+
+TEST_CASE("transit: a create decided on an unbound name does not take over a racer's key") {
+  Transit f;
+  kms::testing::HookedStore hooked(*f.store);
+  TransitKeyring decided(f.svc(), hooked, f.clock, "transit");
+  TransitKeyring racer(f.svc(), *f.store, f.clock, "transit");
+  // The racer creates the name inside the create's own transaction window: after its check that
+  // the name is unbound (the first transaction) and before its write (the second).
+  std::string winner;
+  auto race = [&](std::string_view name) {
+    hooked.ArmOnce([&, name] {
+      hooked.ArmOnce([&, name] { winner = racer.CreateKey(name, {})->key_id; });
+    });
+  };
+  race("one");
+  RequireError(decided.CreateKey(KeyBinding::Decided("one", ""), {}),
+               StatusCode::kFailedPrecondition,
+               "the key name \"one\" was bound to another key while this request ran; retry the "
+               "request");
+  CHECK(f.keyring.ReadKey("one")->key_id == winner);
+  // By name, racers converge on the winner, as before.
+  race("two");
+  auto converged = decided.CreateKey("two", {});
+  REQUIRE(converged.has_value());
+  CHECK(converged->key_id == winner);
+  // Either way the loser's own key-service key is scheduled for deletion: one live key per name.
+  auto keys = f.svc().ListKeys(ListKeysRequest{});
+  REQUIRE(keys.has_value());
+  int live = 0;
+  for (const auto& k : keys->keys) {
+    auto d = f.svc().DescribeKey(DescribeKeyRequest{k.key_id});
+    REQUIRE(d.has_value());
+    if (d->key_metadata.key_state != KeyState::kPendingDeletion) ++live;
+  }
+  CHECK(live == 2);
 }
 
 TEST_CASE("transit: a disabled KMS key refuses transit operations with the key service's state") {

@@ -87,5 +87,50 @@ TEST_CASE("SubjectPublicKeyInfo parsing refuses junk", "[softhsm][der]") {
   CHECK(!ParseSpki(Hex("3003020101")).has_value());
 }
 
+TEST_CASE("RsaSpki writes only keys ParseSpki reads back", "[softhsm][der]") {
+  // What a module could hand back as CKA_MODULUS / CKA_PUBLIC_EXPONENT: a 6-bit modulus, an even
+  // exponent. mbedTLS's SPKI reader refuses both, so the writer must not make them.
+  const Status kMalformed = InvalidArgumentError("malformed RSA public key");
+  auto tiny = RsaSpki(Hex("2d"), Hex("0a0a"));
+  REQUIRE_FALSE(tiny.has_value());
+  CHECK(tiny.error() == kMalformed);
+  const Bytes modulus = Hex("c5" + std::string(254, 'a') + "b1");  // 1024 bits, odd
+  auto even = RsaSpki(modulus, Hex("02"));
+  REQUIRE_FALSE(even.has_value());
+  CHECK(even.error() == kMalformed);
+  auto der = RsaSpki(modulus, Hex("010001"));
+  REQUIRE(der.has_value());
+  auto parts = ParseSpki(*der);
+  REQUIRE(parts.has_value());
+  CHECK(parts->rsa);
+  CHECK(parts->modulus == modulus);
+  CHECK(parts->public_exponent == Hex("010001"));
+}
+
+TEST_CASE("SubjectPublicKeyInfo parsing takes DER only", "[softhsm][der]") {
+  // A 128-bit RSA key (the smallest mbedTLS reads) with exponent 0x810001, whose INTEGER needs a
+  // leading zero byte in DER.
+  const std::string modulus = "c5aaaaaaaaaaaaaaaaaaaaaaaaaaaab1";
+  const std::string algorithm = "300d06092a864886f70d0101010500";
+  const std::string canonical =
+      "302d" + algorithm + "031c00" + "3019" + "021100" + modulus + "020400810001";
+  REQUIRE(*RsaSpki(Hex(modulus), Hex("810001")) == Hex(canonical));
+  REQUIRE(ParseSpki(Hex(canonical)).has_value());
+  const Status kNotDer = InvalidArgumentError("SubjectPublicKeyInfo must be DER");
+  // The exponent without its zero byte: a negative INTEGER, which mbedTLS reads as 0x810001.
+  auto negative = ParseSpki(Hex("302c" + algorithm + "031b00" + "3018" + "021100" + modulus +
+                                "0203810001"));
+  REQUIRE_FALSE(negative.has_value());
+  CHECK(negative.error() == kNotDer);
+  // A long-form length that fits the short form.
+  auto long_form = ParseSpki(Hex("30812d" + canonical.substr(4)));
+  REQUIRE_FALSE(long_form.has_value());
+  CHECK(long_form.error() == kNotDer);
+  // A byte after the key (mbedTLS's reader refuses that one itself).
+  auto trailing = ParseSpki(Hex(canonical + "00"));
+  REQUIRE_FALSE(trailing.has_value());
+  CHECK(trailing.error() == InvalidArgumentError("malformed SubjectPublicKeyInfo"));
+}
+
 }  // namespace
 }  // namespace kms::hal::internal

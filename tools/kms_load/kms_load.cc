@@ -12,6 +12,12 @@
 // Setup creates the keys it needs through the same endpoint before the clock starts, unless
 // --key-id names an existing key (a key with its own policy and grants, tools/bench_authz.sh).
 //
+// Key management pairs of about the same cost, one that changes stored state and one that reads it
+// (tools/bench_intent.sh: the door writes an audit intent before every state change): tag-resource
+// (TagResource of the same tag, kms-load=1, every time: a store write that leaves the key as it
+// was) beside list-resource-tags (ListResourceTags of that key, tagged once at setup), and
+// update-key-description (the same Description every time) beside describe-key.
+//
 // Vault transit operations (the Vault door, /v1/, reference/vault.md §1.5, §2.2): transit-encrypt
 // (`PUT /v1/<mount>/encrypt/<key>` with a 1 KiB plaintext), transit-decrypt (a 1 KiB ciphertext made
 // at setup) and transit-encrypt-batch100 (one request whose batch_input holds 100 such plaintexts).
@@ -240,14 +246,16 @@ int main(int argc, char** argv) {
   app.add_option("--endpoint", endpoint_text, "endpoint URL (default $KMS_ENDPOINT)");
   app.add_option("--ca-bundle", ca_bundle, "PEM CA for https (default $AWS_CA_BUNDLE)");
   app.add_option("--op", op,
-                 "encrypt | decrypt | generate-data-key | sign | transit-encrypt | transit-decrypt "
+                 "encrypt | decrypt | generate-data-key | sign | tag-resource | list-resource-tags "
+                 "| update-key-description | describe-key | transit-encrypt | transit-decrypt "
                  "| transit-encrypt-batch100")
-      ->check(CLI::IsMember({"encrypt", "decrypt", "generate-data-key", "sign", "transit-encrypt",
-                             "transit-decrypt", "transit-encrypt-batch100"}))
+      ->check(CLI::IsMember({"encrypt", "decrypt", "generate-data-key", "sign", "tag-resource",
+                             "list-resource-tags", "update-key-description", "describe-key",
+                             "transit-encrypt", "transit-decrypt", "transit-encrypt-batch100"}))
       ->capture_default_str();
   app.add_option("--key-id", kms_key,
-                 "existing KeyId (id, ARN or alias) for encrypt, decrypt, generate-data-key and "
-                 "sign; default: create a key at setup");
+                 "existing KeyId (id or ARN; an alias too for encrypt, decrypt, generate-data-key, "
+                 "sign and describe-key); default: create a key at setup");
   app.add_option("--vault-token", vault_token, "X-Vault-Token for transit-* (default $VAULT_TOKEN)");
   app.add_option("--vault-mount", vault_mount, "transit mount path")->capture_default_str();
   app.add_option("--connections", connections, "keep-alive connections")
@@ -352,9 +360,27 @@ int main(int argc, char** argv) {
       const auto ct = MustCall(**setup, "Encrypt", {{"KeyId", id}, {"Plaintext", pt_b64}});
       work = {"TrentService.Decrypt",
               json::serialize(json::object{{"CiphertextBlob", ct.at("CiphertextBlob")}}), ""};
-    } else {
+    } else if (op == "generate-data-key") {
       work = {"TrentService.GenerateDataKey",
               json::serialize(json::object{{"KeyId", id}, {"KeySpec", "AES_256"}}), ""};
+    } else {
+      // The key management pairs: the writes send the same values every time, so every request
+      // commits a store transaction and, from the first on, the key (and the reads' answers) stay
+      // the same.
+      const json::array tags{json::object{{"TagKey", "kms-load"}, {"TagValue", "1"}}};
+      if (op == "tag-resource") {
+        work = {"TrentService.TagResource",
+                json::serialize(json::object{{"KeyId", id}, {"Tags", tags}}), ""};
+      } else if (op == "list-resource-tags") {
+        (void)MustCall(**setup, "TagResource", {{"KeyId", id}, {"Tags", tags}});
+        work = {"TrentService.ListResourceTags", json::serialize(json::object{{"KeyId", id}}), ""};
+      } else if (op == "update-key-description") {
+        work = {"TrentService.UpdateKeyDescription",
+                json::serialize(json::object{{"KeyId", id}, {"Description", "kms_load " + op}}),
+                ""};
+      } else {
+        work = {"TrentService.DescribeKey", json::serialize(json::object{{"KeyId", id}}), ""};
+      }
     }
   }
   setup->reset();

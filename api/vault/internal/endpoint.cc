@@ -172,6 +172,10 @@ std::optional<std::int64_t> FieldReader::DurationMs(std::string_view name) {
   const std::string bad =
       "error converting input for field \"" + std::string(name) + "\": expected a duration";
   if (!v->is_string()) {
+    if (!v->is_number()) {
+      Fail(bad);
+      return std::nullopt;
+    }
     auto secs = Int(name);
     if (!secs) return std::nullopt;
     if (*secs < 0 || *secs > std::numeric_limits<std::int64_t>::max() / 1000) {

@@ -11,7 +11,9 @@
 // explicit Deny in the key policy of the key-service key behind the transit key
 // (firmware/authz/access_control.h). A Decision can only be made by that deciding code (its
 // constructor is private to `Decider`) and only for an allowed request, so holding one is proof
-// the request was allowed; an endpoint takes its key name from the Decision, never from the path.
+// the request was allowed; an endpoint takes its key from the Decision (`key()`), never from the
+// path, and acts on the key-service key decided: the keyring refuses an operation on a name that
+// was bound to another key after the decision (firmware/transit_keyring.h, "Bindings").
 // Decisions a request needs beyond its main one are made by the door before the work too: encrypt's
 // upsert ("manage" on a missing key), rewrap's two KMS actions, and one decision for every item of
 // a batch (all items act on the route's one key). Endpoints never throw on purpose; the door
@@ -101,6 +103,11 @@ class Decision {
   // Whether that key existed when decided, and its key-service key then.
   bool key_exists() const { return key_exists_; }
   const std::string& key_arn() const { return key_arn_; }
+  // What every keyring call of the endpoint names: the key as decided (its key-service key, or
+  // none when the name was unbound). Valid while the Decision lives.
+  firmware::transit::KeyBinding key() const {
+    return firmware::transit::KeyBinding::Decided(key_name_, key_id_);
+  }
   // The live token (null on public routes).
   const firmware::VaultTokenInfo* token() const { return token_ ? &*token_ : nullptr; }
   std::string_view basis() const { return basis_; }
@@ -125,6 +132,7 @@ class Decision {
   std::string mount_;
   std::string key_name_;
   bool key_exists_ = false;
+  std::string key_id_;  // "" when the name was unbound
   std::string key_arn_;
   std::optional<firmware::VaultTokenInfo> token_;
   std::string basis_;
