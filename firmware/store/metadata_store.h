@@ -155,7 +155,8 @@ class Transaction {
   virtual Status PutTag(const TagRecord& tag) = 0;
   // NotFound if missing.
   virtual Status DeleteTag(std::string_view key_id, std::string_view tag_key) = 0;
-  // All tags of the key ordered by tag_key (the service bounds them at 50 per key, aws-kms.md §2.3).
+  // All tags of the key ordered by tag_key (the service bounds them at 50 per key,
+  // docs/aws-kms-protocol.md "Limits").
   virtual StatusOr<std::vector<TagRecord>> ListTags(std::string_view key_id) = 0;
 
   // ---- intents (crash safety of multi-step operations, issue 3 item 8) ----

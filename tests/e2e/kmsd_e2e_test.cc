@@ -103,8 +103,8 @@ TEST_CASE("e2e: HTTPS clients that do not trust the test CA are refused", "[e2e]
   RequireCleanStop(kmsd);
 }
 
-// Vault's seals (reference/vault.md §2.2, §2.3) against the daemon: the Vault door on the same
-// listener as the AWS door, VAULT_ADDR and VAULT_TOKEN from dev.env.
+// Vault's seals (docs/vault-door.md, seal "transit" and seal "awskms") against the daemon: the
+// Vault door on the same listener as the AWS door, VAULT_ADDR and VAULT_TOKEN from dev.env.
 void RunVaultScenarios(bool tls, const std::vector<std::string>& scripts) {
   TempDir dir("kms-e2e");
   KmsdOptions options;

@@ -244,7 +244,7 @@ def main():
     check("store rollback accepted by the operator" in kmsd_log(), "the override is logged")
     ok("--accept-store-rollback: the old store serves, keys made after the copy are gone, logged")
 
-    # 6. Backup drill (T-BACKUP): a backup taken while kmsd serves, a changed byte refused, the
+    # 6. Backup drill: a backup taken while kmsd serves, a changed byte refused, the
     # token and the store destroyed, restored onto a new token, and every key is back.
     signer = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     public = kms.get_public_key(KeyId=signer)["PublicKey"]
