@@ -918,7 +918,7 @@ class KeyService::Impl {
     return Status();
   }
 
-  // Startup: finish or undo what a crash interrupted (issue 3 item 8).
+  // Startup: finish or undo what a crash interrupted (docs/key-service.md "Crash safety").
   Status Reconcile() {
     KMS_ASSIGN_OR_RETURN(auto tx, s_.store_.Begin(TransactionMode::kReadWrite));
     KMS_ASSIGN_OR_RETURN(auto intents, tx->ListIntents());

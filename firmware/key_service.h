@@ -142,7 +142,7 @@ struct CreateKeyRequest {
   std::optional<KeyUsage> key_usage;       // required for every spec but SYMMETRIC_DEFAULT
   std::vector<Tag> tags;
   // Runs inside the transaction that activates the new key, to store records that belong to it (its
-  // key policy, issue 7); an error aborts the creation (the key never becomes visible).
+  // key policy); an error aborts the creation (the key never becomes visible).
   std::function<Status(store::Transaction&, std::string_view key_id)> attach;
 };
 struct CreateKeyResponse {
@@ -484,7 +484,7 @@ class KeyService {
 
   // ---- keys ----
   StatusOr<CreateKeyResponse> CreateKey(const CreateKeyRequest& request);
-  // The key a KeyId argument names, for a door to authorize a call before making it (issue 7): any
+  // The key a KeyId argument names, for a door to authorize a call before making it: any
   // of the four forms when `allow_alias`, else a key id or key ARN only, with the errors the
   // operation itself gives for that argument (ValidationException, NotFoundException, ...). Keys in
   // every state are identified (the operation then answers Disabled / pending deletion). Served

@@ -508,7 +508,8 @@ class Device {
     return true;
   }
 
-  // Asked of the module, not assumed (issue 2 §4). Called once at open, mu_ held exclusively.
+  // Asked of the module, not assumed: a module may list a mechanism it cannot perform. Called once
+  // at open, mu_ held exclusively.
   Status DiscoverCapabilitiesLocked() {
     KMS_ASSIGN_OR_RETURN(std::vector<CK_MECHANISM_TYPE> mechs, module_->Mechanisms(slot_));
     Capabilities caps;

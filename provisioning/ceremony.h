@@ -1,4 +1,4 @@
-// The provisioning ceremony (issue 5 item 2): what `kms-provision init` does, once per appliance,
+// The provisioning ceremony: what `kms-provision init` does, once per appliance,
 // with the HSM's SO rights, to turn a production configuration (firmware/app/appliance_config.h)
 // into a sealed appliance whose secrets exist only on paper.
 //

@@ -1,4 +1,4 @@
-// AuditLog: the appliance's tamper-evident audit log (issue 7 item 5): one JSON line per request,
+// AuditLog: the appliance's tamper-evident audit log: one JSON line per request,
 // hash-chained, with checkpoints signed by a key that lives in the HSM (the CloudTrail digest
 // model), written fail-closed: "no audit record, no answer" (DESIGN.md; Vault blocks requests when
 // no audit device can write; docs/access-control.md "Audit records").

@@ -1,4 +1,4 @@
-// AccessControl: who may do what with a key (issue 7 items 2-4): key policies, grants, and the
+// AccessControl: who may do what with a key: key policies, grants, and the
 // decision every operation of the doors asks for before it touches a key.
 //
 // Contract:

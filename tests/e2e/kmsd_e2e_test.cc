@@ -349,7 +349,7 @@ TEST_CASE("e2e: recorded secrets planted in copies of the audit log and error bo
   }
 }
 
-// The production boot (issue 5): provisioning with 5 shares and threshold 3, a sealed start that
+// The production boot: provisioning with 5 shares and threshold 3, a sealed start that
 // refuses every key operation, unseal through kmsctl (a damaged share named, 2 shares not enough),
 // serving, seal on command and unseal again with every key intact; tests/e2e/sealed_boot.py.
 // The script records the ceremony's shares, SO PIN and secret key, the tokens and plaintexts, and

@@ -1,4 +1,4 @@
-"""The production boot end to end (issue 5): kms-provision makes a fresh SoftHSM2 token with 5
+"""The production boot end to end: kms-provision makes a fresh SoftHSM2 token with 5
 custodian shares and threshold 3; kmsd starts sealed and refuses every key operation on both doors;
 kmsctl enters shares (a corrupted one is named, a duplicate refused, 2 do not unseal, a reset
 forgets them); 3 unseal it and it serves; `kmsctl seal` seals it again and shares unseal it once

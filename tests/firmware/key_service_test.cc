@@ -1,5 +1,5 @@
 // The key service against an HSM and a real SQLite store: every operation, key spec, state transition
-// and client-visible error (issue 3 "What must hold"). Compiled twice: against the fake HSM (unit) and,
+// and client-visible error. Compiled twice: against the fake HSM (unit) and,
 // with KMS_TEST_HSM_SOFTHSM, against a real SoftHSM2 token through the PKCS#11 HAL (softhsm).
 #include "firmware/key_service.h"
 

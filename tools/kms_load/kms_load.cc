@@ -1,4 +1,4 @@
-// kms_load: a native load generator for the AWS door (issue 4 "Measured, not asserted").
+// kms_load: a native load generator for the AWS door (figures in docs/performance.md).
 //
 // N keep-alive connections spread over T threads, each thread one Asio io_context driving its
 // connections as closed loops (send a request, wait for its response, send the next) on
