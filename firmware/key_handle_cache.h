@@ -1,6 +1,6 @@
 // KeyHandleCache: a bounded LRU of unwrapped key versions, as HSM session objects (hal::KeyHandle),
 // keyed by (key id, version). A hot key costs one HSM call per operation; a cold one an unwrap more
-// (docs/softhsm.md "Measured speed"). Evicting an entry drops the cache's reference; the device
+// (docs/softhsm2.md "Measured speed"). Evicting an entry drops the cache's reference; the device
 // object is destroyed when the last in-flight operation using it lets go (hal/hsm.h handle
 // contract).
 //

@@ -325,7 +325,7 @@ std::optional<ParsedArn> ParseArn(std::string_view arn) {
 
 // The encryption algorithms a key advertises (CreateKey, DescribeKey, GetPublicKey) and accepts
 // (Encrypt, Decrypt, ReEncrypt): AWS's key spec table less the RSA-OAEP hashes the HSM cannot
-// perform (SoftHSM2 2.6 has OAEP with SHA-1 only, docs/softhsm.md "Mechanisms"). Advertising only
+// perform (SoftHSM2 2.6 has OAEP with SHA-1 only, docs/softhsm2.md "Mechanisms"). Advertising only
 // what works lets a client pick from the list; an algorithm not listed is refused like any other
 // incompatible one.
 std::vector<EncryptionAlgorithm> SupportedEncryptionAlgorithms(const hal::Capabilities& caps,

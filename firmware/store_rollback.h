@@ -13,7 +13,7 @@
 // What it catches, and what it cannot: any copy older than the last watermark. Between two raises
 // (at most a scheduler tick, 60 s, plus a crash without a clean stop) a copy taken in that window
 // is not detected. The watermark is written to the token at most once per tick, because a SoftHSM2
-// token write rewrites its whole file (docs/softhsm.md "The token's files").
+// token write rewrites its whole file (docs/softhsm2.md "The token's files").
 //
 // Thread-safety: as the Hsm and the store; RaiseWatermark calls are serialised by the caller (the
 // scheduler's single thread, then the stop path after it has stopped).

@@ -1,7 +1,7 @@
 // Key templates as policy, for the PKCS#11 backend and for provisioning.
 //
 // One `KeySpec` per kind of object says every attribute the HAL cares about; the same spec builds
-// the complete template sent to the module (docs/softhsm.md "Key attributes and templates": the
+// the complete template sent to the module (docs/softhsm2.md "Key attributes and templates": the
 // module's defaults are permissive) and checks the attributes read back when a key is loaded, so
 // the two can never drift apart.
 //
@@ -10,7 +10,7 @@
 //    CKA_WRAP_WITH_TRUSTED=TRUE (so only a trusted key installed by the SO can ever wrap it, for
 //    backup or cluster join; its value is never readable), WRAP/UNWRAP only (no
 //    ENCRYPT/DECRYPT/SIGN/VERIFY/DERIVE: this blocks wrap-then-decrypt extraction,
-//    docs/softhsm.md "Key attributes and templates"), not modifiable, not copyable,
+//    docs/softhsm2.md "Key attributes and templates"), not modifiable, not copyable,
 //    CKA_ALLOWED_MECHANISMS = {CKM_AES_KEY_WRAP_PAD}.
 //  * Customer keys made by GenerateKey: session objects, private, sensitive, extractable (so the
 //  domain

@@ -3,7 +3,7 @@
 // `Load` dlopen()s a module by path and takes its function list from C_GetFunctionList; `Adopt`
 // uses a function list that someone else owns (a fault-injecting wrapper in tests) and never
 // unloads it. Either way the Module calls C_Initialize once, with CKF_OS_LOCKING_OK (SoftHSM2
-// disables its own locks without it and crashes under threads, docs/softhsm.md "Sessions and
+// disables its own locks without it and crashes under threads, docs/softhsm2.md "Sessions and
 // login"), and C_Finalize in its destructor. `Reinitialize` (C_Finalize + C_Initialize) is the
 // recovery for device errors; it bumps `generation()`, which sessions opened before it compare
 // against so they never close a handle number that the module may have handed out again.

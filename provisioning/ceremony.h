@@ -31,7 +31,7 @@
 // before the ceremony is run again: PKCS#11 cannot un-initialise a token, and retrying on top of a
 // half-made one must not silently succeed.
 //
-// SoftHSM2 (docs/softhsm.md "The token's files"): the module rewrites token.object in place on
+// SoftHSM2 (docs/softhsm2.md "The token's files"): the module rewrites token.object in place on
 // every login, and a process killed at that moment loses the token. dev tokens keep a backup in the
 // folder they own; the ceremony does not own the production token directory and writes nothing
 // there, so when the token is a SoftHSM2 one it returns a warning telling the operator to back the

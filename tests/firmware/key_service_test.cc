@@ -616,7 +616,7 @@ TEST_CASE(KMS_SUITE_PREFIX "RSA encryption keys: OAEP Encrypt and Decrypt with K
     e.plaintext = Secret("rsa secret");
     e.encryption_algorithm = alg;
     if (!f.Hsm().capabilities().oaep_hashes.contains(*OaepHashOf(alg))) {
-      // SoftHSM2 offers OAEP with SHA-1 only (docs/softhsm.md "Mechanisms"): the key does not
+      // SoftHSM2 offers OAEP with SHA-1 only (docs/softhsm2.md "Mechanisms"): the key does not
       // advertise the algorithm, so it is refused as incompatible, as SYMMETRIC_DEFAULT is below.
       CHECK(std::ranges::find(rsa.encryption_algorithms, alg) == rsa.encryption_algorithms.end());
       CHECK(ErrorOf(f.svc().Encrypt(e)) ==

@@ -2,7 +2,7 @@
 // same run, with 1 and 2 worker processes.
 //
 // Why processes: SoftHSM2 serialises much of its work on process-global mutexes, so throughput comes
-// from several processes, each with its own C_Initialize (docs/softhsm.md "Threads, processes and
+// from several processes, each with its own C_Initialize (docs/softhsm2.md "Threads, processes and
 // fork"). Workers are forked BEFORE any Cryptoki call in the parent (never fork after C_Initialize)
 // and each opens the token itself.
 //
