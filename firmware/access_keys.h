@@ -1,4 +1,4 @@
-// AccessKeyRegistry: the SigV4 access keys of the AWS door (issue 4 item 4), created, listed,
+// AccessKeyRegistry: the SigV4 access keys of the AWS door, created, listed,
 // deactivated and deleted by operators, and looked up by the door on every request.
 //
 // Contract:

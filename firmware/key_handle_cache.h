@@ -1,7 +1,8 @@
 // KeyHandleCache: a bounded LRU of unwrapped key versions, as HSM session objects (hal::KeyHandle),
 // keyed by (key id, version). A hot key costs one HSM call per operation; a cold one an unwrap more
-// (issue 3 item 9). Evicting an entry drops the cache's reference; the device object is destroyed when
-// the last in-flight operation using it lets go (hal/hsm.h handle contract).
+// (docs/softhsm2.md "Measured speed"). Evicting an entry drops the cache's reference; the device
+// object is destroyed when the last in-flight operation using it lets go (hal/hsm.h handle
+// contract).
 //
 // Thread-safety: every method may be called concurrently (one mutex; the critical sections are map
 // operations only, never HSM calls).

@@ -22,7 +22,7 @@ using records::KeyVersionRecord;
 using records::TagRecord;
 using store::TransactionMode;
 
-// ---- AWS limits (reference/aws-kms.md §0 item 5, §2.2, §2.3) ---------------------------------------
+// ---- AWS limits (docs/aws-kms-protocol.md "Limits") ---------------------------------------------
 constexpr std::size_t kMaxPlaintext = 4096;
 constexpr std::size_t kMaxMessage = 4096;
 constexpr std::size_t kMaxSignatureOrMac = 6144;
@@ -261,7 +261,8 @@ bool IsStale(const Status& s) {
   return s.code() == StatusCode::kUnavailable && s.reason() == Reason::kHandleStale;
 }
 
-// Alias names: the model pattern ^[a-zA-Z0-9:/_-]+$ and length 1-256, then AWS's own rules (§2.3).
+// Alias names: the model pattern ^[a-zA-Z0-9:/_-]+$ and length 1-256, then AWS's own rules
+// (docs/aws-kms-protocol.md "Rules per operation").
 Status CheckAliasNameFormat(std::string_view name) {
   KMS_RETURN_IF_ERROR(CheckStringLength("aliasName", name, 1, kMaxAliasName));
   for (char c : name) {
@@ -299,7 +300,7 @@ Status CheckTags(const std::vector<Tag>& tags) {
   return Status();
 }
 
-// Which KeyId forms an operation accepts (§2.3 "Key identifiers").
+// Which KeyId forms an operation accepts (docs/aws-kms-protocol.md "Key identifiers").
 enum class IdForms { kAny, kKeyOnly };
 
 struct ParsedArn {
@@ -323,9 +324,10 @@ std::optional<ParsedArn> ParseArn(std::string_view arn) {
 }
 
 // The encryption algorithms a key advertises (CreateKey, DescribeKey, GetPublicKey) and accepts
-// (Encrypt, Decrypt, ReEncrypt): the §2.4 table less the RSA-OAEP hashes the HSM cannot perform
-// (SoftHSM2 2.6 has OAEP with SHA-1 only, reference/softhsm.md §1). Advertising only what works lets
-// a client pick from the list; an algorithm not listed is refused like any other incompatible one.
+// (Encrypt, Decrypt, ReEncrypt): AWS's key spec table less the RSA-OAEP hashes the HSM cannot
+// perform (SoftHSM2 2.6 has OAEP with SHA-1 only, docs/softhsm2.md "Mechanisms"). Advertising only
+// what works lets a client pick from the list; an algorithm not listed is refused like any other
+// incompatible one.
 std::vector<EncryptionAlgorithm> SupportedEncryptionAlgorithms(const hal::Capabilities& caps,
                                                                KeySpec spec, KeyUsage usage) {
   std::vector<EncryptionAlgorithm> out = EncryptionAlgorithmsFor(spec, usage);
@@ -437,8 +439,8 @@ class KeyService::Impl {
     return GetById(tx, alias->target_key_id());
   }
 
-  // §2.5 for cryptographic operations: Disabled -> DisabledException [1], PendingDeletion ->
-  // KMSInvalidStateException [3].
+  // Cryptographic operations by key state (docs/aws-kms-protocol.md "Key states"): Disabled ->
+  // DisabledException, PendingDeletion -> KMSInvalidStateException.
   static Status CheckUsable(const Key& k) {
     switch (StateOf(k.record)) {
       case KeyState::kEnabled: return Status();
@@ -924,7 +926,7 @@ class KeyService::Impl {
     return Status();
   }
 
-  // Startup: finish or undo what a crash interrupted (issue 3 item 8).
+  // Startup: finish or undo what a crash interrupted (docs/key-service.md "Crash safety").
   Status Reconcile() {
     KMS_ASSIGN_OR_RETURN(auto tx, s_.store_.Begin(TransactionMode::kReadWrite));
     KMS_ASSIGN_OR_RETURN(auto intents, tx->ListIntents());
@@ -1201,7 +1203,7 @@ Status KeyService::DisableKey(const DisableKeyRequest& request) {
 StatusOr<ScheduleKeyDeletionResponse> KeyService::ScheduleKeyDeletion(
     const ScheduleKeyDeletionRequest& request) {
   const std::int64_t days = request.pending_window_in_days.value_or(30);
-  // The model allows 1-365; AWS enforces 7-30 (§2.3 "Deletion").
+  // The model allows 1-365; AWS enforces 7-30 (docs/aws-kms-protocol.md "Limits").
   KMS_RETURN_IF_ERROR(CheckRange("pendingWindowInDays", days, 7, 30));
   ScheduleKeyDeletionResponse out;
   Status mutated = impl_->MutateKey(request.key_id, [&](Impl::Key& key) -> Status {
@@ -1227,7 +1229,7 @@ StatusOr<CancelKeyDeletionResponse> KeyService::CancelKeyDeletion(
     if (StateOf(key.record) != KeyState::kPendingDeletion) {
       return FailedPreconditionError(key.arn + " is not pending deletion.", Reason::kKeyInvalidState);
     }
-    // §2.3: a cancelled deletion leaves the key Disabled, never straight back to Enabled.
+    // As AWS: a cancelled deletion leaves the key Disabled, never straight back to Enabled.
     key.record.set_state(records::KEY_STATE_DISABLED);
     key.record.set_deletion_time_ms(0);
     key.record.set_pending_window_days(0);
@@ -1262,8 +1264,9 @@ StatusOr<EncryptResponse> KeyService::Encrypt(const EncryptRequest& request) {
     out.key_id = kv.key.arn;
     return out;
   }
-  // RSA-OAEP (§2.3 "Encrypt"): the algorithm is required, no encryption context, size bounded.
-  // RSA keys never rotate, so a pinned version can only be the current one.
+  // RSA-OAEP (docs/aws-kms-protocol.md "Rules per operation"): the algorithm is required, no
+  // encryption context, size bounded. RSA keys never rotate, so a pinned version can only be the
+  // current one.
   if (request.key_version && *request.key_version != kv.version.version()) {
     return Validation("Key version " + std::to_string(*request.key_version) + " of " + kv.key.arn +
                       " does not exist.");
@@ -1305,7 +1308,8 @@ StatusOr<DecryptResponse> KeyService::Decrypt(const DecryptRequest& request) {
     KMS_RETURN_IF_ERROR(Impl::CheckUsable(*named));
     if (named->usage() != KeyUsage::kEncryptDecrypt) return Impl::WrongUsage(*named, "Decrypt");
     if (named->spec() != KeySpec::kSymmetricDefault) {
-      // RSA-OAEP ciphertext: KeyId and EncryptionAlgorithm are required (§2.3 "Decrypt").
+      // RSA-OAEP ciphertext: KeyId and EncryptionAlgorithm are required (docs/aws-kms-protocol.md
+      // "Rules per operation").
       const EncryptionAlgorithm algorithm =
           request.encryption_algorithm.value_or(EncryptionAlgorithm::kSymmetricDefault);
       auto hash = OaepHashOf(algorithm);
@@ -1528,7 +1532,7 @@ StatusOr<VerifyResponse> KeyService::Verify(const VerifyRequest& request) {
     return hsm_.VerifyDigest(h, ToHalSignature(request.signing_algorithm), digest, request.signature);
   });
   if (!st.ok()) {
-    // §2.3: a wrong signature is KMSInvalidSignatureException with an empty message.
+    // As AWS: a wrong signature is KMSInvalidSignatureException with an empty message.
     if (st.code() == StatusCode::kInvalidArgument) {
       return InvalidArgumentError("", Reason::kInvalidSignature);
     }
@@ -1602,7 +1606,8 @@ StatusOr<GenerateRandomResponse> KeyService::GenerateRandom(const GenerateRandom
 
 // ---- aliases ---------------------------------------------------------------------------------------------------
 namespace {
-// Alias targets are key ids or key ARNs, never aliases (§2.3 "Aliases").
+// Alias targets are key ids or key ARNs, never aliases (docs/aws-kms-protocol.md "Rules per
+// operation").
 Status CheckAliasTarget(std::string_view target) {
   if (target.starts_with("alias/") ||
       (target.starts_with("arn:") && target.find(":alias/") != std::string_view::npos)) {
@@ -1611,7 +1616,7 @@ Status CheckAliasTarget(std::string_view target) {
   return Status();
 }
 Status CheckAliasWritable(std::string_view name) {
-  // §2.3: alias/aws/ is reserved for AWS managed keys.
+  // alias/aws/ is reserved for AWS managed keys.
   if (name.starts_with("alias/aws/")) {
     return Validation("Cannot create or modify an alias with the reserved prefix alias/aws/");
   }
@@ -1682,12 +1687,13 @@ Status KeyService::UpdateAlias(const UpdateAliasRequest& request) {
     return AliasMoved(AliasArn(request.alias_name));
   }
   KMS_ASSIGN_OR_RETURN(Impl::Key target, impl_->Resolve(*tx, request.target_key_id, IdForms::kKeyOnly));
-  // §2.5 [10]: fails when the destination is pending deletion (the source may be).
+  // docs/aws-kms-protocol.md "Key states": fails when the destination is pending deletion (the
+  // source may be).
   KMS_RETURN_IF_ERROR(Impl::CheckNotPendingDeletion(target));
   auto source = tx->GetKey(alias->target_key_id());
   if (source && (source->key_spec() != target.record.key_spec() ||
                  source->key_usage() != target.record.key_usage())) {
-    // §2.3: the new target must have the same key type and usage.
+    // As AWS: the new target must have the same key type and usage.
     return Validation("Alias " + AliasArn(request.alias_name) +
                       " cannot be changed to a key of a different key spec or key usage.");
   }
@@ -1811,7 +1817,7 @@ StatusOr<ListResourceTagsResponse> KeyService::ListResourceTags(
 
 // ---- rotation --------------------------------------------------------------------------------------------------
 namespace {
-// §2.3 "Rotation": only symmetric encryption keys rotate.
+// docs/aws-kms-protocol.md "Rules per operation": only symmetric encryption keys rotate.
 Status CheckRotatable(const KeyService::Impl::Key& key) {
   if (key.spec() != KeySpec::kSymmetricDefault) {
     return Unsupported(key.arn + " key spec " + std::string(KeySpecName(key.spec())) +
@@ -1825,7 +1831,7 @@ Status KeyService::EnableKeyRotation(const EnableKeyRotationRequest& request) {
   const std::int64_t days = request.rotation_period_in_days.value_or(365);
   KMS_RETURN_IF_ERROR(CheckRange("rotationPeriodInDays", days, 90, 2560));
   return impl_->MutateKey(request.key_id, [&](Impl::Key& key) -> Status {
-    KMS_RETURN_IF_ERROR(Impl::CheckUsable(key));  // §2.5: Disabled [1], PendingDeletion [3]
+    KMS_RETURN_IF_ERROR(Impl::CheckUsable(key));  // Disabled, PendingDeletion refused
     KMS_RETURN_IF_ERROR(CheckRotatable(key));
     key.record.set_rotation_enabled(true);
     key.record.set_rotation_period_days(static_cast<std::uint32_t>(days));

@@ -1,5 +1,5 @@
 // KeyService: the product core that the AWS and Vault doors adapt. Everything an AWS KMS customer key can
-// do (reference/aws-kms.md §2.2-§2.5, §3.1), on key material that exists only in the HSM or wrapped under
+// do (docs/aws-kms-protocol.md), on key material that exists only in the HSM or wrapped under
 // its domain key (DESIGN.md "Key hierarchy").
 //
 // Contract:
@@ -8,11 +8,12 @@
 //    divides by 1000 for its epoch-seconds timestamps). Integer request fields that AWS range-checks are
 //    std::optional<std::int64_t> so that out-of-range values reach the service and get AWS's
 //    ValidationException text.
-//  * KeyId arguments take the four AWS forms (§2.3): key id, key ARN, alias name, alias ARN, wherever AWS
-//    accepts them (cryptographic operations, DescribeKey, GetPublicKey); management operations (enable,
-//    disable, deletion, rotation, tags, description) take a key id or key ARN only. ARNs are
-//    `arn:aws:kms:<region>:<account>:key/<id>` built from KeyServiceConfig. Cryptographic responses carry
-//    the key ARN in `key_id`, as AWS does.
+//  * KeyId arguments take the four AWS forms (docs/aws-kms-protocol.md "Key identifiers"): key id,
+//    key ARN, alias name, alias ARN, wherever AWS accepts them (cryptographic operations,
+//    DescribeKey, GetPublicKey); management operations (enable, disable, deletion, rotation, tags,
+//    description) take a key id or key ARN only. ARNs are `arn:aws:kms:<region>:<account>:key/<id>`
+//    built from KeyServiceConfig. Cryptographic responses carry the key ARN in `key_id`, as AWS
+//    does.
 //  * Errors are kms::Status (base/status.h). The AWS door maps them with one table:
 //      NotFound                                   NotFoundException ("Key '<arn>' does not exist",
 //                                                 "Invalid keyId '<id>'", "Alias <arn> is not found.")
@@ -30,8 +31,9 @@
 //      Unimplemented, kUnsupportedOperation       UnsupportedOperationException
 //      ResourceExhausted, kLimitExceeded          LimitExceededException
 //      Unavailable / Internal / other             KMSInternalException (or KeyUnavailable), retried by SDKs
-//  * Key states follow §2.5 exactly; cryptographic calls on a PendingDeletion key answer
-//    KMSInvalidStateException (footnote [3], the reference's recommendation).
+//  * Key states follow AWS's table exactly (docs/aws-kms-protocol.md "Key states"); cryptographic
+//    calls on a PendingDeletion key answer KMSInvalidStateException (one of the two answers AWS's
+//    table allows).
 //  * Durability: a key, version, alias, tag or ciphertext is returned only after the metadata it depends
 //    on is committed (MetadataStore::Commit is durable). CreateKey and rotation write an intent record
 //    first; Open() reconciles intents a crash left behind, so no half-made key is ever visible.
@@ -82,8 +84,8 @@ struct KeyServiceConfig {
   std::string account_id = "111122223333";
   // Unwrapped key versions kept loaded in the HSM as session objects.
   std::size_t cache_capacity = 1024;
-  // The appliance's key quota (AWS: 100,000 per account and Region, §2.6); CreateKey beyond it is
-  // LimitExceededException.
+  // The appliance's key quota (AWS: 100,000 per account and Region, docs/aws-kms-protocol.md
+  // "Limits"); CreateKey beyond it is LimitExceededException.
   std::uint64_t max_keys = 100'000;
   // SP 800-38D §8.3: at most 2^32 invocations with random IVs; rotate at 0.9 * 2^32 as Vault does.
   std::uint64_t gcm_invocation_limit = 3'865'470'566;
@@ -106,8 +108,8 @@ struct Tag {
   friend bool operator==(const Tag&, const Tag&) = default;
 };
 
-// AWS KeyMetadata (§2.2 "Shared structures"). Origin is always AWS_KMS, KeyManager CUSTOMER,
-// MultiRegion false: the door writes those constants.
+// AWS KeyMetadata (docs/aws-kms-protocol.md "Operations"). Origin is always AWS_KMS, KeyManager
+// CUSTOMER, MultiRegion false: the door writes those constants.
 struct KeyMetadata {
   std::string aws_account_id;
   std::string key_id;  // bare id
@@ -140,7 +142,7 @@ struct CreateKeyRequest {
   std::optional<KeyUsage> key_usage;       // required for every spec but SYMMETRIC_DEFAULT
   std::vector<Tag> tags;
   // Runs inside the transaction that activates the new key, to store records that belong to it (its
-  // key policy, issue 7); an error aborts the creation (the key never becomes visible).
+  // key policy); an error aborts the creation (the key never becomes visible).
   std::function<Status(store::Transaction&, std::string_view key_id)> attach;
 };
 struct CreateKeyResponse {
@@ -199,7 +201,7 @@ struct CancelKeyDeletionResponse {
 // ---- symmetric and RSA encryption --------------------------------------------------------------------
 struct EncryptRequest {
   std::string key_id;
-  SecretBytes plaintext;  // 1-4096 bytes (RSA: the OAEP limit of §2.3)
+  SecretBytes plaintext;  // 1-4096 bytes (RSA: the OAEP limit, docs/aws-kms-protocol.md "Limits")
   EncryptionContext encryption_context;  // symmetric keys only
   std::optional<EncryptionAlgorithm> encryption_algorithm;  // default SYMMETRIC_DEFAULT
   bool dry_run = false;
@@ -482,7 +484,7 @@ class KeyService {
 
   // ---- keys ----
   StatusOr<CreateKeyResponse> CreateKey(const CreateKeyRequest& request);
-  // The key a KeyId argument names, for a door to authorize a call before making it (issue 7): any
+  // The key a KeyId argument names, for a door to authorize a call before making it: any
   // of the four forms when `allow_alias`, else a key id or key ARN only, with the errors the
   // operation itself gives for that argument (ValidationException, NotFoundException, ...). Keys in
   // every state are identified (the operation then answers Disabled / pending deletion). Served

@@ -27,7 +27,8 @@ constexpr std::array<Named<KeySpec>, 12> kKeySpecs{{
     {KeySpec::kHmac384, "HMAC_384"},
     {KeySpec::kHmac512, "HMAC_512"},
 }};
-// AWS names (§2.4) the appliance knows but does not implement.
+// AWS names (docs/aws-kms-protocol.md "Key specs and algorithms") the appliance knows but does not
+// implement.
 constexpr std::array<std::string_view, 6> kUnsupportedKeySpecs{
     "ECC_NIST_EDWARDS25519", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87", "SM2", "ECC_NIST_EDWARDS448"};
 
@@ -85,7 +86,7 @@ std::string_view NameOf(const std::array<Named<E>, N>& table, E value) {
   return "UNKNOWN";
 }
 
-// AWS's ValidationException wording for an enum member (reference/aws-kms.md §1.4).
+// AWS's ValidationException wording for an enum member (docs/aws-kms-protocol.md "Errors").
 template <typename E, std::size_t N, std::size_t M>
 Status EnumError(std::string_view name, std::string_view field, const std::array<Named<E>, N>& table,
                  const std::array<std::string_view, M>& unsupported) {

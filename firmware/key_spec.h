@@ -1,7 +1,7 @@
 // The AWS KMS key vocabulary: key specs, key usages, encryption/signing/MAC algorithms, data key specs,
-// message types and key states, with their exact AWS wire names (reference/aws-kms.md §2.4), the
-// compatibility table of §2.4 (which usage and which algorithms each key spec admits), and the mapping
-// onto the HAL's device vocabulary (hal/key_types.h).
+// message types and key states, with their exact AWS wire names (docs/aws-kms-protocol.md "Key
+// specs and algorithms"), AWS's compatibility table (which usage and which algorithms each key spec
+// admits), and the mapping onto the HAL's device vocabulary (hal/key_types.h).
 //
 // Parsing is strict and case-sensitive, as AWS's enum validation is. A name AWS defines but this appliance
 // does not implement (ECC_NIST_EDWARDS25519, ML_DSA_*, SM2, KEY_AGREEMENT, SM2PKE, ...) parses to
@@ -61,7 +61,7 @@ enum class DataKeySpec { kAes256, kAes128 };
 // Sign/Verify MessageType. EXTERNAL_MU (ML-DSA only) is not offered.
 enum class MessageType { kRaw, kDigest };
 
-// AWS KeyState values this appliance reaches (§2.5 state machine).
+// AWS KeyState values this appliance reaches (docs/aws-kms-protocol.md "Key states").
 // kUnavailable: a stored state this firmware does not know; such a key is neither used nor changed.
 enum class KeyState { kEnabled, kDisabled, kPendingDeletion, kUnavailable };
 
@@ -95,7 +95,7 @@ StatusOr<KeySpec> ParseDataKeyPairSpec(std::string_view name,
 StatusOr<MessageType> ParseMessageType(std::string_view name,
                                        std::string_view field = "messageType");
 
-// --- the §2.4 compatibility table ------------------------------------------------------------------
+// --- AWS's key spec compatibility table ----------------------------------------------------------
 bool IsAsymmetric(KeySpec s);
 bool IsHmacSpec(KeySpec s);
 // Whether CreateKey may combine `spec` with `usage`.
@@ -106,7 +106,8 @@ bool UsageAllowed(KeySpec spec, KeyUsage usage);
 std::vector<EncryptionAlgorithm> EncryptionAlgorithmsFor(KeySpec spec, KeyUsage usage);
 std::vector<SigningAlgorithm> SigningAlgorithmsFor(KeySpec spec, KeyUsage usage);
 std::vector<MacAlgorithm> MacAlgorithmsFor(KeySpec spec, KeyUsage usage);
-// The largest RSA-OAEP plaintext for `spec` (§2.3: SHA_1 214/342/470, SHA_256 190/318/446); 0 otherwise.
+// The largest RSA-OAEP plaintext for `spec` (docs/aws-kms-protocol.md "Limits": SHA_1 214/342/470,
+// SHA_256 190/318/446); 0 otherwise.
 std::size_t MaxRsaOaepPlaintext(KeySpec spec, EncryptionAlgorithm algorithm);
 
 // --- mapping onto the HAL ---------------------------------------------------------------------------

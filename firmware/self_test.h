@@ -1,6 +1,6 @@
 // Power-on self-tests: every algorithm the appliance serves is checked on the device itself,
-// through the HAL only, before kmsd serves anything (issue 5 item 3; FIPS 140-3 pre-operational and
-// conditional self-tests, reference/reliability.md T-SELFTEST). `RunPowerOnSelfTests` runs these
+// through the HAL only, before kmsd serves anything (FIPS 140-3 pre-operational and
+// conditional self-tests; docs/self-tests.md). `RunPowerOnSelfTests` runs these
 // named tests in this fixed order and stops at the first failure:
 //   rng                        continuous RNG test: two GenerateRandom(32) draws differ (first: GCM
 //                              IVs and key generation draw from the RNG)

@@ -1,6 +1,6 @@
 // The store's rollback guard: the metadata store's epoch (MetadataStore's commit counter) anchored
 // in the HSM, so that an older copy of the store put in place of the current one is refused instead
-// of resurrecting deleted keys and old states (reference/reliability.md §3.10, T-ROLLBACK).
+// of resurrecting deleted keys and old states (docs/operations.md "Rollback of the store").
 //
 // The token keeps a watermark (hal::Hsm token data "kms-store-watermark", "v1 epoch=<n>"): the
 // highest store epoch the appliance has vouched for. `CheckStoreEpoch` runs when the appliance
@@ -13,7 +13,7 @@
 // What it catches, and what it cannot: any copy older than the last watermark. Between two raises
 // (at most a scheduler tick, 60 s, plus a crash without a clean stop) a copy taken in that window
 // is not detected. The watermark is written to the token at most once per tick, because a SoftHSM2
-// token write rewrites its whole file (reference/softhsm.md).
+// token write rewrites its whole file (docs/softhsm2.md "The token's files").
 //
 // Thread-safety: as the Hsm and the store; RaiseWatermark calls are serialised by the caller (the
 // scheduler's single thread, then the stop path after it has stopped).

@@ -159,7 +159,8 @@ Bytes Sha2(hal::HashAlgorithm h, ByteView input) {
 StatusOr<SigningAlgorithm> SigningAlgorithmFor(TransitKeyType type, hal::HashAlgorithm h,
                                                SignatureScheme scheme) {
   if (IsEcdsa(type)) {
-    // AWS's ECC_NIST_* specs each sign with one hash (aws-kms.md §2.4).
+    // AWS's ECC_NIST_* specs each sign with one hash (docs/aws-kms-protocol.md "Key specs and
+    // algorithms").
     const hal::HashAlgorithm own = type == TransitKeyType::kEcdsaP256 ? hal::HashAlgorithm::kSha256
                                    : type == TransitKeyType::kEcdsaP384
                                        ? hal::HashAlgorithm::kSha384
@@ -293,7 +294,7 @@ StatusOr<TransitKeyType> ParseTransitKeyType(std::string_view name) {
     const auto type = static_cast<TransitKeyType>(code);
     if (TransitKeyTypeName(type) == name) return type;
   }
-  // Vault and OpenBao types (reference/vault.md §1.1) this appliance does not implement.
+  // Vault and OpenBao types (docs/vault-door.md "Transit keys") this appliance does not implement.
   constexpr std::string_view kVaultTypes[] = {
       "aes128-gcm96", "chacha20-poly1305", "xchacha20-poly1305", "ed25519",
       "managed_key",  "aes128-cmac",       "aes256-cmac",        "ml-dsa",

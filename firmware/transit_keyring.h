@@ -1,8 +1,8 @@
-// TransitKeyring: Vault transit's key model (reference/vault.md §1) over the key service, for the
-// Vault door (api/vault/). A transit key is a NAME under a mount bound to one customer key of the
-// KeyService, so the two doors share one key store and one HSM hierarchy: a transit key is also an
-// AWS key (with the alias "alias/vault/<mount>/<name>" and the description "Vault transit key
-// <mount>/<name>"), and every cryptographic operation goes through KeyService.
+// TransitKeyring: Vault transit's key model (docs/vault-door.md "Transit keys") over the key
+// service, for the Vault door (api/vault/). A transit key is a NAME under a mount bound to one
+// customer key of the KeyService, so the two doors share one key store and one HSM hierarchy: a
+// transit key is also an AWS key (with the alias "alias/vault/<mount>/<name>" and the description
+// "Vault transit key <mount>/<name>"), and every cryptographic operation goes through KeyService.
 //
 // Contract:
 //  * Names: 1..128 characters of [A-Za-z0-9_-] (the AWS alias alphabet, so every transit key has an

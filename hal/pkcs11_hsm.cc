@@ -1,5 +1,5 @@
 // The PKCS#11 backend of hal::Hsm. Contract in hal/pkcs11_hsm.h and hal/hsm.h; the measured
-// SoftHSM2 behaviour this code defends against is in reference/softhsm.md.
+// SoftHSM2 behaviour this code defends against is in docs/softhsm2.md.
 //
 // Structure:
 //  * Device: the shared state (module, slot, anchor session, session pool, domain key handle,
@@ -77,7 +77,7 @@ Status Unsupported(std::string what) {
 
 // Failures of a decryption-like call that mean "the input is not authentic". SoftHSM2 says
 // CKR_GENERAL_ERROR for a bad GCM tag or KWP integrity check; real HSMs say ENCRYPTED_DATA_INVALID
-// or WRAPPED_KEY_INVALID (reference/softhsm.md §5.6).
+// or WRAPPED_KEY_INVALID (docs/softhsm2.md "GCM and unwrap").
 bool IsAuthenticityFailure(CK_RV rv) {
   switch (rv) {
     case CKR_GENERAL_ERROR:
@@ -508,7 +508,8 @@ class Device {
     return true;
   }
 
-  // Asked of the module, not assumed (issue 2 §4). Called once at open, mu_ held exclusively.
+  // Asked of the module, not assumed: a module may list a mechanism it cannot perform. Called once
+  // at open, mu_ held exclusively.
   Status DiscoverCapabilitiesLocked() {
     KMS_ASSIGN_OR_RETURN(std::vector<CK_MECHANISM_TYPE> mechs, module_->Mechanisms(slot_));
     Capabilities caps;
@@ -564,7 +565,8 @@ class Device {
                                         SignatureAlgorithm::kEcdsaSha512});
     }
     if (any_rsa && Has(mechs, CKM_RSA_PKCS_OAEP, CKF_ENCRYPT | CKF_DECRYPT)) {
-      // SoftHSM2 lists OAEP but only does it with SHA-1 (reference/softhsm.md §1): try each hash.
+      // SoftHSM2 lists OAEP but only does it with SHA-1 (docs/softhsm2.md "Mechanisms"): try each
+      // hash.
       ProbeOaepLocked(caps.oaep_hashes);
     }
     capabilities_ = std::move(caps);
@@ -918,7 +920,7 @@ class Pkcs11Hsm final : public Hsm {
     return device_->OnPool([&](Session& s) -> StatusOr<GcmCiphertext> {
       KMS_RETURN_IF_ERROR(device_->Fresh(k->raw()));
       // NIST SP 800-38D §8.2.2: a random 96-bit IV from the device RNG; the module is never asked
-      // to pick one (SoftHSM2 would silently use a fixed IV, reference/softhsm.md §4).
+      // to pick one (SoftHSM2 would silently use a fixed IV, docs/softhsm2.md "GCM and unwrap").
       KMS_ASSIGN_OR_RETURN(SecretBytes iv, s.GenerateRandom(kGcmIvSize));
       CK_GCM_PARAMS params = GcmParams(iv.ExposeSecret(), aad);
       CK_MECHANISM mech{CKM_AES_GCM, &params, sizeof(params)};
@@ -1125,8 +1127,9 @@ class Pkcs11Hsm final : public Hsm {
       if (stored.generation == std::numeric_limits<std::uint64_t>::max()) {
         return InternalError("token data generation exhausted");
       }
-      // A complete template (reference/softhsm.md §5.7): private, so the value is stored encrypted
-      // under the user PIN's key and only the logged-in user sees or changes it.
+      // A complete template (docs/softhsm2.md "Key attributes and templates"): private, so the
+      // value is stored encrypted under the user PIN's key and only the logged-in user sees or
+      // changes it.
       AttributeTemplate t;
       t.Ulong(CKA_CLASS, CKO_DATA)
           .Bool(CKA_TOKEN, true)

@@ -1,17 +1,17 @@
 // Key templates as policy, for the PKCS#11 backend and for provisioning.
 //
 // One `KeySpec` per kind of object says every attribute the HAL cares about; the same spec builds
-// the complete template sent to the module (reference/softhsm.md §5.7: always send complete
-// templates) and checks the attributes read back when a key is loaded, so the two can never drift
-// apart.
+// the complete template sent to the module (docs/softhsm2.md "Key attributes and templates": the
+// module's defaults are permissive) and checks the attributes read back when a key is loaded, so
+// the two can never drift apart.
 //
-// The policy (DESIGN.md "key hierarchy", issue 2 §5):
+// The policy (DESIGN.md "key hierarchy"; no key may both wrap and decrypt):
 //  * Domain key: AES-256 token object, private, sensitive, CKA_EXTRACTABLE=TRUE only together with
 //    CKA_WRAP_WITH_TRUSTED=TRUE (so only a trusted key installed by the SO can ever wrap it, for
 //    backup or cluster join; its value is never readable), WRAP/UNWRAP only (no
 //    ENCRYPT/DECRYPT/SIGN/VERIFY/DERIVE: this blocks wrap-then-decrypt extraction,
-//    reference/softhsm.md §4), not modifiable, not copyable, CKA_ALLOWED_MECHANISMS =
-//    {CKM_AES_KEY_WRAP_PAD}.
+//    docs/softhsm2.md "Key attributes and templates"), not modifiable, not copyable,
+//    CKA_ALLOWED_MECHANISMS = {CKM_AES_KEY_WRAP_PAD}.
 //  * Customer keys made by GenerateKey: session objects, private, sensitive, extractable (so the
 //  domain
 //    key can wrap them), exactly the usage of their purpose, never wrap/unwrap/derive, not

@@ -3,10 +3,10 @@
 // `Load` dlopen()s a module by path and takes its function list from C_GetFunctionList; `Adopt`
 // uses a function list that someone else owns (a fault-injecting wrapper in tests) and never
 // unloads it. Either way the Module calls C_Initialize once, with CKF_OS_LOCKING_OK (SoftHSM2
-// disables its own locks without it and crashes under threads, reference/softhsm.md §4), and
-// C_Finalize in its destructor. `Reinitialize` (C_Finalize + C_Initialize) is the recovery for
-// device errors; it bumps `generation()`, which sessions opened before it compare against so they
-// never close a handle number that the module may have handed out again.
+// disables its own locks without it and crashes under threads, docs/softhsm2.md "Sessions and
+// login"), and C_Finalize in its destructor. `Reinitialize` (C_Finalize + C_Initialize) is the
+// recovery for device errors; it bumps `generation()`, which sessions opened before it compare
+// against so they never close a handle number that the module may have handed out again.
 //
 // Slot and token lookup: `FindToken` finds a token by label (and serial, when given) and fails
 // loudly (NotFound, listing nothing secret) when it is missing or ambiguous.

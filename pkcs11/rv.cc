@@ -15,8 +15,8 @@ struct RvInfo {
 // Notes on the less obvious rows:
 //  * CKR_GENERAL_ERROR is kFatal, but SoftHSM2 also returns it for a failed GCM tag and a bad
 //  wrapped
-//    blob; the HAL maps it to "invalid ciphertext" for those calls only (reference/softhsm.md
-//    §5.6).
+//    blob; the HAL maps it to "invalid ciphertext" for those calls only (docs/softhsm2.md
+//    "GCM and unwrap").
 //  * CKR_SLOT_ID_INVALID is kDevice: a token that vanished from its slot needs the module
 //  re-initialised.
 //  * CKR_KEY_SIZE_RANGE is kInvalidData: imported material of the wrong length.

@@ -14,7 +14,8 @@
 // Status from pkcs11/rv.h carrying the CK_RV.
 //
 // Thread-safety: a Session must be used by one thread at a time (SoftHSM2 crashes when two threads
-// share one session, reference/softhsm.md §4). Different sessions may be used concurrently.
+// share one session, docs/softhsm2.md "Sessions and login"). Different sessions may be used
+// concurrently.
 #ifndef KMS_PKCS11_SESSION_H_
 #define KMS_PKCS11_SESSION_H_
 

@@ -1,4 +1,4 @@
-// Backup and restore of a sealed appliance (issue 5 item 4): what `kms-provision backup` and
+// Backup and restore of a sealed appliance: what `kms-provision backup` and
 // `kms-provision restore` do, with the SO rights only kms-provision holds.
 //
 // A backup is one file holding everything a fresh token and store need to become the appliance

@@ -195,7 +195,7 @@ StatusOr<CeremonyResult> SealNewToken(const app::ApplianceConfig& config,
   firmware::AccessKeyRegistry registry(*hsm, metadata, clock, {.secret_cache_capacity = 0});
   KMS_ASSIGN_OR_RETURN(firmware::CreatedAccessKey admin,
                        registry.Create(options.admin_principal, /*administrator=*/true));
-  // The one administrator principal the appliance starts with (issue 7), owner of that key.
+  // The one administrator principal the appliance starts with, owner of that key.
   firmware::authz::PrincipalRegistry principals(metadata, clock, config.account_id);
   KMS_RETURN_IF_ERROR(principals.EnsureAdministrator(options.admin_principal));
 

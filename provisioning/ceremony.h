@@ -1,4 +1,4 @@
-// The provisioning ceremony (issue 5 item 2): what `kms-provision init` does, once per appliance,
+// The provisioning ceremony: what `kms-provision init` does, once per appliance,
 // with the HSM's SO rights, to turn a production configuration (firmware/app/appliance_config.h)
 // into a sealed appliance whose secrets exist only on paper.
 //
@@ -31,11 +31,12 @@
 // before the ceremony is run again: PKCS#11 cannot un-initialise a token, and retrying on top of a
 // half-made one must not silently succeed.
 //
-// SoftHSM2 (reference/softhsm.md): the module rewrites token.object in place on every login, and a
-// process killed at that moment loses the token. dev tokens keep a backup in the folder they own;
-// the ceremony does not own the production token directory and writes nothing there, so when the
-// token is a SoftHSM2 one it returns a warning telling the operator to back the directory up.
-// SOFTHSM2_CONF is read by the module when it initialises, as for every process of the appliance.
+// SoftHSM2 (docs/softhsm2.md "The token's files"): the module rewrites token.object in place on
+// every login, and a process killed at that moment loses the token. dev tokens keep a backup in the
+// folder they own; the ceremony does not own the production token directory and writes nothing
+// there, so when the token is a SoftHSM2 one it returns a warning telling the operator to back the
+// directory up. SOFTHSM2_CONF is read by the module when it initialises, as for every process of
+// the appliance.
 //
 // Thread-safety: not thread-safe; loads and finalises the module, so nothing else in the process
 // may use it meanwhile.

@@ -123,7 +123,8 @@ StatusOr<DevToken> CreateDevToken(const std::string& dir, const DevTokenOptions&
       << "objectstore.backend = file\n"
       << "log.level = ERROR\n"
       << "slots.removable = false\n"
-      // reference/softhsm.md §4 fork(): a child must never reuse the parent's state.
+      // A child must never reuse the parent's state (docs/softhsm2.md "Threads, processes and
+      // fork").
       << "library.reset_on_fork = true\n";
   std::error_code ec;
   fs::remove(conf, ec);

@@ -1,4 +1,4 @@
-// The appliance's TLS identity (issue 5 item 2, `kms-provision tls`): a fresh ECDSA P-256 key, a
+// The appliance's TLS identity (`kms-provision tls`): a fresh ECDSA P-256 key, a
 // self-signed X.509 v3 server certificate for it and, on request, a PKCS#10 CSR, all made with
 // mbedTLS and written as PEM files that kmsd.toml's [server.tls] `key` and `cert` point at.
 //

@@ -118,7 +118,8 @@ StatusOr<InitializedToken> InitTokenWithDomainKey(pkcs11::Module& module, CK_SLO
   KMS_RETURN_IF_ERROR(pkcs11::RvToStatus(
       f->C_InitPIN(session.handle(), PinPtr(token.user_pin), PinLen(token.user_pin)), "C_InitPIN"));
   if (request.while_so) KMS_RETURN_IF_ERROR(request.while_so(session));
-  // The SO may not create private objects (reference/softhsm.md §4): switch to the user.
+  // The SO may not create private objects (docs/softhsm2.md "Sessions and login"): switch to the
+  // user.
   KMS_RETURN_IF_ERROR(pkcs11::Login::Logout(session));
   KMS_RETURN_IF_ERROR(pkcs11::Login::User(session, token.user_pin));
 

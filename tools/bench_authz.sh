@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench_authz.sh: Encrypt under a 10-statement key policy and 100 grants beside the default policy, in
-# one run (issue 7 "Measured, not asserted").
+# one run (measured, never asserted: docs/performance.md).
 #
 # Builds kmsd, kms_load and kmsctl; starts one `kmsd --dev` on loopback (plain HTTP, audit log on);
 # as the dev administrator (dev.env) creates, with kmsctl and boto3 ($PYTHON):

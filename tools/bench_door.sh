@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench_door.sh: the AWS door under load, in one run (issue 4 "Measured, not asserted").
+# bench_door.sh: the AWS door under load, in one run (measured, never asserted:
+# docs/performance.md).
 #
 # Builds kmsd, kms_load and hsm_bench; starts kmsd in dev mode on loopback (plain HTTP, then HTTPS with
 # a certificate made here); drives each operation with kms_load (closed loop, keep-alive, SigV4 signed

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench_vault.sh: the Vault door beside the AWS door, in one run (issue 6 "Measured, not asserted").
+# bench_vault.sh: the Vault door beside the AWS door, in one run (figures in docs/performance.md).
 #
 # Builds kmsd and kms_load (under the shared build lock); starts kmsd in dev mode on loopback (plain
 # HTTP, then HTTPS with a certificate made here unless --http-only); drives, on the same daemon and

@@ -5,7 +5,8 @@
 //     - "counted":  C_GenerateRandom(IV) + C_EncryptInit(GCM) + C_Encrypt with a cached session key;
 //     - "derived":  as above, but first C_DeriveKey(CKM_AES_ECB_ENCRYPT_DATA, 32-byte random nonce) of a
 //                   per-request key from the version key and C_DestroyObject after (the only symmetric
-//                   derivation SoftHSM2 has: reference/softhsm.md §1; a real HSM would use SP 800-108).
+//                   derivation SoftHSM2 has, docs/softhsm2.md "Mechanisms"; a real HSM would
+//                   use SP 800-108).
 //  2. Service level against the raw HAL with a cached handle, in the same run: Encrypt 32 B and 1 KiB,
 //     Decrypt 1 KiB, GenerateDataKey (vs GenerateRandom + EncryptAesGcm), with the default durable
 //     reservation batch (65536); and Encrypt with a durable counter write per invocation (batch 1).

@@ -1,8 +1,8 @@
 // Where the AWS door finds the secret of an access key.
 //
 // `AccessKeyStore` is the seam between the door and whoever holds access keys: the firmware supplies
-// an implementation that unwraps secrets stored under the domain key (issue 4: "secrets are stored
-// only wrapped by the domain key"); tests and dev tools use `InMemoryAccessKeyStore`. A lookup returns
+// an implementation that unwraps secrets stored only wrapped under the domain key
+// (docs/access-keys.md); tests and dev tools use `InMemoryAccessKeyStore`. A lookup returns
 // the secret in `SecretBytes` (wiped when the caller drops it) and the principal the key acts for.
 // Unknown keys are `NotFound`; any other error is a server failure, never "unknown key".
 //

@@ -1,6 +1,6 @@
 // The appliance admin API: what AWS clients cannot do (manage the door's SigV4 access keys, read
 // the appliance's status), served by the AWS door itself so operators use the same endpoint and the
-// same SigV4 credentials (issue 4 item 7; the CLI is tools/kmsctl).
+// same SigV4 credentials (the CLI is tools/kmsctl).
 //
 // Wire: AWS JSON 1.1 exactly as the KMS operations (`POST /`, SigV4 with service `kms`, errors as
 // `{"__type", "message"}`), selected by `X-Amz-Target: KmsAppliance.<Op>`. The door admits only

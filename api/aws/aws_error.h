@@ -1,10 +1,10 @@
 // An error as an AWS JSON 1.1 client sees it: the exception name botocore dispatches on (`__type`),
 // the HTTP status, and the message.
 //
-// AWS KMS reference §1.4: real AWS sends 400 for every modelled client error and 500/503 only for
-// KMSInternal, KeyUnavailable and DependencyTimeout, which SDKs retry. The api layer produces these
-// directly for its own failures (framing, SigV4) and through the error table (api/aws/error_table.h)
-// for a kms::Status coming up from the core.
+// docs/aws-kms-protocol.md "Errors": real AWS sends 400 for every modelled client error and 500/503
+// only for KMSInternal, KeyUnavailable and DependencyTimeout, which SDKs retry. The api layer
+// produces these directly for its own failures (framing, SigV4) and through the error table
+// (api/aws/error_table.h) for a kms::Status coming up from the core.
 //
 // Thread-safety: value type.
 #ifndef KMS_API_AWS_AWS_ERROR_H_

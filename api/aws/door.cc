@@ -143,7 +143,7 @@ AwsResult<json::object> AwsDoor::Dispatch(const http::HttpRequest& request,
   if (!caller) return refuse("unauthenticated", std::move(caller).error());
   who = *caller;
 
-  // Reference §1.1: POST /, operation in X-Amz-Target.
+  // docs/aws-kms-protocol.md "Framing": POST /, operation in X-Amz-Target.
   const auto target = request.Header("x-amz-target");
   const bool appliance = target && target->starts_with(kApplianceTargetPrefix);
   if (request.method != "POST" || request.Path() != "/" || !target ||

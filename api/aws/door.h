@@ -1,4 +1,4 @@
-// The AWS KMS door: AWS JSON 1.1 over HTTP with SigV4 (AWS KMS reference §1).
+// The AWS KMS door: AWS JSON 1.1 over HTTP with SigV4 (docs/aws-kms-protocol.md).
 //
 // `AwsDoor::Handle` is an http::Handler (mount it at "/" of an http::Router, or give it to the server
 // directly). Per request, in this order:
@@ -23,7 +23,8 @@
 //
 // `FaultResponse` is the door's http::FaultResponder: body too large -> 413
 // RequestEntityTooLargeException, header too large -> 431, malformed HTTP -> 400 SerializationException,
-// overload -> ThrottlingException (400, which every SDK retries with backoff, reference §0.4).
+// overload -> ThrottlingException (400, which every SDK retries with backoff,
+// docs/aws-kms-protocol.md "Errors").
 //
 // Audit (api/http/request_audit.h): every answer has a record naming the caller, the key, the
 // decision ("allow:*"/"deny:*" from the authorizer, else "refused:<stage>": unauthenticated,
@@ -62,7 +63,7 @@ namespace kms::api::aws {
 struct AwsDoorConfig {
   std::string region = "us-east-1";
   std::string account_id = "111122223333";
-  // SigV4 clock skew window (reference §1.3.3).
+  // SigV4 clock skew window (docs/aws-kms-protocol.md "Request signing").
   std::chrono::seconds max_skew{300};
   // Defaults to the system clock; tests pin it.
   std::function<std::chrono::system_clock::time_point()> clock;

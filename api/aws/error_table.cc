@@ -52,7 +52,7 @@ constexpr CodeEntry kByCode[] = {
     {StatusCode::kResourceExhausted, "ThrottlingException", 400},
     {StatusCode::kPermissionDenied, "AccessDeniedException", 400},
     {StatusCode::kUnauthenticated, "UnrecognizedClientException", 400},
-    // Retryable faults: SDKs retry 500/503 (reference §1.4).
+    // Retryable faults: SDKs retry 500/503 (docs/aws-kms-protocol.md "Errors").
     {StatusCode::kUnavailable, "DependencyTimeoutException", 503},
     {StatusCode::kDeadlineExceeded, "DependencyTimeoutException", 503},
     {StatusCode::kAborted, "KMSInternalException", 500},

@@ -1,10 +1,11 @@
 // Typed access to AWS JSON 1.1 request members, and the writers for response members.
 //
-// `RequestReader` reads members of a request object by their exact model names (reference §2.2) with
-// strict typing, the way AWS's deserialiser does:
+// `RequestReader` reads members of a request object by their exact model names
+// (docs/aws-kms-protocol.md "Operations") with strict typing, the way AWS's deserialiser does:
 //  - a member of the wrong JSON type, or a blob that is not strict base64 -> SerializationException;
 //  - a missing required member -> ValidationException "1 validation error detected: Value null at
-//    'keyId' failed to satisfy constraint: Member must not be null" (member path in camelCase, §1.4);
+//    'keyId' failed to satisfy constraint: Member must not be null" (member path in camelCase,
+//    docs/aws-kms-protocol.md "Errors");
 //  - a length outside the model's range -> ValidationException with AWS's "Member must have length
 //    less than or equal to N" text (values of sensitive members are never echoed);
 //  - unknown members are ignored, as AWS ignores them; JSON null counts as absent.

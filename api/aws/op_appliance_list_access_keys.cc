@@ -8,7 +8,7 @@ OpResult ListAccessKeys(firmware::AccessKeyRegistry& registry, const boost::json
   const auto limit = r.Integer("Limit");
   const auto marker = r.String("Marker", 1, 1024);
   KMS_AWS_RETURN_IF_READ_ERROR(r);
-  // Same range and texts as KMS ListKeys (reference §2.2): 1-1000, default 100.
+  // Same range and texts as KMS ListKeys (docs/aws-kms-protocol.md "Limits"): 1-1000, default 100.
   if (limit && *limit < 1) {
     return std::unexpected(ValidationError("Value '" + std::to_string(*limit) +
                                            "' at 'limit' failed to satisfy constraint: Member must "

@@ -1,4 +1,5 @@
-// AWS KMS CreateKey: JSON 1.1 request <-> firmware::KeyService (AWS KMS reference §2.2 "CreateKey").
+// AWS KMS CreateKey: JSON 1.1 request <-> firmware::KeyService (docs/aws-kms-protocol.md
+// "Operations").
 #include "api/aws/internal/policy_support.h"
 
 namespace kms::api::aws::internal {
@@ -11,7 +12,8 @@ firmware::CreateKeyRequest ReadCreateKey(RequestReader& r) {
   req.description = r.String("Description", 0, 8192);
   req.key_usage = r.Enum<firmware::KeyUsage>("KeyUsage", firmware::ParseKeyUsage);
   req.key_spec = r.Enum<firmware::KeySpec>("KeySpec", firmware::ParseKeySpec);
-  // CustomerMasterKeySpec is the deprecated name of KeySpec; AWS still accepts it (§2.3).
+  // CustomerMasterKeySpec is the deprecated name of KeySpec; AWS still accepts it
+  // (docs/aws-kms-protocol.md "Rules per operation").
   auto cmk_spec = r.Enum<firmware::KeySpec>("CustomerMasterKeySpec", [](std::string_view n,
                                                                        std::string_view) {
     return firmware::ParseKeySpec(n, "customerMasterKeySpec");

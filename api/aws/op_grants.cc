@@ -1,5 +1,5 @@
-// AWS KMS CreateGrant, ListGrants, ListRetirableGrants, RetireGrant, RevokeGrant (reference §2.2,
-// §2.3 "Grants") over firmware::authz::AccessControl.
+// AWS KMS CreateGrant, ListGrants, ListRetirableGrants, RetireGrant, RevokeGrant
+// (docs/aws-kms-protocol.md, "Rules per operation") over firmware::authz::AccessControl.
 #include <regex>
 
 #include "api/aws/internal/policy_support.h"
@@ -78,7 +78,8 @@ std::string ArnOf(const firmware::KeyService& service, std::string_view key_id) 
   return service.KeyArn(key_id);
 }
 
-// CreateGrant on a Disabled or PendingDeletion key is refused (reference §2.5 [1]).
+// CreateGrant on a Disabled or PendingDeletion key is refused (docs/aws-kms-protocol.md "Key
+// states").
 std::optional<AwsError> CheckGrantable(const firmware::KeyIdentity& key) {
   if (key.key_state == firmware::KeyState::kDisabled) {
     return ErrorFromStatus(

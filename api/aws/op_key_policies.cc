@@ -1,5 +1,5 @@
-// AWS KMS GetKeyPolicy, PutKeyPolicy, ListKeyPolicies (reference §2.2, §2.3 "Key policies"): one
-// policy per key, named "default", in firmware::authz::AccessControl.
+// AWS KMS GetKeyPolicy, PutKeyPolicy, ListKeyPolicies (docs/aws-kms-protocol.md "Rules per
+// operation"): one policy per key, named "default", in firmware::authz::AccessControl.
 #include "api/aws/internal/policy_support.h"
 
 namespace kms::api::aws::internal {

@@ -3,9 +3,10 @@
 namespace kms::api::aws {
 
 void RegisterNotImplementedOperations(OperationTable& table) {
-  // The rest of the 54 operations of the model (reference §2.1: P1 DeriveSharedSecret and
-  // GetKeyLastUsage, P2 custom key stores, multi-Region keys, imported key material): known to AWS
-  // clients, so they get a clear refusal rather than UnknownOperationException.
+  // The rest of the 54 operations of the model (docs/aws-kms-protocol.md "Operations":
+  // DeriveSharedSecret, GetKeyLastUsage, custom key stores, multi-Region keys, imported key
+  // material): known to AWS clients, so they get a clear refusal rather than
+  // UnknownOperationException.
   static constexpr const char* kUnsupported[] = {
       "DeriveSharedSecret",     "GetKeyLastUsage",          "ConnectCustomKeyStore",
       "CreateCustomKeyStore",   "DeleteCustomKeyStore",     "DescribeCustomKeyStores",

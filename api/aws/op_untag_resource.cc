@@ -1,4 +1,5 @@
-// AWS KMS UntagResource: JSON 1.1 request <-> firmware::KeyService (AWS KMS reference §2.2 "UntagResource").
+// AWS KMS UntagResource: JSON 1.1 request <-> firmware::KeyService (docs/aws-kms-protocol.md
+// "Operations").
 #include "api/aws/internal/operation_support.h"
 
 namespace kms::api::aws::internal {

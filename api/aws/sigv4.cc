@@ -118,7 +118,7 @@ AwsResult<Authorization> ParseAuthorization(std::string_view header) {
   }
   std::string_view rest = header.substr(kAlgorithm.size());
   std::optional<std::string_view> credential, signed_headers, signature;
-  // Components are separated by ',' with optional spaces (reference §1.3.1).
+  // Components are separated by ',' and optional spaces (every client sends ', ').
   while (!rest.empty()) {
     const auto comma = rest.find(',');
     std::string_view part = Trim(rest.substr(0, comma));
@@ -403,7 +403,7 @@ SecretBytes Verifier::CachedSigningKeyFor(std::string_view access_key_id, std::s
 }
 
 AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
-  // Query-string presigning is not used by SDKs for KMS (reference §1.3.1); refuse it explicitly.
+  // Query-string presigning is not used by SDKs for KMS; refuse it explicitly.
   const std::string_view query = request.Query();
   if (query.find("X-Amz-Algorithm=") != std::string_view::npos ||
       query.find("X-Amz-Signature=") != std::string_view::npos) {
@@ -421,7 +421,7 @@ AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
   auto auth = ParseAuthorization(*request.Header("authorization"));
   if (!auth) return std::unexpected(std::move(auth).error());
 
-  // Reference §1.3.3: X-Amz-Date is required (all clients send it).
+  // X-Amz-Date is required (all clients send it).
   const auto amz_date_header = request.Header("x-amz-date");
   if (!amz_date_header || request.HeaderCount("x-amz-date") != 1) {
     return std::unexpected(Incomplete(
@@ -434,7 +434,7 @@ AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
         Incomplete("X-Amz-Date must be of the form YYYYMMDD'T'HHMMSS'Z', got '" + amz_date + "'."));
   }
 
-  // Reference §1.3.2: scope checks.
+  // Scope checks.
   if (auth->date != std::string_view(amz_date).substr(0, 8)) {
     return std::unexpected(InvalidSignature(
         "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '" +
@@ -448,7 +448,7 @@ AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
     return std::unexpected(InvalidSignature("Credential should be scoped to a valid region"));
   }
 
-  // Reference §1.3.4: headers that must be covered by the signature.
+  // Headers that must be covered by the signature.
   auto is_signed = [&](std::string_view name) {
     return std::find(auth->signed_headers.begin(), auth->signed_headers.end(), name) !=
            auth->signed_headers.end();
@@ -466,7 +466,7 @@ AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
     if (auto e = require_signed("x-amz-security-token")) return std::unexpected(std::move(*e));
   }
 
-  // Reference §1.3.3: ±5 minutes, with AWS's own texts.
+  // ±5 minutes, with AWS's own texts.
   const auto now = config_.clock();
   const auto now_s = std::chrono::floor<std::chrono::seconds>(now);
   const auto skew = std::chrono::duration_cast<std::chrono::seconds>(config_.max_skew);
@@ -486,7 +486,7 @@ AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
         FormatAmzDate(now + config_.max_skew) + " (" + FormatAmzDate(now) + " + " + window()));
   }
 
-  // Reference §1.3.6: hash what arrived; a claimed hash must agree.
+  // Hash what arrived; a claimed hash must agree.
   const std::string payload_hash = Sha256Hex(AsBytes(request.body));
   if (const auto claimed = request.Header("x-amz-content-sha256");
       claimed && CanonicalHeaderValue(*claimed) != payload_hash) {
@@ -501,7 +501,7 @@ AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
       auth->date + "/" + auth->region + "/" + auth->service + "/aws4_request";
   const std::string string_to_sign = StringToSign(amz_date, scope, *canonical);
 
-  // Reference §1.3.9: an unknown key must look like a wrong signature from the outside, so the whole
+  // An unknown key must look like a wrong signature from the outside, so the whole
   // computation runs either way, against a dummy secret when the key is unknown.
   auto key = keys_.Lookup(auth->access_key_id);
   if (!key && key.error().code() != StatusCode::kNotFound) {
@@ -517,7 +517,7 @@ AwsResult<Caller> Verifier::Verify(const http::HttpRequest& request) const {
   if (!known) return std::unexpected(ClientError("UnrecognizedClientException",
                                                  std::string(kInvalidToken)));
   if (!match) return std::unexpected(InvalidSignature(std::string(kSignatureMismatch)));
-  // Reference §1.3.11: no STS here, so no session token can be valid. Checked after the signature so
+  // No STS here, so no session token can be valid. Checked after the signature so
   // that a forged token learns nothing either.
   if (request.Header("x-amz-security-token")) {
     return std::unexpected(ClientError("UnrecognizedClientException", std::string(kInvalidToken)));

@@ -1,23 +1,25 @@
-// AWS Signature Version 4 verification for the AWS door (AWS KMS reference §1.3).
+// AWS Signature Version 4 verification for the AWS door (docs/aws-kms-protocol.md "Request
+// signing").
 //
 // The building blocks (canonical URI, canonical query, canonical request, string to sign, signing key,
 // signature) are exposed so the AWS test suite (shared/vectors/sigv4) can check each step; `Verifier`
 // strings them together with the appliance's policy:
 //   - `Authorization: AWS4-HMAC-SHA256 Credential=<AKID>/<yyyymmdd>/<region>/<service>/aws4_request,
 //     SignedHeaders=<a;b;c>, Signature=<64 hex>`; the signed-header list is read generically, because
-//     every SDK signs a different set (reference §0.2);
+//     every SDK signs a different set;
 //   - `X-Amz-Date` required, within ±5 minutes of the clock; credential date = its first 8 characters;
 //     region = the configured one; service = `kms`;
 //   - `host` and `x-amz-target` (configurable) must be signed: an unsigned target would let a relay turn
-//     a signed Decrypt body into another operation (reference §1.3.4);
+//     a signed Decrypt body into another operation;
 //   - the payload hash is always computed over the body actually received; an `x-amz-content-sha256`
 //     header must equal it;
-//   - session tokens are refused (the appliance has no STS, reference §1.3.11);
+//   - session tokens are refused (the appliance has no STS);
 //   - an unknown access key is verified against a dummy secret, so it costs the same as a wrong
 //     signature, and the comparison is constant-time; only then is the outcome reported.
-// Each failure is the AWS exception a client expects (reference §1.3 and §1.4), HTTP 400.
+// Each failure is the AWS exception a client expects (docs/aws-kms-protocol.md, "Request signing"
+// and "Errors"), HTTP 400.
 //
-// Signing keys: deriving one costs four HMAC-SHA256 calls (reference §1.3.8), the same for every
+// Signing keys: deriving one costs four HMAC-SHA256 calls, the same for every
 // request of a key on a day, so `Verifier` keeps the derived keys of recent (access key id, date)
 // pairs in SecretBytes, at most `kSigningKeyCacheLimit` of them (the whole cache is dropped when it
 // is full). An entry also keeps the secret it was derived from and is used only while the store
@@ -85,7 +87,7 @@ AwsResult<std::string> CanonicalRequest(std::string_view method, std::string_vie
 std::string Sha256Hex(ByteView data);
 std::string StringToSign(std::string_view amz_date, std::string_view scope,
                          std::string_view canonical_request);
-// HMAC chain of reference §1.3.8: "AWS4"+secret -> date -> region -> service -> "aws4_request".
+// The HMAC chain of SigV4: "AWS4"+secret -> date -> region -> service -> "aws4_request".
 SecretBytes SigningKey(ByteView secret, std::string_view date, std::string_view region,
                        std::string_view service);
 std::string SignatureHex(const SecretBytes& signing_key, std::string_view string_to_sign);

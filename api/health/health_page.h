@@ -1,8 +1,8 @@
 // The appliance's health pages, for load balancers, monitors and orchestrators.
 //
 // `GET /health`: one request tells whether this appliance can serve key operations now, and why
-// not. Status codes follow Vault's /v1/sys/health (reference/vault.md §0) so the same
-// load-balancer checks work for both:
+// not. Status codes follow Vault's /v1/sys/health (docs/vault-door.md "HTTP conventions") so the
+// same load-balancer checks work for both:
 //
 //   200  initialized, unsealed, and the HSM answered a round trip (hal::Hsm::CheckHealth)
 //   501  not initialized (no domain key provisioned yet)
@@ -16,7 +16,7 @@
 // A failing HSM's status text is not shown: it may name slots or paths, and the page is
 // unauthenticated; the daemon's log has it. GET and HEAD only (405 otherwise, with Allow).
 //
-// `GET /readyz` and `/livez` (reference/ecosystem.md §5, the Kubernetes convention): readyz is 200
+// `GET /readyz` and `/livez` (Kubernetes' convention, docs/observability.md): readyz is 200
 // "ok" exactly when /health would be 200, else 503 with the reason ("sealed", "not initialized",
 // "hsm degraded", "audit log failing"); livez is 200 "ok" whenever the process answers HTTP at all. Plain text.
 //

@@ -3,7 +3,8 @@
 // Shape (Boost.Beast advanced_server): listener -> session -> handler. Beast parses, but the session
 // owns the bytes: it reads through a `Transport` (plain TCP or mbedTLS, api/tls/), feeds Beast's
 // parser, and serialises the response itself, so each response leaves in ONE write on a TCP_NODELAY
-// socket (AWS KMS reference §4.2: a split write costs a 40 ms delayed-ACK stall per request).
+// socket (docs/aws-kms-protocol.md "Framing": a split write costs a 40 ms delayed-ACK stall per
+// request).
 //
 // Limits and timeouts, all in `ServerConfig`:
 //  - every read is timed: the TLS handshake and the request header (also the keep-alive idle time)

@@ -1,7 +1,7 @@
-// AuditLog: the appliance's tamper-evident audit log (issue 7 item 5): one JSON line per request,
+// AuditLog: the appliance's tamper-evident audit log: one JSON line per request,
 // hash-chained, with checkpoints signed by a key that lives in the HSM (the CloudTrail digest
-// model, reference/reliability.md §1.1), written fail-closed: "no audit record, no answer"
-// (DESIGN.md; Vault blocks requests when no audit device can write, §1.4).
+// model), written fail-closed: "no audit record, no answer" (DESIGN.md; Vault blocks requests when
+// no audit device can write; docs/access-control.md "Audit records").
 //
 // Contract:
 //  * `Append` returns OK only once the record's line is written AND fdatasync'd. Concurrent

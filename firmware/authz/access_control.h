@@ -1,4 +1,4 @@
-// AccessControl: who may do what with a key (issue 7 items 2-4): key policies, grants, and the
+// AccessControl: who may do what with a key: key policies, grants, and the
 // decision every operation of the doors asks for before it touches a key.
 //
 // Contract:
@@ -62,7 +62,7 @@ inline constexpr std::string_view kKeyPolicyMetaPrefix = "authz.key_policy.";
 inline constexpr std::string_view kGrantMetaPrefix = "authz.grant.";
 inline constexpr std::string_view kDefaultPolicyName = "default";
 
-// AWS's GrantOperation enum (reference §2.4), in its order.
+// AWS's GrantOperation enum (docs/aws-kms-protocol.md "Key specs and algorithms"), in its order.
 inline constexpr std::string_view kGrantOperations[] = {
     "Decrypt",      "Encrypt",      "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
     "ReEncryptFrom", "ReEncryptTo", "Sign",            "Verify",
@@ -75,7 +75,7 @@ struct AccessControlConfig {
   std::string account_id = "111122223333";
   std::string region = "us-east-1";  // for key ARNs of keys a grant token names
   std::int64_t cache_ttl_ms = 500;
-  std::size_t max_grants_per_key = 50'000;  // AWS's quota (reference §2.3)
+  std::size_t max_grants_per_key = 50'000;  // AWS's quota (docs/aws-kms-protocol.md "Limits")
   std::size_t max_policy_bytes = 32'768;    // AWS: 32 KB
 };
 

@@ -1,4 +1,4 @@
-// PrincipalRegistry: the users of the appliance (issue 7 item 1), the principals that access keys act
+// PrincipalRegistry: the users of the appliance, the principals that access keys act
 // for. Operators create them through the admin API; the access-control layer reads a user's
 // identity policy on every decision that the key policy delegates to the account.
 //
@@ -13,7 +13,7 @@
 //  * `Identity` is the per-request read: the compiled identity policy of a user, cached for
 //    `cache_ttl_ms` and dropped at once by this registry's own writes (another process sharing the
 //    store is seen within the TTL). An unknown user has no identity policy (nullptr), not an error:
-//    an access key may predate users (stores written before issue 7).
+//    an access key may predate users (stores written before the appliance had users).
 //  * Errors: InvalidArgument for a malformed name or identity policy (the policy's message, which the
 //    door answers as MalformedPolicyDocumentException); AlreadyExists for a duplicate user; NotFound
 //    for an unknown one; FailedPrecondition deleting the last administrator; store failures pass

@@ -155,10 +155,11 @@ class Transaction {
   virtual Status PutTag(const TagRecord& tag) = 0;
   // NotFound if missing.
   virtual Status DeleteTag(std::string_view key_id, std::string_view tag_key) = 0;
-  // All tags of the key ordered by tag_key (the service bounds them at 50 per key, aws-kms.md §2.3).
+  // All tags of the key ordered by tag_key (the service bounds them at 50 per key,
+  // docs/aws-kms-protocol.md "Limits").
   virtual StatusOr<std::vector<TagRecord>> ListTags(std::string_view key_id) = 0;
 
-  // ---- intents (crash safety of multi-step operations, issue 3 item 8) ----
+  // ---- intents (crash safety of multi-step operations, docs/key-service.md) ----
   virtual Status InsertIntent(const IntentRecord& intent) = 0;  // AlreadyExists if intent_id exists
   virtual Status DeleteIntent(std::string_view intent_id) = 0;  // NotFound if missing
   // Every intent, ordered by (created_time_ms, intent_id).

@@ -383,7 +383,7 @@ StatusOr<AccessKeyRecord> DecodeAccessKey(const Stmt& s) {  // access_key_id, st
 // Schema v1.
 
 // Schema v1 has never shipped, so it is still amended in place rather than by a v2 migration: the
-// access_keys table (issue 4 item 4) was added to it directly, as WITHOUT ROWID was. Once a release
+// access_keys table was added to it directly, as WITHOUT ROWID was. Once a release
 // carries v1, every change becomes a new migration.
 //
 // Every table is WITHOUT ROWID (sqlite.org/withoutrowid.html): rows are clustered on their text
@@ -1337,13 +1337,13 @@ Status SqliteTransaction::End(const char* sql) {
                     "metadata store: the transaction was abandoned after an earlier error");
   }
   if (result.ok() && erased_material_ && std::string_view(sql) == "COMMIT") {
-    // Destruction of wrapped material (issue 3: "an actual destruction ... when the waiting period
-    // ends"): secure_delete zeroes the freed cells in the pages this commit wrote, but older page
-    // images still holding the material stay in the WAL until a checkpoint. TRUNCATE copies the
-    // zeroed pages into the database and truncates the WAL to zero bytes. Best effort: a reader in
-    // another process that still holds an old snapshot makes it stop short (after the busy timeout);
-    // the next erasing commit or SQLite's automatic checkpoints finish the job. The commit itself is
-    // already durable, so the outcome does not change `result`.
+    // Destruction of wrapped material (a deleted key's material is actually destroyed when its
+    // waiting period ends): secure_delete zeroes the freed cells in the pages this commit wrote,
+    // but older page images still holding the material stay in the WAL until a checkpoint. TRUNCATE
+    // copies the zeroed pages into the database and truncates the WAL to zero bytes. Best effort: a
+    // reader in another process that still holds an old snapshot makes it stop short (after the
+    // busy timeout); the next erasing commit or SQLite's automatic checkpoints finish the job. The
+    // commit itself is already durable, so the outcome does not change `result`.
     (void)sqlite3_wal_checkpoint_v2(conn_->db(), "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr,
                                     nullptr);
   }

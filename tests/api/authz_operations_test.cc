@@ -1,6 +1,7 @@
-// Authorization of every operation of the AWS door (issue 7, "what must hold"), end to end through
-// AwsDoor::Handle (SigV4, framing, KeyAuthorizer, the operation) over a real KeyService on the fake
-// HSM and a SQLite store, with a real PrincipalRegistry and AccessControl.
+// Authorization of every operation of the AWS door (refused unless a key policy, an identity
+// policy or a grant allows it; an explicit Deny wins), end to end through AwsDoor::Handle (SigV4,
+// framing, KeyAuthorizer, the operation) over a real KeyService on the fake HSM and a SQLite
+// store, with a real PrincipalRegistry and AccessControl.
 //
 // Two callers: `admin` (an administrator: its identity policy allows everything, and the default key
 // policy delegates to the account) and `alice` (a user with no identity policy). For every operation

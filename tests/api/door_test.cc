@@ -133,7 +133,7 @@ TEST_CASE("door: a signed request reaches its operation", "[unit]") {
   CHECK(request_id);
 }
 
-TEST_CASE("door: the aws-cli capture of reference §1.2(a) verifies verbatim", "[unit]") {
+TEST_CASE("door: a captured aws-cli v2 Encrypt request verifies verbatim", "[unit]") {
   DoorFixture f;
   http::HttpRequest req;
   req.method = "POST";
@@ -165,8 +165,7 @@ TEST_CASE("door: the aws-cli capture of reference §1.2(a) verifies verbatim", "
               "documentation for details.");
 }
 
-TEST_CASE("door: the JS v3 capture of reference §1.2(c) computes the recorded signature",
-          "[unit]") {
+TEST_CASE("door: a captured JavaScript SDK v3 request computes the recorded signature", "[unit]") {
   // Ten signed headers including amz-sdk-request with an inner space; session token present.
   http::HeaderList headers = {
       {"content-type", "application/x-amz-json-1.1"},
@@ -193,7 +192,7 @@ TEST_CASE("door: the JS v3 capture of reference §1.2(c) computes the recorded s
   CHECK(creq->find("\namz-sdk-request:attempt=1; max=3\n") != std::string::npos);
   const auto sts =
       sigv4::StringToSign("20261128T184143Z", "20261128/us-east-1/kms/aws4_request", *creq);
-  // The reference's "hashes to" value is the canonical-request hash, the string to sign's last line.
+  // The recorded canonical-request hash is the string to sign's last line.
   CHECK(sts.ends_with("\n7637007095e255f56a9e80d4985dcc600cc1218a384a8fabbf0dcdcc417cc2ce"));
   const auto key = sigv4::SigningKey(AsBytes("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
                                      "20261128", "us-east-1", "kms");

@@ -156,7 +156,7 @@ TEST_CASE("AWS SigV4 test suite: canonical request, string to sign, signature", 
     }
 
     // Query-signed variant (presigned URL): computed with the same primitives; the verifier itself
-    // refuses presigning, which KMS clients never use (reference §1.3.1).
+    // refuses presigning, which KMS clients never use (docs/aws-kms-protocol.md "Request signing").
     if (fs::exists(dir / "query-signed-request.txt")) {
       const auto req = ParseRequestFile(ReadFile(dir / "query-signed-request.txt"));
       std::vector<std::string> signed_headers;

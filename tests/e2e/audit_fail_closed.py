@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Fail closed (issue 7): kmsd's audit log cannot be written (the harness made its first audit file
-a symlink to /dev/full, whose writes fail with ENOSPC: a full disk), so no request may be answered
-as if it had been audited. Both doors answer a server error with their exact body, the health pages
-report the appliance unready, and the failures are counted.
+"""Fail closed (no audit record, no answer): kmsd's audit log cannot be written (the harness made
+its first audit file a symlink to /dev/full, whose writes fail with ENOSPC: a full disk), so no
+request may be answered as if it had been audited. Both doors answer a server error with their exact
+body, the health pages report the appliance unready, and the failures are counted.
 
 The first request is answered with the error after it ran (the record is written after the work,
 before the answer); from then on the doors refuse before doing any work, so the key operations

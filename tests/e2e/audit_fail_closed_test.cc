@@ -1,4 +1,4 @@
-// Fail closed, end to end (issue 7): a kmsd whose audit log cannot be written answers both doors
+// Fail closed, end to end: a kmsd whose audit log cannot be written answers both doors
 // with a server error instead of answering unaudited. The state folder is prepared before the
 // first start with the first audit file a symlink to /dev/full (writes fail ENOSPC, as root too:
 // a full disk), then tests/e2e/audit_fail_closed.py drives boto3 and a Vault-style client.

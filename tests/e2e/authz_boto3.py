@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Who may do what, through boto3 (issue 7): a user with no rights is refused with the exact
+"""Who may do what, through boto3: a user with no rights is refused with the exact
 AccessDeniedException; a key policy statement, a grant and a grant token each let it through; an
 explicit deny beats an allow; an encryption-context condition admits the right context only; a
 revoked or retired grant stops at once; malformed and self-locking policies are refused with

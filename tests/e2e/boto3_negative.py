@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Negative cases through boto3: each asserts the exception class a boto3 user catches and the HTTP
-status (reference/aws-kms.md §1.3, §1.4, §2.3, §2.5). SigV4 failures that boto3 cannot produce by
-itself (a stale clock, the wrong service, an unsigned X-Amz-Target) are signed with botocore's own
-SigV4Auth on a hand-built request and sent with urllib."""
+status (docs/aws-kms-protocol.md: "Request signing", "Errors", "Rules per operation", "Key
+states"). SigV4 failures that boto3 cannot produce by itself (a stale clock, the wrong service, an
+unsigned X-Amz-Target) are signed with botocore's own SigV4Auth on a hand-built request and sent
+with urllib."""
 import datetime
 import json
 import os
@@ -61,14 +62,15 @@ def key_errors():
     expect_error(kms, "NotFoundException", kms.describe_key, KeyId=missing)
     expect_error(kms, "NotFoundException", kms.describe_key, KeyId="alias/e2e-no-such-alias")
 
-    # Disabled key: DisabledException on cryptographic calls (§2.5 [1]).
+    # Disabled key: DisabledException on cryptographic calls (docs/aws-kms-protocol.md "Key
+    # states").
     kms.disable_key(KeyId=kid)
     expect_error(kms, "DisabledException", kms.encrypt, KeyId=kid, Plaintext=canary("disabled"))
     expect_error(kms, "DisabledException", kms.decrypt, CiphertextBlob=blob, EncryptionContext=ctx)
     expect_error(kms, "DisabledException", kms.generate_data_key, KeyId=kid, KeySpec="AES_256")
     kms.enable_key(KeyId=kid)
 
-    # Pending deletion: KMSInvalidStateException (§2.5 [3]).
+    # Pending deletion: KMSInvalidStateException (docs/aws-kms-protocol.md "Key states").
     kms.schedule_key_deletion(KeyId=kid, PendingWindowInDays=7)
     expect_error(kms, "KMSInvalidStateException", kms.encrypt, KeyId=kid,
                  Plaintext=canary("pending-deletion"))

@@ -1,4 +1,4 @@
-// The canary search of the end-to-end suites (issue 7: no audit record, log line or error body of
+// The canary search of the end-to-end suites (no audit record, log line or error body of
 // the whole test suite contains a plaintext, data key or secret the tests used). FindCanary looks
 // for each given secret, in every form a careless daemon could write it, in files read line by
 // line (kmsd's stderr, every file of an audit folder) and in error-body files (the length-prefixed

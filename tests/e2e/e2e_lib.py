@@ -5,7 +5,7 @@ harness (tests/e2e/kmsd_e2e_test.cc), which starts kmsd and passes its dev.env i
 KMS_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, and AWS_CA_BUNDLE when
 the daemon serves HTTPS. Every check prints one line; the first failure raises and exits non-zero.
 
-The canary recorder (issue 7: no audit record, log line or error body may hold a plaintext, data
+The canary recorder (no audit record, log line or error body may hold a plaintext, data
 key or secret of the suite). When KMS_E2E_CANARY_DIR is set (the harness sets it; kmsd_process.h),
 every secret a script sends or receives is appended to that folder, and the harness searches kmsd's
 stderr, its audit folder and the recorded error bodies for each of them once the daemon stopped

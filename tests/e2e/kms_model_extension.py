@@ -3,8 +3,9 @@
 Debian 12's boto3 (botocore 1.29) and aws-cli 2.9 predate RotateKeyOnDemand, ListKeyRotations and
 RotationPeriodInDays, which the appliance implements. botocore loads service models from
 AWS_DATA_PATH before its own, so writing the installed model plus these shapes (as in AWS's current
-KMS model, reference/aws-kms.md §2.2) into a folder on AWS_DATA_PATH lets the unmodified clients
-send them: the requests are still built, signed and parsed by the real client code.
+KMS model, docs/aws-kms-protocol.md "Operations") into a folder on AWS_DATA_PATH lets the
+unmodified clients send them: the requests are still built, signed and parsed by the real client
+code.
 """
 import copy
 import json

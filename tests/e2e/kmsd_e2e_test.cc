@@ -103,8 +103,8 @@ TEST_CASE("e2e: HTTPS clients that do not trust the test CA are refused", "[e2e]
   RequireCleanStop(kmsd);
 }
 
-// Vault's seals (reference/vault.md §2.2, §2.3) against the daemon: the Vault door on the same
-// listener as the AWS door, VAULT_ADDR and VAULT_TOKEN from dev.env.
+// Vault's seals (docs/vault-door.md, seal "transit" and seal "awskms") against the daemon: the
+// Vault door on the same listener as the AWS door, VAULT_ADDR and VAULT_TOKEN from dev.env.
 void RunVaultScenarios(bool tls, const std::vector<std::string>& scripts) {
   TempDir dir("kms-e2e");
   KmsdOptions options;
@@ -349,7 +349,7 @@ TEST_CASE("e2e: recorded secrets planted in copies of the audit log and error bo
   }
 }
 
-// The production boot (issue 5): provisioning with 5 shares and threshold 3, a sealed start that
+// The production boot: provisioning with 5 shares and threshold 3, a sealed start that
 // refuses every key operation, unseal through kmsctl (a damaged share named, 2 shares not enough),
 // serving, seal on command and unseal again with every key intact; tests/e2e/sealed_boot.py.
 // The script records the ceremony's shares, SO PIN and secret key, the tokens and plaintexts, and

@@ -1,4 +1,4 @@
-"""The production boot end to end (issue 5): kms-provision makes a fresh SoftHSM2 token with 5
+"""The production boot end to end: kms-provision makes a fresh SoftHSM2 token with 5
 custodian shares and threshold 3; kmsd starts sealed and refuses every key operation on both doors;
 kmsctl enters shares (a corrupted one is named, a duplicate refused, 2 do not unseal, a reset
 forgets them); 3 unseal it and it serves; `kmsctl seal` seals it again and shares unseal it once
@@ -244,7 +244,7 @@ def main():
     check("store rollback accepted by the operator" in kmsd_log(), "the override is logged")
     ok("--accept-store-rollback: the old store serves, keys made after the copy are gone, logged")
 
-    # 6. Backup drill (T-BACKUP): a backup taken while kmsd serves, a changed byte refused, the
+    # 6. Backup drill: a backup taken while kmsd serves, a changed byte refused, the
     # token and the store destroyed, restored onto a new token, and every key is back.
     signer = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     public = kms.get_public_key(KeyId=signer)["PublicKey"]

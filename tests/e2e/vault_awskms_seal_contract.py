@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Vault's `seal "awskms"` against kmsd's AWS door (go-kms-wrapping wrappers/awskms, v2 on
-aws-sdk-go v1 as Vault imports it and v4 on aws-sdk-go-v2; reference/vault.md §2.3), through boto3,
-which sends the SDKs' wire format (POST /, application/x-amz-json-1.1, X-Amz-Target, SigV4):
+aws-sdk-go v1 as Vault imports it and v4 on aws-sdk-go-v2; docs/vault-door.md, seal "awskms"),
+through boto3, which sends the SDKs' wire format (POST /, application/x-amz-json-1.1, X-Amz-Target,
+SigV4):
 
   SetConfig: DescribeKey(KeyId = alias / alias ARN / ARN / id) -> KeyMetadata.KeyId (v2), .Arn (v4)
   Encrypt:   random 32-byte DEK + 12-byte IV, AES-256-GCM of the value locally (no AAD), then

@@ -1,10 +1,10 @@
 """A Vault-style HTTP client for the e2e scenarios of the Vault door (tests/e2e/vault_*.py).
 
 It sends what Vault's Go client (api/, used by the transit seal) sends, byte for byte where it
-matters (reference/vault.md §0, §2.2): method PUT for writes, `X-Vault-Token`, `X-Vault-Request:
-true`, optional `X-Vault-Namespace`, NO Content-Type, a JSON body as Go's json.Encoder writes it
-(compact, with a trailing newline), `User-Agent: Go-http-client/1.1`, `Accept-Encoding: gzip`.
-http.client only, so no header is added behind our back.
+matters (docs/vault-door.md, "HTTP conventions" and seal "transit"): method PUT for writes,
+`X-Vault-Token`, `X-Vault-Request: true`, optional `X-Vault-Namespace`, NO Content-Type, a JSON body
+as Go's json.Encoder writes it (compact, with a trailing newline), `User-Agent: Go-http-client/1.1`,
+`Accept-Encoding: gzip`. http.client only, so no header is added behind our back.
 
 Environment (dev.env through the harness): VAULT_ADDR, VAULT_TOKEN, and VAULT_CACERT (or
 AWS_CA_BUNDLE) when the daemon serves HTTPS. The admin API (`KmsAppliance.CreateVaultToken`) is
@@ -125,8 +125,9 @@ class Vault:
 
 def _record_answer(what, r):
     """The answer's secrets; its body when it is an error. A batch answer with a failed item is a
-    400 that carries the good items' plaintexts, as the caller asked (reference/vault.md §1.5):
-    it is searched without those members, everything else of it (errors, references) as sent."""
+    400 that carries the good items' plaintexts, as the caller asked (docs/vault-door.md "Transit
+    keys"): it is searched without those members, everything else of it (errors, references) as
+    sent."""
     record_fields(f"{what} response", r.json)
     if r.status < 400:
         return

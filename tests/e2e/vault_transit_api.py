@@ -1,10 +1,10 @@
 #!/usr/bin/python3
-"""A broader pass over the transit endpoints of kmsd's Vault door (reference/vault.md §1.5) with a
-Vault-style client (vault_lib.py: the Go client's headers, PUT, no Content-Type): LIST and
-?list=true, batch encrypt/decrypt of 100 items, datakey, hmac, ecdsa-p256 sign/verify checked
-independently with `cryptography` (DER over SHA-256 of the input), hash, random, the exact
-errors of §1.2, a key policy Deny put through the AWS door refusing the Vault door, mount-aware
-token patterns, and caller-chosen status codes that could not carry a body refused."""
+"""A broader pass over the transit endpoints of kmsd's Vault door (docs/vault-door.md "Transit
+keys") with a Vault-style client (vault_lib.py: the Go client's headers, PUT, no Content-Type): LIST
+and ?list=true, batch encrypt/decrypt of 100 items, datakey, hmac, ecdsa-p256 sign/verify checked
+independently with `cryptography` (DER over SHA-256 of the input), hash, random, the exact decrypt
+errors, a key policy Deny put through the AWS door refusing the Vault door, mount-aware token
+patterns, and caller-chosen status codes that could not carry a body refused."""
 import base64
 import hashlib
 import json
@@ -66,7 +66,8 @@ def batch(aes):
         check(r.get("reference") == f"r{i}" and unb64(r["plaintext"]) == items[i],
               f"batch decrypt item {i}")
     ok("batch encrypt of 100 items, order and references kept; batch decrypt gives each back")
-    # One bad item: 400 with every result, the good ones intact (§1.5 batch semantics).
+    # One bad item: 400 with every result, the good ones intact (docs/vault-door.md "Transit keys",
+    # batches).
     r = v.write(f"transit/decrypt/{aes}", {"batch_input": [
         {"ciphertext": res[0]["ciphertext"]}, {"ciphertext": "vault:v1:AAAA"}]})
     check(r.status == 400 and isinstance(r.json, dict), f"batch with a bad item: {r}")

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Vault's `seal "transit"` against kmsd's Vault door: the EXACT request sequence of the wrapper
-(go-kms-wrapping wrappers/transit; reference/vault.md §2.1-§2.2), replayed with the Go client's
-headers (vault_lib.py), checking every field the seal reads and that Go's api.Secret can decode each
-answer:
+(go-kms-wrapping wrappers/transit; docs/vault-door.md, "How Vault uses a seal" and seal "transit"),
+replayed with the Go client's headers (vault_lib.py), checking every field the seal reads and that
+Go's api.Secret can decode each answer:
 
   renew-self {"increment":0}        -> auth.client_token / renewable / lease_duration
   encrypt "a" (SetConfig)           -> data.ciphertext, 3 ':'-fields, field 2 = key id "v1"
@@ -31,7 +31,8 @@ def b64(b):
 
 
 def seal_values():
-    """What Vault encrypts through its seal, in order (§2.1 calls 1-5, §2.2 step 3)."""
+    """What Vault encrypts through its seal, in order (docs/vault-door.md, "How Vault uses a seal";
+    seal "transit" step 3)."""
     root_key = b'["' + b64(os.urandom(32)).encode() + b'"]'  # core/hsm/barrier-unseal-keys
     return [("SetConfig test 'a'", b"a"), ("root key JSON", root_key),
             ("recovery key", os.urandom(32)), ("IsUpToDate \\x00", b"\x00"),
@@ -39,8 +40,8 @@ def seal_values():
 
 
 def renew_self(v, what, must_succeed):
-    """§2.2 step 1. A failure only disables renewal in the wrapper (non-fatal); `must_succeed` for a
-    renewable token."""
+    """Step 1 of seal "transit" (docs/vault-door.md). A failure only disables renewal in the
+    wrapper (non-fatal); `must_succeed` for a renewable token."""
     r = v.write("auth/token/renew-self", {"increment": 0})
     if not must_succeed and r.status == 400:
         errs = expect_error(r, 400, f"{what}: renew-self")
@@ -135,8 +136,9 @@ def main():
                      f"{label}: renew-self", DENIED["errors"])
     ok("wrong, malformed and missing tokens -> 403 {\"errors\":[\"permission denied\"]}")
 
-    # Rotation (§2.2 "Semantics"): encrypt now answers v2 and a stable key id; everything stored
-    # before still decrypts until Vault's next unseal rewraps it (UpgradeKeys: decrypt + encrypt).
+    # Rotation (docs/vault-door.md, seal "transit"): encrypt now answers v2 and a stable key id;
+    # everything stored before still decrypts until Vault's next unseal rewraps it (UpgradeKeys:
+    # decrypt + encrypt).
     ok_200_or_204(admin.write(f"transit/keys/{SEAL_KEY}/rotate", {}), "rotate")
     ok(f"PUT transit/keys/{SEAL_KEY}/rotate")
     stored_after = seal_sequence(seal, "after rotation", nxt, renewable=True)

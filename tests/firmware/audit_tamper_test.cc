@@ -1,4 +1,4 @@
-// Tampering with a written audit log (T-AUDIT, reference/reliability.md §5): for a 310-record log
+// Tampering with a written audit log (docs/access-control.md "Audit records"): for a 310-record log
 // in several rotated files with a checkpoint every 50 records, EVERY line is changed (one byte of
 // each field kind that applies to it), deleted, duplicated, preceded by a forged record with the
 // rest of the chain recomputed, and swapped with its neighbour; each tampering must be reported at

@@ -32,7 +32,8 @@ void ExpectInvalid(ByteView bytes) {
 TEST_CASE("the blob layout is as documented", "[unit]") {
   CiphertextBlob b = SomeBlob(32);
   Bytes out = b.Serialize();
-  // A 32-byte data key: 49 bytes of overhead, well under the 190-byte budget (issue 3 item 5).
+  // A 32-byte data key: 49 bytes of overhead, well under the 190-byte budget
+  // (docs/ciphertext-format.md "Sizes").
   CHECK(out.size() == 81);
   CHECK(out.size() < 190);
   CHECK(out[0] == 0x01);

@@ -1,5 +1,5 @@
 // The key service against an HSM and a real SQLite store: every operation, key spec, state transition
-// and client-visible error (issue 3 "What must hold"). Compiled twice: against the fake HSM (unit) and,
+// and client-visible error. Compiled twice: against the fake HSM (unit) and,
 // with KMS_TEST_HSM_SOFTHSM, against a real SoftHSM2 token through the PKCS#11 HAL (softhsm).
 #include "firmware/key_service.h"
 
@@ -69,8 +69,8 @@ StatusOr<DecryptResponse> DoDecrypt(KeyService& svc, const Bytes& blob, Encrypti
 
 std::string Text(const SecretBytes& s) { return ToString(s.ExposeSecret()); }
 
-// The §2.4 encryption algorithms of a key less the RSA-OAEP hashes `hsm` cannot perform: what the
-// service must advertise.
+// AWS's encryption algorithms of a key (docs/aws-kms-protocol.md "Key specs and algorithms") less
+// the RSA-OAEP hashes `hsm` cannot perform: what the service must advertise.
 std::vector<EncryptionAlgorithm> PerformableEncryptionAlgorithms(const hal::Hsm& hsm, KeySpec spec,
                                                                  KeyUsage usage) {
   std::vector<EncryptionAlgorithm> out;
@@ -616,8 +616,8 @@ TEST_CASE(KMS_SUITE_PREFIX "RSA encryption keys: OAEP Encrypt and Decrypt with K
     e.plaintext = Secret("rsa secret");
     e.encryption_algorithm = alg;
     if (!f.Hsm().capabilities().oaep_hashes.contains(*OaepHashOf(alg))) {
-      // SoftHSM2 offers OAEP with SHA-1 only (reference/softhsm.md §1): the key does not advertise
-      // the algorithm, so it is refused as incompatible, as SYMMETRIC_DEFAULT is below.
+      // SoftHSM2 offers OAEP with SHA-1 only (docs/softhsm2.md "Mechanisms"): the key does not
+      // advertise the algorithm, so it is refused as incompatible, as SYMMETRIC_DEFAULT is below.
       CHECK(std::ranges::find(rsa.encryption_algorithms, alg) == rsa.encryption_algorithms.end());
       CHECK(ErrorOf(f.svc().Encrypt(e)) ==
             InvalidArgumentError("Algorithm " + std::string(EncryptionAlgorithmName(alg)) +
@@ -1006,7 +1006,7 @@ TEST_CASE(KMS_SUITE_PREFIX "Enabled <-> Disabled, and what a disabled key refuse
   vm.message = Secret("m");
   vm.mac = Bytes{1};
   CHECK(ErrorOf(f.svc().VerifyMac(vm)).reason() == Reason::kKeyDisabled);
-  // Metadata operations still work (§2.5).
+  // Metadata operations still work (docs/aws-kms-protocol.md "Key states").
   CHECK(f.svc().UpdateKeyDescription({m.key_id, "still editable"}).ok());
   CHECK(f.svc().TagResource({m.key_id, {{"t", "v"}}}).ok());
   CHECK(f.svc().UntagResource({m.key_id, {"t"}}).ok());
@@ -1065,7 +1065,8 @@ TEST_CASE(KMS_SUITE_PREFIX "PendingDeletion: schedule, what it refuses, cancel b
   CHECK(ErrorOf(f.svc().EnableKeyRotation({m.key_id, {}})) == pending);
   CHECK(ErrorOf(f.svc().DisableKeyRotation({m.key_id})) == pending);
   CHECK(ErrorOf(f.svc().RotateKeyOnDemand({m.key_id})) == pending);
-  // UpdateAlias: the source may be pending deletion, the destination may not (§2.5 [10]).
+  // UpdateAlias: the source may be pending deletion, the destination may not
+  // (docs/aws-kms-protocol.md "Key states").
   KeyMetadata other = f.Create();
   REQUIRE(f.svc().CreateAlias({"alias/other", other.key_id}).ok());
   CHECK(ErrorOf(f.svc().UpdateAlias({"alias/other", m.key_id})) == pending);

@@ -59,7 +59,7 @@ TEST_CASE("AWS names the appliance does not implement are UnsupportedOperation",
   }
 }
 
-TEST_CASE("the §2.4 compatibility table", "[unit]") {
+TEST_CASE("the AWS key spec compatibility table", "[unit]") {
   CHECK(UsageAllowed(KeySpec::kSymmetricDefault, KeyUsage::kEncryptDecrypt));
   CHECK_FALSE(UsageAllowed(KeySpec::kSymmetricDefault, KeyUsage::kSignVerify));
   CHECK(UsageAllowed(KeySpec::kRsa3072, KeyUsage::kEncryptDecrypt));

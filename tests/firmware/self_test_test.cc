@@ -2,7 +2,7 @@
 // (KMS_TEST_HSM_SOFTHSM, softhsm): they all pass on a working device; a device that gives a wrong
 // answer (a tampering decorator, in the spirit of BoringSSL's break-kat) or fails a call (the
 // fake's InjectFailure, or the FaultInjector under the PKCS#11 HAL) stops the run with the failing
-// test's name (reliability.md T-SELFTEST).
+// test's name (docs/self-tests.md "How the tests are tested").
 #include "firmware/self_test.h"
 
 #include <catch2/catch.hpp>

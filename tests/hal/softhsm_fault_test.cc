@@ -1,5 +1,5 @@
 // Fault injection between the PKCS#11 HAL and SoftHSM2: a failure at any call of an operation
-// returns an error, leaks no session, and the next operation succeeds (issue 2 "what must hold").
+// returns an error, leaks no session, and the next operation succeeds.
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <functional>

@@ -69,7 +69,7 @@ TEST_CASE("capabilities are asked of SoftHSM2", "[softhsm][hal]") {
   CHECK(caps.key_wrap_pad);
   CHECK(caps.key_algorithms.size() == 12);  // all of key_types.h, secp256k1 included
   CHECK(caps.signature_algorithms.size() == 9);
-  // SoftHSM2 lists CKM_RSA_PKCS_OAEP but only does SHA-1 (reference/softhsm.md §1).
+  // SoftHSM2 lists CKM_RSA_PKCS_OAEP but only does SHA-1 (docs/softhsm2.md "Mechanisms").
   CHECK(caps.oaep_hashes == std::set<HashAlgorithm>{HashAlgorithm::kSha1});
 }
 
@@ -443,7 +443,8 @@ TEST_CASE("token data is a private token object that a session without the PIN c
     CHECK(StringAttribute(raw, found[0], CKA_APPLICATION) == "kms-appliance");
     CHECK(StringAttribute(raw, found[0], CKA_VALUE) == value);
   }
-  // SoftHSM2 keeps CKA_PRIVATE=FALSE objects in plaintext on disk (reference/softhsm.md §4); a
+  // SoftHSM2 keeps CKA_PRIVATE=FALSE objects in plaintext on disk
+  // (docs/softhsm2.md "Key attributes and templates"); a
   // private one is encrypted under the PIN-derived key.
   CHECK_FALSE(OnDisk(fx->token().dir, "canary-5e1f0c7a"));
 

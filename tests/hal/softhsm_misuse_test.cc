@@ -1,4 +1,4 @@
-// The misuse matrix of issue 2 on a real SoftHSM2 token: what the token and the HAL refuse.
+// The misuse matrix on a real SoftHSM2 token: what the token and the HAL refuse.
 #include <catch2/catch.hpp>
 #include <set>
 

@@ -13,7 +13,7 @@
 // C_WrapKey(CKM_AES_KEY_WRAP_PAD), must equal ct (RFC 5649 is deterministic: fixed AIV, no
 // randomness).
 //
-// Known SoftHSM2 2.6.1 bug (reference/softhsm.md §1): it zero-pads the key to a multiple of 8
+// Known SoftHSM2 2.6.1 bug (docs/softhsm2.md "Mechanisms"): it zero-pads the key to a multiple of 8
 // before KWP, so the true length is lost. Where msg's length is not a multiple of 8 and the result
 // is exactly one of the bug's shapes (unwrap: msg zero-padded, or a refusal; wrap: a blob that is
 // KWP of msg zero-padded, checked by unwrapping it, or a refusal), the vector is counted apart as

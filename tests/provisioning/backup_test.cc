@@ -1,9 +1,9 @@
-// Backup and restore (provisioning/backup.h) on a real SoftHSM2 module: the restore drill of
-// reliability.md T-BACKUP (provision, make keys through the real stack, back up, destroy the token
-// and the store, restore onto a new token, every ciphertext decrypts and the signing key signs with
-// the same public key), and every refusal with its exact message: a backup with any byte changed,
-// too few shares, shares of another split, an existing token or store. The backup file holds none
-// of the secrets that could open it.
+// Backup and restore (provisioning/backup.h) on a real SoftHSM2 module: the restore drill
+// (docs/provisioning.md "The drill": provision, make keys through the real stack, back up, destroy
+// the token and the store, restore onto a new token, every ciphertext decrypts and the signing key
+// signs with the same public key), and every refusal with its exact message: a backup with any byte
+// changed, too few shares, shares of another split, an existing token or store. The backup file
+// holds none of the secrets that could open it.
 #include "provisioning/backup.h"
 
 #include <unistd.h>
@@ -202,7 +202,7 @@ bool Contains(const std::string& haystack, ByteView needle) {
   return haystack.find(AsStringView(needle)) != std::string::npos;
 }
 
-// The drill of T-BACKUP: keys and ciphertexts made, backed up, token and store destroyed, restored
+// The restore drill: keys and ciphertexts made, backed up, token and store destroyed, restored
 // onto a new token, and everything works as before. (SoftHSM2 leaves CKA_VALUE_LEN at 0 on the
 // unwrapped domain key; hal/pkcs11_policy.cc accepts that for the DK as for customer keys.)
 TEST_CASE("backup: the restore drill brings back every key onto a new token",

@@ -44,7 +44,7 @@ using hal::WrappedKey;
 namespace {
 
 constexpr std::size_t kAes256KeySize = 32;
-constexpr std::size_t kMaxHmacKeySize = 512;  // SoftHSM2's bound (reference/softhsm.md §1)
+constexpr std::size_t kMaxHmacKeySize = 512;  // SoftHSM2's bound (docs/softhsm2.md "Mechanisms")
 constexpr std::size_t kMaxRandomSize = 1 << 20;
 constexpr std::size_t kMaxTokenDataLabel = 64;  // hal/hsm.h, as hal/pkcs11_hsm.cc
 constexpr std::size_t kMaxTokenDataValue = 1024;

@@ -49,8 +49,8 @@ namespace kms::testing {
 
 // Everything the fake can do: all key and signature algorithms, GCM, KWP, OAEP with SHA-1..SHA-512.
 hal::Capabilities FakeHsmFullCapabilities();
-// What SoftHSM2 2.6.1 offers (reference/softhsm.md §1): as the full set, but RSA-OAEP with SHA-1
-// only.
+// What SoftHSM2 2.6.1 offers (docs/softhsm2.md "Mechanisms"): as the full set, but RSA-OAEP with
+// SHA-1 only.
 hal::Capabilities SoftHsm2LikeCapabilities();
 
 struct FakeHsmOptions {

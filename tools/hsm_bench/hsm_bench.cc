@@ -2,8 +2,9 @@
 // same run, with 1 and 2 worker processes.
 //
 // Why processes: SoftHSM2 serialises much of its work on process-global mutexes, so throughput comes
-// from several processes, each with its own C_Initialize (reference/softhsm.md §2). Workers are forked
-// BEFORE any Cryptoki call in the parent (never fork after C_Initialize) and each opens the token itself.
+// from several processes, each with its own C_Initialize (docs/softhsm2.md "Threads, processes and
+// fork"). Workers are forked BEFORE any Cryptoki call in the parent (never fork after C_Initialize)
+// and each opens the token itself.
 //
 // The two sides do the same work per operation: the raw loop draws its 12-byte IV with C_GenerateRandom
 // as the HAL does, uses a session key with the HAL's template, and signs the same 32-byte digest; the

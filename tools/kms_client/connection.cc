@@ -227,7 +227,8 @@ StatusOr<std::unique_ptr<Connection>> Connection::Open(const Endpoint& endpoint,
   }
   ::freeaddrinfo(found);
   if (c->fd_ < 0) return UnavailableError(last_error);
-  // Requests leave in one write; NODELAY so no request waits on a delayed ACK (reference §4.2).
+  // Requests leave in one write; NODELAY so no request waits on a delayed ACK
+  // (docs/aws-kms-protocol.md "Framing").
   int one = 1;
   ::setsockopt(c->fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (endpoint.tls) {

@@ -92,7 +92,7 @@ void ParseError(CallResult& r) {
   }
   const auto& o = v.get_object();
   if (const auto* t = o.if_contains("__type"); t && t->is_string()) {
-    // Reference §1.4: botocore keeps the text after the last '#' and before ':'.
+    // docs/aws-kms-protocol.md "Errors": botocore keeps the text after the last '#' and before ':'.
     std::string type(t->get_string());
     if (auto hash = type.rfind('#'); hash != std::string::npos) type = type.substr(hash + 1);
     if (auto colon = type.find(':'); colon != std::string::npos) type = type.substr(0, colon);

@@ -24,8 +24,8 @@ SignedHeaders RequestSigner::Sign(std::string_view target, std::string_view body
     signing_key_ = sigv4::SigningKey(secret_.ExposeSecret(), date, region_, "kms");
     key_date_ = date;
   }
-  // Reference §1.3.5: canonical headers sorted by name, values trimmed; these four are what
-  // botocore signs.
+  // docs/aws-kms-protocol.md "Request signing": canonical headers sorted by name, values trimmed;
+  // these four are what botocore signs.
   std::string canonical;
   canonical.reserve(256);
   canonical += "POST\n/\n\ncontent-type:";

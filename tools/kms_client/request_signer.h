@@ -1,7 +1,7 @@
 // Client-side SigV4 for the operator tools: signs `POST /` KMS requests (AWS JSON 1.1, service
-// `kms`) the way botocore does, over content-type;host;x-amz-date;x-amz-target (AWS KMS reference
-// §1.2-1.3), with the verifier's own primitives (api/aws/sigv4.h), so client and server cannot
-// drift apart.
+// `kms`) the way botocore does, over content-type;host;x-amz-date;x-amz-target
+// (docs/aws-kms-protocol.md "Request signing"), with the verifier's own primitives
+// (api/aws/sigv4.h), so client and server cannot drift apart.
 //
 // The signing key (HMAC chain over the secret, date, region and service) is derived once per UTC
 // day and cached; every request still gets its own X-Amz-Date, payload hash and signature.

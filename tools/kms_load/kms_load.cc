@@ -1,4 +1,4 @@
-// kms_load: a native load generator for the AWS door (issue 4 "Measured, not asserted").
+// kms_load: a native load generator for the AWS door (figures in docs/performance.md).
 //
 // N keep-alive connections spread over T threads, each thread one Asio io_context driving its
 // connections as closed loops (send a request, wait for its response, send the next) on
@@ -18,7 +18,7 @@
 // was) beside list-resource-tags (ListResourceTags of that key, tagged once at setup), and
 // update-key-description (the same Description every time) beside describe-key.
 //
-// Vault transit operations (the Vault door, /v1/, reference/vault.md §1.5, §2.2): transit-encrypt
+// Vault transit operations (the Vault door, /v1/, docs/vault-door.md): transit-encrypt
 // (`PUT /v1/<mount>/encrypt/<key>` with a 1 KiB plaintext), transit-decrypt (a 1 KiB ciphertext made
 // at setup) and transit-encrypt-batch100 (one request whose batch_input holds 100 such plaintexts).
 // They authenticate with `X-Vault-Token` (--vault-token, else VAULT_TOKEN of the env file or the

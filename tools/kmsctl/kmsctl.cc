@@ -1,4 +1,4 @@
-// kmsctl: the operator CLI of the appliance (issue 4 item 7). It speaks to kmsd's endpoint with
+// kmsctl: the operator CLI of the appliance. It speaks to kmsd's endpoint with
 // SigV4 credentials, like any AWS client, for what AWS clients cannot do (the appliance admin API,
 // `KmsAppliance.*`: access keys, Vault door tokens and status; api/aws/appliance_operations.h) and
 // for the common

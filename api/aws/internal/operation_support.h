@@ -27,10 +27,11 @@ inline std::unexpected<AwsError> Fail(const Status& status) {
   return std::unexpected(ErrorFromStatus(status));
 }
 
-// GrantTokens: up to 10 of 1-8192 characters (reference §2.2), read by the authorization step
-// (api/aws/authorization.h) for the operations a grant can allow; empty after a read error.
+// GrantTokens: up to 10 of 1-8192 characters (docs/aws-kms-protocol.md "Limits"), read by the
+// authorization step (api/aws/authorization.h) for the operations a grant can allow; empty after a
+// read error.
 std::vector<std::string> ReadGrantTokens(RequestReader& reader);
-// Tag list members ("Tags"): TagKey 1-128, TagValue 0-256 (reference §2.3 "Tags").
+// Tag list members ("Tags"): TagKey 1-128, TagValue 0-256 (docs/aws-kms-protocol.md "Limits").
 std::vector<firmware::Tag> ReadTags(RequestReader& reader, std::string_view name, bool required);
 boost::json::object KeyMetadataJson(const firmware::KeyMetadata& m);
 

@@ -1,7 +1,8 @@
-// Crash safety of the SQLite store (the store side of issue 3 item 8): a child process commits multi-record
-// transactions in a loop and reports each one only after Commit returned; it is killed with SIGKILL at a
-// random moment. Every reported transaction must be there whole, no transaction may be there in part,
-// and the database must pass the integrity check.
+// Crash safety of the SQLite store (the store side of the key service's crash safety,
+// docs/key-service.md): a child process commits multi-record transactions in a loop and reports
+// each one only after Commit returned; it is killed with SIGKILL at a random moment. Every reported
+// transaction must be there whole, no transaction may be there in part, and the database must pass
+// the integrity check.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
