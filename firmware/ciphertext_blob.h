@@ -1,6 +1,6 @@
 // The symmetric ciphertext blob: what Encrypt and GenerateDataKey return as `CiphertextBlob`, and what
 // Decrypt and ReEncrypt accept without a KeyId (docs/aws-kms-protocol.md "Ciphertext and encryption
-// context"; DESIGN.md "Ciphertext blob"; docs/ciphertext-format.md).
+// context"; docs/architecture.md "Ciphertext blob"; docs/ciphertext-format.md).
 //
 // Byte layout, format 0x01 (all integers big-endian):
 //

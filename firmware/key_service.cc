@@ -203,7 +203,7 @@ std::string KeyMaterialId(std::string_view key_id, std::uint32_t version, ByteVi
 }
 
 // The message digest RAW Sign/Verify computes (mbedTLS: the appliance's one software crypto library,
-// DESIGN.md "Runtime"; hashing guards no key).
+// docs/architecture.md "Software cryptography"; hashing guards no key).
 Bytes Digest(hal::HashAlgorithm h, ByteView message) {
   switch (h) {
     case hal::HashAlgorithm::kSha256: {

@@ -1,6 +1,6 @@
 // KeyService: the product core that the AWS and Vault doors adapt. Everything an AWS KMS customer key can
 // do (docs/aws-kms-protocol.md), on key material that exists only in the HSM or wrapped under
-// its domain key (DESIGN.md "Key hierarchy").
+// its domain key (docs/architecture.md "Key hierarchy").
 //
 // Contract:
 //  * Requests and responses are domain structs, not JSON. Enum fields use firmware/key_spec.h; a door

@@ -5,7 +5,7 @@
 // module's defaults are permissive) and checks the attributes read back when a key is loaded, so
 // the two can never drift apart.
 //
-// The policy (DESIGN.md "key hierarchy"; no key may both wrap and decrypt):
+// The policy (docs/architecture.md "Key hierarchy"; no key may both wrap and decrypt):
 //  * Domain key: AES-256 token object, private, sensitive, CKA_EXTRACTABLE=TRUE only together with
 //    CKA_WRAP_WITH_TRUSTED=TRUE (so only a trusted key installed by the SO can ever wrap it, for
 //    backup or cluster join; its value is never readable), WRAP/UNWRAP only (no

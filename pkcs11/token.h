@@ -3,9 +3,9 @@
 // Logging in through any session logs in every session of the application on that token;
 // CKR_USER_ALREADY_LOGGED_IN means the wanted state already holds and is success. Nothing here logs
 // out implicitly: a session closing must not log the others out (Botan's per-session logout is the
-// model NOT to follow, CONVENTIONS.md). `Logout` is the tree's one call of the Cryptoki logout
-// function (tools/lint checks); provisioning uses it to switch from the SO to the user, the product
-// never.
+// model NOT to follow, docs/conventions.md "Models"). `Logout` is the tree's one call of the
+// Cryptoki logout function (tools/lint checks); provisioning uses it to switch from the SO to the
+// user, the product never.
 //
 // Thread-safety: as the Session passed in (one thread at a time per session).
 #ifndef KMS_PKCS11_TOKEN_H_

@@ -1,5 +1,5 @@
-// kms-provision: the operator's tool holding the HSM's SO rights (DESIGN.md, provisioning/), apart
-// from kmsd, which never has them.
+// kms-provision: the operator's tool holding the HSM's SO rights, apart from kmsd, which never has
+// them (docs/architecture.md "Layers and targets").
 //
 //   kms-provision init --config /etc/kms/kmsd.toml --shares 5 --threshold 3 [--format text|json]
 //   kms-provision backup --config kmsd.toml --out FILE [--shares-from FILE] [--format text|json]

@@ -26,8 +26,8 @@ bool AcceptableContentType(std::string_view ct) {
 }
 
 // Members that carry plaintexts, messages or private keys (the model's `sensitive` blobs), in requests
-// and responses. Their JSON copies are wiped once used (CONVENTIONS.md "Secrets"); SecretBytes holds
-// the decoded values.
+// and responses. Their JSON copies are wiped once used (docs/conventions.md "Secrets"); SecretBytes
+// holds the decoded values.
 AwsError AuditFailure() {
   return AwsError{"KMSInternalException", 500,
                   "The request was not completed: the appliance could not write its audit "
@@ -265,7 +265,7 @@ http::HttpResponse AwsDoor::Handle(const http::HttpRequest& request) const {
     try {
       result = Dispatch(request, request_id, note, who);
     } catch (...) {
-      // Boundary catch (CONVENTIONS.md "Errors"): nothing escapes to the server.
+      // Boundary catch (docs/conventions.md "Errors"): nothing escapes to the server.
       result = std::unexpected(
           AwsError{"KMSInternalException", 500, "An internal error occurred; retry the request."});
     }

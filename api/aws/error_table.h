@@ -1,7 +1,7 @@
 // THE error table of the AWS door: kms::Status (canonical code, Reason) -> (exception name, HTTP status).
 //
 // Every error a core operation returns reaches a client through `ErrorFromStatus`, and nowhere else, so
-// the mapping is reviewable in one place (CONVENTIONS.md "Errors"). Statuses follow
+// the mapping is reviewable in one place (docs/conventions.md "Errors"). Statuses follow
 // docs/aws-kms-protocol.md "Errors": 400 for every client error, including
 // NotFound/Disabled/KMSInvalidState (AWS's wire, not the Smithy 404/409); 500/503 only for internal
 // and unavailable, which SDKs retry.

@@ -1,4 +1,5 @@
-// Server-side TLS configuration on mbedTLS (DESIGN.md: mbedTLS is the only software crypto).
+// Server-side TLS configuration on mbedTLS (mbedTLS is the only software crypto,
+// docs/architecture.md "Software cryptography").
 //
 // Policy, fixed here rather than configurable: TLS 1.2 only, ECDHE key exchange with AES-GCM suites only
 // (ECDHE-ECDSA/RSA-AES-128/256-GCM), no renegotiation. The server certificate chain and private key are

@@ -1006,7 +1006,7 @@ http::HttpResponse VaultDoor::Handle(const http::HttpRequest& request) const {
       response = Dispatch(request, request_id, clock.NowMs(), note);
     }
   } catch (...) {
-    // Boundary catch (CONVENTIONS.md "Errors"): nothing escapes to the server.
+    // Boundary catch (docs/conventions.md "Errors"): nothing escapes to the server.
     response = Render(internal::ErrorReply(500, "internal error"), request_id);
     if (note.decision.empty()) note.decision = std::string(internal::decision::kRefusedInternal);
   }

@@ -1,7 +1,8 @@
 // AuditLog: the appliance's tamper-evident audit log: one JSON line per request,
 // hash-chained, with checkpoints signed by a key that lives in the HSM (the CloudTrail digest
-// model), written fail-closed: "no audit record, no answer" (DESIGN.md; Vault blocks requests when
-// no audit device can write; docs/access-control.md "Audit records").
+// model), written fail-closed: "no audit record, no answer" (docs/access-control.md "What fails
+// closed"; Vault blocks requests when no audit device can write; docs/access-control.md "Audit
+// records").
 //
 // Contract:
 //  * `Append` returns OK only once the record's line is written AND fdatasync'd. Concurrent

@@ -262,7 +262,8 @@ TEST_CASE(KMS_SELF_TEST_CASE("every self-test passes on a working device"), KMS_
   CHECK(Names(again.passed) == kExpectedOrder);
 }
 
-// Timing is measured, never asserted (CONVENTIONS.md): run the binary to see the figures.
+// Timing is measured, never asserted (docs/conventions.md "Tests"): run the binary to see the
+// figures.
 TEST_CASE(KMS_SELF_TEST_CASE("self-test timing is printed"), KMS_SELF_TEST_TAGS) {
   Device device;
   // The first run is a boot's: a fresh device, an empty session pool.

@@ -4,10 +4,10 @@
 // attributes.h) on a fresh token from SoftHsmFixture.
 //
 // Unwrap direction, every vector: the vector's key becomes a session AES KEK (CKA_WRAP and
-// CKA_UNWRAP only, never ENCRYPT/DECRYPT: no key both wraps and decrypts, DESIGN rule), then
-// C_UnwrapKey(CKM_AES_KEY_WRAP_PAD, kek, ct) into a non-sensitive, extractable generic secret whose
-// CKA_VALUE is read back. A `valid` vector must come back as exactly `msg`; an `invalid` one must
-// be refused (see IsBlobRefusal for the CK_RVs that count as a refusal).
+// CKA_UNWRAP only, never ENCRYPT/DECRYPT: no key both wraps and decrypts, docs/architecture.md "Key
+// hierarchy"), then C_UnwrapKey(CKM_AES_KEY_WRAP_PAD, kek, ct) into a non-sensitive, extractable
+// generic secret whose CKA_VALUE is read back. A `valid` vector must come back as exactly `msg`; an
+// `invalid` one must be refused (see IsBlobRefusal for the CK_RVs that count as a refusal).
 //
 // Wrap direction, every `valid` vector: a generic secret holding msg, wrapped with
 // C_WrapKey(CKM_AES_KEY_WRAP_PAD), must equal ct (RFC 5649 is deterministic: fixed AIV, no

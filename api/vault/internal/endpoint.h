@@ -177,11 +177,10 @@ Reply EmptyErrorReply(unsigned status);  // {"errors":[]}: Vault's 404 for a mis
 Reply NoContent();                       // 204
 Reply DataReply(json::object data);
 
-// The one table (CONVENTIONS.md "Errors") from a Status to the HTTP status Vault gives its class:
-// InvalidArgument, FailedPrecondition, AlreadyExists, OutOfRange and NotFound -> 400 (transit
-// answers 400 for a missing key on every write), PermissionDenied/Unauthenticated -> 403,
-// ResourceExhausted
-// -> 429, Unimplemented -> 501, Unavailable -> 503, the rest -> 500.
+// The one table (docs/conventions.md "Errors") from a Status to the HTTP status Vault gives its
+// class: InvalidArgument, FailedPrecondition, AlreadyExists, OutOfRange and NotFound -> 400
+// (transit answers 400 for a missing key on every write), PermissionDenied/Unauthenticated -> 403,
+// ResourceExhausted -> 429, Unimplemented -> 501, Unavailable -> 503, the rest -> 500.
 unsigned HttpStatusFor(const Status& status);
 // The message a client sees: the Status's own text for 4xx/501 (the firmware writes Vault's texts);
 // "permission denied" for 403; "Vault is sealed" for a sealed appliance; a fixed text for 500 and

@@ -1,7 +1,8 @@
 // Scale sanity of the SQLite store: 100,000 keys (the AWS per-account quota,
 // docs/aws-kms-protocol.md "Limits") inserted in batches of 1,000 per transaction, then listed,
-// counted and looked up. Timing is printed, never asserted (CONVENTIONS.md "Tests"). It takes about
-// 2 s on the dev VM, so it runs with the unit suite; label it [slow] if that ever exceeds 10 s.
+// counted and looked up. Timing is printed, never asserted (docs/conventions.md "Tests"). It takes
+// about 2 s on the dev VM, so it runs with the unit suite; label it [slow] if that ever exceeds
+// 10 s.
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
