@@ -18,6 +18,7 @@
 #include "base/bytes.h"
 #include "base/status.h"
 #include "firmware/ciphertext_blob.h"
+#include "tests/fuzz/parsers/canonical_context.h"
 #include "tests/fuzz/parsers/fuzz_input.h"
 
 namespace {
@@ -41,39 +42,6 @@ bool ReferenceAccepts(ByteView b) {
   const std::uint32_t version = (std::uint32_t{b[17]} << 24) | (std::uint32_t{b[18]} << 16) |
                                 (std::uint32_t{b[19]} << 8) | std::uint32_t{b[20]};
   return version != 0;
-}
-
-// An independent decoder of the canonical encoding; nullopt when the bytes are not one.
-std::optional<EncryptionContext> DecodeCanonical(ByteView b) {
-  std::size_t pos = 0;
-  auto u32 = [&](std::uint32_t& out) {
-    if (b.size() - pos < 4) return false;
-    out = (std::uint32_t{b[pos]} << 24) | (std::uint32_t{b[pos + 1]} << 16) |
-          (std::uint32_t{b[pos + 2]} << 8) | std::uint32_t{b[pos + 3]};
-    pos += 4;
-    return true;
-  };
-  auto str = [&](std::string& out) {
-    std::uint32_t n = 0;
-    if (!u32(n) || b.size() - pos < n) return false;
-    out.assign(reinterpret_cast<const char*>(b.data() + pos), n);
-    pos += n;
-    return true;
-  };
-  std::uint32_t count = 0;
-  if (!u32(count)) return std::nullopt;
-  EncryptionContext out;
-  std::string previous;
-  for (std::uint32_t i = 0; i < count; ++i) {
-    std::string k, v;
-    if (!str(k) || !str(v)) return std::nullopt;
-    // Keys strictly ascending, bytewise: the one order the encoding allows.
-    if (i > 0 && !(kms::ToBytes(previous) < kms::ToBytes(k))) return std::nullopt;
-    previous = k;
-    out.emplace(std::move(k), std::move(v));
-  }
-  if (pos != b.size()) return std::nullopt;
-  return out;
 }
 
 EncryptionContext ContextFrom(kms::fuzz::ByteReader& in) {
@@ -143,7 +111,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   const Bytes ea = CanonicalEncryptionContext(a);
   const Bytes eb = CanonicalEncryptionContext(b);
-  KMS_FUZZ_CHECK(DecodeCanonical(ea) == a, "the canonical encoding decodes to its context");
+  KMS_FUZZ_CHECK(kms::fuzz::DecodeCanonicalContext(ea) == a, "the canonical encoding decodes to its context");
   KMS_FUZZ_CHECK((ea == eb) == (a == b), "two contexts share an encoding only when equal");
 
   CiphertextBlob blob;

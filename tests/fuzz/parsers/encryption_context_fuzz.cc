@@ -24,11 +24,9 @@
 #include "api/aws/json_codec.h"
 #include "base/secret_bytes.h"
 #include "firmware/ciphertext_blob.h"
-#include "firmware/clock.h"
 #include "firmware/key_service.h"
-#include "firmware/store/sqlite_store.h"
-#include "tests/fuzz/parsers/fuzz_input.h"
-#include "tests/support/fake_hsm.h"
+#include "tests/fuzz/parsers/canonical_context.h"
+#include "tests/fuzz/parsers/key_service_fixture.h"
 
 namespace {
 
@@ -40,23 +38,10 @@ using kms::firmware::EncryptionContext;
 constexpr std::string_view kMember = "EncryptionContext";
 
 // A key service with one symmetric key, made once per process.
-struct Service {
-  kms::fuzz::ProcessTempDir dir{"kms-fuzz-ec"};
-  std::unique_ptr<kms::testing::FakeHsm> hsm = kms::testing::NewFakeHsm();
-  kms::firmware::SystemClock clock;
-  std::unique_ptr<kms::firmware::store::MetadataStore> store;
-  std::unique_ptr<kms::firmware::KeyService> service;
+struct Service : kms::fuzz::FuzzKeyService {
   std::string key_id;
 
-  Service() {
-    kms::firmware::store::SqliteStoreOptions options;
-    options.path = (dir.path() / "kms.db").string();
-    auto opened = kms::firmware::store::OpenSqliteStore(options);
-    if (!opened) std::abort();
-    store = std::move(*opened);
-    auto made = kms::firmware::KeyService::Open(*hsm, *store, clock);
-    if (!made) std::abort();
-    service = std::move(*made);
+  Service() : FuzzKeyService("kms-fuzz-ec") {
     auto key = service->CreateKey(kms::firmware::CreateKeyRequest{});
     if (!key) std::abort();
     key_id = key->key_metadata.key_id;
@@ -66,34 +51,6 @@ struct Service {
 Service& TheService() {
   static Service* s = new Service();  // never destroyed: libFuzzer exits without unwinding
   return *s;
-}
-
-std::optional<EncryptionContext> DecodeCanonical(ByteView b) {
-  std::size_t pos = 0;
-  auto u32 = [&](std::uint32_t& out) {
-    if (b.size() - pos < 4) return false;
-    out = (std::uint32_t{b[pos]} << 24) | (std::uint32_t{b[pos + 1]} << 16) |
-          (std::uint32_t{b[pos + 2]} << 8) | std::uint32_t{b[pos + 3]};
-    pos += 4;
-    return true;
-  };
-  auto str = [&](std::string& out) {
-    std::uint32_t n = 0;
-    if (!u32(n) || b.size() - pos < n) return false;
-    out.assign(reinterpret_cast<const char*>(b.data() + pos), n);
-    pos += n;
-    return true;
-  };
-  std::uint32_t count = 0;
-  if (!u32(count)) return std::nullopt;
-  EncryptionContext out;
-  for (std::uint32_t i = 0; i < count; ++i) {
-    std::string k, v;
-    if (!str(k) || !str(v)) return std::nullopt;
-    if (!out.emplace(std::move(k), std::move(v)).second) return std::nullopt;
-  }
-  if (pos != b.size()) return std::nullopt;
-  return out;
 }
 
 EncryptionContext Read(const json::object& body, std::optional<kms::api::aws::AwsError>& error) {
@@ -166,7 +123,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const Bytes canonical = kms::firmware::CanonicalEncryptionContext(context);
   KMS_FUZZ_CHECK(kms::firmware::CanonicalEncryptionContext(context2) == canonical,
                  "member order does not change the canonical bytes");
-  KMS_FUZZ_CHECK(DecodeCanonical(canonical) == context,
+  KMS_FUZZ_CHECK(kms::fuzz::DecodeCanonicalContext(canonical) == context,
                  "the canonical bytes decode to the context (injective)");
 
   // ---- limits and AAD binding through the key service ----

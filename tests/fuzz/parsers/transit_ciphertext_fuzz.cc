@@ -23,13 +23,10 @@
 
 #include "base/encoding.h"
 #include "base/secret_bytes.h"
-#include "firmware/clock.h"
-#include "firmware/key_service.h"
-#include "firmware/store/sqlite_store.h"
 #include "firmware/transit_keyring.h"
 #include "firmware/transit_wire.h"
 #include "tests/fuzz/parsers/fuzz_input.h"
-#include "tests/support/fake_hsm.h"
+#include "tests/fuzz/parsers/key_service_fixture.h"
 
 namespace {
 
@@ -157,23 +154,10 @@ std::string Mutate(std::string s, kms::fuzz::ByteReader& in) {
 
 // ---- the keyring ----
 
-struct Keyring {
-  kms::fuzz::ProcessTempDir dir{"kms-fuzz-transit"};
-  std::unique_ptr<kms::testing::FakeHsm> hsm = kms::testing::NewFakeHsm();
-  kms::firmware::SystemClock clock;
-  std::unique_ptr<kms::firmware::store::MetadataStore> store;
-  std::unique_ptr<kms::firmware::KeyService> service;
+struct Keyring : kms::fuzz::FuzzKeyService {
   std::unique_ptr<transit::TransitKeyring> keyring;
 
-  Keyring() {
-    kms::firmware::store::SqliteStoreOptions options;
-    options.path = (dir.path() / "kms.db").string();
-    auto opened = kms::firmware::store::OpenSqliteStore(options);
-    if (!opened) std::abort();
-    store = std::move(*opened);
-    auto made = kms::firmware::KeyService::Open(*hsm, *store, clock);
-    if (!made) std::abort();
-    service = std::move(*made);
+  Keyring() : FuzzKeyService("kms-fuzz-transit") {
     keyring = std::make_unique<transit::TransitKeyring>(*service, *store, clock, "transit");
     Make("aes", transit::TransitKeyType::kAes256Gcm96, false);
     Make("derived", transit::TransitKeyType::kAes256Gcm96, true);
