@@ -720,6 +720,13 @@ StatusOr<TransitKeyInfo> TransitKeyring::Rotate(const KeyBinding& key) {
 }
 
 // ---- cryptography ---------------------------------------------------------------------------
+Status CheckEncryptPlaintext(const SecretBytes& plaintext) {
+  if (plaintext.empty() || plaintext.size() > kMaxCryptoInput) {
+    return InvalidArgumentError("plaintext must be 1 to 4096 bytes on this appliance");
+  }
+  return Status::Ok();
+}
+
 StatusOr<TransitCiphertext> TransitKeyring::Encrypt(const KeyBinding& key,
                                                     const EncryptInput& input) {
   KMS_ASSIGN_OR_RETURN(TransitKeyRecord r,
@@ -727,9 +734,7 @@ StatusOr<TransitCiphertext> TransitKeyring::Encrypt(const KeyBinding& key,
   KMS_RETURN_IF_ERROR(CheckEncryptionType(r, "encryption"));
   KMS_RETURN_IF_ERROR(CheckContext(r, input.context));
   KMS_RETURN_IF_ERROR(CheckBoundSize(r, input.context, input.associated_data));
-  if (input.plaintext.empty() || input.plaintext.size() > kMaxCryptoInput) {
-    return InvalidArgumentError("plaintext must be 1 to 4096 bytes on this appliance");
-  }
+  KMS_RETURN_IF_ERROR(CheckEncryptPlaintext(input.plaintext));
   KMS_ASSIGN_OR_RETURN(auto version,
                        EncryptionVersion(service_, r, input.key_version, "encryption"));
   EncryptRequest req;

@@ -215,6 +215,11 @@ struct EncryptInput {
   std::optional<std::int64_t> key_version;  // absent or 0: latest; else >= min_encryption_version
 };
 
+// The appliance's bound on a plaintext to encrypt: 1 to 4096 bytes (the key service's; Vault
+// itself takes an empty one). It depends on no key, so a caller that may create the key first (the
+// Vault door's upsert) checks it before, and a request refused for it changes nothing.
+Status CheckEncryptPlaintext(const SecretBytes& plaintext);
+
 struct DecryptInput {
   std::string ciphertext;  // "vault:vN:..."
   Bytes context;

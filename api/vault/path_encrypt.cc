@@ -87,6 +87,8 @@ Reply PathEncrypt(const Call& call, const Decision& d) {
     in.associated_data = f.Base64("associated_data");
     in.key_version = f.Int("key_version");
     if (f.error()) return InvalidArgumentError(*f.error());
+    // Before the upsert: a plaintext the appliance refuses must not leave a new key behind.
+    KMS_RETURN_IF_ERROR(firmware::transit::CheckEncryptPlaintext(in.plaintext));
     auto out = call.keyring->Encrypt(key, in);
     if (!out && out.error().code() == StatusCode::kNotFound && !upsert_tried) {
       upsert_tried = true;

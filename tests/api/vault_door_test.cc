@@ -671,6 +671,13 @@ TEST_CASE("vault door: encrypt upsert creates a missing key with manage scope", 
                    json::array{json::object{{"plaintext", B64("a")}, {"context", B64("c")}},
                                json::object{{"plaintext", B64("b")}}}}}) ==
         "context should be set either in all the request blocks or in none");
+  // A plaintext the appliance refuses (empty, which Vault itself takes, or over 4096 bytes) is
+  // refused before the upsert: no key is left behind.
+  for (const std::string& plaintext : {std::string(), B64(std::string(4097, 'p'))}) {
+    CHECK(f.ErrMsg(400, "PUT", "/v1/transit/encrypt/never", {{"plaintext", plaintext}}) ==
+          "plaintext must be 1 to 4096 bytes on this appliance");
+    CHECK(f.Raw("GET", "/v1/transit/keys/never", "").status == 404);
+  }
   // A scoped token with encrypt and manage may upsert.
   const std::string token = f.NewToken({"svc-*"}, {"encrypt", "manage"});
   CHECK(f.Data("PUT", "/v1/transit/encrypt/svc-1", {{"plaintext", "YQ=="}}, token)
