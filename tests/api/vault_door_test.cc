@@ -453,6 +453,16 @@ TEST_CASE("vault door: lookup-self and renew-self shapes", "[unit]") {
         Errors({"lease is not renewable"}));
   CHECK(f.ErrMsg(400, "PUT", "/v1/auth/token/renew-self", {{"increment", "soon"}}, token) ==
         "error converting input for field \"increment\": expected a duration");
+  // Durations past what an int64 of milliseconds holds are not durations (they overflowed).
+  std::string many_days;
+  for (int i = 0; i < 120; ++i) many_days += "1000000000d";
+  for (const std::string& huge : {std::string("9223372036854776"),
+                                  std::string("000000000000000000000350780370976301968"),
+                                  many_days}) {
+    INFO(huge.substr(0, 40));
+    CHECK(f.ErrMsg(400, "PUT", "/v1/auth/token/renew-self", {{"increment", huge}}, token) ==
+          "error converting input for field \"increment\": expected a duration");
+  }
   // renew-self is a write; other auth/token paths are operators' (501); other auth/ is 404.
   CHECK(f.ErrMsg(405, "GET", "/v1/auth/token/renew-self", {}, token) == "unsupported operation");
   CHECK(f.Raw("POST", "/v1/auth/token/create", "{}").status == 501);

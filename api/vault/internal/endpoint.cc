@@ -187,7 +187,14 @@ std::optional<std::int64_t> FieldReader::DurationMs(std::string_view name) {
   // parseutil.ParseDurationSecond: bare seconds, or Go durations with an added "d".
   std::string_view s = v->get_string();
   std::int64_t plain = 0;
-  if (ParseDecimal(s, plain) && plain >= 0) return plain * 1000;
+  constexpr std::int64_t kMaxMs = std::numeric_limits<std::int64_t>::max();
+  if (ParseDecimal(s, plain) && plain >= 0) {
+    if (plain > kMaxMs / 1000) {  // more milliseconds than an int64 holds: no duration
+      Fail(bad);
+      return std::nullopt;
+    }
+    return plain * 1000;
+  }
   if (s.empty()) {
     Fail(bad);
     return std::nullopt;
@@ -214,6 +221,11 @@ std::optional<std::int64_t> FieldReader::DurationMs(std::string_view name) {
     } else if (s.starts_with("d")) {
       unit = 86'400'000, s.remove_prefix(1);
     } else {
+      Fail(bad);
+      return std::nullopt;
+    }
+    // n * unit is at most 8.64e16; the sum of many segments could still overflow.
+    if (n * unit > kMaxMs - total) {
       Fail(bad);
       return std::nullopt;
     }
