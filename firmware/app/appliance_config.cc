@@ -18,6 +18,7 @@
 #include <initializer_list>
 #include <set>
 #include <sstream>
+#include <system_error>
 
 namespace kms::app {
 namespace {
@@ -456,7 +457,10 @@ Status ValidateConfig(const ApplianceConfig& config) {
     if (config.hsm_module.empty()) {
       return ConfigProblem(config, "hsm.module", "production mode needs the PKCS#11 module's path");
     }
-    if (!fs::is_regular_file(config.hsm_module)) {
+    // The error_code form: the throwing one ends the process on a path the system refuses
+    // (longer than PATH_MAX, for one), which is as much "no such file" as a missing one.
+    std::error_code ec;
+    if (!fs::is_regular_file(config.hsm_module, ec)) {
       return ConfigProblem(config, "hsm.module", "no such file '" + config.hsm_module + "'");
     }
     if (config.token_label.empty() && config.token_serial.empty()) {

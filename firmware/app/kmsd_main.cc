@@ -34,6 +34,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -543,7 +544,8 @@ class ProductionBoot {
 int RunProduction(const kms::app::ApplianceConfig& config, char** argv,
                   bool accept_store_rollback) {
   StopEvents events;
-  if (!fs::exists(config.store_path)) {
+  std::error_code exists_error;  // a path the system refuses is as absent as a missing one
+  if (!fs::exists(config.store_path, exists_error)) {
     Log(config.source + ": store.path: '" + config.store_path +
         "' does not exist: this appliance was never provisioned (kms-provision init)");
     return 1;

@@ -233,6 +233,11 @@ TEST_CASE("config: rules across keys", "[unit]") {
         "kmsd.toml: hsm.module: production mode needs the PKCS#11 module's path");
   CHECK(ErrorOf(production + "[hsm]\nmodule = \"/no/such/module.so\"\n") ==
         "kmsd.toml: hsm.module: no such file '/no/such/module.so'");
+  // A path the system refuses to look at (longer than PATH_MAX) is no such file, not an exception
+  // that ends kmsd.
+  const std::string long_path = "/" + std::string(5000, 'm') + ".so";
+  CHECK(ErrorOf(production + "[hsm]\nmodule = \"" + long_path + "\"\n") ==
+        "kmsd.toml: hsm.module: no such file '" + long_path + "'");
   TempDir dir;
   const std::string module = dir.Write("module.so", "");
   const std::string with_module = production + "[hsm]\nmodule = \"" + module + "\"\n";
